@@ -1,0 +1,21 @@
+// Package testenv starts real stand-ins for hitship's outside systems, for
+// tests and for `hitship demo`:
+//
+//   - Kafka: an in-process single-broker franz-go kfake cluster
+//     (StartKafka), driven through kafka-go, the product's client. Cut and
+//     Restore simulate a network outage without losing broker state; with a
+//     DataDir, Restart keeps topics, records and committed offsets.
+//   - S3: gofakes3 over plain HTTP on 127.0.0.1 (StartS3), in memory or as
+//     plain files Dir/<bucket>/<key>. FailBucket/HealBucket inject S3 errors
+//     per bucket.
+//   - Redis: a real redis-server child process on a random port (StartRedis),
+//     never 6379; Stop and Start simulate an outage on the same address. When
+//     no redis-server binary exists it falls back to miniredis and logs why.
+//
+// Guarantees: every service listens on 127.0.0.1 only, on a port chosen at
+// start, so tests never depend on a fixed port. Constructors return
+// (*X, error) and never take a *testing.T; the MustX wrappers are for tests
+// and close the service in t.Cleanup. Close stops every goroutine the
+// harness started (tests run under goleak) and is safe to call twice. All
+// methods are safe for concurrent use.
+package testenv

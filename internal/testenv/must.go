@@ -1,0 +1,47 @@
+package testenv
+
+import (
+	"testing"
+)
+
+// MustKafka starts a Kafka for t and closes it in t.Cleanup; it fails the
+// test when the broker cannot start.
+func MustKafka(t testing.TB, opts KafkaOptions) *Kafka {
+	t.Helper()
+	k, err := StartKafka(opts)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}
+
+// MustS3 starts an S3 for t and closes it in t.Cleanup.
+func MustS3(t testing.TB, opts S3Options) *S3 {
+	t.Helper()
+	s, err := StartS3(opts)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("testenv: close s3: %v", err)
+		}
+	})
+	return s
+}
+
+// MustRedis starts a Redis for t and closes it in t.Cleanup.
+func MustRedis(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	r, err := StartRedis(opts)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("testenv: close redis: %v", err)
+		}
+	})
+	return r
+}

@@ -1,0 +1,12 @@
+package testenv
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setDeathSignal makes the kernel kill the child when the test process dies,
+// so a crashed test leaves no redis-server behind.
+func setDeathSignal(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

@@ -1,0 +1,45 @@
+// Package state keeps hitship's per-partition pipeline state in Redis:
+// partition ownership (fencing), the idle-close log and window snapshots at
+// committed offsets. See docs/architecture.md, "Fencing" and "Commit rule and
+// replay determinism".
+//
+// # Keys
+//
+// All keys of one partition are
+//
+//	{prefix}{<group>:<topic>:<partition>}:owner     hash  gen, member
+//	{prefix}{<group>:<topic>:<partition>}:idle      zset  idle-close log
+//	{prefix}{<group>:<topic>:<partition>}:snaps     zset  index of snapshot offsets
+//	{prefix}{<group>:<topic>:<partition>}:snap:<o>  string snapshot before offset o
+//
+// The braces are a Redis Cluster hash tag: a partition's keys share one slot,
+// so the Lua scripts and MULTI blocks work on a cluster as on one server.
+// Offsets are stored zero-padded to 19 digits, so lexicographic order is
+// numeric order and no offset loses precision in a float score.
+//
+// # Guarantees
+//
+//   - Fencing. Claim is one Lua script: it refuses (ErrFenced) a generation
+//     older than the stored one, and another member of the stored
+//     generation; the current owner may re-claim. Generations therefore only
+//     move forward, and of two racing claims of the same generation exactly
+//     one wins.
+//   - RecordIdleClose checks ownership and appends in one Lua script: a
+//     worker whose generation has been superseded can never add an idle close
+//     (it gets ErrFenced and must stop without uploading). Duplicate records
+//     of the same close collapse into one entry.
+//   - IdleCloses are returned ordered by NextOffset, then Boundary.
+//   - Prune drops idle closes with NextOffset < committed and snapshots of
+//     offsets < committed; nothing at or after the committed offset is
+//     touched.
+//   - Retention. Snapshots expire SnapshotTTL (14 days) after they were
+//     written, and the idle log SnapshotTTL after its last append, so an
+//     abandoned consumer group does not grow Redis forever; a live group
+//     prunes on every commit long before. Owner keys do not expire (a few
+//     bytes per partition): expiring them would let a zombie of an old
+//     generation claim again.
+//
+// A Store is safe for concurrent use by many goroutines and replicas. Every
+// method blocks for one Redis round trip (Prune for two) and returns Redis
+// errors wrapped; classify with IsFenced.
+package state

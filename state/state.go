@@ -1,0 +1,332 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// SnapshotTTL is how long a snapshot (and the idle-close log, counted from
+// its last append) lives in Redis without being written again. It bounds the
+// memory an abandoned consumer group keeps: a live group prunes on every
+// commit long before.
+const SnapshotTTL = 14 * 24 * time.Hour
+
+// ErrFenced is returned when a newer (or another) owner holds the partition.
+var ErrFenced = errors.New("state: partition owned by another generation")
+
+// IsFenced reports whether err means the caller lost (or never got) the
+// partition and must stop without uploading.
+func IsFenced(err error) bool { return errors.Is(err, ErrFenced) }
+
+// Owner identifies one consumer-group member in one generation.
+type Owner struct {
+	Generation int32
+	Member     string
+}
+
+// IdleClose is one recorded idle (wall-clock) window close: when the
+// partition's read position is NextOffset, the watermark moves to Boundary
+// (Unix milliseconds, a window boundary).
+type IdleClose struct {
+	NextOffset, Boundary int64
+}
+
+// Store keeps the per-partition pipeline state of one consumer group in
+// Redis. It is safe for concurrent use; every method blocks for one Redis
+// round trip (Prune for two).
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	group  string
+}
+
+// New returns a Store over rdb. Keys start with prefix (e.g. "hitship:");
+// group is the consumer group id. Neither may contain '{' or '}', which
+// would break the Redis Cluster hash tag.
+func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("state: nil redis client")
+	}
+	if group == "" {
+		return nil, errors.New("state: empty group")
+	}
+	if strings.ContainsAny(prefix, "{}") || strings.ContainsAny(group, "{}") {
+		return nil, fmt.Errorf("state: prefix %q and group %q must not contain '{' or '}'", prefix, group)
+	}
+	return &Store{rdb: rdb, prefix: prefix, group: group}, nil
+}
+
+// keys of one partition. All share the hash tag {group:topic:partition}, so
+// they live in one Cluster slot and the Lua scripts may touch them together.
+type keys struct {
+	owner string // hash: gen, member
+	idle  string // zset, all scores 0, members encodeIdle(...)
+	snaps string // zset index of snapshot offsets, members encodeOffset(...)
+	snap  string // + encodeOffset(offset): string, the snapshot bytes
+}
+
+func (s *Store) keys(topic string, partition int) (keys, error) {
+	if topic == "" || strings.ContainsAny(topic, "{}") {
+		return keys{}, fmt.Errorf("state: invalid topic %q", topic)
+	}
+	if partition < 0 {
+		return keys{}, fmt.Errorf("state: invalid partition %d", partition)
+	}
+	base := s.prefix + "{" + s.group + ":" + topic + ":" + strconv.Itoa(partition) + "}:"
+	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:"}, nil
+}
+
+func checkOwner(o Owner) error {
+	if o.Member == "" {
+		return errors.New("state: owner without member id")
+	}
+	return nil
+}
+
+// claimScript: KEYS[1] owner; ARGV gen, member. Refuses an older generation,
+// and another member of the same generation; returns {1} or {0, gen, member}.
+var claimScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
+local gen = tonumber(ARGV[1])
+if cur[1] then
+  local cgen = tonumber(cur[1])
+  if cgen > gen or (cgen == gen and cur[2] ~= ARGV[2]) then
+    return {0, cur[1], cur[2]}
+  end
+end
+redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
+return {1}
+`)
+
+// Claim makes o the owner of (topic, partition). It is refused with an error
+// satisfying IsFenced when a newer generation, or another member of the same
+// generation, already claimed it. Re-claiming by the current owner succeeds.
+// Atomic (one Lua script).
+func (s *Store) Claim(ctx context.Context, topic string, partition int, o Owner) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if err := checkOwner(o); err != nil {
+		return err
+	}
+	res, err := claimScript.Run(ctx, s.rdb, []string{k.owner}, o.Generation, o.Member).Slice()
+	if err != nil {
+		return fmt.Errorf("state: claim %s/%d: %w", topic, partition, err)
+	}
+	if len(res) == 3 {
+		return fmt.Errorf("%w: claim of %s/%d by generation %d member %q refused, owner is generation %v member %q",
+			ErrFenced, topic, partition, o.Generation, o.Member, res[1], res[2])
+	}
+	return nil
+}
+
+// Owns reports whether o is still the owner of (topic, partition).
+func (s *Store) Owns(ctx context.Context, topic string, partition int, o Owner) (bool, error) {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return false, err
+	}
+	cur, err := s.rdb.HMGet(ctx, k.owner, "gen", "member").Result()
+	if err != nil {
+		return false, fmt.Errorf("state: owner of %s/%d: %w", topic, partition, err)
+	}
+	gen, _ := cur[0].(string)
+	member, _ := cur[1].(string)
+	return gen == strconv.FormatInt(int64(o.Generation), 10) && member == o.Member && member != "", nil
+}
+
+// offsetWidth is the width of a zero-padded non-negative int64.
+const offsetWidth = 19
+
+// encodeOffset renders a non-negative int64 so that byte order is numeric
+// order (Redis sorts equal-score members lexicographically).
+func encodeOffset(v int64) string {
+	return fmt.Sprintf("%0*d", offsetWidth, v)
+}
+
+func encodeIdle(c IdleClose) string {
+	return encodeOffset(c.NextOffset) + ":" + encodeOffset(c.Boundary)
+}
+
+// decodeOffset parses encodeOffset's output strictly.
+func decodeOffset(s string) (int64, error) {
+	if len(s) != offsetWidth {
+		return 0, fmt.Errorf("state: bad offset %q", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("state: bad offset %q", s)
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("state: bad offset %q: %w", s, err)
+	}
+	return v, nil
+}
+
+// decodeIdle parses one idle-log member read back from Redis.
+func decodeIdle(s string) (IdleClose, error) {
+	next, boundary, ok := strings.Cut(s, ":")
+	if !ok {
+		return IdleClose{}, fmt.Errorf("state: bad idle close %q", s)
+	}
+	n, err := decodeOffset(next)
+	if err != nil {
+		return IdleClose{}, err
+	}
+	b, err := decodeOffset(boundary)
+	if err != nil {
+		return IdleClose{}, err
+	}
+	return IdleClose{NextOffset: n, Boundary: b}, nil
+}
+
+// recordIdleScript: KEYS[1] owner, KEYS[2] idle log; ARGV gen, member,
+// entry, ttl ms. Appends only while ARGV owns the partition.
+var recordIdleScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then
+  return {0, cur[1] or '', cur[2] or ''}
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {1}
+`)
+
+// RecordIdleClose appends c to the idle-close log of (topic, partition),
+// atomically with a check that o still owns it (one Lua script). It returns
+// an error satisfying IsFenced, and records nothing, when o is not the
+// owner. Recording the same close twice keeps one entry.
+func (s *Store) RecordIdleClose(ctx context.Context, topic string, partition int, o Owner, c IdleClose) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if err := checkOwner(o); err != nil {
+		return err
+	}
+	if c.NextOffset < 0 || c.Boundary < 0 {
+		return fmt.Errorf("state: invalid idle close %+v", c)
+	}
+	res, err := recordIdleScript.Run(ctx, s.rdb, []string{k.owner, k.idle},
+		strconv.FormatInt(int64(o.Generation), 10), o.Member, encodeIdle(c), SnapshotTTL.Milliseconds()).Slice()
+	if err != nil {
+		return fmt.Errorf("state: record idle close %s/%d: %w", topic, partition, err)
+	}
+	if len(res) == 3 {
+		return fmt.Errorf("%w: idle close of %s/%d by generation %d member %q refused, owner is generation %q member %q",
+			ErrFenced, topic, partition, o.Generation, o.Member, res[1], res[2])
+	}
+	return nil
+}
+
+// IdleCloses returns the recorded idle closes of (topic, partition) with
+// NextOffset >= fromOffset, ordered by NextOffset, then Boundary.
+func (s *Store) IdleCloses(ctx context.Context, topic string, partition int, fromOffset int64) ([]IdleClose, error) {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	if fromOffset < 0 {
+		fromOffset = 0
+	}
+	members, err := s.rdb.ZRangeByLex(ctx, k.idle, &redis.ZRangeBy{Min: "[" + encodeOffset(fromOffset), Max: "+"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("state: idle closes of %s/%d: %w", topic, partition, err)
+	}
+	out := make([]IdleClose, 0, len(members))
+	for _, m := range members {
+		c, err := decodeIdle(m)
+		if err != nil {
+			return nil, fmt.Errorf("state: idle closes of %s/%d: %w", topic, partition, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// SaveSnapshot stores data as the window state of (topic, partition) just
+// before offset, replacing any earlier one for that offset. It expires after
+// SnapshotTTL.
+func (s *Store) SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if offset < 0 {
+		return fmt.Errorf("state: invalid snapshot offset %d", offset)
+	}
+	enc := encodeOffset(offset)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, k.snap+enc, data, SnapshotTTL)
+		p.ZAdd(ctx, k.snaps, redis.Z{Member: enc})
+		p.PExpire(ctx, k.snaps, SnapshotTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: save snapshot %s/%d@%d: %w", topic, partition, offset, err)
+	}
+	return nil
+}
+
+// LoadSnapshot returns the snapshot saved for offset; ok is false when there
+// is none (never saved, pruned, expired or Redis flushed).
+func (s *Store) LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) (data []byte, ok bool, err error) {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return nil, false, err
+	}
+	if offset < 0 {
+		return nil, false, fmt.Errorf("state: invalid snapshot offset %d", offset)
+	}
+	data, err = s.rdb.Get(ctx, k.snap+encodeOffset(offset)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: load snapshot %s/%d@%d: %w", topic, partition, offset, err)
+	}
+	return data, true, nil
+}
+
+// Prune drops the idle closes with NextOffset < committed and the snapshots
+// of offsets < committed: a replay never starts before the committed offset.
+// It is not fenced: pruning below a committed offset is safe for any caller.
+func (s *Store) Prune(ctx context.Context, topic string, partition int, committed int64) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if committed <= 0 {
+		return nil
+	}
+	below := "(" + encodeOffset(committed)
+	old, err := s.rdb.ZRangeByLex(ctx, k.snaps, &redis.ZRangeBy{Min: "-", Max: below}).Result()
+	if err != nil {
+		return fmt.Errorf("state: prune %s/%d: %w", topic, partition, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByLex(ctx, k.idle, "-", below)
+		if len(old) > 0 {
+			dels := make([]string, len(old))
+			for i, enc := range old {
+				dels[i] = k.snap + enc
+			}
+			p.Del(ctx, dels...)
+			p.ZRemRangeByLex(ctx, k.snaps, "-", below)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: prune %s/%d: %w", topic, partition, err)
+	}
+	return nil
+}

@@ -1,0 +1,573 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"hitship/internal/testenv"
+)
+
+const topic = "hits"
+
+// newStore returns a Store on a fresh Redis (a real redis-server when one is
+// installed) and its client.
+func newStore(t *testing.T) (*Store, *redis.Client, *testenv.Redis) {
+	t.Helper()
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	s, err := New(r.Client(), "hitship:", "g1")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s, r.Client(), r
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestNew(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	tests := []struct {
+		name    string
+		rdb     redis.UniversalClient
+		prefix  string
+		group   string
+		wantErr bool
+	}{
+		{name: "ok", rdb: rdb, prefix: "hitship:", group: "g"},
+		{name: "empty prefix ok", rdb: rdb, prefix: "", group: "g"},
+		{name: "nil client", rdb: nil, prefix: "hitship:", group: "g", wantErr: true},
+		{name: "empty group", rdb: rdb, prefix: "hitship:", group: "", wantErr: true},
+		{name: "brace in group breaks hash tag", rdb: rdb, prefix: "hitship:", group: "g}", wantErr: true},
+		{name: "brace in prefix breaks hash tag", rdb: rdb, prefix: "{x}", group: "g", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(tt.rdb, tt.prefix, tt.group)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("New err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && s == nil {
+				t.Fatal("New returned nil store without error")
+			}
+		})
+	}
+}
+
+func TestClaim(t *testing.T) {
+	type step struct {
+		o          Owner
+		wantFenced bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		owner Owner // expected owner at the end
+	}{
+		{
+			name:  "first claim wins",
+			steps: []step{{o: Owner{1, "a"}}},
+			owner: Owner{1, "a"},
+		},
+		{
+			name:  "newer generation takes over",
+			steps: []step{{o: Owner{1, "a"}}, {o: Owner{2, "b"}}},
+			owner: Owner{2, "b"},
+		},
+		{
+			name:  "older generation refused",
+			steps: []step{{o: Owner{5, "b"}}, {o: Owner{4, "a"}, wantFenced: true}},
+			owner: Owner{5, "b"},
+		},
+		{
+			name:  "same generation other member refused",
+			steps: []step{{o: Owner{3, "a"}}, {o: Owner{3, "b"}, wantFenced: true}},
+			owner: Owner{3, "a"},
+		},
+		{
+			name:  "owner re-claims idempotently",
+			steps: []step{{o: Owner{3, "a"}}, {o: Owner{3, "a"}}},
+			owner: Owner{3, "a"},
+		},
+		{
+			name:  "same member new generation",
+			steps: []step{{o: Owner{3, "a"}}, {o: Owner{4, "a"}}, {o: Owner{3, "a"}, wantFenced: true}},
+			owner: Owner{4, "a"},
+		},
+	}
+	s, _, _ := newStore(t)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			partition := i // one partition per case
+			for j, st := range tt.steps {
+				err := s.Claim(ctx, topic, partition, st.o)
+				if st.wantFenced != IsFenced(err) || (!st.wantFenced && err != nil) {
+					t.Fatalf("step %d Claim(%+v) = %v, wantFenced %v", j, st.o, err, st.wantFenced)
+				}
+			}
+			for _, st := range tt.steps {
+				owns, err := s.Owns(ctx, topic, partition, st.o)
+				if err != nil {
+					t.Fatalf("Owns: %v", err)
+				}
+				if want := st.o == tt.owner; owns != want {
+					t.Fatalf("Owns(%+v) = %v, want %v", st.o, owns, want)
+				}
+			}
+		})
+	}
+}
+
+func TestOwnsUnclaimed(t *testing.T) {
+	s, _, _ := newStore(t)
+	owns, err := s.Owns(ctxT(t), topic, 0, Owner{1, "a"})
+	if err != nil || owns {
+		t.Fatalf("Owns on an unclaimed partition = %v, %v; want false", owns, err)
+	}
+}
+
+func TestInvalidArguments(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := ctxT(t)
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{name: "empty member", call: func() error { return s.Claim(ctx, topic, 0, Owner{1, ""}) }},
+		{name: "negative partition", call: func() error { return s.Claim(ctx, topic, -1, Owner{1, "a"}) }},
+		{name: "empty topic", call: func() error { return s.Claim(ctx, "", 0, Owner{1, "a"}) }},
+		{name: "negative boundary", call: func() error {
+			return s.RecordIdleClose(ctx, topic, 0, Owner{1, "a"}, IdleClose{NextOffset: 1, Boundary: -1})
+		}},
+		{name: "negative snapshot offset", call: func() error { return s.SaveSnapshot(ctx, topic, 0, -1, nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if err == nil || IsFenced(err) {
+				t.Fatalf("err = %v, want a non-fencing argument error", err)
+			}
+		})
+	}
+}
+
+func TestRecordIdleCloseFencing(t *testing.T) {
+	tests := []struct {
+		name       string
+		claims     []Owner
+		recorder   Owner
+		wantFenced bool
+	}{
+		{name: "owner records", claims: []Owner{{1, "a"}}, recorder: Owner{1, "a"}},
+		{name: "zombie of older generation fenced", claims: []Owner{{1, "a"}, {2, "b"}}, recorder: Owner{1, "a"}, wantFenced: true},
+		{name: "never claimed fenced", claims: nil, recorder: Owner{1, "a"}, wantFenced: true},
+		{name: "other member fenced", claims: []Owner{{1, "a"}}, recorder: Owner{1, "b"}, wantFenced: true},
+	}
+	s, _, _ := newStore(t)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			for _, o := range tt.claims {
+				if err := s.Claim(ctx, topic, i, o); err != nil {
+					t.Fatalf("Claim(%+v): %v", o, err)
+				}
+			}
+			c := IdleClose{NextOffset: 10, Boundary: 1687241400000}
+			err := s.RecordIdleClose(ctx, topic, i, tt.recorder, c)
+			if IsFenced(err) != tt.wantFenced || (!tt.wantFenced && err != nil) {
+				t.Fatalf("RecordIdleClose = %v, wantFenced %v", err, tt.wantFenced)
+			}
+			got, err := s.IdleCloses(ctx, topic, i, 0)
+			if err != nil {
+				t.Fatalf("IdleCloses: %v", err)
+			}
+			var want []IdleClose
+			if !tt.wantFenced {
+				want = []IdleClose{c}
+			}
+			if len(got) != len(want) || (len(want) > 0 && got[0] != want[0]) {
+				t.Fatalf("IdleCloses = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestIdleClosesOrderAndFrom(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := ctxT(t)
+	o := Owner{7, "m"}
+	if err := s.Claim(ctx, topic, 0, o); err != nil {
+		t.Fatal(err)
+	}
+	big := int64(1) << 60 // beyond float64 precision: must not be rounded
+	in := []IdleClose{
+		{NextOffset: 100, Boundary: 1_200_000},
+		{NextOffset: 9, Boundary: 600_000},
+		{NextOffset: 100, Boundary: 600_000},
+		{NextOffset: big + 1, Boundary: 0},
+		{NextOffset: big, Boundary: math.MaxInt64},
+		{NextOffset: 10, Boundary: 0},
+		{NextOffset: 9, Boundary: 600_000}, // duplicate collapses
+	}
+	for _, c := range in {
+		if err := s.RecordIdleClose(ctx, topic, 0, o, c); err != nil {
+			t.Fatalf("RecordIdleClose(%+v): %v", c, err)
+		}
+	}
+	all := []IdleClose{
+		{9, 600_000}, {10, 0}, {100, 600_000}, {100, 1_200_000}, {big, math.MaxInt64}, {big + 1, 0},
+	}
+	tests := []struct {
+		name string
+		from int64
+		want []IdleClose
+	}{
+		{name: "from zero: all, ordered", from: 0, want: all},
+		{name: "negative from means all", from: -5, want: all},
+		{name: "from is inclusive", from: 10, want: all[1:]},
+		{name: "between offsets", from: 11, want: all[2:]},
+		{name: "huge offsets exact", from: big + 1, want: all[5:]},
+		{name: "past the end", from: big + 2, want: []IdleClose{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.IdleCloses(ctx, topic, 0, tt.from)
+			if err != nil {
+				t.Fatalf("IdleCloses: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("IdleCloses(from %d) = %v, want %v", tt.from, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	tests := []struct {
+		name   string
+		offset int64
+		data   []byte
+	}{
+		{name: "binary with zero bytes", offset: 0, data: []byte{0, 1, 2, 0xff, 0, '\n'}},
+		{name: "empty", offset: 5, data: []byte{}},
+		{name: "large", offset: 1 << 40, data: bytes.Repeat([]byte("w"), 1<<20)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.SaveSnapshot(ctx, topic, 3, tt.offset, tt.data); err != nil {
+				t.Fatalf("SaveSnapshot: %v", err)
+			}
+			got, ok, err := s.LoadSnapshot(ctx, topic, 3, tt.offset)
+			if err != nil || !ok {
+				t.Fatalf("LoadSnapshot = ok %v, err %v", ok, err)
+			}
+			if !bytes.Equal(got, tt.data) {
+				t.Fatalf("LoadSnapshot returned %d bytes, want the %d saved", len(got), len(tt.data))
+			}
+		})
+	}
+	t.Run("overwrite replaces", func(t *testing.T) {
+		if err := s.SaveSnapshot(ctx, topic, 3, 0, []byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.LoadSnapshot(ctx, topic, 3, 0)
+		if err != nil || !ok || string(got) != "new" {
+			t.Fatalf("LoadSnapshot after overwrite = %q, %v, %v", got, ok, err)
+		}
+	})
+	t.Run("missing offset", func(t *testing.T) {
+		_, ok, err := s.LoadSnapshot(ctx, topic, 3, 6)
+		if err != nil || ok {
+			t.Fatalf("LoadSnapshot of unsaved offset = ok %v, err %v; want not ok", ok, err)
+		}
+	})
+	t.Run("other partition is separate", func(t *testing.T) {
+		_, ok, err := s.LoadSnapshot(ctx, topic, 4, 5)
+		if err != nil || ok {
+			t.Fatalf("LoadSnapshot on another partition = ok %v, err %v", ok, err)
+		}
+	})
+	t.Run("expires after 14 days", func(t *testing.T) {
+		keys, err := rdb.Keys(ctx, "hitship:{g1:hits:3}:snap*").Result()
+		if err != nil || len(keys) != 4 { // 3 snapshots + index
+			t.Fatalf("snapshot keys = %v, %v; want 3 snapshots and the index", keys, err)
+		}
+		for _, k := range keys {
+			ttl, err := rdb.PTTL(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ttl <= SnapshotTTL-time.Minute || ttl > SnapshotTTL {
+				t.Fatalf("TTL of %s = %v, want about %v", k, ttl, SnapshotTTL)
+			}
+		}
+	})
+}
+
+func TestPrune(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	o := Owner{1, "a"}
+	if err := s.Claim(ctx, topic, 0, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []IdleClose{{5, 1}, {9, 2}, {10, 3}, {10, 4}, {20, 5}} {
+		if err := s.RecordIdleClose(ctx, topic, 0, o, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, off := range []int64{0, 9, 10, 20} {
+		if err := s.SaveSnapshot(ctx, topic, 0, off, []byte(fmt.Sprint(off))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		committed int64
+		wantIdle  []IdleClose
+		wantSnaps []int64 // offsets still loadable among 0, 9, 10, 20
+	}{
+		{name: "zero prunes nothing", committed: 0, wantIdle: []IdleClose{{5, 1}, {9, 2}, {10, 3}, {10, 4}, {20, 5}}, wantSnaps: []int64{0, 9, 10, 20}},
+		{name: "strictly below committed", committed: 10, wantIdle: []IdleClose{{10, 3}, {10, 4}, {20, 5}}, wantSnaps: []int64{10, 20}},
+		{name: "idempotent", committed: 10, wantIdle: []IdleClose{{10, 3}, {10, 4}, {20, 5}}, wantSnaps: []int64{10, 20}},
+		{name: "past everything", committed: 21, wantIdle: []IdleClose{}, wantSnaps: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Prune(ctx, topic, 0, tt.committed); err != nil {
+				t.Fatalf("Prune: %v", err)
+			}
+			got, err := s.IdleCloses(ctx, topic, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.wantIdle) {
+				t.Fatalf("IdleCloses after Prune(%d) = %v, want %v", tt.committed, got, tt.wantIdle)
+			}
+			var snaps []int64
+			for _, off := range []int64{0, 9, 10, 20} {
+				_, ok, err := s.LoadSnapshot(ctx, topic, 0, off)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					snaps = append(snaps, off)
+				}
+			}
+			if !reflect.DeepEqual(snaps, tt.wantSnaps) {
+				t.Fatalf("snapshots after Prune(%d) = %v, want %v", tt.committed, snaps, tt.wantSnaps)
+			}
+		})
+	}
+	// Nothing is left behind: only the owner key remains.
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"hitship:{g1:hits:0}:owner"}; !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys after full prune = %v, want %v", keys, want)
+	}
+}
+
+func TestKeysShareHashTag(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	o := Owner{1, "a"}
+	if err := s.Claim(ctx, "hits.v2", 12, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordIdleClose(ctx, "hits.v2", 12, o, IdleClose{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSnapshot(ctx, "hits.v2", 12, 1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	want := []string{
+		"hitship:{g1:hits.v2:12}:idle",
+		"hitship:{g1:hits.v2:12}:owner",
+		"hitship:{g1:hits.v2:12}:snap:0000000000000000001",
+		"hitship:{g1:hits.v2:12}:snaps",
+	}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys = %v, want %v", keys, want)
+	}
+	// Redis Cluster hashes only the text between the first '{' and the
+	// next '}': every key must carry the same tag, so one slot holds them.
+	for _, k := range keys {
+		_, rest, _ := strings.Cut(k, "{")
+		tag, _, ok := strings.Cut(rest, "}")
+		if !ok || tag != "g1:hits.v2:12" {
+			t.Fatalf("key %s has hash tag %q, want g1:hits.v2:12", k, tag)
+		}
+	}
+}
+
+func TestClaimRace(t *testing.T) {
+	tests := []struct {
+		name string
+		// owners race to claim; with equal generations exactly one wins,
+		// with distinct ones the newest must end as owner.
+		owners  []Owner
+		wantWin int // claims expected to succeed; -1: any number
+	}{
+		{
+			name:    "same generation, one winner",
+			owners:  []Owner{{4, "a"}, {4, "b"}, {4, "c"}, {4, "d"}, {4, "e"}, {4, "f"}, {4, "g"}, {4, "h"}},
+			wantWin: 1,
+		},
+		{
+			name:    "rising generations, newest ends owner",
+			owners:  []Owner{{1, "a"}, {2, "b"}, {3, "c"}, {4, "d"}, {5, "e"}, {6, "f"}, {7, "g"}, {8, "h"}},
+			wantWin: -1,
+		},
+	}
+	s, _, _ := newStore(t)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			for round := 0; round < 20; round++ {
+				partition := i*100 + round
+				errs := make([]error, len(tt.owners))
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for j, o := range tt.owners {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						errs[j] = s.Claim(ctx, topic, partition, o)
+					}()
+				}
+				close(start)
+				wg.Wait()
+				var winners []Owner
+				for j, err := range errs {
+					switch {
+					case err == nil:
+						winners = append(winners, tt.owners[j])
+					case !IsFenced(err):
+						t.Fatalf("Claim: unexpected error %v", err)
+					}
+				}
+				if tt.wantWin >= 0 && len(winners) != tt.wantWin {
+					t.Fatalf("round %d: %d claims won (%v), want %d", round, len(winners), winners, tt.wantWin)
+				}
+				// The owner is a winner; with distinct generations it is the newest.
+				var owner *Owner
+				for j := range tt.owners {
+					ok, err := s.Owns(ctx, topic, partition, tt.owners[j])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ok {
+						if owner != nil {
+							t.Fatalf("round %d: two owners %+v and %+v", round, *owner, tt.owners[j])
+						}
+						owner = &tt.owners[j]
+					}
+				}
+				if owner == nil {
+					t.Fatalf("round %d: no owner after the race", round)
+				}
+				if tt.wantWin < 0 && *owner != tt.owners[len(tt.owners)-1] {
+					t.Fatalf("round %d: owner %+v, want the newest generation", round, *owner)
+				}
+				if !containsOwner(winners, *owner) {
+					t.Fatalf("round %d: owner %+v did not win its claim", round, *owner)
+				}
+			}
+		})
+	}
+}
+
+func containsOwner(os []Owner, o Owner) bool {
+	for _, x := range os {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRedisDownIsNotFenced(t *testing.T) {
+	s, _, r := newStore(t)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := s.Claim(ctx, topic, 0, Owner{1, "a"})
+	if err == nil || IsFenced(err) {
+		t.Fatalf("Claim with Redis down = %v, want a non-fencing error", err)
+	}
+	err = s.RecordIdleClose(ctx, topic, 0, Owner{1, "a"}, IdleClose{1, 1})
+	if err == nil || IsFenced(err) {
+		t.Fatalf("RecordIdleClose with Redis down = %v, want a non-fencing error", err)
+	}
+	if !strings.Contains(err.Error(), "hits/0") {
+		t.Fatalf("error %q does not name the partition", err)
+	}
+}
+
+func TestEncodeIdleRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		c    IdleClose
+	}{
+		{name: "zero", c: IdleClose{}},
+		{name: "typical", c: IdleClose{NextOffset: 123456, Boundary: 1687241400000}},
+		{name: "max", c: IdleClose{NextOffset: math.MaxInt64, Boundary: math.MaxInt64}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeIdle(encodeIdle(tt.c))
+			if err != nil || got != tt.c {
+				t.Fatalf("decodeIdle(encodeIdle(%+v)) = %+v, %v", tt.c, got, err)
+			}
+		})
+	}
+}
+
+// FuzzDecodeIdle: idle-log members come back from Redis, i.e. from outside
+// the process. decodeIdle must never panic, and whatever it accepts must be
+// the canonical encoding.
+func FuzzDecodeIdle(f *testing.F) {
+	f.Add(encodeIdle(IdleClose{NextOffset: 5, Boundary: 600000}))
+	f.Add("")
+	f.Add(":")
+	f.Add("-000000000000000001:0000000000000000001")
+	f.Add("9999999999999999999:0000000000000000000")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := decodeIdle(s)
+		if err != nil {
+			return
+		}
+		if c.NextOffset < 0 || c.Boundary < 0 {
+			t.Fatalf("decodeIdle(%q) accepted negative %+v", s, c)
+		}
+		if enc := encodeIdle(c); enc != s {
+			t.Fatalf("decodeIdle(%q) = %+v, which encodes as %q", s, c, enc)
+		}
+	})
+}
