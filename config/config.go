@@ -1,0 +1,214 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole hitship configuration file. Build it with [Default]
+// (or [Load]/[Parse], which start from Default), then call [Config.Validate].
+// Secret values are available only after a Validate that reported no problem
+// for them.
+type Config struct {
+	Kafka        Kafka         `yaml:"kafka"`
+	Window       Window        `yaml:"window"`
+	Spool        Spool         `yaml:"spool"`
+	Delivery     Delivery      `yaml:"delivery"`
+	S3           S3            `yaml:"s3"`
+	Redis        Redis         `yaml:"redis"`
+	HTTP         HTTP          `yaml:"http"`
+	Log          Log           `yaml:"log"`
+	ExternalID   ExternalID    `yaml:"external_id"`
+	Integrations []Integration `yaml:"integrations"`
+}
+
+// Kafka is the source topic, consumer group and dead-letter topic.
+type Kafka struct {
+	Brokers           []string      `yaml:"brokers"`
+	Topic             string        `yaml:"topic"`
+	Group             string        `yaml:"group"`
+	ClientID          string        `yaml:"client_id"`
+	DeadLetterTopic   string        `yaml:"dead_letter_topic"`
+	MaxRecordBytes    Size          `yaml:"max_record_bytes"`
+	MaxDepth          int           `yaml:"max_depth"`
+	SASL              SASL          `yaml:"sasl"`
+	TLS               TLS           `yaml:"tls"`
+	SessionTimeout    time.Duration `yaml:"session_timeout"`
+	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	CommitInterval    time.Duration `yaml:"commit_interval"`
+}
+
+// SASL mechanisms.
+const (
+	SASLNone        = "none"
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+// SASL is Kafka authentication. The password comes from an environment
+// variable or a file, never from the YAML itself.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+
+	password Secret
+}
+
+// Password returns the SASL password read by Validate ("" before).
+func (s SASL) Password() string { return s.password.Reveal() }
+
+// TLS is client TLS to Kafka or Redis.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	ServerName         string `yaml:"server_name"`
+}
+
+// Timestamp sources for windowing.
+const (
+	TimestampEvent  = "event"
+	TimestampRecord = "record"
+)
+
+// Window is the tumbling-window policy.
+type Window struct {
+	Size          time.Duration `yaml:"size"`
+	Grace         time.Duration `yaml:"grace"`
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`
+	Timestamp     string        `yaml:"timestamp"`
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+}
+
+// Spool is the local disk buffer for windows larger than memory.
+type Spool struct {
+	Dir         string `yaml:"dir"`
+	MaxBytes    Size   `yaml:"max_bytes"`
+	MemoryBytes Size   `yaml:"memory_bytes"`
+}
+
+// Delivery is the upload worker pool and the in-process retry backoff.
+type Delivery struct {
+	Concurrency   int           `yaml:"concurrency"`
+	UploadTimeout time.Duration `yaml:"upload_timeout"`
+	RetryMin      time.Duration `yaml:"retry_min"`
+	RetryMax      time.Duration `yaml:"retry_max"`
+}
+
+// S3 holds the settings shared by every integration's bucket.
+type S3 struct {
+	Endpoint           string `yaml:"endpoint"`
+	PathStyle          bool   `yaml:"path_style"`
+	IfNoneMatch        bool   `yaml:"if_none_match"`
+	MultipartThreshold Size   `yaml:"multipart_threshold"`
+	PartSize           Size   `yaml:"part_size"`
+	AllowAbort         bool   `yaml:"allow_abort"`
+	KeyTemplate        string `yaml:"key_template"`
+}
+
+// Redis is the shared state store.
+type Redis struct {
+	Addr         string `yaml:"addr"`
+	Username     string `yaml:"username"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+	TLS          TLS    `yaml:"tls"`
+	KeyPrefix    string `yaml:"key_prefix"`
+
+	password Secret
+}
+
+// Password returns the Redis password read by Validate ("" when none is
+// configured).
+func (r Redis) Password() string { return r.password.Reveal() }
+
+// HTTP is the metrics, health and admin listener.
+type HTTP struct {
+	Listen         string `yaml:"listen"`
+	AdminTokenEnv  string `yaml:"admin_token_env"`
+	AdminTokenFile string `yaml:"admin_token_file"`
+
+	adminToken Secret
+}
+
+// AdminToken returns the bearer token of the /v1/ admin API read by Validate;
+// "" means the admin API is disabled.
+func (h HTTP) AdminToken() string { return h.adminToken.Reveal() }
+
+// Log formats and levels.
+const (
+	LogJSON = "json"
+	LogText = "text"
+)
+
+// Log is the slog handler choice.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// ExternalID is the server secret under which per-client external IDs for
+// sts:AssumeRole are derived. Required when an integration uses role_arn.
+type ExternalID struct {
+	SecretEnv  string `yaml:"secret_env"`
+	SecretFile string `yaml:"secret_file"`
+
+	secret Secret
+}
+
+// Secret returns the external-ID server secret read by Validate.
+func (e ExternalID) Secret() string { return e.secret.Reveal() }
+
+// Integration formats and compressions.
+const (
+	FormatJSON      = "json"
+	FormatNDJSON    = "ndjson"
+	CompressionNone = "none"
+	CompressionGzip = "gzip"
+	EventHits       = "hits"
+)
+
+// Integration is one customer's S3 destination.
+type Integration struct {
+	Name        string      `yaml:"name"`
+	ClientID    int64       `yaml:"client_id"`
+	Enabled     bool        `yaml:"enabled"`
+	Region      string      `yaml:"region"`
+	Bucket      string      `yaml:"bucket"`
+	Prefix      string      `yaml:"prefix"`
+	Format      string      `yaml:"format"`
+	Compression string      `yaml:"compression"`
+	Events      []string    `yaml:"events"`
+	Endpoint    string      `yaml:"endpoint"`
+	PathStyle   bool        `yaml:"path_style"`
+	Credentials Credentials `yaml:"credentials"`
+}
+
+// Credentials is how hitship authenticates to the customer's bucket: either
+// a role to assume (with the derived external ID) or a static access key.
+type Credentials struct {
+	RoleARN             string `yaml:"role_arn"`
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKeyEnv  string `yaml:"secret_access_key_env"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+
+	secretAccessKey Secret
+}
+
+// SecretAccessKey returns the static secret key read by Validate.
+func (c Credentials) SecretAccessKey() string { return c.secretAccessKey.Reveal() }
+
+// EndpointFor returns the S3 endpoint override for integration in: its own, or
+// the shared s3.endpoint, or "" for AWS.
+func (c *Config) EndpointFor(in Integration) (endpoint string, pathStyle bool) {
+	if in.Endpoint != "" {
+		return in.Endpoint, in.PathStyle
+	}
+	return c.S3.Endpoint, c.S3.PathStyle || in.PathStyle
+}

@@ -1,0 +1,104 @@
+// Package config is hitship's one YAML configuration file: the Config
+// struct, its defaults, strict parsing, secrets and validation.
+//
+// # Guarantees
+//
+//   - Defaults live in one place, [Default] (and [DefaultIntegration] for one
+//     integrations[] entry). [Parse] and [Load] decode the file on top of them.
+//   - Parsing is strict: unknown keys, wrong types and duplicate keys are
+//     [Problem]s naming the key path (such as "integrations[1].bucket") and
+//     the line. [Config.Validate] reports every problem, not the first, each
+//     with a Fix sentence. [AsError] turns problems into one error for main.
+//   - Secrets never come from the YAML: each secret has an *_env key naming an
+//     environment variable and a *_file key naming a file; exactly one is set.
+//     Validate reads them into unexported fields behind [Secret], available
+//     from methods (SASL.Password, Redis.Password, HTTP.AdminToken,
+//     Credentials.SecretAccessKey, ExternalID.Secret). Formatting a Config or
+//     a Secret with any fmt verb, slog or a marshaller never prints a secret.
+//   - config does not import the packages it configures: the key-template
+//     parser is injected with [WithKeyTemplate].
+//   - Functions here do no I/O except Load (reads the file) and Validate
+//     (reads secret and TLS files and the environment). A Config is a plain
+//     value: not safe for concurrent mutation; reading it concurrently after
+//     Validate is safe.
+//
+// # Keys
+//
+// Durations are Go duration strings ("30s", "10m"); sizes are [Size]s
+// ("64MiB", "1GB", or bytes). Defaults in parentheses.
+//
+//	kafka.brokers                  list of host:port ([localhost:9092])
+//	kafka.topic                    source topic (hits)
+//	kafka.group                    consumer group id (hitship)
+//	kafka.client_id                Kafka client id (hitship)
+//	kafka.dead_letter_topic        topic for bad records, not kafka.topic (hits-dead-letter)
+//	kafka.max_record_bytes         larger records are dead letters (1MiB, at most 1GiB)
+//	kafka.max_depth                JSON nesting limit, 1..10000 (512)
+//	kafka.sasl.mechanism           none | plain | scram-sha-256 | scram-sha-512 (none)
+//	kafka.sasl.username            required unless mechanism is none
+//	kafka.sasl.password_env        env var holding the SASL password
+//	kafka.sasl.password_file       file holding the SASL password
+//	kafka.tls.enabled              TLS to the brokers (false)
+//	kafka.tls.ca_file              PEM CA bundle; system roots when empty
+//	kafka.tls.cert_file            PEM client certificate, with key_file
+//	kafka.tls.key_file             PEM client key, with cert_file
+//	kafka.tls.insecure_skip_verify skip server certificate checks (false)
+//	kafka.tls.server_name          SNI / verification name override
+//	kafka.session_timeout          group session timeout (30s)
+//	kafka.rebalance_timeout        group rebalance timeout (30s)
+//	kafka.heartbeat_interval       less than session_timeout (3s)
+//	kafka.commit_interval          offset commit period (1s)
+//	window.size                    whole seconds dividing 24h (10m)
+//	window.grace                   watermark lag, less than size (1m)
+//	window.idle_timeout            quiet partition follows the clock after this (30s)
+//	window.timestamp               event | record (event)
+//	window.max_future_skew         hit time further ahead of the record is clamped (5m)
+//	spool.dir                      local spool directory (/var/lib/hitship/spool)
+//	spool.max_bytes                spool disk limit (10GiB)
+//	spool.memory_bytes             in-memory buffering before spilling (64MiB)
+//	delivery.concurrency           parallel uploads, 1..1024 (16)
+//	delivery.upload_timeout        one upload attempt (60s)
+//	delivery.retry_min             first in-process retry delay (1s)
+//	delivery.retry_max             longest in-process retry delay, >= retry_min (30s)
+//	s3.endpoint                    http(s) URL of an S3-compatible store; "" = AWS
+//	s3.path_style                  path-style addressing (false)
+//	s3.if_none_match               send If-None-Match: * (true)
+//	s3.multipart_threshold         multipart above this size, >= 5MiB (64MiB)
+//	s3.part_size                   5MiB..5GiB (16MiB)
+//	s3.allow_abort                 AbortMultipartUpload is granted (false)
+//	s3.key_template                object key layout, checked by the injected parser
+//	                               ({prefix}wallarm_hits_{window_start}_{partition}_{first_offset}.{ext})
+//	redis.addr                     host:port (127.0.0.1:6379)
+//	redis.username                 ACL user; needs a password
+//	redis.password_env             env var holding the password; none = no AUTH
+//	redis.password_file            file holding the password
+//	redis.db                       database number >= 0 (0)
+//	redis.tls.*                    as kafka.tls.*
+//	redis.key_prefix               prefix of every Redis key (hitship:)
+//	http.listen                    metrics/health/admin listener (:9464)
+//	http.admin_token_env           env var holding the /v1/ bearer token (>= 16 chars)
+//	http.admin_token_file          file holding it; neither = admin API disabled
+//	log.format                     json | text (json)
+//	log.level                      debug | info | warn | error (info)
+//	external_id.secret_env         env var holding the external-ID HMAC secret
+//	external_id.secret_file        file holding it; required when a role_arn is used
+//	integrations[].name            unique, a-z 0-9 . _ -, up to 63 chars (required)
+//	integrations[].client_id       customer account id > 0 (required)
+//	integrations[].enabled         (true)
+//	integrations[].region          AWS region such as eu-central-1 (required)
+//	integrations[].bucket          S3 bucket name rules (required)
+//	integrations[].prefix          key prefix: no leading "/", no "." or ".." segments,
+//	                               no control characters, <= 512 bytes ("")
+//	integrations[].format          json | ndjson (json)
+//	integrations[].compression     none | gzip (none)
+//	integrations[].events          subset of [hits], non-empty ([hits])
+//	integrations[].endpoint        per-integration override of s3.endpoint
+//	integrations[].path_style      path-style addressing for this integration (false)
+//	integrations[].credentials.role_arn               IAM role assumed with the derived ExternalId
+//	integrations[].credentials.access_key_id          static key id (instead of role_arn)
+//	integrations[].credentials.secret_access_key_env  env var holding the static secret key
+//	integrations[].credentials.secret_access_key_file file holding it
+//
+// Two integrations may not share the same endpoint, bucket and prefix: their
+// objects would overwrite each other. config/example.yaml shows every key.
+package config
