@@ -1,0 +1,43 @@
+# hitship — see README.md. `make run` runs the service end to end on embedded
+# defaults; `make test` runs the tests (installs the test tools it needs first).
+GO        ?= go
+BIN       := $(CURDIR)/bin
+VERSITYGW_VERSION ?= v1.8.0
+STATICCHECK_VERSION ?= 2025.1.1
+export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
+
+.PHONY: run test test-short bench lint tools build fuzz
+
+build:
+	$(GO) build -o $(BIN)/hitship ./cmd/hitship
+
+run:
+	$(GO) run ./cmd/hitship demo
+
+# versitygw is a production S3 gateway the sink's acceptance suite runs against.
+# If it cannot be built (no module proxy), that suite skips with the reason.
+tools: $(BIN)/versitygw
+
+$(BIN)/versitygw:
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) || \
+		echo "versitygw could not be built: its acceptance run will be skipped"
+
+test: tools
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/
+	$(GO) run ./bench/e2e
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime 30s ./hit/
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./config/
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"hitship/config"
+	"hitship/consumer"
+	"hitship/internal/testenv"
+	"hitship/service"
+)
+
+// cmdDemo runs hitship end to end on embedded parts: a kfake broker, gofakes3 whose
+// objects are plain files under <dir>/s3/, Redis (the local server if one answers on
+// 127.0.0.1:6379, else in-process), and a synthetic feed of hits from three tenants,
+// two of them with an integration (one JSON, one NDJSON).
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "var", "where the demo keeps its S3 objects (<dir>/s3) and spool")
+	rate := fs.Float64("rate", 200, "hits per second of the synthetic feed")
+	win := fs.Duration("window", time.Minute, "window size")
+	grace := fs.Duration("grace", 5*time.Second, "grace")
+	dur := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	listen := fs.String("listen", "127.0.0.1:9464", "metrics listener (a free port is taken if it is busy)")
+	verbose := fs.Bool("v", false, "log every delivery and the group's life (text logs)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *dur)
+		defer cancel()
+	}
+	level := "warn"
+	if *verbose {
+		level = "info"
+	}
+	log := newLogger(config.LogText, level, stderr)
+	fail := func(what string, err error) int {
+		fmt.Fprintf(stderr, "hitship demo: %s: %v\n", what, err)
+		return 1
+	}
+
+	const topic, dlqTopic = "hits", "hits-dead-letter"
+	k, err := testenv.StartKafka(testenv.KafkaOptions{Partitions: 3, Topics: []string{topic, dlqTopic}})
+	if err != nil {
+		return fail("kafka", err)
+	}
+	defer k.Close()
+	s3dir, err := filepath.Abs(filepath.Join(*dir, "s3"))
+	if err != nil {
+		return fail("dir", err)
+	}
+	buckets := []string{"acme-hits", "globex-hits"}
+	st, err := testenv.StartS3(testenv.S3Options{Dir: s3dir, Buckets: buckets})
+	if err != nil {
+		return fail("s3", err)
+	}
+	defer st.Close()
+	rdb, redisWhere, closeRedis, err := demoRedis()
+	if err != nil {
+		return fail("redis", err)
+	}
+	defer closeRedis()
+
+	// The integrations authenticate like production ones: a key id and a secret read
+	// from an environment variable (gofakes3 accepts any signature).
+	if err := os.Setenv("HITSHIP_DEMO_S3_SECRET", "demo-secret-key"); err != nil {
+		return fail("env", err)
+	}
+	cfg := config.Default()
+	cfg.Kafka.Brokers = k.Addrs()
+	cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic, cfg.Kafka.Group = topic, dlqTopic, "hitship-demo"
+	cfg.Kafka.SessionTimeout, cfg.Kafka.RebalanceTimeout, cfg.Kafka.HeartbeatInterval = 6*time.Second, 6*time.Second, time.Second
+	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = *win, *grace, 10*time.Second
+	cfg.Spool.Dir = filepath.Join(*dir, "spool")
+	cfg.S3.Endpoint, cfg.S3.PathStyle = st.URL(), true
+	cfg.Log.Format = config.LogText
+	mk := func(name string, client int64, bucket, format string) config.Integration {
+		in := config.DefaultIntegration()
+		in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format = name, client, testenv.S3Region, bucket, "wallarm/", format
+		in.Credentials.AccessKeyID, in.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0001", "HITSHIP_DEMO_S3_SECRET"
+		return in
+	}
+	cfg.Integrations = []config.Integration{mk("acme-json", 1, buckets[0], config.FormatJSON), mk("globex-ndjson", 2, buckets[1], config.FormatNDJSON)}
+	if problems := cfg.Validate(config.WithKeyTemplate(keyTemplateCheck)); len(problems) > 0 {
+		return fail("config", config.AsError(problems))
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return fail("listen", err)
+		}
+	}
+	var mu sync.Mutex
+	objects := 0
+	delivered := func(j *consumer.Job, size int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		objects++
+		late := ""
+		if j.Late {
+			late = " (late hits)"
+		}
+		bucket := buckets[0]
+		if j.Target.Name == "globex-ndjson" {
+			bucket = buckets[1]
+		}
+		fmt.Fprintf(stdout, "%s  %-14s window %s  %5d hits %7d bytes%s\n    -> %s\n",
+			time.Now().Format("15:04:05"), j.Target.Name, time.UnixMilli(j.WindowStart).UTC().Format("15:04"),
+			j.Records, size, late, filepath.Join(s3dir, bucket, j.Key))
+	}
+	svc, err := service.New(&cfg, service.Deps{Logger: log, Registry: newRegistry(), Redis: rdb, Delivered: delivered, Listener: ln})
+	if err != nil {
+		return fail("service", err)
+	}
+
+	fmt.Fprintf(stdout, `hitship demo
+  kafka   %s (in-process kfake), topic %q, 3 partitions; bad records go to %q
+  s3      %s (in-process gofakes3); objects are plain files under %s/<bucket>/
+  redis   %s
+  metrics http://%s/metrics   (also /healthz, /readyz)
+  feed    %.0f hits/s from tenants 1 (acme-json: JSON array), 2 (globex-ndjson: NDJSON) and 3 (no integration: skipped),
+          with 1%% late and 0.5%% malformed records
+  windows %s, grace %s: the first objects land about %s after a window ends. Ctrl-C stops.
+
+`, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, redisWhere, ln.Addr(), *rate, *win, *grace, *grace)
+
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		w := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 10 * time.Millisecond}
+		defer w.Close()
+		o := genOptions{topic: topic, rate: *rate, tenants: 3, firstID: 1, late: 0.01, malformed: 0.005, seed: uint64(time.Now().UnixNano())}
+		if err := generate(feedCtx, o, w, io.Discard); err != nil {
+			fmt.Fprintf(stderr, "feed: %v\n", err)
+		}
+	}()
+	err = svc.Run(ctx)
+	stopFeed()
+	<-feedDone
+	if err != nil {
+		return fail("run", err)
+	}
+	fmt.Fprintf(stdout, "\nstopped cleanly; %d objects written under %s\n", objects, s3dir)
+	return 0
+}
+
+// demoRedis uses the local Redis server if one answers, else an in-process one.
+func demoRedis() (redis.UniversalClient, string, func(), error) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if c.Ping(ctx).Err() == nil {
+		return c, "127.0.0.1:6379 (the local server; keys under hitship:hitship-demo*)", func() { _ = c.Close() }, nil
+	}
+	_ = c.Close()
+	m, err := miniredis.Run()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	c = redis.NewClient(&redis.Options{Addr: m.Addr()})
+	return c, m.Addr() + " (in-process: no local Redis server answered)", func() { _ = c.Close(); m.Close() }, nil
+}
+

@@ -1,0 +1,364 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"hitship/state"
+)
+
+// Consumer runs hitship's member of the consumer group.
+type Consumer struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	joined atomic.Bool
+}
+
+// Joined reports whether this member is in a live generation (it may have no
+// partitions: more members than partitions is idle by design). Safe for concurrent use.
+func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// New checks cfg and deps and returns a consumer; it does not connect.
+func New(cfg Config, deps Deps) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil || deps.Metrics == nil || deps.State == nil || deps.Routes == nil ||
+		deps.Spool == nil || deps.Delivery == nil || deps.DeadLetters == nil {
+		return nil, errors.New("consumer: every dependency except Now is required")
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	if cfg.MaxFetchBytes <= 0 {
+		cfg.MaxFetchBytes = 16 << 20
+	}
+	if cfg.MaxFetchBytes < cfg.MaxRecordBytes {
+		cfg.MaxFetchBytes = cfg.MaxRecordBytes
+	}
+	return &Consumer{cfg: cfg, deps: deps, log: deps.Logger.With("topic", cfg.Topic, "group", cfg.Group)}, nil
+}
+
+func (c *Consumer) now() time.Time {
+	if c.deps.Now != nil {
+		return c.deps.Now()
+	}
+	return time.Now()
+}
+
+// Run joins the group and consumes until ctx ends, then stops cleanly: it stops
+// fetching, waits up to ShutdownTimeout for closed buffers to be delivered, commits
+// what they allow, and leaves the group. Open buffers are dropped; the next owner
+// replays them from the committed offset. Run blocks; call it once.
+func (c *Consumer) Run(ctx context.Context) error {
+	gcfg := kafka.ConsumerGroupConfig{
+		ID:                c.cfg.Group,
+		Brokers:           c.cfg.Brokers,
+		Dialer:            c.cfg.Dialer,
+		Topics:            []string{c.cfg.Topic},
+		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		SessionTimeout:    c.cfg.SessionTimeout,
+		RebalanceTimeout:  c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       kafka.FirstOffset,
+		WatchPartitionChanges: true,
+		Logger:            kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug(fmt.Sprintf(msg, args...), "source", "kafka-go") }),
+		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn(fmt.Sprintf(msg, args...), "source", "kafka-go") }),
+	}
+	if err := gcfg.Validate(); err != nil {
+		return fmt.Errorf("consumer group config: %w", err)
+	}
+	group, err := kafka.NewConsumerGroup(gcfg)
+	if err != nil {
+		return fmt.Errorf("consumer group: %w", err)
+	}
+	defer group.Close()
+	for {
+		gen, err := group.Next(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			c.log.Warn("joining the consumer group failed; retrying", "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		done := make(chan struct{})
+		gen.Start(func(gctx context.Context) {
+			defer close(done)
+			c.runGeneration(ctx, gctx, gen)
+		})
+		select {
+		case <-done:
+		case <-ctx.Done():
+			<-done // the clean stop: let the generation drain and commit before Close
+			return nil
+		}
+	}
+}
+
+// runGeneration runs one worker per assigned partition and the committer, and
+// returns when all of them have stopped. kafka-go ends the generation as soon as the
+// function given to Start returns, so this is the only one.
+func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) {
+	owner := state.Owner{Generation: gen.ID, Member: gen.MemberID}
+	log := c.log.With("generation", gen.ID)
+	c.deps.Metrics.Generation.Set(float64(gen.ID))
+	c.joined.Store(true)
+	defer c.joined.Store(false)
+	assigned := gen.Assignments[c.cfg.Topic]
+	c.deps.Metrics.AssignedParts.Set(float64(len(assigned)))
+	log.Info("generation started", "partitions", len(assigned))
+
+	// wctx ends the workers: on shutdown (ctx) they drain, on generation end (gctx)
+	// or a fatal error of one of them they drop everything.
+	wctx, cancel := context.WithCancelCause(gctx)
+	defer cancel(nil)
+
+	workers := make([]*worker, 0, len(assigned))
+	for _, a := range assigned {
+		workers = append(workers, &worker{
+			c: c, topic: c.cfg.Topic, partition: a.ID, owner: owner, partLabel: strconv.Itoa(a.ID),
+			log: log.With("partition", a.ID), dlq: make(chan deadLetter, 1024),
+		})
+	}
+	var wg sync.WaitGroup
+	for i, a := range assigned {
+		w := workers[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.run(ctx, wctx, a.Offset); err != nil {
+				w.log.Error("partition worker stopped; the generation ends and the group rebalances", "err", err)
+				cancel(err)
+			}
+		}()
+	}
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+
+	tick := time.NewTicker(c.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			c.commit(gctx, gen, workers, log)
+		case <-workersDone:
+			if gctx.Err() == nil && context.Cause(wctx) == nil {
+				c.commit(gctx, gen, workers, log) // the clean stop's final commit
+			}
+			log.Info("generation ended")
+			c.deps.Metrics.AssignedParts.Set(0)
+			return
+		}
+	}
+}
+
+// commit saves each partition's window snapshot at its committable offset, then
+// commits those offsets through the live generation.
+func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers []*worker, log *slog.Logger) {
+	type prepared struct {
+		w      *worker
+		offset int64
+	}
+	var ready []prepared
+	offsets := map[int]int64{}
+	for _, w := range workers {
+		off, snap, ok := w.prepareCommit()
+		if !ok {
+			continue
+		}
+		data, err := json.Marshal(snap)
+		if err == nil {
+			err = c.deps.State.SaveSnapshot(gctx, w.topic, w.partition, off, data)
+		}
+		if err != nil {
+			// Without the snapshot a replay from this offset would not be
+			// deterministic: hold the commit until Redis takes it.
+			w.log.Warn("cannot save the window snapshot; the commit waits", "offset", off, "err", err)
+			continue
+		}
+		ready = append(ready, prepared{w, off})
+		offsets[w.partition] = off
+	}
+	if len(ready) == 0 || gctx.Err() != nil {
+		return
+	}
+	if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: offsets}); err != nil {
+		log.Warn("offset commit failed; retried at the next interval", "err", err)
+		return
+	}
+	for _, p := range ready {
+		p.w.committedAt(gctx, p.offset)
+	}
+}
+
+// run is the worker's life: start, fetch and process until wctx ends (drop) or ctx
+// ends (drain), and return an error only for what should end the generation.
+func (w *worker) run(ctx, wctx context.Context, offset int64) error {
+	if err := w.start(wctx, offset); err != nil {
+		if wctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer w.dropOpen()
+	rctx, stop := context.WithCancel(wctx)
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done(): // shutdown: stop fetching, keep delivering
+			stop()
+		case <-rctx.Done():
+		}
+	}()
+
+	dctx, dstop := context.WithCancel(wctx)
+	dlqDone := make(chan struct{})
+	go func() { defer close(dlqDone); w.runDeadLetters(dctx) }()
+	defer func() { dstop(); <-dlqDone }()
+	tickDone := make(chan struct{})
+	go func() { defer close(tickDone); w.runTicker(rctx) }()
+
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   w.c.cfg.Brokers,
+		Topic:     w.topic,
+		Partition: w.partition,
+		Dialer:    w.c.cfg.Dialer,
+		MinBytes:  1,
+		MaxBytes:  w.c.cfg.MaxFetchBytes,
+		MaxWait:   250 * time.Millisecond,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			w.log.Warn(fmt.Sprintf(msg, args...), "source", "kafka-go")
+		}),
+	})
+	start := offset
+	if start < 0 {
+		start = kafka.FirstOffset
+	}
+	err := reader.SetOffset(start)
+	if err == nil {
+		err = w.fetchLoop(rctx, reader)
+	}
+	reader.Close()
+	<-tickDone
+
+	if err == nil && ctx.Err() != nil && wctx.Err() == nil {
+		w.drain(wctx)
+	}
+	return err
+}
+
+func (w *worker) fetchLoop(ctx context.Context, r *kafka.Reader) error {
+	paused := false
+	for {
+		for w.c.deps.Spool.Full() {
+			if !paused {
+				paused = true
+				w.c.deps.Metrics.PausedPartitions.Inc()
+				w.log.Warn("spool full: fetching paused until deliveries free space")
+			}
+			if !sleep(ctx, 100*time.Millisecond) {
+				w.c.deps.Metrics.PausedPartitions.Dec()
+				return nil
+			}
+		}
+		if paused {
+			paused = false
+			w.c.deps.Metrics.PausedPartitions.Dec()
+		}
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("fetch failed; retrying", "err", err)
+			if !sleep(ctx, 500*time.Millisecond) {
+				return nil
+			}
+			continue
+		}
+		w.mu.Lock()
+		w.process(ctx, &m)
+		fatal := w.fatal
+		w.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+	}
+}
+
+func (w *worker) runTicker(ctx context.Context) {
+	every := min(w.c.cfg.IdleTimeout/4, time.Second)
+	t := time.NewTicker(max(every, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.mu.Lock()
+			w.idleTick(ctx)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// drain waits, up to the shutdown timeout, for the closed buffers to be delivered
+// and the dead letters to be acknowledged.
+func (w *worker) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	t := time.NewTimer(w.c.cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		w.log.Warn("shutdown timeout: leaving undelivered objects to the next owner")
+	case <-ctx.Done():
+	}
+}
+
+// prepareCommit returns the committable offset and the window state just before it,
+// if it moved since the last commit.
+func (w *worker) prepareCommit() (int64, any, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.part == nil || w.next < 0 {
+		return 0, nil, false
+	}
+	c := w.tr.committable()
+	if c <= w.committed {
+		return 0, nil, false
+	}
+	snap, ok := w.part.Snapshot(c)
+	if !ok {
+		w.log.Error("no window snapshot for the committable offset; not committing", "offset", c)
+		return 0, nil, false
+	}
+	return c, snap, true
+}
+
+// committedAt forgets what the window kept for replays before offset.
+func (w *worker) committedAt(ctx context.Context, offset int64) {
+	w.mu.Lock()
+	w.committed = offset
+	w.part.Forget(offset)
+	w.mu.Unlock()
+	w.c.deps.Metrics.CommittedOffset.WithLabelValues(w.partLabel).Set(float64(offset))
+	if err := w.c.deps.State.Prune(ctx, w.topic, w.partition, offset); err != nil {
+		w.log.Debug("pruning replay state failed", "err", err)
+	}
+}

@@ -1,0 +1,132 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"hitship/metrics"
+	"hitship/sink"
+	"hitship/state"
+	"hitship/window"
+)
+
+// Target is one enabled integration as the hot path sees it.
+type Target struct {
+	Name        string
+	ClientID    int64
+	Prefix      string
+	Format      sink.Format
+	Compression sink.Compression
+	Keys        *sink.KeyTemplate
+	Store       sink.Store
+	IfNoneMatch bool
+}
+
+// Routes maps a tenant to its enabled integrations. It is called for every record,
+// concurrently from every partition worker: it must be cheap and must not allocate.
+// Declared here because the consumer is what routes; the service implements it.
+type Routes interface {
+	Targets(clientID int64) []*Target
+}
+
+// Job is one closed buffer on its way to a bucket.
+type Job struct {
+	Target      *Target
+	Topic       string
+	Partition   int
+	Key         string
+	WindowStart int64 // Unix ms
+	WindowEnd   int64 // Unix ms
+	FirstOffset int64
+	Late        bool
+	Records     int
+	// Buffer holds the records; the Delivery finishes it into an object and releases
+	// it whatever the outcome.
+	Buffer *sink.Buffer
+	// Fence returns an error satisfying state.IsFenced when this worker no longer owns
+	// the partition; the delivery must then not upload.
+	Fence func(ctx context.Context) error
+}
+
+// Delivery takes closed buffers off a partition worker. It is the seam where the
+// retry schedule, parking and health plug in: the worker only needs to know when an
+// object no longer holds its partition's offset.
+type Delivery interface {
+	// Deliver must not block for long. done is called exactly once: with nil when
+	// the object is delivered (or, later, parked) and no longer holds the offset;
+	// with an error when it gave up (ctx ended, fenced). Safe for concurrent use.
+	Deliver(ctx context.Context, j *Job, done func(error))
+}
+
+// PartitionState is the Redis state that makes replays deterministic and fences
+// zombies (state.Store implements it).
+type PartitionState interface {
+	Claim(ctx context.Context, topic string, partition int, o state.Owner) error
+	Owns(ctx context.Context, topic string, partition int, o state.Owner) (bool, error)
+	RecordIdleClose(ctx context.Context, topic string, partition int, o state.Owner, c state.IdleClose) error
+	IdleCloses(ctx context.Context, topic string, partition int, fromOffset int64) ([]state.IdleClose, error)
+	SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error
+	LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) ([]byte, bool, error)
+	Prune(ctx context.Context, topic string, partition int, committed int64) error
+}
+
+var _ PartitionState = (*state.Store)(nil)
+
+// DeadLetters writes bad records to the dead-letter topic. WriteMessages blocks until
+// the broker acknowledged every message or returns an error (kafka.Writer in
+// synchronous mode implements it).
+type DeadLetters interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Config is the consumer's part of the configuration.
+type Config struct {
+	Brokers           []string
+	Topic             string
+	Group             string
+	Dialer            *kafka.Dialer // nil: kafka-go's default
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	HeartbeatInterval time.Duration
+	CommitInterval    time.Duration
+	// ShutdownTimeout bounds how long a clean stop waits for closed buffers to be
+	// delivered before it leaves the group (open buffers are dropped and replayed).
+	ShutdownTimeout time.Duration
+	IdleTimeout     time.Duration
+	MaxRecordBytes  int
+	MaxDepth        int
+	Window          window.Config
+	// MaxFetchBytes is kafka-go's per-fetch byte limit.
+	MaxFetchBytes int
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("consumer: no brokers")
+	case c.Topic == "" || c.Group == "":
+		return errors.New("consumer: topic and group are required")
+	case c.CommitInterval <= 0 || c.IdleTimeout <= 0:
+		return errors.New("consumer: commit interval and idle timeout must be positive")
+	case c.MaxRecordBytes <= 0 || c.MaxDepth <= 0:
+		return errors.New("consumer: max record bytes and max depth must be positive")
+	}
+	return c.Window.Validate()
+}
+
+// Deps are the consumer's collaborators.
+type Deps struct {
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+	State       PartitionState
+	Routes      Routes
+	Spool       *sink.Spool
+	Delivery    Delivery
+	DeadLetters DeadLetters
+	Now         func() time.Time // the wall clock (idle closes); nil: time.Now
+}

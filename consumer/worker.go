@@ -1,0 +1,445 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"hitship/hit"
+	"hitship/sink"
+	"hitship/state"
+	"hitship/window"
+)
+
+// bufState is what a worker hangs on a window.Buffer.
+type bufState struct {
+	target *Target
+	w      *window.Buffer
+	buf    *sink.Buffer
+}
+
+// worker consumes one partition for one generation. The fetch loop and the ticker
+// (idle closes, commit preparation) share the window state under mu; deliveries
+// report back through the tracker, which has its own lock.
+type worker struct {
+	c         *Consumer
+	topic     string
+	partition int
+	owner     state.Owner
+	log       *slog.Logger
+	partLabel string
+
+	mu       sync.Mutex
+	part     *window.Partition
+	tr       *tracker
+	open     map[*window.Buffer]*bufState
+	scratch  []byte
+	idle     []state.IdleClose // recorded idle closes not yet reached by the replay
+	next     int64             // offset after the last record read; -1 before the first
+	lastRecv time.Time
+	fatal    error
+
+	committed int64 // last committed offset; only the committer touches it
+	inflight  sync.WaitGroup
+	dlq       chan deadLetter
+}
+
+type deadLetter struct {
+	msg    kafka.Message
+	offset int64
+}
+
+// start claims the partition, restores the window state saved at the committed
+// offset and loads the recorded idle closes after it.
+func (w *worker) start(ctx context.Context, offset int64) error {
+	if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
+		return fmt.Errorf("claim partition %d: %w", w.partition, err)
+	}
+	w.tr = newTracker(offset)
+	w.open = make(map[*window.Buffer]*bufState)
+	w.next, w.committed = -1, -1
+	w.lastRecv = w.c.now()
+	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
+		p, err := window.NewPartition(w.c.cfg.Window)
+		w.part = p
+		return err
+	}
+	w.next, w.committed = offset, offset
+	data, ok, err := w.c.deps.State.LoadSnapshot(ctx, w.topic, w.partition, offset)
+	if err != nil {
+		return fmt.Errorf("load window snapshot at offset %d: %w", offset, err)
+	}
+	if ok {
+		var s window.Snapshot
+		if err := json.Unmarshal(data, &s); err != nil {
+			return fmt.Errorf("decode window snapshot at offset %d: %w", offset, err)
+		}
+		if w.part, err = window.Restore(w.c.cfg.Window, s); err != nil {
+			return fmt.Errorf("restore window snapshot at offset %d: %w", offset, err)
+		}
+	} else {
+		w.log.Warn("no window snapshot for the committed offset: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset)
+		if w.part, err = window.NewPartition(w.c.cfg.Window); err != nil {
+			return err
+		}
+	}
+	if w.idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, offset); err != nil {
+		return fmt.Errorf("load idle closes from offset %d: %w", offset, err)
+	}
+	w.applyRecordedIdle(offset)
+	return nil
+}
+
+// process handles one record. Called with mu held.
+func (w *worker) process(ctx context.Context, m *kafka.Message) {
+	off := m.Offset
+	w.applyRecordedIdle(off)
+	w.lastRecv = w.c.now()
+	if w.next < 0 {
+		w.tr.read(off) // the first record: from now on commits have a base
+	}
+	met := w.c.deps.Metrics
+	met.RecordsConsumed.WithLabelValues(w.partLabel).Inc()
+
+	rec := m.Value
+	var (
+		info hit.Info
+		err  error
+	)
+	if len(rec) > w.c.cfg.MaxRecordBytes {
+		err = &hit.Error{Reason: hit.ReasonTooLarge, Msg: fmt.Sprintf("record of %d bytes is over max_record_bytes %d", len(rec), w.c.cfg.MaxRecordBytes)}
+	} else {
+		info, err = hit.Scan(rec, w.c.cfg.MaxDepth)
+	}
+	client, hasClient := headerClientID(m.Headers)
+	if err == nil && !hasClient {
+		client, hasClient = info.ClientID, info.HasClientID
+		if !hasClient {
+			err = &hit.Error{Reason: hit.ReasonNoTenant, Msg: "no client_id header and no top-level client_id field"}
+		}
+	}
+	if err != nil {
+		w.deadLetter(ctx, m, err)
+		w.advanceRead(off)
+		return
+	}
+
+	recMs := m.Time.UnixMilli()
+	ts, fallback, clamped := w.c.cfg.Window.Timestamp(info.TimeMs, info.HasTime, recMs)
+	if fallback && !w.c.cfg.Window.UseRecordTime {
+		met.FallbackTimes.Inc()
+	}
+	if clamped {
+		met.ClampedTimes.Inc()
+	}
+	w.closeAll(ctx, w.part.Advance(off, ts))
+
+	targets := w.c.deps.Routes.Targets(client)
+	if len(targets) == 0 {
+		met.RecordsSkipped.WithLabelValues("no_integration").Inc()
+		w.advanceRead(off)
+		return
+	}
+	if !info.Compact {
+		w.scratch = hit.AppendCompact(w.scratch[:0], rec)
+		rec = w.scratch
+	}
+	late := false
+	for _, t := range targets {
+		b := w.part.Assign(off, ts, t.Name)
+		if b.Ghost {
+			continue // already delivered before the committed offset
+		}
+		late = late || b.Key.Late
+		bs, _ := b.Payload.(*bufState)
+		if bs == nil {
+			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format)}
+			b.Payload = bs
+			w.open[b] = bs
+			w.tr.hold(b.FirstOffset)
+			met.OpenBuffers.Inc()
+		}
+		if err := bs.buf.Append(rec); err != nil {
+			// The spool cannot take the record (disk error). Stop the worker: the
+			// offset is held, the next owner replays. Never drop it.
+			w.fatal = fmt.Errorf("spool append for %s: %w", t.Name, err)
+			return
+		}
+	}
+	if late {
+		met.LateHits.Inc()
+	}
+	w.advanceRead(off)
+}
+
+// advanceRead marks off as read and applies the idle closes recorded right after it.
+func (w *worker) advanceRead(off int64) {
+	w.next = off + 1
+	w.tr.read(w.next)
+	w.applyRecordedIdle(w.next)
+}
+
+// applyRecordedIdle applies the idle closes an earlier owner recorded at or before
+// the read position pos, so a replay closes where the original run did.
+func (w *worker) applyRecordedIdle(pos int64) {
+	for len(w.idle) > 0 && w.idle[0].NextOffset <= pos {
+		c := w.idle[0]
+		w.idle = w.idle[1:]
+		w.closeAll(context.Background(), w.part.ApplyIdle(c.NextOffset, c.Boundary))
+	}
+}
+
+// idleTick advances the watermark on the wall clock when the partition has been
+// quiet for the idle timeout. The advance is recorded (fenced) before any buffer
+// closes. Called with mu held.
+func (w *worker) idleTick(ctx context.Context) {
+	if len(w.idle) > 0 || w.next < 0 || w.fatal != nil {
+		return // still replaying recorded closes, or nothing read yet
+	}
+	now := w.c.now()
+	if now.Sub(w.lastRecv) < w.c.cfg.IdleTimeout {
+		return
+	}
+	b, ok := w.part.IdleBoundary(now.UnixMilli())
+	if !ok {
+		return
+	}
+	c := state.IdleClose{NextOffset: w.next, Boundary: b}
+	if err := w.c.deps.State.RecordIdleClose(ctx, w.topic, w.partition, w.owner, c); err != nil {
+		if state.IsFenced(err) {
+			w.fatal = fmt.Errorf("idle close refused, another member owns partition %d: %w", w.partition, err)
+			return
+		}
+		w.log.Warn("cannot record idle close; buffers stay open until Redis answers", "err", err)
+		return
+	}
+	w.c.deps.Metrics.IdleCloses.Inc()
+	w.closeAll(ctx, w.part.ApplyIdle(c.NextOffset, c.Boundary))
+}
+
+// closeAll hands closed buffers to the delivery. Called with mu held.
+func (w *worker) closeAll(ctx context.Context, closed []*window.Buffer) {
+	for _, b := range closed {
+		if b.Ghost {
+			continue
+		}
+		bs, _ := b.Payload.(*bufState)
+		if bs == nil {
+			continue
+		}
+		delete(w.open, b)
+		b.Payload = nil
+		w.c.deps.Metrics.OpenBuffers.Dec()
+		w.hand(ctx, bs)
+	}
+}
+
+func (w *worker) hand(ctx context.Context, bs *bufState) {
+	t, b := bs.target, bs.w
+	size := w.c.cfg.Window.Size
+	start := b.Key.Start
+	j := &Job{
+		Target:      t,
+		Topic:       w.topic,
+		Partition:   w.partition,
+		WindowStart: start,
+		WindowEnd:   start + size,
+		FirstOffset: b.FirstOffset,
+		Late:        b.Key.Late,
+		Records:     bs.buf.Records(),
+		Buffer:      bs.buf,
+		Fence:       w.fence,
+	}
+	j.Key = t.Keys.Key(keyParams(t, w.topic, w.partition, start, b.FirstOffset))
+	first := b.FirstOffset
+	w.inflight.Add(1)
+	w.c.deps.Metrics.Undelivered.Inc()
+	w.c.deps.Delivery.Deliver(ctx, j, func(err error) {
+		w.c.deps.Metrics.Undelivered.Dec()
+		if err == nil {
+			w.tr.release(first)
+		}
+		w.inflight.Done()
+	})
+}
+
+// fence reports a lost claim. A Redis error does not fence: the write is
+// deterministic and conditional, a zombie's upload is harmless.
+func (w *worker) fence(ctx context.Context) error {
+	ok, err := w.c.deps.State.Owns(ctx, w.topic, w.partition, w.owner)
+	if err == nil && !ok {
+		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
+	}
+	return nil
+}
+
+// deadLetter queues a bad record for the dead-letter topic; its offset is held
+// until the topic acknowledged it. Called with mu held.
+func (w *worker) deadLetter(ctx context.Context, m *kafka.Message, err error) {
+	reason := string(hit.ReasonNotJSON)
+	var he *hit.Error
+	if errors.As(err, &he) {
+		reason = string(he.Reason)
+	}
+	w.c.deps.Metrics.BadRecords.WithLabelValues(reason).Inc()
+	w.log.Debug("bad record to the dead-letter topic", "offset", m.Offset, "reason", reason, "err", err)
+	w.part.Mark(m.Offset)
+	w.tr.hold(m.Offset)
+	value := m.Value
+	headers := []kafka.Header{
+		{Key: "hitship_reason", Value: []byte(reason)},
+		{Key: "hitship_error", Value: []byte(err.Error())},
+		{Key: "hitship_source_topic", Value: []byte(w.topic)},
+		{Key: "hitship_source_partition", Value: []byte(strconv.Itoa(w.partition))},
+		{Key: "hitship_source_offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	}
+	if len(value) > w.c.cfg.MaxRecordBytes {
+		// The dead-letter topic has the same size limits as any topic: keep the head
+		// of the record and say so, rather than block the partition forever.
+		headers = append(headers, kafka.Header{Key: "hitship_truncated_from", Value: []byte(strconv.Itoa(len(value)))})
+		value = value[:w.c.cfg.MaxRecordBytes]
+	}
+	for _, h := range m.Headers {
+		if len(headers) >= 64 {
+			break
+		}
+		headers = append(headers, kafka.Header{Key: h.Key, Value: h.Value})
+	}
+	dl := deadLetter{offset: m.Offset, msg: kafka.Message{Key: m.Key, Value: value, Headers: headers, Time: m.Time}}
+	w.inflight.Add(1)
+	select {
+	case w.dlq <- dl:
+	case <-ctx.Done():
+		w.inflight.Done() // never acknowledged: the offset stays held
+	}
+}
+
+// runDeadLetters writes queued bad records in batches, retrying until the topic
+// acknowledges them or the worker stops.
+func (w *worker) runDeadLetters(ctx context.Context) {
+	defer func() { // what was not written stays held; only the accounting ends
+		for {
+			select {
+			case <-w.dlq:
+				w.inflight.Done()
+			default:
+				return
+			}
+		}
+	}()
+	batch := make([]deadLetter, 0, 256)
+	msgs := make([]kafka.Message, 0, 256)
+	for {
+		batch, msgs = batch[:0], msgs[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-w.dlq:
+			batch = append(batch, d)
+		}
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case d := <-w.dlq:
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		for _, d := range batch {
+			msgs = append(msgs, d.msg)
+		}
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+			err := w.c.deps.DeadLetters.WriteMessages(ctx, msgs...)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				for range batch {
+					w.inflight.Done()
+				}
+				return
+			}
+			w.log.Warn("dead-letter write failed; the partition's offset is held until it succeeds", "records", len(msgs), "err", err)
+			if !sleep(ctx, backoff) {
+				for range batch {
+					w.inflight.Done()
+				}
+				return
+			}
+		}
+		for _, d := range batch {
+			w.tr.release(d.offset)
+			w.inflight.Done()
+		}
+		w.c.deps.Metrics.DeadLettered.Add(float64(len(batch)))
+	}
+}
+
+// dropOpen discards every open buffer (the generation ended: the next owner replays).
+func (w *worker) dropOpen() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for b, bs := range w.open {
+		bs.buf.Discard()
+		b.Payload = nil
+		w.c.deps.Metrics.OpenBuffers.Dec()
+	}
+	clear(w.open)
+}
+
+func headerClientID(hs []kafka.Header) (int64, bool) {
+	for i := range hs {
+		if hs[i].Key == "client_id" {
+			return parseClientID(hs[i].Value)
+		}
+	}
+	return 0, false
+}
+
+// parseClientID parses a positive decimal client id without allocating.
+func parseClientID(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, n > 0
+}
+
+func keyParams(t *Target, topic string, partition int, start, first int64) sink.KeyParams {
+	return sink.KeyParams{
+		Prefix:      t.Prefix,
+		WindowStart: start,
+		Partition:   partition,
+		FirstOffset: first,
+		Format:      t.Format,
+		Compression: t.Compression,
+		ClientID:    t.ClientID,
+		Integration: t.Name,
+		Topic:       topic,
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

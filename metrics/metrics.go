@@ -1,0 +1,97 @@
+// Package metrics holds every Prometheus metric hitship exports, registered on a
+// registerer that main (or a test) injects: there is no global registry. Label
+// values known at start-up (partitions, integrations, reasons, results) are
+// pre-created so their series exist at zero. All methods are safe for concurrent use.
+package metrics
+
+import (
+	"hitship/hit"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Delivery results, the `result` label.
+const (
+	ResultOK      = "ok"      // written
+	ResultExists  = "exists"  // 412: the same object was already there (a replay)
+	ResultError   = "error"   // an attempt failed (it is retried)
+	ResultAborted = "aborted" // given up because the generation ended or hitship stopped
+)
+
+// Metrics is the set of hitship metrics.
+type Metrics struct {
+	RecordsConsumed  *prometheus.CounterVec // partition
+	RecordsSkipped   *prometheus.CounterVec // reason: no_integration, disabled
+	BadRecords       *prometheus.CounterVec // reason
+	DeadLettered     prometheus.Counter
+	LateHits         prometheus.Counter
+	ClampedTimes     prometheus.Counter
+	FallbackTimes    prometheus.Counter
+	HitsDelivered    *prometheus.CounterVec // integration, result
+	ObjectsWritten   *prometheus.CounterVec // integration, result
+	UploadAttempts   *prometheus.CounterVec // integration, result
+	UploadBytes      *prometheus.CounterVec // integration
+	UploadDuration   *prometheus.HistogramVec
+	DeliveryLatency  *prometheus.HistogramVec // integration: seconds from window end to object written
+	OpenBuffers      prometheus.Gauge
+	SpoolBytes       *prometheus.GaugeVec // where: memory, disk
+	Undelivered      prometheus.Gauge     // closed buffers not yet delivered
+	CommittedOffset  *prometheus.GaugeVec // partition
+	IdleCloses       prometheus.Counter
+	Generation       prometheus.Gauge
+	AssignedParts    prometheus.Gauge
+	PausedPartitions prometheus.Gauge
+}
+
+// New registers the metrics on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		RecordsConsumed: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_records_consumed_total", Help: "Kafka records read, by partition."}, []string{"partition"}),
+		RecordsSkipped:  f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_records_skipped_total", Help: "Well-formed hits not delivered by design: no_integration (tenant has none) or disabled."}, []string{"reason"}),
+		BadRecords:      f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_bad_records_total", Help: "Records sent to the dead-letter topic, by reason."}, []string{"reason"}),
+		DeadLettered:    f.NewCounter(prometheus.CounterOpts{Name: "hitship_dead_letter_records_total", Help: "Records acknowledged by the dead-letter topic."}),
+		LateHits:        f.NewCounter(prometheus.CounterOpts{Name: "hitship_late_hits_total", Help: "Hits whose window had already closed; they go to late buffers."}),
+		ClampedTimes:    f.NewCounter(prometheus.CounterOpts{Name: "hitship_clamped_times_total", Help: "Hits whose time was more than max_future_skew ahead of the record timestamp."}),
+		FallbackTimes:   f.NewCounter(prometheus.CounterOpts{Name: "hitship_fallback_times_total", Help: "Hits without a usable time; the record timestamp was used."}),
+		HitsDelivered:   f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_hits_delivered_total", Help: "Hits in objects written, by integration and result."}, []string{"integration", "result"}),
+		ObjectsWritten:  f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_objects_written_total", Help: "Objects delivered, by integration and result."}, []string{"integration", "result"}),
+		UploadAttempts:  f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_upload_attempts_total", Help: "Upload attempts, by integration and result."}, []string{"integration", "result"}),
+		UploadBytes:     f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_upload_bytes_total", Help: "Bytes of objects delivered, by integration."}, []string{"integration"}),
+		UploadDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "hitship_upload_duration_seconds", Help: "Duration of one upload attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"integration"}),
+		DeliveryLatency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "hitship_delivery_latency_seconds", Help: "Time from the end of a window to its object being written.",
+			Buckets: []float64{1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}}, []string{"integration"}),
+		OpenBuffers:      f.NewGauge(prometheus.GaugeOpts{Name: "hitship_open_buffers", Help: "Window buffers collecting records."}),
+		SpoolBytes:       f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_spool_bytes", Help: "Bytes held by buffers and objects not yet delivered, in memory or on disk."}, []string{"where"}),
+		Undelivered:      f.NewGauge(prometheus.GaugeOpts{Name: "hitship_undelivered_objects", Help: "Closed objects not yet delivered."}),
+		CommittedOffset:  f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_committed_offset", Help: "Last offset committed by this replica, by partition."}, []string{"partition"}),
+		IdleCloses:       f.NewCounter(prometheus.CounterOpts{Name: "hitship_idle_closes_total", Help: "Watermark advances taken on the wall clock because a partition was idle."}),
+		Generation:       f.NewGauge(prometheus.GaugeOpts{Name: "hitship_kafka_group_generation", Help: "Current consumer group generation id of this replica."}),
+		AssignedParts:    f.NewGauge(prometheus.GaugeOpts{Name: "hitship_kafka_assigned_partitions", Help: "Partitions assigned to this replica."}),
+		PausedPartitions: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_paused_partitions", Help: "Partitions not fetching because the spool is full (back-pressure)."}),
+	}
+	for _, r := range hit.Reasons() {
+		m.BadRecords.WithLabelValues(string(r))
+	}
+	for _, r := range []string{"no_integration", "disabled"} {
+		m.RecordsSkipped.WithLabelValues(r)
+	}
+	for _, w := range []string{"memory", "disk"} {
+		m.SpoolBytes.WithLabelValues(w)
+	}
+	return m
+}
+
+// Integration pre-creates the series of one integration.
+func (m *Metrics) Integration(name string) {
+	for _, r := range []string{ResultOK, ResultExists, ResultError, ResultAborted} {
+		m.HitsDelivered.WithLabelValues(name, r)
+		m.ObjectsWritten.WithLabelValues(name, r)
+		m.UploadAttempts.WithLabelValues(name, r)
+	}
+	m.UploadBytes.WithLabelValues(name)
+	m.UploadDuration.WithLabelValues(name)
+	m.DeliveryLatency.WithLabelValues(name)
+}

@@ -1,0 +1,87 @@
+package service
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"hitship/config"
+)
+
+// kafkaAuth builds the SASL mechanism and TLS config of the Kafka connection.
+func kafkaAuth(k config.Kafka) (sasl.Mechanism, *tls.Config, error) {
+	var mech sasl.Mechanism
+	switch k.SASL.Mechanism {
+	case "", config.SASLNone:
+	case config.SASLPlain:
+		mech = plain.Mechanism{Username: k.SASL.Username, Password: k.SASL.Password()}
+	case config.SASLScramSHA256, config.SASLScramSHA512:
+		algo := scram.SHA256
+		if k.SASL.Mechanism == config.SASLScramSHA512 {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, k.SASL.Username, k.SASL.Password())
+		if err != nil {
+			return nil, nil, fmt.Errorf("kafka.sasl: %w", err)
+		}
+		mech = m
+	default:
+		return nil, nil, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
+	}
+	tc, err := tlsConfig(k.TLS)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka.tls: %w", err)
+	}
+	return mech, tc, nil
+}
+
+// tlsConfig turns a TLS section into a *tls.Config (nil when disabled).
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func kafkaDialer(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafka.Dialer {
+	return &kafka.Dialer{ClientID: k.ClientID, Timeout: 10 * time.Second, DualStack: true, SASLMechanism: mech, TLS: tc}
+}
+
+func deadLetterWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(k.Brokers...),
+		Topic:        k.DeadLetterTopic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+		BatchBytes:   int64(k.MaxRecordBytes) + 64<<10,
+		MaxAttempts:  3,
+		Transport:    &kafka.Transport{ClientID: k.ClientID, SASL: mech, TLS: tc},
+	}
+}

@@ -1,0 +1,48 @@
+// Package sink turns closed windows into objects and writes them to stores.
+//
+// # Keys
+//
+// A KeyTemplate renders object keys from (prefix, window start, partition,
+// first offset, format, compression, ...). Every template contains
+// {partition} and {first_offset} and starts with {prefix}, so a key is unique
+// per buffer and a replay or retry overwrites the same key instead of adding a
+// duplicate. Keys never leave the prefix: substituted values cannot introduce
+// a leading '/', a "." or ".." segment or a control character.
+//
+// # Encoding
+//
+// Records are passed through byte for byte (the caller compacts them):
+// NDJSON is every record followed by "\n"; a JSON array is "[\n", the
+// records joined by ",\n", then "\n]\n" (an empty array is "[\n\n]\n").
+// Equal records in equal order give equal bytes, gzip included (no name, zero
+// mtime) for a given build of hitship.
+//
+// # Spool
+//
+// A Spool bounds memory however large a window grows. A Buffer keeps at most
+// SpoolConfig.BufferMemoryBytes in memory and appends the rest to its own
+// file; when all buffers and in-memory objects together pass
+// SpoolConfig.MemoryBytes, the largest spill to disk. No file descriptor is
+// held between calls, so 10,000 buffers need no more than one descriptor
+// each at the moment they spill. Spool.Full reports when the spill files
+// reach SpoolConfig.MaxBytes: the caller pauses fetching (back-pressure);
+// nothing is refused. Finished Objects are immutable and can be opened any
+// number of times, concurrently, until Release: a retry re-reads the spool,
+// never Kafka. Files left by a previous run are deleted by NewSpool (their
+// records are still uncommitted in Kafka and will be read again).
+//
+// One goroutine appends to a given Buffer; Spool, Object and the other
+// Buffer methods are safe for concurrent use.
+//
+// # Stores
+//
+// Store is the one contract, with S3Store and MemStore as implementations,
+// both checked by sink/storetest.Acceptance. S3Store uses only requests an
+// IAM policy granting s3:PutObject on bucket/* allows (PutObject and the
+// multipart create/upload-part/complete calls), plus AbortMultipartUpload only
+// when S3Config.AllowAbort. It sends If-None-Match: * when asked; a 412 is
+// reported as an error satisfying IsAlreadyExists, which the delivery counts
+// as delivered. Stores never retry; errors are classified by IsRetryable,
+// IsAccessDenied, IsBadCredentials, IsNoSuchBucket, IsWrongRegion and
+// IsAlreadyExists.
+package sink

@@ -1,0 +1,307 @@
+package sink
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultKeyTemplate is the key layout customers know (DESIGN §3).
+const DefaultKeyTemplate = "{prefix}wallarm_hits_{window_start}_{partition}_{first_offset}.{ext}"
+
+// KeyParams are the values a KeyTemplate substitutes.
+type KeyParams struct {
+	Prefix      string // the integration's prefix, e.g. "hits/"; sanitised, see KeyTemplate.Key
+	WindowStart int64  // window start, Unix milliseconds
+	Partition   int
+	FirstOffset int64
+	Format      Format
+	Compression Compression
+	ClientID    int64
+	Integration string
+	Topic       string
+}
+
+type placeholder int
+
+const (
+	phLiteral placeholder = iota
+	phPrefix
+	phWindowStart
+	phPartition
+	phFirstOffset
+	phExt
+	phClientID
+	phIntegration
+	phTopic
+	phYear
+	phMonth
+	phDay
+	phHour
+	phMinute
+)
+
+var placeholderNames = map[string]placeholder{
+	"prefix":       phPrefix,
+	"window_start": phWindowStart,
+	"partition":    phPartition,
+	"first_offset": phFirstOffset,
+	"ext":          phExt,
+	"client_id":    phClientID,
+	"integration":  phIntegration,
+	"topic":        phTopic,
+	"yyyy":         phYear,
+	"mm":           phMonth,
+	"dd":           phDay,
+	"hh":           phHour,
+	"MM":           phMinute,
+}
+
+type keyPart struct {
+	ph  placeholder
+	lit string
+}
+
+// KeyTemplate renders object keys. It is immutable and safe for concurrent use.
+type KeyTemplate struct {
+	src   string
+	parts []keyPart
+	usesT bool // uses a time part
+}
+
+// ParseKeyTemplate parses a key template such as DefaultKeyTemplate.
+//
+// Placeholders: {prefix} {window_start} (Unix seconds) {partition} {first_offset}
+// {ext} ("json"|"jsonl", plus ".gz" with gzip) {client_id} {integration} {topic}
+// and the UTC parts of the window start {yyyy} {mm} {dd} {hh} {MM} (minute).
+//
+// The template must start with {prefix} (keys never leave the integration's
+// prefix) and contain {partition} and {first_offset} (they make keys unique
+// across replicas and make a replay overwrite instead of duplicate). Unknown
+// placeholders, unbalanced braces, control characters, a leading "/" and "." or
+// ".." path segments are refused. All errors satisfy IsInvalid.
+func ParseKeyTemplate(s string) (*KeyTemplate, error) {
+	t := &KeyTemplate{src: s}
+	seen := map[placeholder]bool{}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			t.parts = append(t.parts, keyPart{ph: phLiteral, lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch c {
+		case '{':
+			end := strings.IndexAny(s[i+1:], "{}")
+			if end < 0 || s[i+1+end] != '}' {
+				return nil, invalidf("key template %q: unbalanced '{' at byte %d", s, i)
+			}
+			name := s[i+1 : i+1+end]
+			ph, ok := placeholderNames[name]
+			if !ok {
+				return nil, invalidf("key template %q: unknown placeholder {%s} (known: {prefix} {window_start} {partition} {first_offset} {ext} {client_id} {integration} {topic} {yyyy} {mm} {dd} {hh} {MM})", s, name)
+			}
+			flush()
+			t.parts = append(t.parts, keyPart{ph: ph})
+			seen[ph] = true
+			if ph >= phYear {
+				t.usesT = true
+			}
+			i += end + 2
+		case '}':
+			return nil, invalidf("key template %q: unbalanced '}' at byte %d", s, i)
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return nil, invalidf("key template %q: invalid UTF-8 at byte %d", s, i)
+			}
+			if unicode.IsControl(r) {
+				return nil, invalidf("key template %q: control character at byte %d", s, i)
+			}
+			lit.WriteString(s[i : i+size])
+			i += size
+		}
+	}
+	flush()
+	if len(t.parts) == 0 || t.parts[0].ph != phPrefix {
+		return nil, invalidf("key template %q must start with {prefix} so that keys stay under the integration's prefix; write e.g. %q", s, "{prefix}"+strings.TrimPrefix(s, "/"))
+	}
+	var missing []string
+	if !seen[phPartition] {
+		missing = append(missing, "{partition}")
+	}
+	if !seen[phFirstOffset] {
+		missing = append(missing, "{first_offset}")
+	}
+	if len(missing) > 0 {
+		return nil, invalidf("key template %q lacks %s: keys must be unique per partition and first offset so that retries and replays overwrite instead of duplicating; add e.g. \"_{partition}_{first_offset}\" before the extension as in %q", s, strings.Join(missing, " and "), DefaultKeyTemplate)
+	}
+	// A literal's pieces between '/' are whole path segments, except the
+	// first (glued to the placeholder before it) and the last unless the
+	// literal ends the template. (Key neutralises combinations anyway.)
+	for i, p := range t.parts {
+		if p.ph != phLiteral {
+			continue
+		}
+		segs := strings.Split(p.lit, "/")
+		for j, seg := range segs {
+			// {prefix} usually ends with '/' or is empty: treat it as a boundary.
+			whole := (j > 0 || t.parts[i-1].ph == phPrefix) && (j < len(segs)-1 || i == len(t.parts)-1)
+			if whole && (seg == "." || seg == "..") {
+				return nil, invalidf("key template %q: %q path segments are not allowed", s, seg)
+			}
+		}
+	}
+	return t, nil
+}
+
+// String returns the template source.
+func (t *KeyTemplate) String() string { return t.src }
+
+// Key renders the key of one object. It never fails: substituted strings are
+// made safe so that the key stays under p.Prefix. Control characters and
+// invalid UTF-8 become '_'; in {integration} and {topic} '/' and '\' become '_';
+// a leading '/' of the prefix is dropped; a resulting "." or ".." path segment
+// becomes "_" or "__". Configured prefixes should be checked with
+// ValidatePrefix at start-up so that this sanitising never changes a key.
+// Key is safe for concurrent use.
+func (t *KeyTemplate) Key(p KeyParams) string {
+	var b strings.Builder
+	b.Grow(len(t.src) + len(p.Prefix) + 32)
+	var tm time.Time
+	if t.usesT {
+		tm = time.UnixMilli(p.WindowStart).UTC()
+	}
+	var buf [24]byte
+	for _, part := range t.parts {
+		switch part.ph {
+		case phLiteral:
+			b.WriteString(part.lit)
+		case phPrefix:
+			b.WriteString(cleanValue(strings.TrimLeft(p.Prefix, "/"), false))
+		case phWindowStart:
+			b.Write(strconv.AppendInt(buf[:0], floorDiv(p.WindowStart, 1000), 10))
+		case phPartition:
+			b.Write(strconv.AppendInt(buf[:0], int64(p.Partition), 10))
+		case phFirstOffset:
+			b.Write(strconv.AppendInt(buf[:0], p.FirstOffset, 10))
+		case phExt:
+			b.WriteString(p.Format.Ext())
+			b.WriteString(p.Compression.Ext())
+		case phClientID:
+			b.Write(strconv.AppendInt(buf[:0], p.ClientID, 10))
+		case phIntegration:
+			b.WriteString(cleanValue(p.Integration, true))
+		case phTopic:
+			b.WriteString(cleanValue(p.Topic, true))
+		case phYear:
+			b.Write(appendPadded(buf[:0], tm.Year(), 4))
+		case phMonth:
+			b.Write(appendPadded(buf[:0], int(tm.Month()), 2))
+		case phDay:
+			b.Write(appendPadded(buf[:0], tm.Day(), 2))
+		case phHour:
+			b.Write(appendPadded(buf[:0], tm.Hour(), 2))
+		case phMinute:
+			b.Write(appendPadded(buf[:0], tm.Minute(), 2))
+		}
+	}
+	return cleanSegments(strings.TrimLeft(b.String(), "/"))
+}
+
+// ValidatePrefix reports whether prefix is a safe key prefix: no leading '/',
+// no "." or ".." path segment, no control characters, valid UTF-8. The error
+// satisfies IsInvalid.
+func ValidatePrefix(prefix string) error {
+	if strings.HasPrefix(prefix, "/") {
+		return invalidf("prefix %q must not start with '/'", prefix)
+	}
+	if !utf8.ValidString(prefix) {
+		return invalidf("prefix %q is not valid UTF-8", prefix)
+	}
+	for _, r := range prefix {
+		if unicode.IsControl(r) {
+			return invalidf("prefix %q contains a control character", prefix)
+		}
+	}
+	for _, seg := range strings.Split(prefix, "/") {
+		if seg == "." || seg == ".." {
+			return invalidf("prefix %q contains a %q path segment", prefix, seg)
+		}
+	}
+	return nil
+}
+
+func cleanValue(s string, noSlash bool) string {
+	ok := utf8.ValidString(s)
+	if ok {
+		for _, r := range s {
+			if unicode.IsControl(r) || (noSlash && (r == '/' || r == '\\')) {
+				ok = false
+				break
+			}
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1, unicode.IsControl(r), noSlash && (r == '/' || r == '\\'):
+			b.WriteByte('_')
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// cleanSegments replaces "." and ".." path segments by underscores.
+func cleanSegments(k string) string {
+	if !strings.Contains(k, ".") {
+		return k
+	}
+	segs := strings.Split(k, "/")
+	changed := false
+	for i, s := range segs {
+		if s == "." || s == ".." {
+			segs[i] = strings.Repeat("_", len(s))
+			changed = true
+		}
+	}
+	if !changed {
+		return k
+	}
+	return strings.Join(segs, "/")
+}
+
+func appendPadded(dst []byte, v, width int) []byte {
+	p := 1
+	for i := 1; i < width; i++ {
+		p *= 10
+	}
+	for ; p > 1 && v >= 0 && v < p; p /= 10 {
+		dst = append(dst, '0')
+	}
+	return strconv.AppendInt(dst, int64(v), 10)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("sink: "+format+": %w", append(args, ErrInvalid)...)
+}

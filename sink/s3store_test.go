@@ -1,0 +1,404 @@
+package sink_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"go.uber.org/goleak"
+
+	"hitship/internal/testenv/s3policy"
+	"hitship/sink"
+	"hitship/sink/storetest"
+)
+
+const (
+	testBucket    = "customer-bucket"
+	testAccess    = "AKIAHITSHIPTEST"
+	testSecret    = "hitship-test-secret"
+	testThreshold = 6 << 20 // small so that the 12 MiB case goes multipart
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMemStoreAcceptance(t *testing.T) {
+	storetest.Acceptance(t, func(t *testing.T) (sink.Store, storetest.Reader) {
+		m, err := sink.NewMemStore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, storetest.Reader{
+			IfNoneMatch: true,
+			Get: func(_ context.Context, key string) (storetest.Got, error) {
+				o, ok := m.Get(key)
+				if !ok {
+					return storetest.Got{}, fmt.Errorf("no object %q", key)
+				}
+				return storetest.Got{Data: o.Data, ContentType: o.ContentType, ContentEncoding: o.ContentEncoding}, nil
+			},
+		}
+	})
+}
+
+// startGofakes3 serves an in-memory gofakes3 over plain HTTP with testBucket.
+func startGofakes3(t *testing.T) string {
+	t.Helper()
+	backend := s3mem.New()
+	if err := backend.CreateBucket(testBucket); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func adminClient(endpoint string) *s3.Client {
+	return s3.New(s3.Options{
+		Region:                     "us-east-1",
+		BaseEndpoint:               aws.String(endpoint),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider(testAccess, testSecret, ""),
+		Retryer:                    aws.NopRetryer{},
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+func s3Reader(endpoint string, ifNoneMatch, multipartIfNoneMatch bool) storetest.Reader {
+	c := adminClient(endpoint)
+	return storetest.Reader{
+		IfNoneMatch:          ifNoneMatch,
+		MultipartIfNoneMatch: multipartIfNoneMatch,
+		Multipart:            testThreshold,
+		Get: func(ctx context.Context, key string) (storetest.Got, error) {
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+			if err != nil {
+				return storetest.Got{}, err
+			}
+			defer out.Body.Close()
+			data, err := io.ReadAll(out.Body)
+			return storetest.Got{Data: data, ContentType: aws.ToString(out.ContentType), ContentEncoding: aws.ToString(out.ContentEncoding)}, err
+		},
+	}
+}
+
+func newS3Store(t *testing.T, endpoint string, mod func(*sink.S3Config)) *sink.S3Store {
+	t.Helper()
+	cfg := sink.S3Config{
+		Bucket: testBucket, Region: "us-east-1", Endpoint: endpoint, PathStyle: true,
+		Credentials:        credentials.NewStaticCredentialsProvider(testAccess, testSecret, ""),
+		MultipartThreshold: testThreshold, PartSize: sink.MinPartSize,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := sink.NewS3Store(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestS3StoreGofakes3Acceptance(t *testing.T) {
+	storetest.Acceptance(t, func(t *testing.T) (sink.Store, storetest.Reader) {
+		url := startGofakes3(t)
+		// gofakes3 ignores If-None-Match on CompleteMultipartUpload.
+		return newS3Store(t, url, nil), s3Reader(url, true, false)
+	})
+}
+
+// TestS3StorePutObjectOnlyAcceptance runs the suite through a proxy that
+// enforces a policy granting only s3:PutObject: it proves S3Store needs
+// nothing else.
+func TestS3StorePutObjectOnlyAcceptance(t *testing.T) {
+	var proxies []*s3policy.Proxy
+	storetest.Acceptance(t, func(t *testing.T) (sink.Store, storetest.Reader) {
+		url := startGofakes3(t)
+		p, err := s3policy.New(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxies = append(proxies, p)
+		ps := httptest.NewServer(p)
+		t.Cleanup(ps.Close)
+		t.Cleanup(func() {
+			if d := p.Denied(); len(d) > 0 {
+				t.Errorf("S3Store made calls a PutObject-only policy denies: %q", d)
+			}
+		})
+		return newS3Store(t, ps.URL, nil), s3Reader(url, true, false)
+	})
+	var ops []string
+	for _, p := range proxies {
+		ops = append(ops, p.Allowed()...)
+	}
+	for _, op := range []string{"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"} {
+		if !slices.Contains(ops, op) {
+			t.Errorf("the suite never exercised %s through the proxy (saw %q)", op, ops)
+		}
+	}
+}
+
+func findVersitygw() string {
+	if p := os.Getenv("HITSHIP_VERSITYGW"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// startVersitygw runs versitygw's posix backend on a random port, shared by
+// the cases of one test.
+func startVersitygw(t *testing.T) string {
+	t.Helper()
+	bin := findVersitygw()
+	if bin == "" {
+		t.Skip("versitygw not found (PATH, $HITSHIP_VERSITYGW, $(go env GOPATH)/bin); install it to run this test")
+	}
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, testBucket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--access", testAccess, "--secret", testSecret, "--port", addr, "--quiet", "posix", root)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting versitygw: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("versitygw exited: %s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("versitygw did not listen on %s: %s", addr, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "http://" + addr
+}
+
+func TestS3StoreVersitygwAcceptance(t *testing.T) {
+	url := startVersitygw(t)
+	storetest.Acceptance(t, func(t *testing.T) (sink.Store, storetest.Reader) {
+		return newS3Store(t, url, nil), s3Reader(url, true, true)
+	})
+}
+
+// TestS3StoreVersitygwPutObjectOnly puts the policy proxy in front of
+// versitygw, which checks SigV4 signatures: the proxy keeps them valid and
+// S3Store still needs nothing beyond s3:PutObject.
+func TestS3StoreVersitygwPutObjectOnly(t *testing.T) {
+	url := startVersitygw(t)
+	storetest.Acceptance(t, func(t *testing.T) (sink.Store, storetest.Reader) {
+		p, err := s3policy.New(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := httptest.NewServer(p)
+		t.Cleanup(ps.Close)
+		t.Cleanup(func() {
+			if d := p.Denied(); len(d) > 0 {
+				t.Errorf("S3Store made calls a PutObject-only policy denies: %q", d)
+			}
+		})
+		return newS3Store(t, ps.URL, nil), s3Reader(url, true, true)
+	})
+}
+
+func TestNewS3StoreConfig(t *testing.T) {
+	creds := credentials.NewStaticCredentialsProvider("a", "b", "")
+	cases := []struct {
+		name string
+		cfg  sink.S3Config
+		ok   bool
+	}{
+		{name: "minimal", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds}, ok: true},
+		{name: "no bucket", cfg: sink.S3Config{Region: "eu-west-1", Credentials: creds}},
+		{name: "no region", cfg: sink.S3Config{Bucket: "b", Credentials: creds}},
+		{name: "no credentials", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1"}},
+		{name: "tiny parts", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds, PartSize: 1 << 20}},
+		{name: "negative threshold", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds, MultipartThreshold: -1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sink.NewS3Store(tc.cfg)
+			if (err == nil) != tc.ok {
+				t.Fatalf("NewS3Store = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !sink.IsInvalid(err) {
+				t.Errorf("error %v does not satisfy IsInvalid", err)
+			}
+		})
+	}
+}
+
+// TestS3ErrorClassification answers a PutObject with the errors customers'
+// buckets produce and checks the predicates.
+func TestS3ErrorClassification(t *testing.T) {
+	cases := []struct {
+		name                                       string
+		status                                     int
+		code                                       string
+		retryable, denied, noBucket, creds, region bool
+		exists                                     bool
+	}{
+		{name: "access denied", status: 403, code: "AccessDenied", denied: true},
+		{name: "no such bucket", status: 404, code: "NoSuchBucket", noBucket: true},
+		{name: "unknown key id", status: 403, code: "InvalidAccessKeyId", creds: true},
+		{name: "bad signature", status: 403, code: "SignatureDoesNotMatch", creds: true},
+		{name: "wrong region", status: 301, code: "PermanentRedirect", region: true},
+		{name: "wrong region header", status: 400, code: "AuthorizationHeaderMalformed", region: true},
+		{name: "precondition failed", status: 412, code: "PreconditionFailed", exists: true},
+		{name: "internal error", status: 500, code: "InternalError", retryable: true},
+		{name: "slow down", status: 503, code: "SlowDown", retryable: true},
+		{name: "bad gateway without body", status: 502, retryable: true},
+		{name: "conditional conflict", status: 409, code: "ConditionalRequestConflict", retryable: true},
+		{name: "bad request", status: 400, code: "InvalidArgument"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(tc.status)
+				if tc.code != "" {
+					fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>m</Message><RequestId>r</RequestId></Error>`, tc.code)
+				}
+			}))
+			defer srv.Close()
+			store := newS3Store(t, srv.URL, nil)
+			err := store.Put(context.Background(), "k.json", sink.BytesBody("[\n\n]\n"), sink.PutOptions{IfNoneMatch: true})
+			if err == nil {
+				t.Fatal("Put succeeded")
+			}
+			got := []bool{sink.IsRetryable(err), sink.IsAccessDenied(err), sink.IsNoSuchBucket(err), sink.IsBadCredentials(err), sink.IsWrongRegion(err), sink.IsAlreadyExists(err)}
+			want := []bool{tc.retryable, tc.denied, tc.noBucket, tc.creds, tc.region, tc.exists}
+			if !slices.Equal(got, want) {
+				t.Errorf("retryable,denied,noBucket,creds,region,exists = %v, want %v (err %v)", got, want, err)
+			}
+			var se *sink.StoreError
+			if !errors.As(err, &se) || se.StatusCode != tc.status || (tc.code != "" && se.Code != tc.code) || se.Key != "k.json" {
+				t.Errorf("StoreError = %+v", se)
+			}
+		})
+	}
+	t.Run("connection refused", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + l.Addr().String()
+		l.Close()
+		err = newS3Store(t, url, nil).Put(context.Background(), "k", sink.BytesBody("x"), sink.PutOptions{})
+		if err == nil || !sink.IsRetryable(err) || sink.IsAccessDenied(err) {
+			t.Errorf("Put to a closed port = %v; want a retryable error", err)
+		}
+	})
+}
+
+// TestS3MultipartAbort: a failed multipart upload is aborted only when
+// AllowAbort says the policy grants it.
+func TestS3MultipartAbort(t *testing.T) {
+	cases := []struct {
+		name       string
+		allowAbort bool
+		wantAbort  bool
+	}{
+		{name: "PutObject-only policy: never abort", allowAbort: false, wantAbort: false},
+		{name: "abort granted", allowAbort: true, wantAbort: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			upstream := startGofakes3(t)
+			var mu sync.Mutex
+			var calls []string
+			target, err := s3policy.New(upstream) // forwards everything allowed
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				q := r.URL.Query()
+				mu.Lock()
+				calls = append(calls, r.Method+" "+strings.Join(slices.Sorted(func(yield func(string) bool) {
+					for k := range q {
+						if !yield(k) {
+							return
+						}
+					}
+				}), "&"))
+				mu.Unlock()
+				if r.Method == http.MethodPut && q.Get("partNumber") == "2" {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.WriteHeader(http.StatusInternalServerError)
+					fmt.Fprint(w, `<Error><Code>InternalError</Code><Message>boom</Message></Error>`)
+					return
+				}
+				if r.Method == http.MethodDelete {
+					w.WriteHeader(http.StatusNoContent)
+					return
+				}
+				target.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			store := newS3Store(t, srv.URL, func(c *sink.S3Config) { c.AllowAbort = tc.allowAbort })
+			err = store.Put(context.Background(), "big.jsonl", make(sink.BytesBody, 11<<20), sink.PutOptions{})
+			if err == nil || !sink.IsRetryable(err) {
+				t.Fatalf("Put = %v, want a retryable failure", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			aborted := slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "DELETE") })
+			if aborted != tc.wantAbort {
+				t.Errorf("aborted = %v, want %v; calls %q", aborted, tc.wantAbort, calls)
+			}
+		})
+	}
+}
