@@ -62,18 +62,18 @@ func (c *Consumer) now() time.Time {
 // replays them from the committed offset. Run blocks; call it once.
 func (c *Consumer) Run(ctx context.Context) error {
 	gcfg := kafka.ConsumerGroupConfig{
-		ID:                c.cfg.Group,
-		Brokers:           c.cfg.Brokers,
-		Dialer:            c.cfg.Dialer,
-		Topics:            []string{c.cfg.Topic},
-		HeartbeatInterval: c.cfg.HeartbeatInterval,
-		SessionTimeout:    c.cfg.SessionTimeout,
-		RebalanceTimeout:  c.cfg.RebalanceTimeout,
-		JoinGroupBackoff:  time.Second,
-		StartOffset:       kafka.FirstOffset,
+		ID:                    c.cfg.Group,
+		Brokers:               c.cfg.Brokers,
+		Dialer:                c.cfg.Dialer,
+		Topics:                []string{c.cfg.Topic},
+		HeartbeatInterval:     c.cfg.HeartbeatInterval,
+		SessionTimeout:        c.cfg.SessionTimeout,
+		RebalanceTimeout:      c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      time.Second,
+		StartOffset:           kafka.FirstOffset,
 		WatchPartitionChanges: true,
-		Logger:            kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug(fmt.Sprintf(msg, args...), "source", "kafka-go") }),
-		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn(fmt.Sprintf(msg, args...), "source", "kafka-go") }),
+		Logger:                kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug(fmt.Sprintf(msg, args...), "source", "kafka-go") }),
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn(fmt.Sprintf(msg, args...), "source", "kafka-go") }),
 	}
 	if err := gcfg.Validate(); err != nil {
 		return fmt.Errorf("consumer group config: %w", err)
@@ -132,6 +132,7 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 		workers = append(workers, &worker{
 			c: c, topic: c.cfg.Topic, partition: a.ID, owner: owner, partLabel: strconv.Itoa(a.ID),
 			log: log.With("partition", a.ID), dlq: make(chan deadLetter, 1024),
+			consumed: c.deps.Metrics.RecordsConsumed.WithLabelValues(strconv.Itoa(a.ID)),
 		})
 	}
 	var wg sync.WaitGroup
@@ -208,6 +209,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 // run is the worker's life: start, fetch and process until wctx ends (drop) or ctx
 // ends (drain), and return an error only for what should end the generation.
 func (w *worker) run(ctx, wctx context.Context, offset int64) error {
+	w.deliverCtx = wctx
 	if err := w.start(wctx, offset); err != nil {
 		if wctx.Err() != nil {
 			return nil

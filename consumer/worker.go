@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"hitship/hit"
@@ -35,6 +36,7 @@ type worker struct {
 	owner     state.Owner
 	log       *slog.Logger
 	partLabel string
+	consumed  prometheus.Counter // this partition's records-consumed series, looked up once
 
 	mu       sync.Mutex
 	part     *window.Partition
@@ -45,6 +47,10 @@ type worker struct {
 	next     int64             // offset after the last record read; -1 before the first
 	lastRecv time.Time
 	fatal    error
+
+	// deliverCtx is what deliveries run under: the generation's, not the fetch
+	// loop's, so that a clean stop lets closed buffers finish uploading.
+	deliverCtx context.Context
 
 	committed int64 // last committed offset; only the committer touches it
 	inflight  sync.WaitGroup
@@ -59,6 +65,9 @@ type deadLetter struct {
 // start claims the partition, restores the window state saved at the committed
 // offset and loads the recorded idle closes after it.
 func (w *worker) start(ctx context.Context, offset int64) error {
+	// The committer reads this state (prepareCommit) from its first tick on.
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
 		return fmt.Errorf("claim partition %d: %w", w.partition, err)
 	}
@@ -68,8 +77,16 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	w.lastRecv = w.c.now()
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
 		p, err := window.NewPartition(w.c.cfg.Window)
+		if err != nil {
+			return err
+		}
 		w.part = p
-		return err
+		// An earlier owner may have closed windows on idle and died before its
+		// first commit: the replay from the start must close at the same places.
+		if w.idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, 0); err != nil {
+			return fmt.Errorf("load idle closes from the start: %w", err)
+		}
+		return nil
 	}
 	w.next, w.committed = offset, offset
 	data, ok, err := w.c.deps.State.LoadSnapshot(ctx, w.topic, w.partition, offset)
@@ -106,7 +123,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 		w.tr.read(off) // the first record: from now on commits have a base
 	}
 	met := w.c.deps.Metrics
-	met.RecordsConsumed.WithLabelValues(w.partLabel).Inc()
+	w.consumed.Inc()
 
 	rec := m.Value
 	var (
@@ -139,7 +156,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	if clamped {
 		met.ClampedTimes.Inc()
 	}
-	w.closeAll(ctx, w.part.Advance(off, ts))
+	w.closeAll(w.part.Advance(off, ts))
 
 	targets := w.c.deps.Routes.Targets(client)
 	if len(targets) == 0 {
@@ -192,7 +209,7 @@ func (w *worker) applyRecordedIdle(pos int64) {
 	for len(w.idle) > 0 && w.idle[0].NextOffset <= pos {
 		c := w.idle[0]
 		w.idle = w.idle[1:]
-		w.closeAll(context.Background(), w.part.ApplyIdle(c.NextOffset, c.Boundary))
+		w.closeAll(w.part.ApplyIdle(c.NextOffset, c.Boundary))
 	}
 }
 
@@ -221,11 +238,11 @@ func (w *worker) idleTick(ctx context.Context) {
 		return
 	}
 	w.c.deps.Metrics.IdleCloses.Inc()
-	w.closeAll(ctx, w.part.ApplyIdle(c.NextOffset, c.Boundary))
+	w.closeAll(w.part.ApplyIdle(c.NextOffset, c.Boundary))
 }
 
 // closeAll hands closed buffers to the delivery. Called with mu held.
-func (w *worker) closeAll(ctx context.Context, closed []*window.Buffer) {
+func (w *worker) closeAll(closed []*window.Buffer) {
 	for _, b := range closed {
 		if b.Ghost {
 			continue
@@ -237,11 +254,11 @@ func (w *worker) closeAll(ctx context.Context, closed []*window.Buffer) {
 		delete(w.open, b)
 		b.Payload = nil
 		w.c.deps.Metrics.OpenBuffers.Dec()
-		w.hand(ctx, bs)
+		w.hand(bs)
 	}
 }
 
-func (w *worker) hand(ctx context.Context, bs *bufState) {
+func (w *worker) hand(bs *bufState) {
 	t, b := bs.target, bs.w
 	size := w.c.cfg.Window.Size
 	start := b.Key.Start
@@ -261,7 +278,7 @@ func (w *worker) hand(ctx context.Context, bs *bufState) {
 	first := b.FirstOffset
 	w.inflight.Add(1)
 	w.c.deps.Metrics.Undelivered.Inc()
-	w.c.deps.Delivery.Deliver(ctx, j, func(err error) {
+	w.c.deps.Delivery.Deliver(w.deliverCtx, j, func(err error) {
 		w.c.deps.Metrics.Undelivered.Dec()
 		if err == nil {
 			w.tr.release(first)

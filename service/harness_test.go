@@ -109,7 +109,11 @@ func (e *env) startMember(t *testing.T, name string, cfg *config.Config) *member
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", name)
-	svc, err := service.New(cfg, service.Deps{Logger: log, Registry: reg})
+	// Every replica has its own spool directory (a pod's emptyDir): members
+	// sharing cfg must not share it, since a spool clears stale files at start.
+	own := *cfg
+	own.Spool.Dir = t.TempDir()
+	svc, err := service.New(&own, service.Deps{Logger: log, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
