@@ -185,6 +185,11 @@ func (s *Service) close() {
 	if err := s.dlq.Close(); err != nil {
 		s.log.Warn("closing the dead-letter writer", "err", err)
 	}
+	// Writer.Close leaves a Transport it did not create open: close its
+	// connections and metadata goroutine, or every Service leaks them.
+	if tr, ok := s.dlq.Transport.(*kafka.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 	if s.ownRedis {
 		_ = s.rdb.Close()
 	}

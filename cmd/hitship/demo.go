@@ -35,7 +35,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dur := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	listen := fs.String("listen", "127.0.0.1:9464", "metrics listener (a free port is taken if it is busy)")
 	verbose := fs.Bool("v", false, "log every delivery and the group's life (text logs)")
+	redisMode := fs.String("redis", demoRedisAuto, `"auto": the local Redis on 127.0.0.1:6379 if it answers, else in-process; "memory": always in-process`)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *redisMode != demoRedisAuto && *redisMode != demoRedisMemory {
+		fmt.Fprintf(stderr, "hitship demo: -redis: unknown mode %q; use %q or %q\n", *redisMode, demoRedisAuto, demoRedisMemory)
 		return 2
 	}
 	if *dur > 0 {
@@ -69,7 +74,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("s3", err)
 	}
 	defer st.Close()
-	rdb, redisWhere, closeRedis, err := demoRedis()
+	rdb, redisWhere, closeRedis, err := demoRedis(*redisMode)
 	if err != nil {
 		return fail("redis", err)
 	}
@@ -143,7 +148,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	feedDone := make(chan struct{})
 	go func() {
 		defer close(feedDone)
-		w := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 10 * time.Millisecond}
+		// Its own transport, closed at the end: the package default one keeps
+		// connections and goroutines alive after the demo.
+		tr := &kafka.Transport{}
+		defer tr.CloseIdleConnections()
+		w := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 10 * time.Millisecond, Transport: tr}
 		defer w.Close()
 		o := genOptions{topic: topic, rate: *rate, tenants: 3, firstID: 1, late: 0.01, malformed: 0.005, seed: uint64(time.Now().UnixNano())}
 		if err := generate(feedCtx, o, w, io.Discard); err != nil {
@@ -160,20 +169,30 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// demoRedis uses the local Redis server if one answers, else an in-process one.
-func demoRedis() (redis.UniversalClient, string, func(), error) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: 300 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	if c.Ping(ctx).Err() == nil {
-		return c, "127.0.0.1:6379 (the local server; keys under hitship:hitship-demo*)", func() { _ = c.Close() }, nil
+// Modes of demo's -redis flag.
+const (
+	demoRedisAuto   = "auto"   // the local server if it answers, else in-process
+	demoRedisMemory = "memory" // always in-process (tests: never touch a developer's Redis)
+)
+
+// demoRedis uses the local Redis server if one answers and mode is auto, else an
+// in-process one.
+func demoRedis(mode string) (redis.UniversalClient, string, func(), error) {
+	why := "-redis memory"
+	if mode == demoRedisAuto {
+		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: 300 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if c.Ping(ctx).Err() == nil {
+			return c, "127.0.0.1:6379 (the local server; keys under hitship:hitship-demo*)", func() { _ = c.Close() }, nil
+		}
+		_ = c.Close()
+		why = "no local Redis server answered"
 	}
-	_ = c.Close()
 	m, err := miniredis.Run()
 	if err != nil {
 		return nil, "", nil, err
 	}
-	c = redis.NewClient(&redis.Options{Addr: m.Addr()})
-	return c, m.Addr() + " (in-process: no local Redis server answered)", func() { _ = c.Close(); m.Close() }, nil
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	return c, m.Addr() + " (in-process: " + why + ")", func() { _ = c.Close(); m.Close() }, nil
 }
-
