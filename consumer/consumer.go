@@ -41,7 +41,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
 	if cfg.MaxFetchBytes <= 0 {
-		cfg.MaxFetchBytes = 16 << 20
+		cfg.MaxFetchBytes = 4 << 20
 	}
 	if cfg.MaxFetchBytes < cfg.MaxRecordBytes {
 		cfg.MaxFetchBytes = cfg.MaxRecordBytes
@@ -242,6 +242,9 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 		MinBytes:  1,
 		MaxBytes:  w.c.cfg.MaxFetchBytes,
 		MaxWait:   250 * time.Millisecond,
+		// A deeper queue between kafka-go's fetch goroutine and the worker: fewer
+		// hand-offs per record (measured by bench/e2e).
+		QueueCapacity: 1000,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			w.log.Warn(fmt.Sprintf(msg, args...), "source", "kafka-go")
 		}),

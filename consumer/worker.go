@@ -38,15 +38,19 @@ type worker struct {
 	partLabel string
 	consumed  prometheus.Counter // this partition's records-consumed series, looked up once
 
-	mu       sync.Mutex
-	part     *window.Partition
-	tr       *tracker
-	open     map[*window.Buffer]*bufState
-	scratch  []byte
-	idle     []state.IdleClose // recorded idle closes not yet reached by the replay
-	next     int64             // offset after the last record read; -1 before the first
-	lastRecv time.Time
-	fatal    error
+	mu      sync.Mutex
+	part    *window.Partition
+	tr      *tracker
+	open    map[*window.Buffer]*bufState
+	scratch []byte
+	idle    []state.IdleClose // recorded idle closes not yet reached by the replay
+	next    int64             // offset after the last record read; -1 before the first
+	// The idle clock, without a time.Now per record: process counts records, the
+	// ticker notes when the count last changed.
+	received  uint64
+	seen      uint64
+	quietFrom time.Time
+	fatal     error
 
 	// deliverCtx is what deliveries run under: the generation's, not the fetch
 	// loop's, so that a clean stop lets closed buffers finish uploading.
@@ -74,7 +78,7 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	w.tr = newTracker(offset)
 	w.open = make(map[*window.Buffer]*bufState)
 	w.next, w.committed = -1, -1
-	w.lastRecv = w.c.now()
+	w.quietFrom = w.c.now()
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
 		p, err := window.NewPartition(w.c.cfg.Window)
 		if err != nil {
@@ -118,7 +122,7 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	off := m.Offset
 	w.applyRecordedIdle(off)
-	w.lastRecv = w.c.now()
+	w.received++
 	if w.next < 0 {
 		w.tr.read(off) // the first record: from now on commits have a base
 	}
@@ -221,7 +225,11 @@ func (w *worker) idleTick(ctx context.Context) {
 		return // still replaying recorded closes, or nothing read yet
 	}
 	now := w.c.now()
-	if now.Sub(w.lastRecv) < w.c.cfg.IdleTimeout {
+	if w.received != w.seen {
+		w.seen, w.quietFrom = w.received, now
+		return
+	}
+	if now.Sub(w.quietFrom) < w.c.cfg.IdleTimeout {
 		return
 	}
 	b, ok := w.part.IdleBoundary(now.UnixMilli())

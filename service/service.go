@@ -97,7 +97,13 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.spool, err = sink.NewSpool(sink.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes), MemoryBytes: int64(cfg.Spool.MemoryBytes)}); err != nil {
+	// A buffer keeps up to 1/8 of the spool's memory budget in memory before it
+	// spills (8 MiB of the default 64 MiB): most objects are written and uploaded
+	// without touching the disk, the budget still bounds the total, and past it
+	// the largest buffers spill first.
+	mem := int64(cfg.Spool.MemoryBytes)
+	if s.spool, err = sink.NewSpool(sink.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes),
+		MemoryBytes: mem, BufferMemoryBytes: min(mem/32, 2<<20)}); err != nil {
 		return nil, fmt.Errorf("spool.dir: %w", err)
 	}
 	del, err := delivery.NewInline(delivery.Config{Concurrency: cfg.Delivery.Concurrency, UploadTimeout: cfg.Delivery.UploadTimeout,

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"flag"
@@ -108,13 +109,18 @@ func prefill(ctx context.Context, k *testenv.Kafka, records, tenants int, base t
 		if big && total >= bigBytes || !big && n >= records {
 			break
 		}
-		// In order over 30 one-minute windows, so commits move as the run goes.
-		r := g.Next(base.Unix() + int64(n)*1800/int64(max(records, 1)))
+		// In order over 30 one-minute windows, so commits move as the run goes;
+		// with -big all in one window.
+		t := base.Unix() + int64(n)*1800/int64(max(records, 1))
+		if big {
+			t = base.Unix()
+		}
+		r := g.Next(t)
 		p := int(r.ClientID) % parts
 		if !big {
 			p = n % parts
 		}
-		batch = append(batch, kafka.Message{Partition: p, Value: r.Value, Time: base,
+		batch = append(batch, kafka.Message{Partition: p, Value: r.Value, Time: time.Now(),
 			Headers: []kafka.Header{{Key: "client_id", Value: []byte(strconv.FormatInt(r.ClientID, 10))}}})
 		total += int64(len(r.Value))
 		n++
@@ -247,7 +253,15 @@ integrations:
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill(); <-exited }()
+	defer func() { // a clean stop, so that a CPU profile is written
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
 	var peak int64
 	var total int64
 	for _, h := range hw {
@@ -279,6 +293,11 @@ integrations:
 	rate := float64(total-steadyAt) / time.Since(steady).Seconds()
 	if rss := vmHWM(cmd.Process.Pid); rss > peak {
 		peak = rss
+	}
+	keys := 0
+	s3.keys.Range(func(k, v any) bool { keys++; return true })
+	if s3.lines.Load() != total {
+		return result{}, fmt.Errorf("the S3 endpoint received %d records in %d objects, want %d", s3.lines.Load(), keys, total)
 	}
 	return result{total: el, steadyRate: rate, rss: peak, puts: s3.puts.Load()}, nil
 }
@@ -326,12 +345,15 @@ func vmHWM(pid int) int64 {
 // discardS3 answers the calls hitship makes (PutObject and multipart uploads),
 // reading and discarding every body.
 type discardS3 struct {
+	keys  sync.Map
+	lines atomic.Int64
 	puts atomic.Int64
 	ids  atomic.Int64
 }
 
 func (s *discardS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	b, _ := io.ReadAll(r.Body)
+	s.lines.Add(int64(bytes.Count(b, []byte("\n"))))
 	q := r.URL.Query()
 	switch {
 	case r.Method == http.MethodPost && q.Has("uploads"):
@@ -349,6 +371,7 @@ func (s *discardS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPut:
 		if !q.Has("partNumber") {
 			s.puts.Add(1)
+			s.keys.Store(r.URL.Path, true)
 		}
 		w.Header().Set("ETag", `"x"`)
 	default:

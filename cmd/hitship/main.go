@@ -176,6 +176,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Log.Format, cfg.Log.Level, stderr)
+	setMemoryLimit(cfg, log)
 	svc, err := service.New(cfg, service.Deps{Logger: log, Registry: newRegistry()})
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -211,4 +212,17 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit of the spool's memory
+// budget plus 64 MiB for everything else (fetch buffers, clients), unless the
+// operator set GOMEMLIMIT. Without it the heap may grow to twice the live data
+// between collections; with it RSS stays near what the budget promises.
+func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return
+	}
+	limit := int64(cfg.Spool.MemoryBytes) + 64<<20
+	debug.SetMemoryLimit(limit)
+	log.Debug("soft memory limit set", "bytes", limit)
 }
