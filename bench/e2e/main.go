@@ -347,8 +347,8 @@ func vmHWM(pid int) int64 {
 type discardS3 struct {
 	keys  sync.Map
 	lines atomic.Int64
-	puts atomic.Int64
-	ids  atomic.Int64
+	puts  atomic.Int64
+	ids   atomic.Int64
 }
 
 func (s *discardS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
