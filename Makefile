@@ -3,7 +3,7 @@
 GO        ?= go
 BIN       := $(CURDIR)/bin
 VERSITYGW_VERSION ?= v1.8.0
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
 
 .PHONY: run test test-short bench lint tools build fuzz

@@ -53,14 +53,3 @@ func (t *tracker) committable() int64 {
 	}
 	return c
 }
-
-// holders is the number of holders.
-func (t *tracker) holders() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, c := range t.pending {
-		n += c
-	}
-	return n
-}

@@ -307,9 +307,7 @@ func splitRecords(t *testing.T, key string, data []byte) [][]byte {
 		if len(data) == 0 || data[len(data)-1] != '\n' {
 			t.Fatalf("%s: NDJSON does not end in a newline", key)
 		}
-		for _, l := range bytes.Split(data[:len(data)-1], []byte("\n")) {
-			recs = append(recs, l)
-		}
+		recs = append(recs, bytes.Split(data[:len(data)-1], []byte("\n"))...)
 	case strings.HasSuffix(key, ".json"):
 		if !bytes.HasPrefix(data, []byte("[\n")) || !bytes.HasSuffix(data, []byte("\n]\n")) {
 			t.Fatalf("%s: not a JSON array in the documented layout", key)
@@ -318,9 +316,7 @@ func splitRecords(t *testing.T, key string, data []byte) [][]byte {
 		if err := json.Unmarshal(data, &arr); err != nil {
 			t.Fatalf("%s: %v", key, err)
 		}
-		for _, l := range bytes.Split(data[2:len(data)-3], []byte(",\n")) {
-			recs = append(recs, l)
-		}
+		recs = append(recs, bytes.Split(data[2:len(data)-3], []byte(",\n"))...)
 		if len(recs) != len(arr) {
 			t.Fatalf("%s: %d lines but %d array elements", key, len(recs), len(arr))
 		}

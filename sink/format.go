@@ -53,8 +53,6 @@ func (f Format) ContentType() string {
 	return "application/json"
 }
 
-func (f Format) valid() bool { return f == FormatJSON || f == FormatNDJSON }
-
 // Compression is the content encoding of an object.
 type Compression int
 

@@ -38,7 +38,6 @@ type outBuf struct {
 	first    int64
 	records  []int64
 	closedAt int // event index of the close, -1 while open
-	ghost    bool
 	// delivered is set by the delivery simulation of the original run.
 	delivered bool
 }
