@@ -17,7 +17,7 @@ import (
 )
 
 func TestS3RoundTrip(t *testing.T) {
-	sample, err := os.ReadFile("../../../shared/testdata/sample_hits.jsonl")
+	sample, err := os.ReadFile("../../hit/testdata/sample_hits.jsonl")
 	if err != nil {
 		sample = []byte("{\"time\":\"1687241470\"}\n{\"time\":\"1687241471\"}\n")
 	}
