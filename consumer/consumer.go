@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"hitship/state"
@@ -22,6 +23,9 @@ type Consumer struct {
 	deps   Deps
 	log    *slog.Logger
 	joined atomic.Bool
+	// skipped counts records of tenants without an integration: most records, so
+	// the series is looked up once.
+	skipped prometheus.Counter
 }
 
 // Joined reports whether this member is in a live generation (it may have no
@@ -46,7 +50,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	if cfg.MaxFetchBytes < cfg.MaxRecordBytes {
 		cfg.MaxFetchBytes = cfg.MaxRecordBytes
 	}
-	return &Consumer{cfg: cfg, deps: deps, log: deps.Logger.With("topic", cfg.Topic, "group", cfg.Group)}, nil
+	return &Consumer{cfg: cfg, deps: deps, log: deps.Logger.With("topic", cfg.Topic, "group", cfg.Group),
+		skipped: deps.Metrics.RecordsSkipped.WithLabelValues("no_integration")}, nil
 }
 
 func (c *Consumer) now() time.Time {
@@ -148,7 +153,18 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 		}()
 	}
 	workersDone := make(chan struct{})
-	go func() { wg.Wait(); close(workersDone) }()
+	go func() {
+		wg.Wait()
+		if len(workers) == 0 {
+			// A member without partitions (more replicas than partitions) must stay
+			// in the generation: returning would end it and make every member rejoin.
+			select {
+			case <-ctx.Done():
+			case <-wctx.Done():
+			}
+		}
+		close(workersDone)
+	}()
 
 	tick := time.NewTicker(c.cfg.CommitInterval)
 	defer tick.Stop()

@@ -99,14 +99,20 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	}
 	if ok {
 		var s window.Snapshot
-		if err := json.Unmarshal(data, &s); err != nil {
-			return fmt.Errorf("decode window snapshot at offset %d: %w", offset, err)
+		if err = json.Unmarshal(data, &s); err == nil {
+			w.part, err = window.Restore(w.c.cfg.Window, s)
 		}
-		if w.part, err = window.Restore(w.c.cfg.Window, s); err != nil {
-			return fmt.Errorf("restore window snapshot at offset %d: %w", offset, err)
+		if err != nil {
+			// A snapshot of another window size (the config changed) or a corrupt
+			// one cannot be replayed exactly; failing here would only end every
+			// generation. Start empty and say so.
+			w.log.Warn("window snapshot unusable: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset, "err", err)
+			ok = false
 		}
 	} else {
 		w.log.Warn("no window snapshot for the committed offset: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset)
+	}
+	if !ok {
 		if w.part, err = window.NewPartition(w.c.cfg.Window); err != nil {
 			return err
 		}
@@ -164,7 +170,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 
 	targets := w.c.deps.Routes.Targets(client)
 	if len(targets) == 0 {
-		met.RecordsSkipped.WithLabelValues("no_integration").Inc()
+		w.c.skipped.Inc()
 		w.advanceRead(off)
 		return
 	}
