@@ -128,6 +128,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			time.Now().Format("15:04:05"), j.Target.Name, time.UnixMilli(j.WindowStart).UTC().Format("15:04"),
 			j.Records, size, late, filepath.Join(s3dir, bucket, j.Key))
 	}
+	// The embedded Kafka starts empty every time, so what an earlier demo left in
+	// Redis (partition claims of its generations, idle closes, window snapshots)
+	// describes another topic: clear it, or the new generations would be fenced.
+	if err := clearDemoState(ctx, rdb, cfg.Redis.KeyPrefix+"{"+cfg.Kafka.Group+":"); err != nil {
+		return fail("redis", err)
+	}
 	svc, err := service.New(&cfg, service.Deps{Logger: log, Registry: newRegistry(), Redis: rdb, Delivered: delivered, Listener: ln})
 	if err != nil {
 		return fail("service", err)
@@ -195,4 +201,20 @@ func demoRedis(mode string) (redis.UniversalClient, string, func(), error) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	return c, m.Addr() + " (in-process: " + why + ")", func() { _ = c.Close(); m.Close() }, nil
+}
+
+// clearDemoState deletes the keys under prefix.
+func clearDemoState(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return rdb.Del(ctx, keys...).Err()
 }
