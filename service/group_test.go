@@ -40,7 +40,17 @@ func TestMoreMembersThanPartitions(t *testing.T) {
 		}
 		return sum
 	}
-	waitFor(t, 30*time.Second, "both partitions assigned", func() bool { return assigned() == 2 })
+	// Settled: all three members in the same generation and both partitions assigned.
+	settled := func() bool {
+		g := gauge(t, ms[0].reg, "hitship_kafka_group_generation")
+		for _, m := range ms {
+			if gauge(t, m.reg, "hitship_kafka_group_generation") != g || g == 0 {
+				return false
+			}
+		}
+		return assigned() == 2
+	}
+	waitFor(t, 30*time.Second, "all members in one generation, both partitions assigned", settled)
 	gen := gauge(t, ms[0].reg, "hitship_kafka_group_generation")
 	time.Sleep(8 * time.Second) // several session timeouts and heartbeats
 	if g := gauge(t, ms[0].reg, "hitship_kafka_group_generation"); g != gen {
