@@ -1,0 +1,399 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"hitship/registry"
+	"hitship/sink"
+)
+
+// DefaultTestTimeout bounds one test write.
+const DefaultTestTimeout = 30 * time.Second
+
+const maxBody = 64 << 10
+
+// Auth methods of an Integration view.
+const (
+	AuthRole      = "role"
+	AuthAccessKey = "access_key"
+)
+
+// Integration is the configured view of one integration the API shows. It
+// has no field for a secret on purpose.
+type Integration struct {
+	Name        string
+	ClientID    int64
+	Region      string
+	Bucket      string
+	Prefix      string
+	Format      string
+	Compression string
+	// RoleARN is set for the role method, AccessKeyID for access keys.
+	RoleARN     string
+	AccessKeyID string
+	// ConfigEnabled is the config file's "enabled".
+	ConfigEnabled bool
+}
+
+// Config configures the API.
+type Config struct {
+	// Token is the bearer token (from an env var or a file). Required.
+	Token string
+	// TestTimeout bounds a test write (default DefaultTestTimeout).
+	TestTimeout time.Duration
+}
+
+// Deps are what the API works with.
+type Deps struct {
+	// Logger receives state changes and failures; nil discards.
+	Logger *slog.Logger
+	// Registry holds the runtime state. Required.
+	Registry *registry.Store
+	// Integrations returns the current config view (it changes on reload).
+	// Required; called once per request.
+	Integrations func() []Integration
+	// Tester runs the test write of the named integration (sink.TestWrite +
+	// sink.Explain). Required. A returned error means the test could not
+	// run at all; it is logged and answered with 500 without its text.
+	Tester func(ctx context.Context, name string) (sink.Answer, error)
+}
+
+// API is the admin http.Handler.
+type API struct {
+	tokenSum [sha256.Size]byte
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+}
+
+var _ http.Handler = (*API)(nil)
+
+// New validates cfg and deps.
+func New(cfg Config, deps Deps) (*API, error) {
+	switch {
+	case cfg.Token == "":
+		return nil, errors.New("admin: empty token: the admin API must not run without one")
+	case strings.TrimSpace(cfg.Token) != cfg.Token:
+		return nil, errors.New("admin: token has leading or trailing whitespace")
+	case deps.Registry == nil:
+		return nil, errors.New("admin: nil Registry")
+	case deps.Integrations == nil:
+		return nil, errors.New("admin: nil Integrations")
+	case deps.Tester == nil:
+		return nil, errors.New("admin: nil Tester")
+	case cfg.TestTimeout < 0:
+		return nil, errors.New("admin: negative TestTimeout")
+	}
+	if cfg.TestTimeout == 0 {
+		cfg.TestTimeout = DefaultTestTimeout
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{tokenSum: sha256.Sum256([]byte(cfg.Token)), deps: deps, log: log}
+	cfg.Token = "" // only the digest is kept
+	a.cfg = cfg
+	return a, nil
+}
+
+// Auth is the authentication part of an integration view.
+type Auth struct {
+	Method      string `json:"method"`
+	RoleARN     string `json:"role_arn,omitempty"`
+	AccessKeyID string `json:"access_key_id,omitempty"`
+}
+
+// View is the JSON of one integration.
+type View struct {
+	Name          string         `json:"name"`
+	ClientID      int64          `json:"client_id"`
+	Region        string         `json:"region"`
+	Bucket        string         `json:"bucket"`
+	Prefix        string         `json:"prefix"`
+	Format        string         `json:"format"`
+	Compression   string         `json:"compression"`
+	Auth          Auth           `json:"auth"`
+	ConfigEnabled bool           `json:"config_enabled"`
+	State         registry.State `json:"state"`
+	Reason        string         `json:"reason,omitempty"`
+	Since         time.Time      `json:"since,omitzero"`
+	By            string         `json:"by,omitempty"`
+}
+
+// StateChange answers disable and enable.
+type StateChange struct {
+	Changed     bool            `json:"changed"`
+	Event       *registry.Event `json:"event,omitempty"`
+	Integration View            `json:"integration"`
+}
+
+// TestResult answers a test.
+type TestResult struct {
+	Integration string `json:"integration"`
+	sink.Answer
+}
+
+type apiError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// ServeHTTP authenticates, then routes.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !a.authorized(r) {
+		h.Set("WWW-Authenticate", `Bearer realm="hitship-admin"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+		return
+	}
+	segs, ok := splitPath(r.URL)
+	if !ok || len(segs) < 2 || segs[0] != "v1" || segs[1] != "integrations" || len(segs) > 4 {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+		return
+	}
+	switch len(segs) {
+	case 2:
+		if allow(w, r, http.MethodGet) {
+			a.list(w, r)
+		}
+		return
+	case 3:
+		if allow(w, r, http.MethodGet) {
+			a.show(w, r, segs[2])
+		}
+		return
+	}
+	name, action := segs[2], segs[3]
+	var handle func(http.ResponseWriter, *http.Request, Integration)
+	switch action {
+	case "test":
+		handle = a.test
+	case "disable":
+		handle = a.disable
+	case "enable":
+		handle = a.enable
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+		return
+	}
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	in, ok := a.find(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_integration", "no integration named "+quote(name))
+		return
+	}
+	handle(w, r, in)
+}
+
+// authorized compares SHA-256 digests: equal length whatever was sent.
+func (a *API) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		token = ""
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
+	return match && token != ""
+}
+
+// splitPath returns the unescaped path segments; ok is false for empty
+// segments (".../integrations//x") or bad escapes.
+func splitPath(u *url.URL) ([]string, bool) {
+	p := strings.Trim(u.EscapedPath(), "/")
+	if p == "" {
+		return nil, false
+	}
+	raw := strings.Split(p, "/")
+	segs := make([]string, len(raw))
+	for i, s := range raw {
+		v, err := url.PathUnescape(s)
+		if err != nil || v == "" {
+			return nil, false
+		}
+		segs[i] = v
+	}
+	return segs, true
+}
+
+func allow(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method || (method == http.MethodGet && r.Method == http.MethodHead) {
+		return true
+	}
+	w.Header().Set("Allow", method)
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
+	return false
+}
+
+func (a *API) find(name string) (Integration, bool) {
+	for _, in := range a.deps.Integrations() {
+		if in.Name == name {
+			return in, true
+		}
+	}
+	return Integration{}, false
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	ins := a.deps.Integrations()
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.Name
+	}
+	states, err := a.deps.Registry.All(r.Context(), names)
+	if err != nil {
+		a.redisDown(w, "list", err)
+		return
+	}
+	out := struct {
+		Integrations []View `json:"integrations"`
+	}{Integrations: make([]View, 0, len(ins))}
+	for _, in := range ins {
+		out.Integrations = append(out.Integrations, view(in, states[in.Name]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) show(w http.ResponseWriter, r *http.Request, name string) {
+	in, ok := a.find(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_integration", "no integration named "+quote(name))
+		return
+	}
+	st, err := a.deps.Registry.Status(r.Context(), in.Name)
+	if err != nil {
+		a.redisDown(w, "show", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(in, st))
+}
+
+func (a *API) test(w http.ResponseWriter, r *http.Request, in Integration) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.TestTimeout)
+	defer cancel()
+	ans, err := a.deps.Tester(ctx, in.Name)
+	if err != nil {
+		a.log.Error("admin: test integration could not run", "integration", in.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, "test_not_run", "the test could not run; the service log says why")
+		return
+	}
+	a.log.Info("admin: test integration", "integration", in.Name, "ok", ans.OK, "problem", ans.Problem, "by", by(r))
+	writeJSON(w, http.StatusOK, TestResult{Integration: in.Name, Answer: ans})
+}
+
+func (a *API) disable(w http.ResponseWriter, r *http.Request, in Integration) {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "cannot read the body")
+		return
+	}
+	if len(data) > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body must be at most %d bytes", maxBody))
+		return
+	}
+	if len(strings.TrimSpace(string(data))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", `the body must be JSON like {"reason": "..."}`)
+			return
+		}
+	}
+	reason := strings.TrimSpace(body.Reason)
+	if reason == "" {
+		reason = "disabled via the admin API"
+	}
+	ev, changed, err := a.deps.Registry.Disable(r.Context(), in.Name, reason, by(r))
+	a.changed(w, r, in, ev, changed, err)
+}
+
+func (a *API) enable(w http.ResponseWriter, r *http.Request, in Integration) {
+	ev, changed, err := a.deps.Registry.Enable(r.Context(), in.Name, by(r))
+	a.changed(w, r, in, ev, changed, err)
+}
+
+func (a *API) changed(w http.ResponseWriter, r *http.Request, in Integration, ev registry.Event, changed bool, err error) {
+	if err != nil {
+		a.redisDown(w, "state change", err)
+		return
+	}
+	out := StateChange{Changed: changed}
+	if changed {
+		a.log.Info("integration state changed", "event", ev)
+		out.Event = &ev
+	}
+	st, err := a.deps.Registry.Status(r.Context(), in.Name)
+	if err != nil {
+		a.redisDown(w, "status", err)
+		return
+	}
+	out.Integration = view(in, st)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) redisDown(w http.ResponseWriter, op string, err error) {
+	a.log.Error("admin: registry unavailable", "op", op, "err", err)
+	writeError(w, http.StatusServiceUnavailable, "registry_unavailable", "the integration registry (Redis) cannot be reached; try again")
+}
+
+func view(in Integration, st registry.Status) View {
+	v := View{
+		Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket, Prefix: in.Prefix,
+		Format: in.Format, Compression: in.Compression, ConfigEnabled: in.ConfigEnabled,
+		State: st.State, Reason: st.Reason, Since: st.Since, By: st.By,
+	}
+	if v.State == "" {
+		v.State = registry.Enabled
+	}
+	switch {
+	case in.RoleARN != "":
+		v.Auth = Auth{Method: AuthRole, RoleARN: in.RoleARN}
+	case in.AccessKeyID != "":
+		v.Auth = Auth{Method: AuthAccessKey, AccessKeyID: in.AccessKeyID}
+	default:
+		v.Auth = Auth{Method: "none"}
+	}
+	return v
+}
+
+func by(r *http.Request) string { return "admin-api@" + r.RemoteAddr }
+
+func quote(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Error: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status = http.StatusInternalServerError
+		data = []byte(`{"error":"internal","message":"cannot encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}

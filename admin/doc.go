@@ -1,0 +1,26 @@
+// Package admin is hitship's operator HTTP API under /v1/:
+//
+//	GET  /v1/integrations               list (config view + runtime state)
+//	GET  /v1/integrations/{name}        one integration
+//	POST /v1/integrations/{name}/test   write the sample hits, answer in plain words
+//	POST /v1/integrations/{name}/disable  body {"reason": "..."} (optional)
+//	POST /v1/integrations/{name}/enable
+//
+// # Guarantees
+//
+//   - Every request needs "Authorization: Bearer <token>". The token is
+//     compared in constant time on SHA-256 digests of fixed length, so
+//     neither content nor length leaks through timing. A missing or wrong
+//     token gets 401 with a WWW-Authenticate header, before routing: an
+//     unauthenticated caller cannot even learn which integrations exist.
+//   - No response ever holds a secret: Integration, the view this package
+//     gets, has no field for one; an access-key integration shows its key
+//     id only. Errors of the tester are logged, not returned.
+//   - Every answer, errors included, is JSON ({"error": ..., "message": ...}).
+//   - State changes go to the shared registry (Redis), so every replica
+//     follows within its watcher's poll interval; each change is logged with
+//     its event. "by" is "admin-api@" plus the TCP peer address (behind a
+//     proxy that is the proxy's; X-Forwarded-For is not trusted).
+//
+// An API is safe for concurrent use.
+package admin
