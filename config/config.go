@@ -158,6 +158,11 @@ type Log struct {
 type ExternalID struct {
 	SecretEnv  string `yaml:"secret_env"`
 	SecretFile string `yaml:"secret_file"`
+	// AccountID is the AWS account hitship runs as: customers' role trust policies
+	// name it as the principal (shown by `hitship external-id`).
+	AccountID string `yaml:"account_id"`
+	// STSEndpoint overrides the regional STS endpoint (VPC endpoints, tests).
+	STSEndpoint string `yaml:"sts_endpoint"`
 
 	secret Secret
 }

@@ -443,7 +443,17 @@ func (v *checker) integrations(c *Config) {
 		v.add("external_id.secret_env", "use a random secret of at least 16 characters (32 recommended)", "external ID secret is too short")
 		e.secret = Secret{}
 	}
+	if e.AccountID != "" && !accountIDRE.MatchString(e.AccountID) {
+		v.add("external_id.account_id", "write the 12-digit AWS account id hitship runs as", "invalid account id %q", e.AccountID)
+	}
+	if e.STSEndpoint != "" {
+		if u, err := url.Parse(e.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("external_id.sts_endpoint", `write a URL such as "https://sts.eu-central-1.amazonaws.com"`, "invalid URL %q", e.STSEndpoint)
+		}
+	}
 }
+
+var accountIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func (v *checker) credentials(key string, cr *Credentials) {
 	cr.secretAccessKey = Secret{}

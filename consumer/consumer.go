@@ -25,7 +25,8 @@ type Consumer struct {
 	joined atomic.Bool
 	// skipped counts records of tenants without an integration: most records, so
 	// the series is looked up once.
-	skipped prometheus.Counter
+	skipped  prometheus.Counter
+	disabled prometheus.Counter // (record, integration) pairs skipped because it is disabled
 }
 
 // Joined reports whether this member is in a live generation (it may have no
@@ -51,7 +52,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		cfg.MaxFetchBytes = cfg.MaxRecordBytes
 	}
 	return &Consumer{cfg: cfg, deps: deps, log: deps.Logger.With("topic", cfg.Topic, "group", cfg.Group),
-		skipped: deps.Metrics.RecordsSkipped.WithLabelValues("no_integration")}, nil
+		skipped:  deps.Metrics.RecordsSkipped.WithLabelValues("no_integration"),
+		disabled: deps.Metrics.RecordsSkipped.WithLabelValues("disabled")}, nil
 }
 
 func (c *Consumer) now() time.Time {

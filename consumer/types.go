@@ -26,11 +26,13 @@ type Target struct {
 	IfNoneMatch bool
 }
 
-// Routes maps a tenant to its enabled integrations. It is called for every record,
-// concurrently from every partition worker: it must be cheap and must not allocate.
-// Declared here because the consumer is what routes; the service implements it.
+// Routes maps a tenant to its enabled integrations, and says how many of its
+// integrations are disabled at runtime (their records are skipped and counted). It
+// is called for every record, concurrently from every partition worker: it must be
+// cheap and must not allocate. Declared here because the consumer is what routes;
+// the service implements it.
 type Routes interface {
-	Targets(clientID int64) []*Target
+	Targets(clientID int64) (targets []*Target, disabled int)
 }
 
 // Job is one closed buffer on its way to a bucket.

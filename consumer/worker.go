@@ -168,9 +168,14 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	}
 	w.closeAll(w.part.Advance(off, ts))
 
-	targets := w.c.deps.Routes.Targets(client)
+	targets, disabled := w.c.deps.Routes.Targets(client)
+	if disabled > 0 {
+		w.c.disabled.Add(float64(disabled))
+	}
 	if len(targets) == 0 {
-		w.c.skipped.Inc()
+		if disabled == 0 {
+			w.c.skipped.Inc()
+		}
 		w.advanceRead(off)
 		return
 	}

@@ -1,42 +1,129 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"hitship/config"
 	"hitship/consumer"
 	"hitship/sink"
 )
 
-// routes maps client ids to their enabled integrations. Immutable once built, so
+// table maps client ids to their integrations. Immutable once built, so
 // partition workers read it without locks.
+type table struct {
+	byClient map[int64][]*consumer.Target // enabled in the config and at runtime
+	disabled map[int64]int                // per client: integrations disabled at runtime
+}
+
+// routes is the live routing table: the integrations of the config (replaced on
+// reload) filtered by the runtime state (disabled integrations). Targets is
+// lock-free; rebuilds are serialised by mu.
 type routes struct {
-	byClient map[int64][]*consumer.Target
-	all      []*consumer.Target
+	cur atomic.Pointer[table]
+
+	mu         sync.Mutex
+	all        []*consumer.Target // enabled in the config
+	isDisabled func(name string) bool
 }
 
 var _ consumer.Routes = (*routes)(nil)
 
-func (r *routes) Targets(clientID int64) []*consumer.Target { return r.byClient[clientID] }
+func (r *routes) Targets(clientID int64) ([]*consumer.Target, int) {
+	t := r.cur.Load()
+	return t.byClient[clientID], t.disabled[clientID]
+}
+
+// set installs the config's targets (nil isDisabled keeps the current one) and
+// rebuilds the table.
+func (r *routes) set(all []*consumer.Target, isDisabled func(string) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if all != nil {
+		r.all = all
+	}
+	if isDisabled != nil {
+		r.isDisabled = isDisabled
+	}
+	r.rebuildLocked()
+}
+
+// rebuild re-reads the runtime state (call it when it changed).
+func (r *routes) rebuild() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rebuildLocked()
+}
+
+func (r *routes) rebuildLocked() {
+	t := &table{byClient: map[int64][]*consumer.Target{}, disabled: map[int64]int{}}
+	for _, x := range r.all {
+		if r.isDisabled != nil && r.isDisabled(x.Name) {
+			t.disabled[x.ClientID]++
+			continue
+		}
+		t.byClient[x.ClientID] = append(t.byClient[x.ClientID], x)
+	}
+	r.cur.Store(t)
+}
+
+// targets returns the config's enabled targets.
+func (r *routes) targets() []*consumer.Target {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.all
+}
 
 // StoreFactory builds the object store of one integration; tests and the demo
 // may replace it.
 type StoreFactory func(cfg *config.Config, in config.Integration) (sink.Store, error)
 
-// S3Stores builds S3 stores, with httpClient if not nil.
+// S3Stores builds S3 stores, with httpClient if not nil. Integrations with
+// access keys sign with them; integrations with role_arn assume the role with
+// sts:AssumeRole and the external ID derived for their client, from hitship's own
+// identity (the default AWS credential chain, loaded once when first needed).
 func S3Stores(httpClient *http.Client) StoreFactory {
+	var (
+		once    sync.Once
+		base    aws.CredentialsProvider
+		baseErr error
+	)
 	return func(cfg *config.Config, in config.Integration) (sink.Store, error) {
 		endpoint, pathStyle := cfg.EndpointFor(in)
 		var creds aws.CredentialsProvider
 		switch {
 		case in.Credentials.AccessKeyID != "":
-			creds = credentials.NewStaticCredentialsProvider(in.Credentials.AccessKeyID, in.Credentials.SecretAccessKey(), "")
+			p, err := sink.NewStaticProvider(in.Credentials.AccessKeyID, in.Credentials.SecretAccessKey())
+			if err != nil {
+				return nil, fmt.Errorf("integration %s: %w", in.Name, err)
+			}
+			creds = p
 		case in.Credentials.RoleARN != "":
-			return nil, fmt.Errorf("integration %s: role_arn is not supported by this build yet; use access keys", in.Name)
+			once.Do(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				base, baseErr = sink.DefaultBaseCredentials(ctx)
+			})
+			if baseErr != nil {
+				return nil, fmt.Errorf("integration %s: hitship's own AWS identity: %w", in.Name, baseErr)
+			}
+			p, err := sink.NewAssumeRoleProvider(sink.AssumeRoleConfig{
+				Base: base, RoleARN: in.Credentials.RoleARN, ClientID: in.ClientID,
+				ExternalIDSecret: []byte(cfg.ExternalID.Secret()), Region: in.Region,
+				STSEndpoint: cfg.ExternalID.STSEndpoint, TrustedPrincipal: cfg.ExternalID.AccountID,
+				HTTPClient: httpClient,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("integration %s: %w", in.Name, err)
+			}
+			creds = p
 		default:
 			return nil, fmt.Errorf("integration %s: no credentials", in.Name)
 		}
@@ -55,12 +142,21 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 	}
 }
 
-// buildRoutes makes the routing table of the enabled integrations.
-func buildRoutes(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory) (*routes, error) {
-	r := &routes{byClient: map[int64][]*consumer.Target{}}
+// buildTargets makes the targets of the config's enabled integrations. A target
+// whose integration (and the shared S3 settings) did not change since prev is
+// reused as it is, so the buffers collecting for it are untouched by a reload.
+func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory, prev *built) (*built, error) {
+	b := &built{s3: cfg.S3, byName: map[string]builtTarget{}}
 	for _, in := range cfg.Integrations {
 		if !in.Enabled {
 			continue
+		}
+		if prev != nil && reflect.DeepEqual(prev.s3, cfg.S3) {
+			if old, ok := prev.byName[in.Name]; ok && reflect.DeepEqual(old.cfg, in) {
+				b.byName[in.Name] = old
+				b.all = append(b.all, old.target)
+				continue
+			}
 		}
 		f, err := sink.ParseFormat(in.Format)
 		if err != nil {
@@ -76,8 +172,20 @@ func buildRoutes(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory
 		}
 		t := &consumer.Target{Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
 			Keys: keys, Store: st, IfNoneMatch: cfg.S3.IfNoneMatch}
-		r.byClient[in.ClientID] = append(r.byClient[in.ClientID], t)
-		r.all = append(r.all, t)
+		b.byName[in.Name] = builtTarget{cfg: in, target: t}
+		b.all = append(b.all, t)
 	}
-	return r, nil
+	return b, nil
+}
+
+// built is the targets of one config, with what they were built from.
+type built struct {
+	s3     config.S3
+	byName map[string]builtTarget
+	all    []*consumer.Target
+}
+
+type builtTarget struct {
+	cfg    config.Integration
+	target *consumer.Target
 }

@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +22,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"hitship/admin"
 	"hitship/config"
 	"hitship/consumer"
 	"hitship/delivery"
 	"hitship/metrics"
+	"hitship/registry"
 	"hitship/sink"
 	"hitship/state"
 	"hitship/window"
@@ -56,6 +61,15 @@ type Service struct {
 	dlq      *kafka.Writer
 	consumer *consumer.Consumer
 	routes   *routes
+	keys     *sink.KeyTemplate
+	stores   StoreFactory
+
+	reloadMu sync.Mutex
+	built    *built // the targets of the running config
+
+	registry *registry.Store   // runtime state of integrations, shared by replicas
+	watcher  *registry.Watcher // this replica's view of it
+	admin    *admin.API        // nil when no admin token is configured
 }
 
 // New builds a service from cfg, which must have passed Validate. It connects to
@@ -70,18 +84,11 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3.key_template: %w", err)
 	}
-	stores := deps.Stores
-	if stores == nil {
-		stores = S3Stores(nil)
+	s.keys, s.stores = keys, deps.Stores
+	if s.stores == nil {
+		s.stores = S3Stores(nil)
 	}
-	if s.routes, err = buildRoutes(cfg, keys, stores); err != nil {
-		return nil, err
-	}
-	for _, t := range s.routes.all {
-		s.metrics.Integration(t.Name)
-	}
-	mech, tc, err := kafkaAuth(cfg.Kafka)
-	if err != nil {
+	if s.built, err = buildTargets(cfg, keys, s.stores, nil); err != nil {
 		return nil, err
 	}
 	if s.rdb = deps.Redis; s.rdb == nil {
@@ -93,14 +100,38 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 			Password: cfg.Redis.Password(), DB: cfg.Redis.DB, TLSConfig: rtls})
 		s.ownRedis = true
 	}
+	if s.registry, err = registry.New(s.rdb, cfg.Redis.KeyPrefix, time.Now); err != nil {
+		return nil, err
+	}
+	if s.watcher, err = registry.NewWatcher(s.registry, registry.WatcherConfig{Logger: s.log, OnChange: func(st registry.Status) {
+		s.log.Info("integration state", "integration", st.Name, "state", st.State, "reason", st.Reason, "by", st.By, "since", st.Since)
+		s.routes.rebuild()
+	}}); err != nil {
+		return nil, err
+	}
+	s.routes = &routes{}
+	s.routes.set(s.built.all, s.watcher.Disabled)
+	if token := cfg.HTTP.AdminToken(); token != "" {
+		if s.admin, err = admin.New(admin.Config{Token: token}, admin.Deps{Logger: s.log, Registry: s.registry,
+			Integrations: s.adminIntegrations, Tester: s.TestIntegration}); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range s.built.all {
+		s.metrics.Integration(t.Name)
+	}
+	mech, tc, err := kafkaAuth(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
 	st, err := state.New(s.rdb, cfg.Redis.KeyPrefix, cfg.Kafka.Group)
 	if err != nil {
 		return nil, err
 	}
-	// A buffer keeps up to 1/8 of the spool's memory budget in memory before it
-	// spills (8 MiB of the default 64 MiB): most objects are written and uploaded
+	// A buffer keeps up to 1/32 of the spool's memory budget in memory before it
+	// spills (2 MiB of the default 64 MiB): most objects are written and uploaded
 	// without touching the disk, the budget still bounds the total, and past it
-	// the largest buffers spill first.
+	// the largest buffers spill first (measured in bench/README.md).
 	mem := int64(cfg.Spool.MemoryBytes)
 	if s.spool, err = sink.NewSpool(sink.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes),
 		MemoryBytes: mem, BufferMemoryBytes: min(mem/32, 2<<20)}); err != nil {
@@ -161,7 +192,18 @@ func (s *Service) Run(ctx context.Context) error {
 	stopStats := make(chan struct{})
 	wg.Add(1)
 	go func() { defer wg.Done(); s.spoolStats(stopStats) }()
+	// Know which integrations are disabled before the first record; if Redis does
+	// not answer, start with all enabled and let the watcher catch up.
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := s.watcher.Refresh(rctx); err != nil {
+		s.log.Warn("integration states not read yet; all integrations count as enabled until Redis answers", "err", err)
+	}
+	cancel()
+	wctx, stopWatch := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = s.watcher.Run(wctx) }()
 	err := s.consumer.Run(ctx)
+	stopWatch()
 	close(stopStats)
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -205,6 +247,9 @@ func (s *Service) close() {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{Registry: s.deps.Registry}))
+	if s.admin != nil {
+		mux.Handle("/v1/", s.admin)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -224,4 +269,128 @@ func (s *Service) Handler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// Reload applies a new, validated config without a restart: integrations added,
+// changed and removed take effect at once; the targets of unchanged integrations
+// are kept as they are, so their open buffers go on. A changed integration's open
+// buffers are written with its old settings when they close, and new windows use
+// the new ones; a removed integration's open buffers are still delivered. Only
+// the integrations and the s3 settings other than key_template may change; any
+// other difference refuses the whole reload and the running config stays. Safe
+// for concurrent use.
+func (s *Service) Reload(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if err := reloadable(s.cfg, cfg); err != nil {
+		return err
+	}
+	b, err := buildTargets(cfg, s.keys, s.stores, s.built)
+	if err != nil {
+		return fmt.Errorf("reload refused, the running config stays: %w", err)
+	}
+	added, changed, removed := diffTargets(s.built, b)
+	for _, t := range b.all {
+		s.metrics.Integration(t.Name)
+	}
+	s.routes.set(b.all, nil)
+	s.built, s.cfg = b, cfg
+	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
+	return nil
+}
+
+// reloadable refuses a new config that differs in what cannot change at runtime.
+func reloadable(old, cfg *config.Config) error {
+	var diffs []string
+	check := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			diffs = append(diffs, name)
+		}
+	}
+	check("kafka", old.Kafka, cfg.Kafka)
+	check("window", old.Window, cfg.Window)
+	check("spool", old.Spool, cfg.Spool)
+	check("delivery", old.Delivery, cfg.Delivery)
+	check("redis", old.Redis, cfg.Redis)
+	check("http", old.HTTP, cfg.HTTP)
+	check("log", old.Log, cfg.Log)
+	check("external_id", old.ExternalID, cfg.ExternalID)
+	check("s3.key_template", old.S3.KeyTemplate, cfg.S3.KeyTemplate)
+	if len(diffs) > 0 {
+		return fmt.Errorf("reload refused, the running config stays: %s changed; only integrations and the s3 settings other than key_template can change without a restart", strings.Join(diffs, ", "))
+	}
+	return nil
+}
+
+func diffTargets(old, cur *built) (added, changed, removed []string) {
+	for name, t := range cur.byName {
+		switch o, ok := old.byName[name]; {
+		case !ok:
+			added = append(added, name)
+		case o.target != t.target:
+			changed = append(changed, name)
+		}
+	}
+	for name := range old.byName {
+		if _, ok := cur.byName[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(changed)
+	slices.Sort(removed)
+	return added, changed, removed
+}
+
+// adminIntegrations is the admin API's view of the configured integrations
+// (no secrets: an access key's id, never its secret).
+func (s *Service) adminIntegrations() []admin.Integration {
+	s.reloadMu.Lock()
+	cfg := s.cfg
+	s.reloadMu.Unlock()
+	out := make([]admin.Integration, 0, len(cfg.Integrations))
+	for _, in := range cfg.Integrations {
+		out = append(out, admin.Integration{Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket,
+			Prefix: in.Prefix, Format: in.Format, Compression: in.Compression, RoleARN: in.Credentials.RoleARN,
+			AccessKeyID: in.Credentials.AccessKeyID, ConfigEnabled: in.Enabled})
+	}
+	return out
+}
+
+// TestIntegration is the console's "Test integration": it writes the two sample
+// hits to the integration's bucket as wallarm_hits_{now}_test.{ext} and answers
+// success or what is wrong in plain words. The error is for an unknown
+// integration or one whose store cannot be built. Safe for concurrent use.
+func (s *Service) TestIntegration(ctx context.Context, name string) (sink.Answer, error) {
+	s.reloadMu.Lock()
+	cfg := s.cfg
+	s.reloadMu.Unlock()
+	return TestIntegration(ctx, cfg, name, s.stores)
+}
+
+// TestIntegration tests integration name of cfg with stores (nil: S3Stores(nil)).
+func TestIntegration(ctx context.Context, cfg *config.Config, name string, stores StoreFactory) (sink.Answer, error) {
+	if stores == nil {
+		stores = S3Stores(nil)
+	}
+	for _, in := range cfg.Integrations {
+		if in.Name != name {
+			continue
+		}
+		f, err := sink.ParseFormat(in.Format)
+		if err != nil {
+			return sink.Answer{}, err
+		}
+		c, err := sink.ParseCompression(in.Compression)
+		if err != nil {
+			return sink.Answer{}, err
+		}
+		st, err := stores(cfg, in)
+		if err != nil {
+			return sink.Explain(err), nil
+		}
+		_, err = sink.TestWrite(ctx, st, sink.TestParams{Prefix: in.Prefix, Format: f, Compression: c, Now: time.Now()})
+		return sink.Explain(err), nil
+	}
+	return sink.Answer{}, fmt.Errorf("no integration named %q", name)
 }

@@ -42,6 +42,10 @@ commands:
   demo                  run everything embedded (Kafka, S3, Redis, a hit feed)
   gen [flags]           produce seed-shaped hits to a Kafka topic (gen -h)
   check-config FILE     validate a config file and list every problem
+  external-id --client ID --config FILE
+                        the external ID a customer's role must require, and the account to trust
+  test-integration --config FILE NAME
+                        write the two sample hits to an integration's bucket; say what is wrong
   version               print the build
 `
 
@@ -62,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGen(ctx, rest, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, stdout, stderr)
+	case "external-id":
+		return cmdExternalID(rest, stdout, stderr)
+	case "test-integration":
+		return cmdTestIntegration(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
@@ -184,6 +192,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log.Info("hitship starting", "version", version(), "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group,
 		"integrations", len(cfg.Integrations), "listen", cfg.HTTP.Listen)
+	go reloadOnHUP(ctx, *path, svc, log)
 	if err := svc.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
@@ -225,4 +234,90 @@ func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
 	limit := int64(cfg.Spool.MemoryBytes) + 64<<20
 	debug.SetMemoryLimit(limit)
 	log.Debug("soft memory limit set", "bytes", limit)
+}
+
+// reloadOnHUP reloads the config file on every SIGHUP until ctx ends. A config
+// with problems is refused whole: they are logged and the running one stays.
+func reloadOnHUP(ctx context.Context, path string, svc *service.Service, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, problems, err := config.Load(path, config.WithKeyTemplate(keyTemplateCheck))
+		if err == nil && len(problems) > 0 {
+			err = config.AsError(problems)
+		}
+		if err == nil {
+			err = svc.Reload(cfg)
+		}
+		if err != nil {
+			log.Error("SIGHUP: config not reloaded; the running config stays", "err", err)
+		}
+	}
+}
+
+func cmdExternalID(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("external-id", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := fs.Int64("client", 0, "the customer's client id")
+	path := fs.String("config", "", "config file (its external_id section holds the server secret)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *client <= 0 || *path == "" {
+		fmt.Fprintln(stderr, "usage: hitship external-id --client ID --config FILE")
+		return 2
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 1
+	}
+	secret := cfg.ExternalID.Secret()
+	if secret == "" {
+		fmt.Fprintln(stderr, "hitship external-id: external_id.secret_env or external_id.secret_file must name the server secret")
+		return 1
+	}
+	fmt.Fprintf(stdout, "client %d\nexternal ID: %s\n", *client, sink.ExternalID([]byte(secret), *client))
+	if a := cfg.ExternalID.AccountID; a != "" {
+		fmt.Fprintf(stdout, "trust: arn:aws:iam::%s:root (the role's trust policy allows this account with the condition sts:ExternalId equal to the ID above)\n", a)
+	} else {
+		fmt.Fprintln(stdout, "trust: the AWS account hitship runs as (set external_id.account_id to print it here)")
+	}
+	return 0
+}
+
+func cmdTestIntegration(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("test-integration", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: hitship test-integration --config FILE NAME")
+		return 2
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 1
+	}
+	ans, err := service.TestIntegration(ctx, cfg, fs.Arg(0), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "hitship test-integration: %v\n", err)
+		return 1
+	}
+	if ans.OK {
+		fmt.Fprintf(stdout, "%s: ok: %s\n", fs.Arg(0), ans.Message)
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: failed (%s): %s\n", fs.Arg(0), ans.Problem, ans.Message)
+	if ans.Fix != "" {
+		fmt.Fprintf(stdout, "fix: %s\n", ans.Fix)
+	}
+	return 1
 }
