@@ -138,7 +138,8 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
 			return errors.Join(ctx.Err(), err)
 		}
-		log.Warn("upload failed; retrying while the object holds the partition's offset", "attempt", attempt, "retry_in", backoff, "err", err)
+		log.Warn("upload failed; retrying while the object holds the partition's offset", "attempt", attempt, "retry_in", backoff,
+			"problem", sink.Explain(err).Message, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
