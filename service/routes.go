@@ -74,13 +74,6 @@ func (r *routes) rebuildLocked() {
 	r.cur.Store(t)
 }
 
-// targets returns the config's enabled targets.
-func (r *routes) targets() []*consumer.Target {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.all
-}
-
 // StoreFactory builds the object store of one integration; tests and the demo
 // may replace it.
 type StoreFactory func(cfg *config.Config, in config.Integration) (sink.Store, error)
