@@ -93,6 +93,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Spool.Dir = filepath.Join(*dir, "spool")
 	cfg.S3.Endpoint, cfg.S3.PathStyle = st.URL(), true
 	cfg.Log.Format = config.LogText
+	cfg.Redis.KeyPrefix = "hitship-demo:" // apart from any real hitship on the same Redis
 	mk := func(name string, client int64, bucket, format string) config.Integration {
 		in := config.DefaultIntegration()
 		in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format = name, client, testenv.S3Region, bucket, "wallarm/", format
@@ -131,7 +132,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The embedded Kafka starts empty every time, so what an earlier demo left in
 	// Redis (partition claims of its generations, idle closes, window snapshots)
 	// describes another topic: clear it, or the new generations would be fenced.
-	if err := clearDemoState(ctx, rdb, cfg.Redis.KeyPrefix+"{"+cfg.Kafka.Group+":"); err != nil {
+	if err := clearDemoState(ctx, rdb, cfg.Redis.KeyPrefix); err != nil {
 		return fail("redis", err)
 	}
 	svc, err := service.New(&cfg, service.Deps{Logger: log, Registry: newRegistry(), Redis: rdb, Delivered: delivered, Listener: ln})
@@ -190,7 +191,7 @@ func demoRedis(mode string) (redis.UniversalClient, string, func(), error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		if c.Ping(ctx).Err() == nil {
-			return c, "127.0.0.1:6379 (the local server; keys under hitship:hitship-demo*)", func() { _ = c.Close() }, nil
+			return c, "127.0.0.1:6379 (the local server; keys under hitship-demo:)", func() { _ = c.Close() }, nil
 		}
 		_ = c.Close()
 		why = "no local Redis server answered"
