@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -185,8 +186,14 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	}
 }
 
+// stateTimeout bounds one Redis call of the committer and of the idle clock, so
+// that an unreachable Redis (a dial that hangs) delays neither for long.
+const stateTimeout = 2 * time.Second
+
 // commit saves each partition's window snapshot at its committable offset, then
-// commits those offsets through the live generation.
+// commits those offsets through the live generation. When Redis does not take a
+// snapshot, the snapshot is kept in memory (see worker.keepSnapshot) and the commit
+// goes on without it; it is written back at a later tick, before any pruning.
 func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers []*worker, log *slog.Logger) {
 	type prepared struct {
 		w      *worker
@@ -194,20 +201,35 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 	}
 	var ready []prepared
 	offsets := map[int]int64{}
+	// After one failed Redis call the tick stops asking: with several partitions an
+	// outage would otherwise cost each of them a timeout at every tick.
+	redisOK := true
 	for _, w := range workers {
+		redisOK = redisOK && w.writeBack(gctx)
 		off, snap, ok := w.prepareCommit()
 		if !ok {
 			continue
 		}
 		data, err := json.Marshal(snap)
-		if err == nil {
-			err = c.deps.State.SaveSnapshot(gctx, w.topic, w.partition, off, data)
+		if err != nil {
+			// Never happens with window.Snapshot; without bytes there is nothing to
+			// keep either, so this commit waits.
+			w.log.Error("cannot encode the window snapshot; the commit waits", "offset", off, "err", err)
+			continue
+		}
+		if redisOK {
+			sctx, cancel := context.WithTimeout(gctx, stateTimeout)
+			err = c.deps.State.SaveSnapshot(sctx, w.topic, w.partition, off, data)
+			cancel()
+		} else {
+			err = errRedisDown
 		}
 		if err != nil {
-			// Without the snapshot a replay from this offset would not be
-			// deterministic: hold the commit until Redis takes it.
-			w.log.Warn("cannot save the window snapshot; the commit waits", "offset", off, "err", err)
-			continue
+			if gctx.Err() != nil {
+				return
+			}
+			redisOK = false
+			w.keepSnapshot(off, data, err)
 		}
 		ready = append(ready, prepared{w, off})
 		offsets[w.partition] = off
@@ -224,12 +246,75 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 	}
 }
 
+// errRedisDown stands for a failed Redis call earlier in the same tick.
+var errRedisDown = errors.New("redis failed earlier in this commit tick")
+
+// maxPendingSnapshots is how many snapshots a partition keeps in memory during a
+// Redis outage: the latest matters (it is the committed offset); a few older ones
+// cover commits that Kafka refused after the snapshot was taken.
+const maxPendingSnapshots = 4
+
+type pendingSnapshot struct {
+	offset int64
+	data   []byte
+}
+
+// keepSnapshot holds the snapshot of offset in memory until Redis answers.
+// Committer only.
+func (w *worker) keepSnapshot(offset int64, data []byte, err error) {
+	if len(w.pending) == 0 {
+		w.log.Warn("Redis did not take the window snapshot: committing without it and keeping it in memory until Redis answers; a crash before then replays this offset without its snapshot (possible duplicates, never loss)",
+			"offset", offset, "err", err)
+	}
+	if n := len(w.pending); n > 0 && w.pending[n-1].offset == offset {
+		w.pending[n-1].data = data
+		return
+	}
+	w.pending = append(w.pending, pendingSnapshot{offset: offset, data: data})
+	w.c.deps.Metrics.PendingSnapshots.Inc()
+	if len(w.pending) > maxPendingSnapshots {
+		w.pending = slices.Delete(w.pending, 0, 1)
+		w.c.deps.Metrics.PendingSnapshots.Dec()
+	}
+}
+
+// writeBack writes the snapshots kept in memory to Redis, oldest first, then
+// prunes below the committed offset (never before: pruning must not run ahead of
+// the snapshot of the committed offset). It reports whether Redis took all of
+// them. Committer only.
+func (w *worker) writeBack(ctx context.Context) bool {
+	if len(w.pending) == 0 {
+		return true
+	}
+	for len(w.pending) > 0 {
+		p := w.pending[0]
+		sctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		err := w.c.deps.State.SaveSnapshot(sctx, w.topic, w.partition, p.offset, p.data)
+		cancel()
+		if err != nil {
+			w.log.Debug("Redis still does not take the pending window snapshots", "pending", len(w.pending), "err", err)
+			return false
+		}
+		w.pending = slices.Delete(w.pending, 0, 1)
+		w.c.deps.Metrics.PendingSnapshots.Dec()
+		w.log.Info("window snapshot written back to Redis", "offset", p.offset)
+	}
+	w.prune(ctx, w.committed)
+	return true
+}
+
 // run is the worker's life: start, fetch and process until wctx ends (drop) or ctx
 // ends (drain), and return an error only for what should end the generation.
 func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	w.deliverCtx = wctx
-	if err := w.start(wctx, offset); err != nil {
-		if wctx.Err() != nil {
+	// start may wait for Redis: a shutdown must end that wait too.
+	sctx, scancel := context.WithCancel(wctx)
+	unhook := context.AfterFunc(ctx, scancel)
+	err := w.start(sctx, offset)
+	unhook()
+	scancel()
+	if err != nil {
+		if wctx.Err() != nil || ctx.Err() != nil {
 			return nil
 		}
 		return err
@@ -271,7 +356,7 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	if start < 0 {
 		start = kafka.FirstOffset
 	}
-	err := reader.SetOffset(start)
+	err = reader.SetOffset(start)
 	if err == nil {
 		err = w.fetchLoop(rctx, reader)
 	}
@@ -381,7 +466,19 @@ func (w *worker) committedAt(ctx context.Context, offset int64) {
 	w.part.Forget(offset)
 	w.mu.Unlock()
 	w.c.deps.Metrics.CommittedOffset.WithLabelValues(w.partLabel).Set(float64(offset))
-	if err := w.c.deps.State.Prune(ctx, w.topic, w.partition, offset); err != nil {
+	if len(w.pending) == 0 { // else writeBack prunes once the snapshots are in Redis
+		w.prune(ctx, offset)
+	}
+}
+
+// prune drops the replay state below offset in Redis. Committer only.
+func (w *worker) prune(ctx context.Context, offset int64) {
+	if offset <= 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	if err := w.c.deps.State.Prune(pctx, w.topic, w.partition, offset); err != nil {
 		w.log.Debug("pruning replay state failed", "err", err)
 	}
 }

@@ -25,7 +25,8 @@
 //   - Replay determinism: before an offset is committed, the window state just before
 //     it is saved in Redis (package state); a new owner restores it and applies the
 //     recorded idle closes at their offsets, so a replay produces the same keys with
-//     the same bytes. If Redis refuses the snapshot, the commit waits.
+//     the same bytes. During a Redis outage the snapshot is held in memory and the
+//     commit goes on (see Redis outage below).
 //   - Fencing: a worker claims its partition in Redis before reading; idle closes are
 //     recorded only while the claim is ours (a refused worker ends the generation),
 //     and a delivery checks the claim before each upload.
@@ -35,6 +36,36 @@
 //     dead letters, the committer commits a last time, and the member leaves.
 //   - Back-pressure: while the spool is over its disk limit, workers do not fetch;
 //     idle closes still close buffers, so deliveries free space.
+//
+// # Redis outage
+//
+// Deliveries and commits go on while Redis is unreachable; what needs Redis waits:
+//
+//   - Snapshots: a snapshot Redis does not take is kept in memory (per partition,
+//     the latest 4) and the commit proceeds without it. At every later commit tick
+//     the kept snapshots are written back, oldest first, and only then is the replay
+//     state below the committed offset pruned (pruning never runs ahead of the
+//     snapshot of the committed offset). After the first failed Redis call of a
+//     tick, the tick does not ask Redis again for other partitions.
+//   - The consequence: if the member dies, stops or loses the partition before
+//     Redis took the snapshot, the next owner finds none at the committed offset C
+//     and starts from an empty window state. Records at offsets >= C of windows
+//     that were open at C (their earlier records, at offsets < C, went out in an
+//     object already) are then written again in a new object under a new key (its
+//     first offset is >= C): possible duplicates of the windows open at C, never
+//     loss. Windows that opened after C are replayed exactly. The exposure lasts
+//     from the commit to the next tick after Redis answers.
+//   - Idle closes need the fenced idle-close log in Redis before they happen (a
+//     replay must close at the same place). While Redis is down none is taken: open
+//     windows wait for records (record-driven closes go on) or for Redis. After a
+//     failed attempt the worker does not ask again for 5 s.
+//   - A worker already running keeps going. A worker starting during the outage
+//     (a rebalance) waits for its claim, snapshot and idle-close log with backoff
+//     from 100 ms to 5 s, logging "degraded", until Redis answers or the generation
+//     or the member stops; it does not fetch meanwhile (its partition does not
+//     commit). A refused claim still ends the generation at once.
+//   - Fencing checks before uploads treat a Redis error as "still ours" (a zombie's
+//     upload is deterministic and harmless).
 //
 // Memory per partition is bounded by the spool (package sink) and by kafka-go's
 // fetch (Config.MaxFetchBytes) and queue (1,000 messages) of the partition's reader.

@@ -59,6 +59,13 @@ type worker struct {
 	committed int64 // last committed offset; only the committer touches it
 	inflight  sync.WaitGroup
 	dlq       chan deadLetter
+
+	// pending are the snapshots of committed offsets Redis has not taken yet
+	// (oldest first); only the committer touches them.
+	pending []pendingSnapshot
+	// idleRetryAt: after Redis failed to record an idle close, the ticker does not
+	// ask again before this time (the fetch loop waits for mu meanwhile).
+	idleRetryAt time.Time
 }
 
 type deadLetter struct {
@@ -67,36 +74,51 @@ type deadLetter struct {
 }
 
 // start claims the partition, restores the window state saved at the committed
-// offset and loads the recorded idle closes after it.
+// offset and loads the recorded idle closes after it. While Redis is unreachable it
+// waits with backoff (logged as degraded) until Redis answers or ctx ends: without
+// the claim and the replay state the worker could neither fence a zombie nor replay
+// exactly. A refused claim (IsFenced) returns at once.
 func (w *worker) start(ctx context.Context, offset int64) error {
+	var (
+		data []byte
+		ok   bool
+		idle []state.IdleClose
+	)
+	err := w.waitRedis(ctx, func(ctx context.Context) error {
+		if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
+			return fmt.Errorf("claim partition %d: %w", w.partition, err)
+		}
+		var err error
+		from := max(offset, 0)
+		if offset >= 0 {
+			if data, ok, err = w.c.deps.State.LoadSnapshot(ctx, w.topic, w.partition, offset); err != nil {
+				return fmt.Errorf("load window snapshot at offset %d: %w", offset, err)
+			}
+		}
+		// From the start too: an earlier owner may have closed windows on idle and
+		// died before its first commit; the replay must close at the same places.
+		if idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, from); err != nil {
+			return fmt.Errorf("load idle closes from offset %d: %w", from, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
 	// The committer reads this state (prepareCommit) from its first tick on.
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
-		return fmt.Errorf("claim partition %d: %w", w.partition, err)
-	}
 	w.tr = newTracker(offset)
 	w.open = make(map[*window.Buffer]*bufState)
 	w.next, w.committed = -1, -1
 	w.quietFrom = w.c.now()
+	w.idle = idle
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
-		p, err := window.NewPartition(w.c.cfg.Window)
-		if err != nil {
-			return err
-		}
-		w.part = p
-		// An earlier owner may have closed windows on idle and died before its
-		// first commit: the replay from the start must close at the same places.
-		if w.idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, 0); err != nil {
-			return fmt.Errorf("load idle closes from the start: %w", err)
-		}
-		return nil
+		w.part, err = window.NewPartition(w.c.cfg.Window)
+		return err
 	}
 	w.next, w.committed = offset, offset
-	data, ok, err := w.c.deps.State.LoadSnapshot(ctx, w.topic, w.partition, offset)
-	if err != nil {
-		return fmt.Errorf("load window snapshot at offset %d: %w", offset, err)
-	}
 	if ok {
 		var s window.Snapshot
 		if err = json.Unmarshal(data, &s); err == nil {
@@ -117,11 +139,31 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 			return err
 		}
 	}
-	if w.idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, offset); err != nil {
-		return fmt.Errorf("load idle closes from offset %d: %w", offset, err)
-	}
 	w.applyRecordedIdle(offset)
 	return nil
+}
+
+// waitRedis runs fn until it succeeds, fails with a fenced error, or ctx ends;
+// other errors (Redis unreachable) are retried with backoff from 100 ms to 5 s.
+func (w *worker) waitRedis(ctx context.Context, fn func(context.Context) error) error {
+	for backoff, attempt := 100*time.Millisecond, 1; ; backoff, attempt = min(2*backoff, 5*time.Second), attempt+1 {
+		actx, cancel := context.WithTimeout(ctx, stateTimeout)
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info("Redis answers: the partition starts", "attempts", attempt)
+			}
+			return nil
+		}
+		if state.IsFenced(err) || ctx.Err() != nil {
+			return err
+		}
+		w.log.Warn("degraded: Redis unreachable, the partition waits for its claim and replay state", "attempt", attempt, "retry_in", backoff, "err", err)
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+	}
 }
 
 // process handles one record. Called with mu held.
@@ -228,6 +270,9 @@ func (w *worker) applyRecordedIdle(pos int64) {
 	}
 }
 
+// idleRetry is how long the idle clock waits after Redis failed to record a close.
+const idleRetry = 5 * time.Second
+
 // idleTick advances the watermark on the wall clock when the partition has been
 // quiet for the idle timeout. The advance is recorded (fenced) before any buffer
 // closes. Called with mu held.
@@ -247,13 +292,23 @@ func (w *worker) idleTick(ctx context.Context) {
 	if !ok {
 		return
 	}
+	if now.Before(w.idleRetryAt) {
+		return // Redis failed lately: do not hold mu on it at every tick
+	}
 	c := state.IdleClose{NextOffset: w.next, Boundary: b}
-	if err := w.c.deps.State.RecordIdleClose(ctx, w.topic, w.partition, w.owner, c); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	err := w.c.deps.State.RecordIdleClose(rctx, w.topic, w.partition, w.owner, c)
+	cancel()
+	if err != nil {
 		if state.IsFenced(err) {
 			w.fatal = fmt.Errorf("idle close refused, another member owns partition %d: %w", w.partition, err)
 			return
 		}
-		w.log.Warn("cannot record idle close; buffers stay open until Redis answers", "err", err)
+		// An idle close must be in the fenced log before it happens, or a replay
+		// could not close at the same place: without Redis the windows wait for
+		// records (which close them as usual) or for Redis.
+		w.idleRetryAt = now.Add(idleRetry)
+		w.log.Warn("degraded: cannot record the idle close, buffers stay open until a record or Redis comes", "retry_in", idleRetry, "err", err)
 		return
 	}
 	w.c.deps.Metrics.IdleCloses.Inc()
@@ -309,7 +364,9 @@ func (w *worker) hand(bs *bufState) {
 // fence reports a lost claim. A Redis error does not fence: the write is
 // deterministic and conditional, a zombie's upload is harmless.
 func (w *worker) fence(ctx context.Context) error {
-	ok, err := w.c.deps.State.Owns(ctx, w.topic, w.partition, w.owner)
+	octx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	ok, err := w.c.deps.State.Owns(octx, w.topic, w.partition, w.owner)
 	if err == nil && !ok {
 		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
 	}

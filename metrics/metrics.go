@@ -42,6 +42,11 @@ type Metrics struct {
 	Generation       prometheus.Gauge
 	AssignedParts    prometheus.Gauge
 	PausedPartitions prometheus.Gauge
+	// RedisUp is 1 while Redis answers the periodic PING, 0 during an outage.
+	RedisUp prometheus.Gauge
+	// PendingSnapshots counts window snapshots of committed offsets held in memory
+	// because Redis did not take them; they are written back when it answers.
+	PendingSnapshots prometheus.Gauge
 }
 
 // New registers the metrics on reg.
@@ -71,6 +76,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		Generation:       f.NewGauge(prometheus.GaugeOpts{Name: "hitship_kafka_group_generation", Help: "Current consumer group generation id of this replica."}),
 		AssignedParts:    f.NewGauge(prometheus.GaugeOpts{Name: "hitship_kafka_assigned_partitions", Help: "Partitions assigned to this replica."}),
 		PausedPartitions: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_paused_partitions", Help: "Partitions not fetching because the spool is full (back-pressure)."}),
+		RedisUp:          f.NewGauge(prometheus.GaugeOpts{Name: "hitship_redis_up", Help: "1 while Redis answers the periodic PING, 0 while it is unreachable (degraded)."}),
+		PendingSnapshots: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_pending_snapshots", Help: "Window snapshots of committed offsets held in memory until Redis takes them."}),
 	}
 	for _, r := range hit.Reasons() {
 		m.BadRecords.WithLabelValues(string(r))

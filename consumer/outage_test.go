@@ -1,0 +1,257 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"hitship/metrics"
+	"hitship/state"
+	"hitship/window"
+)
+
+var errDown = errors.New("dial tcp: connection refused")
+
+// fakeState is a PartitionState whose Redis can be down; it records the
+// snapshots it took and the prunes it was asked for.
+type fakeState struct {
+	mu     sync.Mutex
+	down   bool
+	fenced bool
+	calls  int
+	saved  []int64 // offsets of the snapshots taken, in order
+	pruned []int64
+}
+
+func (f *fakeState) fail() error {
+	f.calls++
+	if f.down {
+		return errDown
+	}
+	return nil
+}
+
+func (f *fakeState) Claim(context.Context, string, int, state.Owner) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return err
+	}
+	if f.fenced {
+		return fmt.Errorf("%w: test", state.ErrFenced)
+	}
+	return nil
+}
+
+func (f *fakeState) Owns(context.Context, string, int, state.Owner) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return true, f.fail()
+}
+
+func (f *fakeState) RecordIdleClose(context.Context, string, int, state.Owner, state.IdleClose) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail()
+}
+
+func (f *fakeState) IdleCloses(context.Context, string, int, int64) ([]state.IdleClose, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return nil, f.fail()
+}
+
+func (f *fakeState) SaveSnapshot(_ context.Context, _ string, _ int, offset int64, _ []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return err
+	}
+	f.saved = append(f.saved, offset)
+	return nil
+}
+
+func (f *fakeState) LoadSnapshot(context.Context, string, int, int64) ([]byte, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return nil, false, f.fail()
+}
+
+func (f *fakeState) Prune(_ context.Context, _ string, _ int, committed int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return err
+	}
+	f.pruned = append(f.pruned, committed)
+	return nil
+}
+
+var _ PartitionState = (*fakeState)(nil)
+
+func testWorker(st PartitionState) (*worker, *metrics.Metrics) {
+	m := metrics.New(prometheus.NewRegistry())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st}, log: log}
+	return &worker{c: c, topic: "hits", partition: 3, log: log, owner: state.Owner{Generation: 1, Member: "m"}}, m
+}
+
+// TestPendingSnapshots: snapshots Redis refused are kept (the latest few), written
+// back oldest first when it answers, and pruning waits until they are in.
+func TestPendingSnapshots(t *testing.T) {
+	tests := []struct {
+		name       string
+		kept       []int64 // offsets refused while Redis is down, in commit order
+		committed  int64
+		wantSaved  []int64
+		wantPruned []int64
+	}{
+		{name: "one snapshot", kept: []int64{10}, committed: 10, wantSaved: []int64{10}, wantPruned: []int64{10}},
+		{name: "the same offset twice is kept once", kept: []int64{10, 10}, committed: 10, wantSaved: []int64{10}, wantPruned: []int64{10}},
+		{name: "only the latest few", kept: []int64{10, 20, 30, 40, 50, 60}, committed: 60,
+			wantSaved: []int64{30, 40, 50, 60}, wantPruned: []int64{60}},
+		{name: "nothing committed yet: nothing to prune", kept: []int64{5}, committed: -1, wantSaved: []int64{5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeState{down: true}
+			w, m := testWorker(st)
+			for _, off := range tt.kept {
+				w.keepSnapshot(off, []byte(`{}`), errDown)
+			}
+			w.committed = tt.committed
+			if got, want := testutil.ToFloat64(m.PendingSnapshots), float64(min(len(slices.Compact(slices.Clone(tt.kept))), maxPendingSnapshots)); got != want {
+				t.Fatalf("pending gauge = %v, want %v", got, want)
+			}
+			if w.writeBack(context.Background()) {
+				t.Fatal("writeBack reported success while Redis is down")
+			}
+			if len(st.saved) > 0 || len(st.pruned) > 0 {
+				t.Fatalf("Redis down, yet saved %v pruned %v", st.saved, st.pruned)
+			}
+			st.down = false
+			if !w.writeBack(context.Background()) {
+				t.Fatal("writeBack failed with Redis up")
+			}
+			if !slices.Equal(st.saved, tt.wantSaved) || !slices.Equal(st.pruned, tt.wantPruned) {
+				t.Fatalf("saved %v pruned %v, want %v and %v", st.saved, st.pruned, tt.wantSaved, tt.wantPruned)
+			}
+			if len(w.pending) != 0 || testutil.ToFloat64(m.PendingSnapshots) != 0 {
+				t.Fatalf("still pending: %d (gauge %v)", len(w.pending), testutil.ToFloat64(m.PendingSnapshots))
+			}
+		})
+	}
+}
+
+// TestWriteBackStopsAtFirstFailure: a partial write-back keeps the rest, in order,
+// and does not prune.
+func TestWriteBackStopsAtFirstFailure(t *testing.T) {
+	st := &flakyState{fakeState: fakeState{}, failAfter: 1}
+	w, _ := testWorker(st)
+	w.committed = 30
+	for _, off := range []int64{10, 20, 30} {
+		w.keepSnapshot(off, []byte(`{}`), errDown)
+	}
+	if w.writeBack(context.Background()) {
+		t.Fatal("writeBack reported success after a failure")
+	}
+	if !slices.Equal(st.saved, []int64{10}) || len(st.pruned) != 0 {
+		t.Fatalf("saved %v pruned %v, want [10] and nothing", st.saved, st.pruned)
+	}
+	if len(w.pending) != 2 || w.pending[0].offset != 20 || w.pending[1].offset != 30 {
+		t.Fatalf("pending %+v, want offsets 20 and 30", w.pending)
+	}
+}
+
+// flakyState takes failAfter snapshots, then is down.
+type flakyState struct {
+	fakeState
+	failAfter int
+}
+
+func (f *flakyState) SaveSnapshot(ctx context.Context, topic string, p int, offset int64, data []byte) error {
+	f.mu.Lock()
+	f.down = len(f.saved) >= f.failAfter
+	f.mu.Unlock()
+	return f.fakeState.SaveSnapshot(ctx, topic, p, offset, data)
+}
+
+// TestCommittedAtDefersPrune: a commit whose snapshot is only in memory does not
+// prune Redis (pruning would run ahead of the snapshot of the committed offset).
+func TestCommittedAtDefersPrune(t *testing.T) {
+	st := &fakeState{}
+	w, _ := testWorker(st)
+	if err := w.start(context.Background(), -1); err != nil {
+		t.Fatal(err)
+	}
+	w.keepSnapshot(7, []byte(`{}`), errDown)
+	w.committedAt(context.Background(), 7)
+	if len(st.pruned) != 0 {
+		t.Fatalf("pruned %v with the snapshot still pending", st.pruned)
+	}
+	w.pending = nil
+	w.committedAt(context.Background(), 9)
+	if !slices.Equal(st.pruned, []int64{9}) {
+		t.Fatalf("pruned %v, want [9]", st.pruned)
+	}
+}
+
+// TestStartWaitsForRedis: a worker starting during an outage waits with backoff
+// for its claim, starts when Redis answers, gives up at once when fenced, and
+// stops waiting when its context ends.
+func TestStartWaitsForRedis(t *testing.T) {
+	tests := []struct {
+		name      string
+		upAfter   time.Duration // Redis comes back after this (0: never)
+		fenced    bool
+		cancelAt  time.Duration
+		wantErr   func(error) bool
+		minCalls  int
+		wantStart bool
+	}{
+		{name: "Redis returns", upAfter: 7 * time.Second, cancelAt: time.Minute, wantErr: func(err error) bool { return err == nil }, minCalls: 5, wantStart: true},
+		{name: "fenced: no wait", fenced: true, cancelAt: time.Minute, wantErr: state.IsFenced, minCalls: 1},
+		{name: "context ends", cancelAt: 3 * time.Second, wantErr: func(err error) bool { return errors.Is(err, context.Canceled) }, minCalls: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := &fakeState{down: !tt.fenced, fenced: tt.fenced}
+				w, _ := testWorker(st)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if tt.upAfter > 0 {
+					time.AfterFunc(tt.upAfter, func() { st.mu.Lock(); st.down = false; st.mu.Unlock() })
+				}
+				time.AfterFunc(tt.cancelAt, cancel)
+				startAt := time.Now()
+				err := w.start(ctx, 100)
+				if !tt.wantErr(err) {
+					t.Fatalf("start = %v", err)
+				}
+				if tt.upAfter > 0 && time.Since(startAt) < tt.upAfter {
+					t.Fatalf("started after %v, before Redis returned at %v", time.Since(startAt), tt.upAfter)
+				}
+				if st.calls < tt.minCalls {
+					t.Fatalf("%d Redis calls, want at least %d", st.calls, tt.minCalls)
+				}
+				if got := w.part != nil; got != tt.wantStart {
+					t.Fatalf("window state built = %v, want %v", got, tt.wantStart)
+				}
+				if tt.wantStart && (w.next != 100 || w.committed != 100) {
+					t.Fatalf("next %d committed %d, want 100", w.next, w.committed)
+				}
+			})
+		})
+	}
+}
