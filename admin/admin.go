@@ -67,6 +67,13 @@ type Deps struct {
 	// sink.Explain). Required. A returned error means the test could not
 	// run at all; it is logged and answered with 500 without its text.
 	Tester func(ctx context.Context, name string) (sink.Answer, error)
+	// Retries, if set, answers GET /v1/integrations/{name}/retries with the
+	// integration's health ledger and retry queue (any JSON value). An error
+	// is answered 503.
+	Retries func(ctx context.Context, name string) (any, error)
+	// OnEnable, if set, is called after an enable changed the state (the
+	// service resets the health ledger there); an error is logged only.
+	OnEnable func(ctx context.Context, name string) error
 }
 
 // API is the admin http.Handler.
@@ -178,6 +185,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, action := segs[2], segs[3]
+	if action == "retries" && a.deps.Retries != nil {
+		if !allow(w, r, http.MethodGet) {
+			return
+		}
+		if _, ok := a.find(name); !ok {
+			writeError(w, http.StatusNotFound, "unknown_integration", "no integration named "+quote(name))
+			return
+		}
+		v, err := a.deps.Retries(r.Context(), name)
+		if err != nil {
+			a.redisDown(w, "retries", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
 	var handle func(http.ResponseWriter, *http.Request, Integration)
 	switch action {
 	case "test":
@@ -327,6 +350,11 @@ func (a *API) disable(w http.ResponseWriter, r *http.Request, in Integration) {
 
 func (a *API) enable(w http.ResponseWriter, r *http.Request, in Integration) {
 	ev, changed, err := a.deps.Registry.Enable(r.Context(), in.Name, by(r))
+	if err == nil && changed && a.deps.OnEnable != nil {
+		if herr := a.deps.OnEnable(r.Context(), in.Name); herr != nil {
+			a.log.Error("admin: after enable", "integration", in.Name, "err", herr)
+		}
+	}
 	a.changed(w, r, in, ev, changed, err)
 }
 

@@ -18,8 +18,25 @@ type Config struct {
 	HTTP         HTTP          `yaml:"http"`
 	Log          Log           `yaml:"log"`
 	ExternalID   ExternalID    `yaml:"external_id"`
+	Parking      Parking       `yaml:"parking"`
 	Integrations []Integration `yaml:"integrations"`
 }
+
+// Parking is the operator's own bucket where objects that failed retry cycle 1
+// wait for the retry workers (DESIGN §5), and where dead letters are kept.
+// When Bucket is empty parking is off: every object is retried in-process
+// until it is written, holding its partition's offset.
+type Parking struct {
+	Endpoint    string      `yaml:"endpoint"`
+	Region      string      `yaml:"region"`
+	Bucket      string      `yaml:"bucket"`
+	Prefix      string      `yaml:"prefix"`
+	PathStyle   bool        `yaml:"path_style"`
+	Credentials Credentials `yaml:"credentials"`
+}
+
+// Enabled reports whether a parking bucket is configured.
+func (p Parking) Enabled() bool { return p.Bucket != "" }
 
 // Kafka is the source topic, consumer group and dead-letter topic.
 type Kafka struct {

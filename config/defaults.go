@@ -50,8 +50,9 @@ func Default() Config {
 			Addr:      "127.0.0.1:6379",
 			KeyPrefix: "hitship:",
 		},
-		HTTP: HTTP{Listen: ":9464"},
-		Log:  Log{Format: LogJSON, Level: "info"},
+		HTTP:    HTTP{Listen: ":9464"},
+		Parking: Parking{Prefix: "hitship/"},
+		Log:     Log{Format: LogJSON, Level: "info"},
 	}
 }
 

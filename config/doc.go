@@ -82,6 +82,15 @@
 //	log.level                      debug | info | warn | error (info)
 //	external_id.secret_env         env var holding the external-ID HMAC secret
 //	external_id.secret_file        file holding it; required when a role_arn is used
+//	parking.bucket                 the operator's parking bucket; "" turns parking off
+//	                               (failed uploads then retry in-process, holding the offset)
+//	parking.region                 required with bucket
+//	parking.endpoint               S3-compatible override ("" = AWS)
+//	parking.prefix                 (hitship/): parked objects under {prefix}parked/,
+//	                               dead letters under {prefix}dead/
+//	parking.path_style             (false)
+//	parking.credentials.*          access_key_id + secret_access_key_env/_file, or none
+//	                               for hitship's own AWS identity (no role_arn)
 //	integrations[].name            unique, a-z 0-9 . _ -, up to 63 chars (required)
 //	integrations[].client_id       customer account id > 0 (required)
 //	integrations[].enabled         (true)

@@ -90,6 +90,7 @@ func (c *Config) Validate(opts ...Option) []Problem {
 	v.http(&c.HTTP)
 	v.log(c.Log)
 	v.integrations(c)
+	v.parking(&c.Parking)
 	return v.ps
 }
 
@@ -522,5 +523,28 @@ func (v *checker) prefix(key, p string) {
 				return
 			}
 		}
+	}
+}
+
+// parking checks the parking bucket; an empty bucket turns parking off.
+func (v *checker) parking(p *Parking) {
+	p.Credentials.secretAccessKey = Secret{}
+	if !p.Enabled() {
+		return
+	}
+	v.bucket("parking.bucket", p.Bucket)
+	if p.Region == "" {
+		v.add("parking.region", `set the parking bucket's region, such as "us-east-1"`, "is required")
+	}
+	if p.Endpoint != "" {
+		v.endpoint("parking.endpoint", p.Endpoint)
+	}
+	v.prefix("parking.prefix", p.Prefix)
+	if p.Credentials.RoleARN != "" {
+		v.add("parking.credentials.role_arn", "the parking bucket is the operator's own: use access_key_id with a secret, or no credentials for hitship's own AWS identity", "role_arn is not supported for the parking bucket")
+		return
+	}
+	if p.Credentials.AccessKeyID != "" {
+		v.credentials("parking.credentials", &p.Credentials)
 	}
 }

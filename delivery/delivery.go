@@ -4,8 +4,17 @@
 // with capped exponential backoff, until it is written, the worker's generation
 // ends, or the worker is fenced. While it retries, the object holds its partition's
 // offset (nothing is committed past it) and occupies no upload slot, so other
-// integrations' objects go on being uploaded. The product's retry schedule, parking
-// and integration health replace it behind the same consumer.Delivery seam.
+// integrations' objects go on being uploaded. This is the behaviour when no parking
+// bucket is configured.
+//
+// With Deps.Parking set, the product's schedule (DESIGN §5) applies instead: cycle 1
+// (1, 3, 5, 10, 10 s) runs inline, holding the offset for at most ~30 s. When it
+// fails, the object is written to the parking bucket and a retry entry (due at
+// once, position 2/1) is enqueued; only after both succeeded is done(nil) called,
+// and from then on the retry workers own the object. If parking fails the delivery
+// keeps trying to park, holding the offset (back-pressure, never loss), until it
+// succeeds, ctx ends or the worker is fenced. With Deps.Health set, every attempt's
+// outcome (not aborts) is recorded in the health ledger.
 //
 // Guarantees: an object is written under its deterministic key, with
 // `If-None-Match: *` where the integration asks for it; a 412 counts as delivered
@@ -19,7 +28,9 @@ import (
 	"time"
 
 	"hitship/consumer"
+	"hitship/health"
 	"hitship/metrics"
+	"hitship/retry"
 	"hitship/sink"
 	"hitship/state"
 )
@@ -39,6 +50,24 @@ type Deps struct {
 	Now     func() time.Time // nil: time.Now (delivery latency)
 	// Delivered, if set, is called after each object is written (the demo prints it).
 	Delivered func(j *consumer.Job, size int64)
+	// Parking, if set, replaces in-process retries with cycle 1 and parking.
+	Parking *Parking
+	// Health, if set, records every attempt's outcome.
+	Health *health.Buffered
+}
+
+// ParkStore is the parking bucket as the delivery sees it (*parking.Store).
+type ParkStore interface {
+	Put(ctx context.Context, key string, obj sink.Body, opts sink.PutOptions) error
+	ParkedKey(integration, key string) string
+}
+
+// Parking is where objects go after a failed cycle 1.
+type Parking struct {
+	Store ParkStore
+	Queue *retry.Queue
+	// Clock drives cycle 1 and the waits between parking attempts (nil: RealClock).
+	Clock retry.Clock
 }
 
 // Inline is the in-process retrying delivery. Safe for concurrent use.
@@ -70,6 +99,14 @@ func NewInline(cfg Config, deps Deps) (*Inline, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if p := deps.Parking; p != nil {
+		if p.Store == nil || p.Queue == nil {
+			return nil, errors.New("delivery: parking needs a store and a queue")
+		}
+		if p.Clock == nil {
+			p.Clock = retry.RealClock{}
+		}
+	}
 	return &Inline{cfg: cfg, deps: deps, sem: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
@@ -93,6 +130,9 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 	}
 	defer obj.Release()
 	opts := sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding, IfNoneMatch: j.Target.IfNoneMatch}
+	if d.deps.Parking != nil {
+		return d.deliverParking(ctx, j, obj, opts, log)
+	}
 	backoff := d.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		if err := j.Fence(ctx); err != nil {
@@ -121,6 +161,7 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 			result = metrics.ResultError
 		}
 		m.UploadAttempts.WithLabelValues(name, result).Inc()
+		d.recordHealth(ctx, log, name, result != metrics.ResultError)
 		if result != metrics.ResultError {
 			m.ObjectsWritten.WithLabelValues(name, result).Inc()
 			m.HitsDelivered.WithLabelValues(name, result).Add(float64(obj.Records))
@@ -149,5 +190,143 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, d.cfg.RetryMax)
+	}
+}
+
+// stopError marks an attempt that must not be followed by another (ctx ended, fenced).
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+// upload makes one attempt. It returns nil when the object is written (or was
+// already there), a *stopError when no further attempt may be made.
+func (d *Inline) upload(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger, p retry.Position) error {
+	name := j.Target.Name
+	m := d.deps.Metrics
+	if err := j.Fence(ctx); err != nil {
+		return &stopError{err}
+	}
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return &stopError{ctx.Err()}
+	}
+	start := d.deps.Now()
+	actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
+	err := j.Target.Store.Put(actx, j.Key, obj, opts)
+	cancel()
+	<-d.sem
+	m.UploadDuration.WithLabelValues(name).Observe(d.deps.Now().Sub(start).Seconds())
+	result := metrics.ResultOK
+	switch {
+	case err == nil:
+	case sink.IsAlreadyExists(err):
+		result = metrics.ResultExists
+	default:
+		result = metrics.ResultError
+	}
+	if result == metrics.ResultError && (ctx.Err() != nil || state.IsFenced(err)) {
+		return &stopError{errors.Join(ctx.Err(), err)}
+	}
+	m.UploadAttempts.WithLabelValues(name, result).Inc()
+	d.recordHealth(ctx, log, name, result != metrics.ResultError)
+	if result == metrics.ResultError {
+		log.Warn("upload failed", "attempt", p.String(), "problem", sink.Explain(err).Message, "err", err)
+		return err
+	}
+	m.ObjectsWritten.WithLabelValues(name, result).Inc()
+	m.HitsDelivered.WithLabelValues(name, result).Add(float64(obj.Records))
+	m.UploadBytes.WithLabelValues(name).Add(float64(obj.Size()))
+	if !j.Late {
+		m.DeliveryLatency.WithLabelValues(name).Observe(max(0, d.deps.Now().Sub(time.UnixMilli(j.WindowEnd)).Seconds()))
+	}
+	log.Info("object delivered", "records", obj.Records, "bytes", obj.Size(), "result", result, "attempt", p.String())
+	if d.deps.Delivered != nil {
+		d.deps.Delivered(j, obj.Size())
+	}
+	return nil
+}
+
+// deliverParking runs cycle 1 inline and parks the object when it fails.
+func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger) error {
+	name := j.Target.Name
+	m := d.deps.Metrics
+	pk := d.deps.Parking
+	var stop error
+	keep := func(p retry.Position) bool { return stop == nil && retry.Inline(p) }
+	last, err := retry.Run(ctx, pk.Clock, retry.First, keep, func(ctx context.Context, p retry.Position) error {
+		err := d.upload(ctx, j, obj, opts, log, p)
+		if se, ok := errors.AsType[*stopError](err); ok {
+			stop = se.err
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case stop != nil:
+		log.Warn("not uploading: stopped or no longer the partition's owner", "err", stop)
+		m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
+		return stop
+	case !retry.IsExhausted(err):
+		m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
+		return err
+	}
+	delay, next, _ := retry.Next(last)
+	backoff := d.cfg.RetryMin
+	for {
+		if ferr := j.Fence(ctx); ferr != nil {
+			log.Warn("not parking: this member no longer owns the partition", "err", ferr)
+			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
+			return ferr
+		}
+		perr := d.park(ctx, j, obj, pk, next, pk.Clock.Now().Add(delay), err)
+		if perr == nil {
+			log.Info("object parked after retry cycle 1; the retry workers take over", "next_attempt", next.String(), "last_error", err)
+			return nil
+		}
+		log.Error("cannot park the object; it keeps holding the partition's offset", "retry_in", backoff, "err", perr)
+		if serr := pk.Clock.Sleep(ctx, backoff); serr != nil {
+			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
+			return serr
+		}
+		backoff = min(2*backoff, d.cfg.RetryMax)
+	}
+}
+
+// park writes obj to the parking bucket and enqueues its retry entry.
+func (d *Inline) park(ctx context.Context, j *consumer.Job, obj *sink.Object, pk *Parking, next retry.Position, due time.Time, lastErr error) error {
+	key := pk.Store.ParkedKey(j.Target.Name, j.Key)
+	actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
+	defer cancel()
+	if err := pk.Store.Put(actx, key, obj, sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding}); err != nil {
+		return err
+	}
+	_, err := pk.Queue.Enqueue(actx, retry.Entry{
+		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, ParkedKey: key, Key: j.Key,
+		Cycle: next.Cycle, Attempt: next.Attempt, Due: due, LastError: lastErr.Error(),
+		Topic: j.Topic, Partition: j.Partition, WindowStart: j.WindowStart, FirstOffset: j.FirstOffset,
+		Records: obj.Records, Bytes: obj.Size(), ContentType: obj.ContentType, Enqueued: pk.Clock.Now(),
+	})
+	return err
+}
+
+// recordHealth records one attempt's outcome; Redis trouble is buffered by
+// health.Buffered, so an error here is only logged.
+func (d *Inline) recordHealth(ctx context.Context, log *slog.Logger, name string, ok bool) {
+	if d.deps.Health == nil {
+		return
+	}
+	// The first call after Redis went away waits for its timeout; later ones
+	// are held in memory at once (health.Buffered).
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	dec, err := d.deps.Health.Record(hctx, name, ok, d.deps.Now())
+	if err != nil {
+		log.Warn("health outcome not recorded", "err", err)
+	}
+	if dec.Disabled {
+		log.Warn("integration auto-disabled by its failure ratio", "attempts", dec.Attempts, "failures", dec.Failures, "event", dec.Event)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,9 @@ type Service struct {
 	registry *registry.Store   // runtime state of integrations, shared by replicas
 	watcher  *registry.Watcher // this replica's view of it
 	admin    *admin.API        // nil when no admin token is configured
+	parked   *parked           // nil when no parking bucket is configured
+
+	redisDown atomic.Bool // as seen by the last probe; only for logging the edges
 }
 
 // New builds a service from cfg, which must have passed Validate. It connects to
@@ -111,9 +115,15 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	s.routes = &routes{}
 	s.routes.set(s.built.all, s.watcher.Disabled)
+	if s.parked, err = s.newParked(); err != nil {
+		return nil, err
+	}
 	if token := cfg.HTTP.AdminToken(); token != "" {
-		if s.admin, err = admin.New(admin.Config{Token: token}, admin.Deps{Logger: s.log, Registry: s.registry,
-			Integrations: s.adminIntegrations, Tester: s.TestIntegration}); err != nil {
+		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
+		if s.parked != nil {
+			ad.Retries, ad.OnEnable = s.adminRetries, s.resetHealth
+		}
+		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
 	}
@@ -137,9 +147,13 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		MemoryBytes: mem, BufferMemoryBytes: min(mem/32, 2<<20)}); err != nil {
 		return nil, fmt.Errorf("spool.dir: %w", err)
 	}
+	ddeps := delivery.Deps{Logger: s.log, Metrics: s.metrics, Now: deps.Now, Delivered: deps.Delivered}
+	if s.parked != nil {
+		ddeps.Parking = &delivery.Parking{Store: s.parked.store, Queue: s.parked.queue}
+		ddeps.Health = s.parked.health
+	}
 	del, err := delivery.NewInline(delivery.Config{Concurrency: cfg.Delivery.Concurrency, UploadTimeout: cfg.Delivery.UploadTimeout,
-		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax},
-		delivery.Deps{Logger: s.log, Metrics: s.metrics, Now: deps.Now, Delivered: deps.Delivered})
+		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax}, ddeps)
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +204,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}()
 	}
 	stopStats := make(chan struct{})
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.spoolStats(stopStats) }()
+	go func() { defer wg.Done(); s.probeRedis(stopStats) }()
 	// Know which integrations are disabled before the first record; if Redis does
 	// not answer, start with all enabled and let the watcher catch up.
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -202,6 +217,10 @@ func (s *Service) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.watcher.Run(wctx) }()
+	if s.parked != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runParked(wctx) }()
+	}
 	err := s.consumer.Run(ctx)
 	stopWatch()
 	close(stopStats)
@@ -227,6 +246,42 @@ func (s *Service) spoolStats(stop <-chan struct{}) {
 			s.metrics.SpoolBytes.WithLabelValues("disk").Set(float64(st.DiskBytes))
 		}
 	}
+}
+
+// redisProbeInterval is how often probeRedis pings Redis for hitship_redis_up.
+const redisProbeInterval = time.Second
+
+// probeRedis keeps hitship_redis_up current with a PING every
+// redisProbeInterval until stop is closed.
+func (s *Service) probeRedis(stop <-chan struct{}) {
+	t := time.NewTicker(redisProbeInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), redisProbeInterval)
+		err := s.pingRedis(ctx)
+		cancel()
+		if err != nil && s.redisDown.CompareAndSwap(false, true) {
+			s.log.Warn("degraded: Redis unreachable; deliveries and commits go on, idle closes wait, snapshots are kept in memory", "err", err)
+		} else if err == nil && s.redisDown.CompareAndSwap(true, false) {
+			s.log.Info("Redis answers again")
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pingRedis pings Redis and sets hitship_redis_up from the answer.
+func (s *Service) pingRedis(ctx context.Context) error {
+	err := s.rdb.Ping(ctx).Err()
+	if err != nil {
+		s.metrics.RedisUp.Set(0)
+		return err
+	}
+	s.metrics.RedisUp.Set(1)
+	return nil
 }
 
 func (s *Service) close() {
@@ -256,14 +311,15 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.rdb.Ping(ctx).Err(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "not ready: redis unreachable: %v\n", err)
-			return
-		}
 		if !s.consumer.Joined() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready: not yet a member of the consumer group\n"))
+			return
+		}
+		// Without Redis the pipeline still delivers and commits (DESIGN §5): the
+		// replica stays in the load balancer, and says it is degraded.
+		if err := s.pingRedis(ctx); err != nil {
+			_, _ = fmt.Fprintf(w, "degraded: redis unreachable: %v\n", err)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

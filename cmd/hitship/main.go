@@ -46,6 +46,8 @@ commands:
                         the external ID a customer's role must require, and the account to trust
   test-integration --config FILE NAME
                         write the two sample hits to an integration's bucket; say what is wrong
+  redeliver --config FILE [--integration NAME] [--since T]
+                        queue dead-lettered objects again
   version               print the build
 `
 
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(rest, stdout, stderr)
 	case "external-id":
 		return cmdExternalID(rest, stdout, stderr)
+	case "redeliver":
+		return cmdRedeliver(ctx, rest, stdout, stderr)
 	case "test-integration":
 		return cmdTestIntegration(ctx, rest, stdout, stderr)
 	case "version":

@@ -1,0 +1,22 @@
+// Package parking is the operator's own parking bucket (DESIGN §5): objects
+// whose first retry cycle failed wait here for the retry workers, and objects
+// whose last attempt failed are kept here as dead letters.
+//
+// Layout under the configured prefix:
+//
+//	{prefix}parked/{integration}/{key}  waiting for a retry worker
+//	{prefix}dead/{integration}/{key}    dead letters (hitship redeliver)
+//
+// Guarantees:
+//
+//   - Put writes the object with its content type and encoding; Get returns
+//     them, so a parked object reaches the customer byte for byte as the
+//     inline upload would have written it.
+//   - Keys are deterministic (integration + customer key): parking the same
+//     object twice overwrites it with the same bytes.
+//   - Delete of a missing object succeeds; Get of a missing object returns an
+//     error satisfying IsNotFound.
+//   - Move copies then deletes: a crash in between leaves the object in both
+//     places, never in neither.
+//   - No call retries; the callers own retries. Safe for concurrent use.
+package parking
