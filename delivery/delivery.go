@@ -135,52 +135,19 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 	}
 	backoff := d.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
-		if err := j.Fence(ctx); err != nil {
-			log.Warn("not uploading: this member no longer owns the partition", "err", err)
-			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
-			return err
-		}
-		select {
-		case d.sem <- struct{}{}:
-		case <-ctx.Done():
-			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
-			return ctx.Err()
-		}
-		start := d.deps.Now()
-		actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
-		err := j.Target.Store.Put(actx, j.Key, obj, opts)
-		cancel()
-		<-d.sem
-		m.UploadDuration.WithLabelValues(name).Observe(d.deps.Now().Sub(start).Seconds())
-		result := metrics.ResultOK
-		switch {
-		case err == nil:
-		case sink.IsAlreadyExists(err):
-			result = metrics.ResultExists
-		default:
-			result = metrics.ResultError
-		}
-		m.UploadAttempts.WithLabelValues(name, result).Inc()
-		d.recordHealth(ctx, log, name, result != metrics.ResultError)
-		if result != metrics.ResultError {
-			m.ObjectsWritten.WithLabelValues(name, result).Inc()
-			m.HitsDelivered.WithLabelValues(name, result).Add(float64(obj.Records))
-			m.UploadBytes.WithLabelValues(name).Add(float64(obj.Size()))
-			if !j.Late {
-				m.DeliveryLatency.WithLabelValues(name).Observe(max(0, d.deps.Now().Sub(time.UnixMilli(j.WindowEnd)).Seconds()))
-			}
-			log.Info("object delivered", "records", obj.Records, "bytes", obj.Size(), "result", result, "attempts", attempt)
-			if d.deps.Delivered != nil {
-				d.deps.Delivered(j, obj.Size())
-			}
+		// Without parking there is no schedule: Position only numbers the attempt.
+		err := d.upload(ctx, j, obj, opts, log, retry.Position{Attempt: attempt})
+		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || state.IsFenced(err) {
+		if se, ok := errors.AsType[*stopError](err); ok {
+			if state.IsFenced(se.err) {
+				log.Warn("not uploading: this member no longer owns the partition", "err", se.err)
+			}
 			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
-			return errors.Join(ctx.Err(), err)
+			return se.err
 		}
-		log.Warn("upload failed; retrying while the object holds the partition's offset", "attempt", attempt, "retry_in", backoff,
-			"problem", sink.Explain(err).Message, "err", err)
+		log.Info("retrying while the object holds the partition's offset", "attempt", attempt, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
