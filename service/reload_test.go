@@ -2,16 +2,12 @@ package service_test
 
 import (
 	"context"
-	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"hitship/config"
-	"hitship/service"
 )
 
 // TestReload: integrations added, changed and removed under load take effect
@@ -35,21 +31,7 @@ func TestReload(t *testing.T) {
 		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
 	}
 
-	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := service.New(cfg1, service.Deps{Logger: log, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	svc, _ := startService(t, "a", cfg1)
 
 	clients := []int64{1, 2, 3, 4}
 	before := e.produceHits(t, 2000, clients, time.Now().Add(-40*time.Second), 10*time.Second, 2, 1)
