@@ -47,6 +47,32 @@ type Metrics struct {
 	// PendingSnapshots counts window snapshots of committed offsets held in memory
 	// because Redis did not take them; they are written back when it answers.
 	PendingSnapshots prometheus.Gauge
+
+	// ConsumerLag is the partition's high-water mark minus this replica's
+	// committed offset, by partition (records).
+	ConsumerLag *prometheus.GaugeVec
+	// OldestUncommittedAge is, by partition, the seconds since the Kafka
+	// timestamp of the first record not yet committed (0 when all read records
+	// are committed).
+	OldestUncommittedAge *prometheus.GaugeVec
+	// ObjectsParked counts objects this replica parked after cycle 1 failed.
+	ObjectsParked *prometheus.CounterVec // integration
+	// ObjectsDeadLettered counts parked objects moved to the dead-letter prefix.
+	ObjectsDeadLettered *prometheus.CounterVec // integration
+	// RetriesInProgress is the number of retry entries this replica holds a lease on.
+	RetriesInProgress *prometheus.GaugeVec // integration
+	// RetryQueueEntries is the number of parked objects waiting in the shared Redis
+	// retry queue (every replica reports the same figure: aggregate with max).
+	RetryQueueEntries *prometheus.GaugeVec // integration
+	// IntegrationEnabled is 1 while an integration is enabled, 0 while disabled.
+	IntegrationEnabled *prometheus.GaugeVec // integration
+	// IntegrationAutoDisabled is 1 while the health ledger has disabled it.
+	IntegrationAutoDisabled *prometheus.GaugeVec // integration
+	// IntegrationSuccessRatio is the share of successful attempts in the last 12
+	// hours (1 when there were none).
+	IntegrationSuccessRatio *prometheus.GaugeVec // integration
+	// BuildInfo is always 1; its labels say what is running.
+	BuildInfo *prometheus.GaugeVec // version, revision, goversion
 }
 
 // New registers the metrics on reg.
@@ -78,6 +104,27 @@ func New(reg prometheus.Registerer) *Metrics {
 		PausedPartitions: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_paused_partitions", Help: "Partitions not fetching because the spool is full (back-pressure)."}),
 		RedisUp:          f.NewGauge(prometheus.GaugeOpts{Name: "hitship_redis_up", Help: "1 while Redis answers the periodic PING, 0 while it is unreachable (degraded)."}),
 		PendingSnapshots: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_pending_snapshots", Help: "Window snapshots of committed offsets held in memory until Redis takes them."}),
+
+		ConsumerLag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_consumer_lag_records",
+			Help: "High-water mark minus the committed offset, by partition assigned to this replica."}, []string{"partition"}),
+		OldestUncommittedAge: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_oldest_uncommitted_record_age_seconds",
+			Help: "Seconds since the Kafka timestamp of the first record not yet committed, by partition (0 when everything read is committed)."}, []string{"partition"}),
+		ObjectsParked: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_objects_parked_total",
+			Help: "Objects written to the parking bucket after retry cycle 1 failed, by integration."}, []string{"integration"}),
+		ObjectsDeadLettered: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_objects_dead_lettered_total",
+			Help: "Parked objects moved to the dead-letter prefix after the last retry, by integration."}, []string{"integration"}),
+		RetriesInProgress: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_retries_in_progress",
+			Help: "Retry entries this replica holds a lease on, by integration."}, []string{"integration"}),
+		RetryQueueEntries: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_retry_queue_entries",
+			Help: "Parked objects waiting in the shared Redis retry queue, by integration (the same in every replica: aggregate with max)."}, []string{"integration"}),
+		IntegrationEnabled: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_enabled",
+			Help: "1 while the integration is enabled, 0 while disabled by an operator or the health ledger."}, []string{"integration"}),
+		IntegrationAutoDisabled: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_auto_disabled",
+			Help: "1 while the integration is disabled by the health ledger (60% or more failed attempts in 12 hours)."}, []string{"integration"}),
+		IntegrationSuccessRatio: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_success_ratio",
+			Help: "Share of successful upload attempts in the last 12 hours (1 when there were none)."}, []string{"integration"}),
+		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_build_info",
+			Help: "Always 1; the labels say which build is running."}, []string{"version", "revision", "goversion"}),
 	}
 	for _, r := range hit.Reasons() {
 		m.BadRecords.WithLabelValues(string(r))
@@ -99,6 +146,13 @@ func (m *Metrics) Integration(name string) {
 		m.UploadAttempts.WithLabelValues(name, r)
 	}
 	m.UploadBytes.WithLabelValues(name)
+	m.ObjectsParked.WithLabelValues(name)
+	m.ObjectsDeadLettered.WithLabelValues(name)
+	m.RetriesInProgress.WithLabelValues(name)
+	m.RetryQueueEntries.WithLabelValues(name)
+	m.IntegrationEnabled.WithLabelValues(name)
+	m.IntegrationAutoDisabled.WithLabelValues(name)
+	m.IntegrationSuccessRatio.WithLabelValues(name).Set(1)
 	m.UploadDuration.WithLabelValues(name)
 	m.DeliveryLatency.WithLabelValues(name)
 }
