@@ -115,6 +115,11 @@ type Delivery struct {
 	UploadTimeout time.Duration `yaml:"upload_timeout"`
 	RetryMin      time.Duration `yaml:"retry_min"`
 	RetryMax      time.Duration `yaml:"retry_max"`
+	// HealthMinAttempts is the least number of attempts in the 12-hour
+	// health ledger before an integration can be auto-disabled; 0 takes the
+	// health package's default (20). The ledger is kept with or without a
+	// parking bucket.
+	HealthMinAttempts int `yaml:"health_min_attempts"`
 }
 
 // S3 holds the settings shared by every integration's bucket.

@@ -276,6 +276,7 @@ func TestValidateProblems(t *testing.T) {
 		{name: "upload timeout zero", mutate: func(c *Config) { c.Delivery.UploadTimeout = 0 }, wantKey: "delivery.upload_timeout"},
 		{name: "retry min zero", mutate: func(c *Config) { c.Delivery.RetryMin = 0 }, wantKey: "delivery.retry_min"},
 		{name: "retry max below min", mutate: func(c *Config) { c.Delivery.RetryMax = time.Millisecond }, wantKey: "delivery.retry_max"},
+		{name: "negative health minimum", mutate: func(c *Config) { c.Delivery.HealthMinAttempts = -1 }, wantKey: "delivery.health_min_attempts"},
 		{name: "s3 endpoint not url", mutate: func(c *Config) { c.S3.Endpoint = "minio:9000" }, wantKey: "s3.endpoint"},
 		{name: "multipart threshold small", mutate: func(c *Config) { c.S3.MultipartThreshold = 1 << 20 }, wantKey: "s3.multipart_threshold"},
 		{name: "part size small", mutate: func(c *Config) { c.S3.PartSize = 1 << 20 }, wantKey: "s3.part_size"},
@@ -555,6 +556,16 @@ func ExampleParse() {
 	// window.size 2 7m0s does not divide 24h, so windows would not align with days
 }
 
+// topIsMapping reports whether data is YAML whose document is a mapping (or
+// empty).
+func topIsMapping(data []byte) bool {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return false
+	}
+	return root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Kind == yaml.MappingNode
+}
+
 func FuzzLoad(f *testing.F) {
 	example, err := os.ReadFile("example.yaml")
 	if err != nil {
@@ -566,6 +577,10 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("spool: {max_bytes: 1GiB, memory_bytes: [x]}\n"))
 	f.Add([]byte("<<: {kafka: 1}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A hang crashes the fuzz worker so that the engine keeps the input:
+		// a hang detector far above the time an input takes, not a speed check.
+		watchdog := time.AfterFunc(30*time.Second, func() { panic(fmt.Sprintf("Parse hung on %q", data)) })
+		defer watchdog.Stop()
 		opts := []Option{
 			WithLookupEnv(func(k string) (string, bool) { return "value-of-" + k, len(k)%2 == 0 }),
 			withReadFile(func(string) ([]byte, error) { return nil, os.ErrNotExist }),
@@ -575,6 +590,12 @@ func FuzzLoad(f *testing.F) {
 		for _, p := range ps {
 			if p.Msg == "" || p.Fix == "" {
 				t.Fatalf("problem without message or fix: %#v", p)
+			}
+			// Every problem of a file whose top level is a mapping names its
+			// key. Only a file that is not YAML (c == nil) or whose top level
+			// is not a mapping has a problem about the whole file (Key "").
+			if c != nil && p.Key == "" && topIsMapping(data) {
+				t.Fatalf("problem without a key: %#v", p)
 			}
 		}
 		if c != nil && len(ps) == 0 {

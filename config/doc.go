@@ -60,6 +60,8 @@
 //	delivery.upload_timeout        one upload attempt (60s)
 //	delivery.retry_min             first in-process retry delay (1s)
 //	delivery.retry_max             longest in-process retry delay, >= retry_min (30s)
+//	delivery.health_min_attempts   (0 = 20): attempts in 12 h before auto-disable at
+//	                               >= 60% failures (kept with or without parking)
 //	s3.endpoint                    http(s) URL of an S3-compatible store; "" = AWS
 //	s3.path_style                  path-style addressing (false)
 //	s3.if_none_match               send If-None-Match: * (true)

@@ -221,6 +221,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 				continue
 			}
 			w.walk(v, f, p)
+			// A value on a line of its own (after its children claimed
+			// theirs) belongs to this key: a type error there names it.
+			if _, ok := w.byLine[v.Line]; !ok {
+				w.byLine[v.Line] = p
+			}
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -235,6 +240,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 }
 
 func joinKey(path, k string) string {
+	if k == "" {
+		k = `""` // an empty YAML key still gets a visible name in problems
+	}
 	if path == "" {
 		return k
 	}

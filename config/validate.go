@@ -323,6 +323,9 @@ func (v *checker) delivery(d Delivery) {
 		v.add("delivery.concurrency", "set a number of parallel uploads between 1 and 1024", "out of range: %d", d.Concurrency)
 	}
 	v.positive("delivery.upload_timeout", d.UploadTimeout)
+	if d.HealthMinAttempts < 0 {
+		v.add("delivery.health_min_attempts", "set 0 for the default (20) or a positive number", "is negative")
+	}
 	v.positive("delivery.retry_min", d.RetryMin)
 	if d.RetryMax < d.RetryMin {
 		v.add("delivery.retry_max", "make it at least delivery.retry_min", "%s is less than retry_min %s", d.RetryMax, d.RetryMin)
@@ -514,7 +517,7 @@ func (v *checker) prefix(key, p string) {
 		v.add(key, fix, "must not start with \"/\"")
 	case len(p) > 512:
 		v.add(key, fix, "is longer than 512 bytes")
-	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || 0x7f <= r && r <= 0x9f }): // C0, DEL, C1: unicode.IsControl, as sink.ValidatePrefix
 		v.add(key, fix, "contains a control character")
 	default:
 		for _, seg := range strings.Split(p, "/") {

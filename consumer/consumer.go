@@ -175,12 +175,16 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 		select {
 		case <-tick.C:
 			c.commit(gctx, gen, workers, log)
+			reportLag(workers, c.now())
 		case <-workersDone:
 			if gctx.Err() == nil && context.Cause(wctx) == nil {
 				c.commit(gctx, gen, workers, log) // the clean stop's final commit
 			}
 			log.Info("generation ended")
 			c.deps.Metrics.AssignedParts.Set(0)
+			for _, w := range workers {
+				w.forgetLag()
+			}
 			return
 		}
 	}
@@ -243,6 +247,13 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 	}
 	for _, p := range ready {
 		p.w.committedAt(gctx, p.offset)
+	}
+}
+
+// reportLag updates every worker's lag gauges (see lagState).
+func reportLag(workers []*worker, now time.Time) {
+	for _, w := range workers {
+		w.reportLag(now)
 	}
 }
 
@@ -398,6 +409,7 @@ func (w *worker) fetchLoop(ctx context.Context, r *kafka.Reader) error {
 			}
 			continue
 		}
+		w.lag.observe(m.Offset, m.HighWaterMark, m.Time)
 		w.mu.Lock()
 		w.process(ctx, &m)
 		fatal := w.fatal

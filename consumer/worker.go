@@ -57,6 +57,7 @@ type worker struct {
 	deliverCtx context.Context
 
 	committed int64 // last committed offset; only the committer touches it
+	lag       lagState
 	inflight  sync.WaitGroup
 	dlq       chan deadLetter
 

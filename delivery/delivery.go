@@ -250,6 +250,7 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 		}
 		perr := d.park(ctx, j, obj, pk, next, pk.Clock.Now().Add(delay), err)
 		if perr == nil {
+			m.ObjectsParked.WithLabelValues(name).Inc()
 			log.Info("object parked after retry cycle 1; the retry workers take over", "next_attempt", next.String(), "last_error", err)
 			return nil
 		}

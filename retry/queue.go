@@ -298,6 +298,62 @@ func (q *Queue) Reschedule(ctx context.Context, c Claimed, due time.Time, next P
 	return q.finish(ctx, "reschedule", c, q.due, &e, ms(due))
 }
 
+// Postpone puts the entry back to wait until due without an attempt: its
+// position and last error stay as they were, so the schedule resumes where it
+// stopped. Token-checked like Reschedule (otherwise IsLeaseLost). This is how
+// a disabled integration's parked entries stay parked (DESIGN §5).
+func (q *Queue) Postpone(ctx context.Context, c Claimed, due time.Time) error {
+	e := c.Entry
+	e.State = ""
+	e.Due = due
+	return q.finish(ctx, "postpone", c, q.due, &e, ms(due))
+}
+
+// wakeScript: KEYS due; ARGV now ms, ids... Moves the given waiting entries
+// (members of the due set; leased and dead ones are left alone) to now.
+var wakeScript = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`)
+
+// Wake makes every waiting entry of integration due at now (entries held
+// under a lease and dead letters are left alone) and returns how many it
+// moved: called when an operator enables an integration again, so its parked
+// entries do not sit out a postponement. Their positions are unchanged. It
+// scans the queue (see ListByIntegration); not atomic across pages, which is
+// harmless: an entry it misses waits for its own due time.
+func (q *Queue) Wake(ctx context.Context, integration string, now time.Time) (int, error) {
+	es, err := q.ListByIntegration(ctx, integration)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	const page = 256
+	for i := 0; i < len(es); i += page {
+		args := []any{ms(now)}
+		for _, e := range es[i:min(i+page, len(es))] {
+			if e.State == StateScheduled {
+				args = append(args, e.ID)
+			}
+		}
+		if len(args) == 1 {
+			continue
+		}
+		k, err := wakeScript.Run(ctx, q.rdb, []string{q.due}, args...).Int()
+		if err != nil {
+			return n, fmt.Errorf("retry: wake %s: %w", integration, err)
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // DeadLetter moves the entry to the dead-letter set with reason, at now, if
 // c's token still matches (otherwise IsLeaseLost). Dead letters are kept
 // until Requeue; list them with DeadLetters. parkedKey, when not "", replaces

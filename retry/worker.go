@@ -38,6 +38,10 @@ type WorkerConfig struct {
 	// prefix and writing a system event. If it fails the entry stays leased
 	// and is attempted again after its lease expires.
 	BeforeDeadLetter func(ctx context.Context, c Claimed, reason string) (parkedKey string, err error)
+	// Hold, when set, is asked before each attempt; when it answers true the
+	// entry is postponed by wait without an attempt (no outcome, position
+	// unchanged): a disabled integration's parked entries stay parked.
+	Hold func(c Claimed) (wait time.Duration, hold bool)
 }
 
 // Worker claims due entries from a Queue and handles them. Every replica
@@ -180,6 +184,16 @@ func (w *Worker) handleOne(ctx context.Context, mu *sync.Mutex, h *held) {
 	mu.Lock()
 	c := h.c
 	mu.Unlock()
+	if w.cfg.Hold != nil {
+		if wait, hold := w.cfg.Hold(c); hold {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			defer cancel()
+			if err := w.cfg.Queue.Postpone(fctx, c, w.cfg.Clock.Now().Add(wait)); err != nil && !IsLeaseLost(err) {
+				w.log.Warn("retry: postponing a held entry failed; it is seen again after its lease", "id", c.ID, "err", err)
+			}
+			return
+		}
+	}
 	herr := w.cfg.Handle(h.ctx, c)
 	if herr != nil && h.ctx.Err() != nil {
 		// Stopping, or the lease was lost: not an outcome of the customer's

@@ -89,6 +89,10 @@ func (e *env) config(t *testing.T, ins ...config.Integration) *config.Config {
 	cfg.S3.IfNoneMatch = false // gofakes3 does not implement it; a replay overwrites with the same bytes
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Delivery.RetryMin, cfg.Delivery.RetryMax = 100*time.Millisecond, 500*time.Millisecond
+	// Failure tests exercise retries, parking and commits; a bucket failing for a
+	// few seconds would otherwise reach the default 20 attempts and be
+	// auto-disabled. TestAutoDisable runs with the product's minimum.
+	cfg.Delivery.HealthMinAttempts = 1_000_000
 	cfg.Log.Level = "warn"
 	cfg.Integrations = ins
 	if ps := cfg.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err })); len(ps) > 0 {

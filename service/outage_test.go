@@ -15,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hitship/config"
+	"hitship/health"
 	"hitship/internal/testenv"
+	"hitship/metrics"
+	"hitship/registry"
 	"hitship/service"
 	"hitship/state"
 )
@@ -232,6 +235,35 @@ func TestRedisOutage(t *testing.T) {
 	})
 	if code, body := readyz(t, url); code != http.StatusOK || body != "ready\n" {
 		t.Fatalf("readyz after the outage: %d %q", code, body)
+	}
+	// The health ledger caught up: the outcomes of the uploads made during the
+	// outage were held in memory and written back, so it counts every attempt
+	// the metrics count; nothing was decided on the partial data.
+	ledger, err := health.New(e.redis.Client(), health.Config{Prefix: cfg.Redis.KeyPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(e.redis.Client(), cfg.Redis.KeyPrefix, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range ins {
+		var att, fail int
+		var want float64
+		waitFor(t, 20*time.Second, "the health ledger of "+in.Name+" caught up", func() bool {
+			want = 0
+			for _, r := range []string{metrics.ResultOK, metrics.ResultExists, metrics.ResultError} {
+				want += metricSum(t, m.reg, "hitship_upload_attempts_total", "integration", in.Name, "result", r)
+			}
+			att, fail, err = ledger.Ratio(context.Background(), in.Name, time.Now())
+			return err == nil && float64(att) == want
+		})
+		if want == 0 || fail != int(metricSum(t, m.reg, "hitship_upload_attempts_total", "integration", in.Name, "result", metrics.ResultError)) {
+			t.Fatalf("%s: ledger %d attempts %d failures; metrics %v attempts", in.Name, att, fail, want)
+		}
+		if st, err := reg.Status(context.Background(), in.Name); err != nil || st.State != registry.Enabled {
+			t.Fatalf("%s: state %+v, %v; want enabled", in.Name, st, err)
+		}
 	}
 	m.stop(t)
 	checkExactlyOnce(t, e, hits, ins)

@@ -279,3 +279,117 @@ func TestDeadLetterRedeliver(t *testing.T) {
 		t.Errorf("queue stats = %+v; want empty", st2)
 	}
 }
+
+// TestDisabledStaysParked: the parked entries of a disabled integration stay
+// parked (DESIGN §5): the retry workers postpone them without an attempt, so
+// neither their schedule position nor the health ledger moves and nothing is
+// sent. Enabling the integration through the admin API makes them due at once
+// and the worker delivers them.
+func TestDisabledStaysParked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const token = "admin-token-for-tests-0003"
+	t.Setenv("HITSHIP_TEST_ADMIN_TOKEN", token)
+	b := integ("b", 2, "b-b", "ndjson")
+	e := newEnv(t, 1, b.Bucket, parkBucket)
+	base := e.config(t, b)
+	base.HTTP.AdminTokenEnv = "HITSHIP_TEST_ADMIN_TOKEN"
+	cfg := withParking(t, e, base)
+	ctx := t.Context()
+
+	reg, err := registry.New(e.redis.Client(), cfg.Redis.KeyPrefix, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.Disable(ctx, b.Name, "customer is moving buckets", "test"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := service.NewParkingStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := service.NewRetryQueue(cfg, e.redis.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := retry.Position{Cycle: 2, Attempt: 3}
+	want := map[string][]byte{}
+	for i := range 3 {
+		key := fmt.Sprintf("hits/wallarm_hits_1687240800_0_%d.jsonl", 100*i)
+		data := []byte(fmt.Sprintf("{\"request_id\":\"r%d\"}\n", i))
+		pk := st.ParkedKey(b.Name, key)
+		if err := st.Put(ctx, pk, sink.BytesBody(data), sink.PutOptions{ContentType: "application/x-ndjson"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Enqueue(ctx, retry.Entry{ID: b.Name + "/" + key, Integration: b.Name, ParkedKey: pk, Key: key,
+			Cycle: at.Cycle, Attempt: at.Attempt, Due: time.Now(), Records: 1, LastError: "NoSuchBucket"}); err != nil {
+			t.Fatal(err)
+		}
+		want[key] = data
+	}
+	svc, sreg := startService(t, "a", cfg)
+	// The worker claims each entry and postpones it: its due time moves about
+	// a minute ahead while its position and last error stay.
+	start := time.Now()
+	waitFor(t, 30*time.Second, "the disabled integration's entries postponed", func() bool {
+		es, err := q.ListByIntegration(ctx, b.Name)
+		if err != nil || len(es) != 3 {
+			return false
+		}
+		for _, e := range es {
+			if e.State != retry.StateScheduled || e.Due.Before(start.Add(30*time.Second)) {
+				return false
+			}
+		}
+		return true
+	})
+	es, err := q.ListByIntegration(ctx, b.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Position() != at || e.LastError != "NoSuchBucket" {
+			t.Fatalf("held entry %+v moved: want position %s and last error NoSuchBucket", e, at)
+		}
+	}
+	if objs := objectBytes(t, e, b.Bucket); len(objs) != 0 {
+		t.Fatalf("the disabled integration's bucket received %d objects", len(objs))
+	}
+	if n := len(parkedKeys(t, e, "hitship/parked/")); n != 3 {
+		t.Fatalf("parked objects = %d; want 3 still parked", n)
+	}
+	for _, r := range []string{"ok", "error"} {
+		if got := metricSum(t, sreg, "hitship_upload_attempts_total", "integration", b.Name, "result", r); got != 0 {
+			t.Fatalf("%v %s attempts while disabled; want none", got, r)
+		}
+	}
+
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/integrations/b/enable", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("enable: %d", resp.StatusCode)
+	}
+	enabled := time.Now()
+	// Well before the one-minute hold ends: the enable woke them.
+	waitFor(t, 20*time.Second, "the parked objects delivered after enable", func() bool {
+		objs := objectBytes(t, e, b.Bucket)
+		for k, d := range want {
+			if !bytes.Equal(objs[b.Bucket+"/"+k], d) {
+				return false
+			}
+		}
+		return len(objs) == len(want) && len(parkedKeys(t, e, "")) == 0
+	})
+	t.Logf("delivered %s after enable", time.Since(enabled).Round(time.Millisecond))
+	if s, err := q.Stats(ctx, time.Now()); err != nil || s != (retry.Stats{}) {
+		t.Fatalf("queue after delivery = %+v, %v; want empty", s, err)
+	}
+}

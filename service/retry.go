@@ -24,13 +24,27 @@ import (
 const DeadLetterEvent = "dead_letter"
 
 // parked is the retry side of a replica: the parking bucket, the Redis retry
-// queue, the health ledger and this replica's retry worker. nil when no
-// parking bucket is configured.
+// queue and this replica's retry worker. nil when no parking bucket is
+// configured.
 type parked struct {
 	store  *parking.Store
 	queue  *retry.Queue
-	health *health.Buffered
 	worker *retry.Worker
+}
+
+// disabledHold is how long a retry entry of a disabled integration waits
+// before it is looked at again. Enabling the integration wakes its entries at
+// once (Service.onEnable), so this only bounds the work spent on entries that
+// stay parked.
+const disabledHold = time.Minute
+
+// newHealth builds the health ledger, kept with or without a parking bucket.
+func (s *Service) newHealth() (*health.Buffered, error) {
+	l, err := health.New(s.rdb, health.Config{Prefix: s.cfg.Redis.KeyPrefix, MinAttempts: s.cfg.Delivery.HealthMinAttempts})
+	if err != nil {
+		return nil, err
+	}
+	return health.NewBuffered(l, 0)
 }
 
 // NewParkingStore builds the parking bucket of cfg (which must have parking
@@ -78,15 +92,7 @@ func (s *Service) newParked() (*parked, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := health.New(s.rdb, health.Config{Prefix: s.cfg.Redis.KeyPrefix})
-	if err != nil {
-		return nil, err
-	}
-	hb, err := health.NewBuffered(l, 0)
-	if err != nil {
-		return nil, err
-	}
-	p := &parked{store: st, queue: q, health: hb}
+	p := &parked{store: st, queue: q}
 	p.worker, err = retry.NewWorker(retry.WorkerConfig{
 		Queue:            q,
 		Handle:           s.handleParked,
@@ -94,6 +100,7 @@ func (s *Service) newParked() (*parked, error) {
 		Logger:           s.log,
 		OnOutcome:        s.parkedOutcome,
 		BeforeDeadLetter: s.beforeDeadLetter,
+		Hold:             s.holdParked,
 	})
 	if err != nil {
 		return nil, err
@@ -108,9 +115,36 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
+// holdParked keeps the entries of a disabled integration (at runtime or in
+// the config file) parked (DESIGN §5):
+// no attempt, no health outcome, the schedule resumes where it stopped once
+// the integration is enabled.
+//
+// It asks Redis rather than this replica's watcher: an enable wakes the
+// entries at once, and a watcher that has not polled since would postpone
+// them again for a whole hold. If Redis does not answer, the watcher decides.
+func (s *Service) holdParked(c retry.Claimed) (time.Duration, bool) {
+	s.reloadMu.Lock()
+	bt, ok := s.built.byName[c.Integration]
+	s.reloadMu.Unlock()
+	if ok && !bt.cfg.Enabled { // disabled in the config file
+		return disabledHold, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := s.registry.Status(ctx, c.Integration)
+	if err != nil {
+		return disabledHold, s.watcher.Disabled(c.Integration)
+	}
+	return disabledHold, st.State == registry.Disabled || st.State == registry.AutoDisabled
+}
+
 // handleParked is one retry worker attempt: copy the parked object to the
 // customer's bucket (a 412 counts as delivered), then delete it.
 func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
+	inProgress := s.metrics.RetriesInProgress.WithLabelValues(c.Integration)
+	inProgress.Inc()
+	defer inProgress.Dec()
 	s.reloadMu.Lock()
 	bt, ok := s.built.byName[c.Integration]
 	s.reloadMu.Unlock()
@@ -161,7 +195,7 @@ func (s *Service) parkedOutcome(c retry.Claimed, err error) {
 	s.metrics.UploadAttempts.WithLabelValues(c.Integration, result).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	recordHealth(ctx, s.log, s.parked.health, c.Integration, err == nil, s.now())
+	recordHealth(ctx, s.log, s.health, c.Integration, err == nil, s.now())
 }
 
 func recordHealth(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, ok bool, at time.Time) {
@@ -188,33 +222,37 @@ func (s *Service) beforeDeadLetter(ctx context.Context, c retry.Claimed, reason 
 	if err != nil {
 		return "", fmt.Errorf("writing the dead-letter event: %w", err)
 	}
+	s.metrics.ObjectsDeadLettered.WithLabelValues(c.Integration).Inc()
 	s.log.Error("object moved to dead letters after the last retry", "integration", c.Integration, "key", c.Key,
 		"parked_key", dead, "reason", reason, "event", id)
 	return dead, nil
 }
 
-// runParked runs the retry worker and, while the health ledger is degraded,
-// flushes it every few seconds. It blocks until ctx ends.
+// runParked runs the retry worker until ctx ends.
 func (s *Service) runParked(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.parked.worker.Run(ctx)
-	}()
-	t := time.NewTicker(5 * time.Second)
+	_ = s.parked.worker.Run(ctx)
+}
+
+// healthFlushInterval is how often outcomes held in memory during a Redis
+// outage are offered to Redis again.
+const healthFlushInterval = 5 * time.Second
+
+// runHealth writes back the health outcomes held in memory while Redis was
+// unreachable, every healthFlushInterval until ctx ends.
+func (s *Service) runHealth(ctx context.Context) {
+	t := time.NewTicker(healthFlushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			<-done
 			return
 		case <-t.C:
-			if !s.parked.health.Degraded() {
+			if !s.health.Degraded() {
 				continue
 			}
-			decs, err := s.parked.health.Flush(ctx, s.now())
+			decs, err := s.health.Flush(ctx, s.now())
 			if err != nil {
-				s.log.Warn("health outcomes still held in memory", "pending", s.parked.health.Pending(), "err", err)
+				s.log.Warn("health outcomes still held in memory", "pending", s.health.Pending(), "err", err)
 			}
 			for _, d := range decs {
 				if d.Disabled {
@@ -286,22 +324,24 @@ type EntryView struct {
 
 func (s *Service) adminRetries(ctx context.Context, name string) (any, error) {
 	now := s.now()
-	att, fail, err := s.parked.health.Ledger().Ratio(ctx, name, now)
+	att, fail, err := s.health.Ledger().Ratio(ctx, name, now)
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.parked.queue.Stats(ctx, now)
-	if err != nil {
+	v := RetriesView{Integration: name, Entries: []EntryView{},
+		Health: HealthView{Attempts: att, Failures: fail, Degraded: s.health.Degraded()}}
+	if att > 0 {
+		v.Health.Ratio = float64(fail) / float64(att)
+	}
+	if s.parked == nil {
+		return v, nil
+	}
+	if v.Queue, err = s.parked.queue.Stats(ctx, now); err != nil {
 		return nil, err
 	}
 	es, err := s.parked.queue.ListByIntegration(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	v := RetriesView{Integration: name, Queue: st, Entries: make([]EntryView, 0, len(es)),
-		Health: HealthView{Attempts: att, Failures: fail, Degraded: s.parked.health.Degraded()}}
-	if att > 0 {
-		v.Health.Ratio = float64(fail) / float64(att)
 	}
 	for _, e := range es {
 		v.Entries = append(v.Entries, EntryView{Entry: e, State: e.State})
@@ -309,7 +349,21 @@ func (s *Service) adminRetries(ctx context.Context, name string) (any, error) {
 	return v, nil
 }
 
-// resetHealth resets the ledger of a re-enabled integration (DESIGN §5).
-func (s *Service) resetHealth(ctx context.Context, name string) error {
-	return s.parked.health.Ledger().Reset(ctx, name)
+// onEnable resets the ledger of a re-enabled integration (DESIGN §5) and
+// makes its parked entries due now, so they do not sit out their hold.
+func (s *Service) onEnable(ctx context.Context, name string) error {
+	if err := s.health.Ledger().Reset(ctx, name); err != nil {
+		return err
+	}
+	if s.parked == nil {
+		return nil
+	}
+	n, err := s.parked.queue.Wake(ctx, name, s.now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Info("parked entries of the re-enabled integration are due now", "integration", name, "entries", n)
+	}
+	return nil
 }

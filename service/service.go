@@ -27,6 +27,7 @@ import (
 	"hitship/config"
 	"hitship/consumer"
 	"hitship/delivery"
+	"hitship/health"
 	"hitship/metrics"
 	"hitship/registry"
 	"hitship/sink"
@@ -72,6 +73,7 @@ type Service struct {
 	watcher  *registry.Watcher // this replica's view of it
 	admin    *admin.API        // nil when no admin token is configured
 	parked   *parked           // nil when no parking bucket is configured
+	health   *health.Buffered  // the 12-hour ledger of every integration
 
 	redisDown atomic.Bool // as seen by the last probe; only for logging the edges
 }
@@ -84,6 +86,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger}
 	s.metrics = metrics.New(deps.Registry)
+	s.setBuildInfo()
 	keys, err := sink.ParseKeyTemplate(cfg.S3.KeyTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("s3.key_template: %w", err)
@@ -110,19 +113,21 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if s.watcher, err = registry.NewWatcher(s.registry, registry.WatcherConfig{Logger: s.log, OnChange: func(st registry.Status) {
 		s.log.Info("integration state", "integration", st.Name, "state", st.State, "reason", st.Reason, "by", st.By, "since", st.Since)
 		s.routes.rebuild()
+		s.stateGauges()
 	}}); err != nil {
 		return nil, err
 	}
 	s.routes = &routes{}
 	s.routes.set(s.built.all, s.watcher.Disabled)
+	if s.health, err = s.newHealth(); err != nil {
+		return nil, err
+	}
 	if s.parked, err = s.newParked(); err != nil {
 		return nil, err
 	}
 	if token := cfg.HTTP.AdminToken(); token != "" {
 		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
-		if s.parked != nil {
-			ad.Retries, ad.OnEnable = s.adminRetries, s.resetHealth
-		}
+		ad.Retries, ad.OnEnable = s.adminRetries, s.onEnable
 		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
@@ -147,10 +152,9 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		MemoryBytes: mem, BufferMemoryBytes: min(mem/32, 2<<20)}); err != nil {
 		return nil, fmt.Errorf("spool.dir: %w", err)
 	}
-	ddeps := delivery.Deps{Logger: s.log, Metrics: s.metrics, Now: deps.Now, Delivered: deps.Delivered}
+	ddeps := delivery.Deps{Logger: s.log, Metrics: s.metrics, Now: deps.Now, Delivered: deps.Delivered, Health: s.health}
 	if s.parked != nil {
 		ddeps.Parking = &delivery.Parking{Store: s.parked.store, Queue: s.parked.queue}
-		ddeps.Health = s.parked.health
 	}
 	del, err := delivery.NewInline(delivery.Config{Concurrency: cfg.Delivery.Concurrency, UploadTimeout: cfg.Delivery.UploadTimeout,
 		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax}, ddeps)
@@ -217,6 +221,9 @@ func (s *Service) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.watcher.Run(wctx) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); s.runHealth(wctx) }()
+	go func() { defer wg.Done(); s.runGauges(wctx) }()
 	if s.parked != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.runParked(wctx) }()

@@ -210,7 +210,7 @@ func Explain(err error) Answer {
 	}
 	return Answer{
 		Problem: ProblemUnknown,
-		Message: "The test write failed: " + describeFailure(err) + ".",
+		Message: "The write failed: " + describeFailure(err) + ".",
 		Fix:     "Check the integration's settings; if the problem stays, give this message to support.",
 	}
 }

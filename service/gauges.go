@@ -1,0 +1,110 @@
+package service
+
+import (
+	"context"
+	"runtime/debug"
+	"time"
+
+	"hitship/registry"
+	"hitship/retry"
+)
+
+// gaugeInterval is how often the shared-state gauges (integration state and
+// health, retry queue) are read from Redis. Each replica reads them: the
+// figures are the same everywhere, dashboards aggregate them with max.
+const gaugeInterval = 15 * time.Second
+
+// setBuildInfo sets hitship_build_info from the binary's build information.
+func (s *Service) setBuildInfo() {
+	version, revision, goversion := "unknown", "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, goversion = bi.Main.Version, bi.GoVersion
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.revision" {
+				revision = kv.Value
+			}
+		}
+	}
+	s.metrics.BuildInfo.WithLabelValues(version, revision, goversion).Set(1)
+}
+
+// stateGauges sets the integration state gauges from this replica's view of
+// the registry (no Redis call).
+func (s *Service) stateGauges() {
+	s.reloadMu.Lock()
+	names := make([]string, 0, len(s.built.byName))
+	cfgEnabled := make(map[string]bool, len(s.built.byName))
+	for n, bt := range s.built.byName {
+		names = append(names, n)
+		cfgEnabled[n] = bt.cfg.Enabled
+	}
+	s.reloadMu.Unlock()
+	for _, n := range names {
+		st := s.watcher.Status(n)
+		on, auto := 0.0, 0.0
+		if cfgEnabled[n] && st.State != registry.Disabled && st.State != registry.AutoDisabled {
+			on = 1
+		}
+		if st.State == registry.AutoDisabled {
+			auto = 1
+		}
+		s.metrics.IntegrationEnabled.WithLabelValues(n).Set(on)
+		s.metrics.IntegrationAutoDisabled.WithLabelValues(n).Set(auto)
+	}
+}
+
+// sharedGauges reads the health ledger's 12-hour ratios and the retry queue
+// from Redis. Errors leave the gauges as they were (hitship_redis_up says why).
+func (s *Service) sharedGauges(ctx context.Context) {
+	s.reloadMu.Lock()
+	names := make([]string, 0, len(s.built.byName))
+	for n := range s.built.byName {
+		names = append(names, n)
+	}
+	s.reloadMu.Unlock()
+	now := s.now()
+	for _, n := range names {
+		att, fail, err := s.health.Ledger().Ratio(ctx, n, now)
+		if err != nil {
+			return
+		}
+		ratio := 1.0
+		if att > 0 {
+			ratio = float64(att-fail) / float64(att)
+		}
+		s.metrics.IntegrationSuccessRatio.WithLabelValues(n).Set(ratio)
+	}
+	if s.parked == nil {
+		return
+	}
+	es, err := s.parked.queue.ListByIntegration(ctx, "")
+	if err != nil {
+		return
+	}
+	count := make(map[string]int, len(names))
+	for _, e := range es {
+		if e.State != retry.StateDead {
+			count[e.Integration]++
+		}
+	}
+	for _, n := range names {
+		s.metrics.RetryQueueEntries.WithLabelValues(n).Set(float64(count[n]))
+	}
+}
+
+// runGauges keeps the shared-state gauges current until ctx ends.
+func (s *Service) runGauges(ctx context.Context) {
+	t := time.NewTicker(gaugeInterval)
+	defer t.Stop()
+	for {
+		s.stateGauges()
+		rctx, cancel := context.WithTimeout(ctx, gaugeInterval)
+		s.sharedGauges(rctx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
