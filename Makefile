@@ -6,7 +6,7 @@ VERSITYGW_VERSION ?= v1.8.0
 STATICCHECK_VERSION ?= v0.8.2
 export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
 
-.PHONY: run test test-short bench lint tools build fuzz isolation
+.PHONY: run test test-short bench lint tools build fuzz isolation deploy-check image
 
 build:
 	$(GO) build -o $(BIN)/hitship ./cmd/hitship
@@ -46,3 +46,13 @@ lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# The deploy artifacts against the code: dashboard and alert metric names, promtool
+# rule tests, Kubernetes and compose config (also part of `make test`).
+deploy-check:
+	$(GO) test -count=1 ./deploy
+	promtool test rules deploy/prometheus/alerts_test.yml
+
+# Needs a Docker engine (not available on the development machine).
+image:
+	docker build -t hitship:dev .

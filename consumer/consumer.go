@@ -23,7 +23,8 @@ type Consumer struct {
 	cfg    Config
 	deps   Deps
 	log    *slog.Logger
-	joined atomic.Bool
+	joined   atomic.Bool
+	assigned atomic.Int64 // partitions of the current generation
 	// skipped counts records of tenants without an integration: most records, so
 	// the series is looked up once.
 	skipped  prometheus.Counter
@@ -33,6 +34,10 @@ type Consumer struct {
 // Joined reports whether this member is in a live generation (it may have no
 // partitions: more members than partitions is idle by design). Safe for concurrent use.
 func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// Assigned returns how many partitions the current generation gave this
+// member (0 also when it is not a member). Safe for concurrent use.
+func (c *Consumer) Assigned() int { return int(c.assigned.Load()) }
 
 // New checks cfg and deps and returns a consumer; it does not connect.
 func New(cfg Config, deps Deps) (*Consumer, error) {
@@ -128,6 +133,8 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	defer c.joined.Store(false)
 	assigned := gen.Assignments[c.cfg.Topic]
 	c.deps.Metrics.AssignedParts.Set(float64(len(assigned)))
+	c.assigned.Store(int64(len(assigned)))
+	defer c.assigned.Store(0)
 	log.Info("generation started", "partitions", len(assigned))
 
 	// wctx ends the workers: on shutdown (ctx) they drain, on generation end (gctx)

@@ -168,7 +168,7 @@ func TestRedisOutage(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "ready with Redis up", func() bool {
 		code, body := readyz(t, url)
-		return code == http.StatusOK && body == "ready\n" && metricSum(t, m.reg, "hitship_redis_up") == 1
+		return code == http.StatusOK && strings.HasPrefix(body, "ready: 4 partitions") && metricSum(t, m.reg, "hitship_redis_up") == 1
 	})
 
 	// The outage.
@@ -233,7 +233,7 @@ func TestRedisOutage(t *testing.T) {
 		}
 		return true
 	})
-	if code, body := readyz(t, url); code != http.StatusOK || body != "ready\n" {
+	if code, body := readyz(t, url); code != http.StatusOK || body != "ready: 4 partitions\n" {
 		t.Fatalf("readyz after the outage: %d %q", code, body)
 	}
 	// The health ledger caught up: the outcomes of the uploads made during the

@@ -115,6 +115,13 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
+// entryAttrs names an entry's integration, partition and window in a log
+// line, as the delivery's own lines do (the caller adds the key).
+func entryAttrs(c retry.Claimed) slog.Attr {
+	return slog.Group("", "integration", c.Integration, "partition", c.Partition,
+		"window", time.UnixMilli(c.WindowStart).UTC().Format(time.RFC3339))
+}
+
 // holdParked keeps the entries of a disabled integration (at runtime or in
 // the config file) parked (DESIGN §5):
 // no attempt, no health outcome, the schedule resumes where it stopped once
@@ -156,7 +163,7 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	if parking.IsNotFound(err) {
 		// Only a delivery deletes a parked object: a holder whose lease was lost
 		// after it delivered. Nothing is left to send.
-		s.log.Warn("parked object already gone; counting it as delivered", "integration", c.Integration, "key", c.Key, "parked_key", c.ParkedKey)
+		s.log.Warn("parked object already gone; counting it as delivered", entryAttrs(c), "key", c.Key, "parked_key", c.ParkedKey)
 		return nil
 	}
 	if err != nil {
@@ -176,7 +183,7 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	s.metrics.ObjectsWritten.WithLabelValues(c.Integration, result).Inc()
 	s.metrics.HitsDelivered.WithLabelValues(c.Integration, result).Add(float64(c.Records))
 	s.metrics.UploadBytes.WithLabelValues(c.Integration).Add(float64(len(obj.Data)))
-	s.log.Info("parked object delivered", "integration", c.Integration, "key", c.Key, "attempt", c.Position().String(), "result", result)
+	s.log.Info("parked object delivered", entryAttrs(c), "key", c.Key, "attempt", c.Position().String(), "result", result)
 	if err := s.parked.store.Delete(ctx, c.ParkedKey); err != nil {
 		// Delivered; the next attempt finds the object there (412) and deletes again.
 		return fmt.Errorf("deleting the delivered parked object: %w", err)
@@ -189,7 +196,7 @@ func (s *Service) parkedOutcome(c retry.Claimed, err error) {
 	result := metrics.ResultOK
 	if err != nil {
 		result = metrics.ResultError
-		s.log.Warn("parked object not delivered", "integration", c.Integration, "key", c.Key, "attempt", c.Position().String(),
+		s.log.Warn("parked object not delivered", entryAttrs(c), "key", c.Key, "attempt", c.Position().String(),
 			"problem", sink.Explain(err).Message, "err", err)
 	}
 	s.metrics.UploadAttempts.WithLabelValues(c.Integration, result).Inc()
@@ -223,7 +230,7 @@ func (s *Service) beforeDeadLetter(ctx context.Context, c retry.Claimed, reason 
 		return "", fmt.Errorf("writing the dead-letter event: %w", err)
 	}
 	s.metrics.ObjectsDeadLettered.WithLabelValues(c.Integration).Inc()
-	s.log.Error("object moved to dead letters after the last retry", "integration", c.Integration, "key", c.Key,
+	s.log.Error("object moved to dead letters after the last retry", entryAttrs(c), "key", c.Key,
 		"parked_key", dead, "reason", reason, "event", id)
 	return dead, nil
 }

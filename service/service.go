@@ -329,7 +329,12 @@ func (s *Service) Handler() http.Handler {
 			_, _ = fmt.Fprintf(w, "degraded: redis unreachable: %v\n", err)
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		if n := s.consumer.Assigned(); n > 0 {
+			_, _ = fmt.Fprintf(w, "ready: %d partitions\n", n)
+		} else {
+			// More replicas than partitions: a spare member, ready to take over.
+			_, _ = w.Write([]byte("ready: member without partitions (more replicas than partitions)\n"))
+		}
 	})
 	return mux
 }
