@@ -6,7 +6,7 @@ VERSITYGW_VERSION ?= v1.8.0
 STATICCHECK_VERSION ?= v0.8.2
 export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
 
-.PHONY: run test test-short bench lint tools build fuzz isolation deploy-check image
+.PHONY: run test test-short bench lint tools build fuzz fuzz-short isolation deploy-check image
 
 build:
 	$(GO) build -o $(BIN)/hitship ./cmd/hitship
@@ -25,6 +25,7 @@ $(BIN)/versitygw:
 
 test: tools
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
 
 # Issue #4's 10-minute failure isolation: B's bucket fails for 10 minutes while A
 # shares its partitions (about 25 minutes in all; the short form runs in `make test`).
@@ -38,9 +39,18 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/
 	$(GO) run ./bench/e2e
 
+FUZZ_TIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime 30s ./hit/
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./config/
+	$(MAKE) fuzz-short FUZZ_SHORT=$(FUZZ_TIME)
+
+# Each fuzz target briefly (part of `make test`); the crash corpora in
+# */testdata/fuzz also run as regular tests in every `go test`.
+FUZZ_SHORT ?= 10s
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZ_SHORT) ./hit/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZ_SHORT) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyRender$$' -fuzztime $(FUZZ_SHORT) ./sink/
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyTemplate$$' -fuzztime $(FUZZ_SHORT) ./sink/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

@@ -210,7 +210,16 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			f, ok := fields[k.Value]
 			if !ok {
 				if k.Value == "<<" {
-					continue // merge key
+					// A merge key: the merged mappings' keys are this
+					// mapping's keys (aliases are not followed, as above).
+					merged := []*yaml.Node{v}
+					if v.Kind == yaml.SequenceNode {
+						merged = v.Content
+					}
+					for _, m := range merged {
+						w.walk(m, t, path)
+					}
+					continue
 				}
 				w.problems = append(w.problems, Problem{
 					Key:  p,

@@ -20,9 +20,9 @@ import (
 
 // Consumer runs hitship's member of the consumer group.
 type Consumer struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
 	joined   atomic.Bool
 	assigned atomic.Int64 // partitions of the current generation
 	// skipped counts records of tenants without an integration: most records, so

@@ -394,19 +394,30 @@ func (w *worker) deadLetter(ctx context.Context, m *kafka.Message, err error) {
 		{Key: "hitship_source_partition", Value: []byte(strconv.Itoa(w.partition))},
 		{Key: "hitship_source_offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	}
-	if len(value) > w.c.cfg.MaxRecordBytes {
-		// The dead-letter topic has the same size limits as any topic: keep the head
-		// of the record and say so, rather than block the partition forever.
-		headers = append(headers, kafka.Header{Key: "hitship_truncated_from", Value: []byte(strconv.Itoa(len(value)))})
-		value = value[:w.c.cfg.MaxRecordBytes]
+	// The dead-letter topic has the same size limits as any topic: the whole
+	// dead letter (key, headers, value) fits DeadLetterBatchBytes, or the
+	// write would fail forever and block the partition. The record's own
+	// headers are copied while they fit (64 headers in all at most); the
+	// value keeps its head and says so.
+	budget := DeadLetterBatchBytes(w.c.cfg.MaxRecordBytes)
+	key := m.Key
+	if len(key) > budget/8 {
+		key = key[:budget/8]
 	}
+	used := 64 + len(key) + headerBytes(headers) + headerBytes([]kafka.Header{{Key: "hitship_truncated_from", Value: []byte("18446744073709551615")}})
 	for _, h := range m.Headers {
-		if len(headers) >= 64 {
+		n := len(h.Key) + len(h.Value) + 10
+		if len(headers) >= 64 || used+n > budget/4 {
 			break
 		}
 		headers = append(headers, kafka.Header{Key: h.Key, Value: h.Value})
+		used += n
 	}
-	dl := deadLetter{offset: m.Offset, msg: kafka.Message{Key: m.Key, Value: value, Headers: headers, Time: m.Time}}
+	if room := budget - used; len(value) > w.c.cfg.MaxRecordBytes || len(value) > room {
+		headers = append(headers, kafka.Header{Key: "hitship_truncated_from", Value: []byte(strconv.Itoa(len(value)))})
+		value = value[:min(len(value), w.c.cfg.MaxRecordBytes, room)]
+	}
+	dl := deadLetter{offset: m.Offset, msg: kafka.Message{Key: key, Value: value, Headers: headers, Time: m.Time}}
 	w.inflight.Add(1)
 	select {
 	case w.dlq <- dl:
@@ -487,6 +498,24 @@ func (w *worker) dropOpen() {
 		w.c.deps.Metrics.OpenBuffers.Dec()
 	}
 	clear(w.open)
+}
+
+// DeadLetterBatchBytes is the most bytes (as kafka-go counts them) one
+// dead-letter produce request carries, and so the most one dead letter takes:
+// max_record_bytes less room for the batch framing, so that a dead-letter
+// topic whose broker limit is max_record_bytes or more (Kafka's default
+// message.max.bytes, 1048588, holds the default 1 MiB) accepts every batch.
+func DeadLetterBatchBytes(maxRecordBytes int) int {
+	return max(maxRecordBytes-16<<10, maxRecordBytes/2)
+}
+
+// headerBytes is an upper bound of the encoded size of hs.
+func headerBytes(hs []kafka.Header) int {
+	n := 5
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value) + 10
+	}
+	return n
 }
 
 func headerClientID(hs []kafka.Header) (int64, bool) {

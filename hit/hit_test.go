@@ -9,9 +9,11 @@ import (
 	"math"
 	"math/big"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -332,6 +334,7 @@ func refInfo(t *testing.T, b []byte) Info {
 func refDepth(t *testing.T, b []byte) int {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // numbers beyond float64 (1E700) are valid JSON
 	depth, maxD := 0, 0
 	for {
 		tok, err := dec.Token()
@@ -352,6 +355,23 @@ func refDepth(t *testing.T, b []byte) int {
 	}
 }
 
+// decodeAny decodes a valid JSON value with numbers kept as text.
+func decodeAny(t *testing.T, b []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("reference decode of valid input failed: %v", err)
+	}
+	return v
+}
+
+// FuzzScan checks Scan and AppendCompact against encoding/json: Scan never
+// panics and never hangs, accepts exactly what encoding/json accepts (plus the
+// UTF-8 and object rules in doc.go), extracts the same time and client_id as a
+// decode into a map (duplicate keys: the last wins), and AppendCompact's output
+// equals json.Compact, is valid JSON and decodes to the same value.
 func FuzzScan(f *testing.F) {
 	for _, name := range []string{"testdata/sample_hits.json", "testdata/sample_hits.jsonl"} {
 		b, err := os.ReadFile(name)
@@ -374,7 +394,15 @@ func FuzzScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Bounded time: Scan and AppendCompact are single forward passes. A
+		// hang (an infinite loop) crashes the fuzz worker so that the engine
+		// keeps the input; the limit is a hang detector, orders of magnitude
+		// above the microseconds a fuzz input takes, not a speed check.
+		watchdog := time.AfterFunc(30*time.Second, func() { panic(fmt.Sprintf("Scan/AppendCompact hung on %q", b)) })
+		defer watchdog.Stop()
 		const jsonMaxDepth = 10000 // encoding/json's own nesting limit
+		// AppendCompact must not panic even on input Scan refuses.
+		_ = AppendCompact(nil, b)
 		got, err := Scan(b, jsonMaxDepth)
 		i := 0
 		for i < len(b) && isWS(b[i]) {
@@ -400,10 +428,32 @@ func FuzzScan(f *testing.F) {
 		if _, err := Scan(b, d-1); err == nil {
 			t.Fatalf("Scan(%q, depth %d) accepted depth %d", b, d-1, d)
 		}
+		if d <= testMaxDepth {
+			if _, err := Scan(b, testMaxDepth); err != nil {
+				t.Fatalf("Scan(%q, default depth %d) = %v, want ok", b, testMaxDepth, err)
+			}
+		}
 		var cb bytes.Buffer
 		_ = json.Compact(&cb, b)
-		if c := AppendCompact(nil, b); !bytes.Equal(c, cb.Bytes()) {
+		c := AppendCompact(nil, b)
+		if !bytes.Equal(c, cb.Bytes()) {
 			t.Fatalf("AppendCompact(%q) = %q, json.Compact %q", b, c, cb.Bytes())
+		}
+		// The compact form is valid JSON with the same meaning: the same
+		// value decoded, the same routing fields scanned.
+		if !json.Valid(c) {
+			t.Fatalf("AppendCompact(%q) = %q is not valid JSON", b, c)
+		}
+		if !reflect.DeepEqual(decodeAny(t, c), decodeAny(t, b)) {
+			t.Fatalf("AppendCompact(%q) = %q decodes to a different value", b, c)
+		}
+		gotC, err := Scan(c, jsonMaxDepth)
+		if err != nil {
+			t.Fatalf("Scan(AppendCompact(%q)) = %v", b, err)
+		}
+		if want := (Info{TimeMs: got.TimeMs, HasTime: got.HasTime, TimeGarbage: got.TimeGarbage,
+			ClientID: got.ClientID, HasClientID: got.HasClientID, Compact: true}); gotC != want {
+			t.Fatalf("Scan(AppendCompact(%q)) = %+v, want %+v", b, gotC, want)
 		}
 	})
 }

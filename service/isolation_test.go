@@ -122,7 +122,9 @@ func TestIsolationLong(t *testing.T) {
 	if len(latencies) == 0 {
 		t.Fatal("no object of A landed while B failed")
 	}
-	p := func(q float64) time.Duration { return latencies[int(q*float64(len(latencies)-1))].Round(100 * time.Millisecond) }
+	p := func(q float64) time.Duration {
+		return latencies[int(q*float64(len(latencies)-1))].Round(100 * time.Millisecond)
+	}
 	t.Logf("while B failed for %s: %d hits produced, %d objects of A, latency after window end p50 %s p99 %s max %s; %d commit samples within %s",
 		failFor, len(hits), len(latencies), p(0.5), p(0.99), latencies[len(latencies)-1].Round(100*time.Millisecond), checked, commitBound)
 	if worst := latencies[len(latencies)-1]; worst > aBound {

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"hitship/config"
+	"hitship/consumer"
 )
 
 // kafkaAuth builds the SASL mechanism and TLS config of the Kafka connection.
@@ -80,7 +81,7 @@ func deadLetterWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafk
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
-		BatchBytes:   int64(k.MaxRecordBytes) + 64<<10,
+		BatchBytes:   int64(consumer.DeadLetterBatchBytes(int(k.MaxRecordBytes))), // every batch fits a topic limit of max_record_bytes
 		MaxAttempts:  3,
 		Transport:    &kafka.Transport{ClientID: k.ClientID, SASL: mech, TLS: tc},
 	}

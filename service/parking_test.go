@@ -146,6 +146,7 @@ func TestParkingIsolation(t *testing.T) {
 			})
 			waitFor(t, 20*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg.Kafka.Group) })
 			checkExactlyOnce(t, e, hits, ins)
+			assertPutObjectOnly(t, e.proxy) // retries and parking included
 		})
 	}
 }
@@ -278,6 +279,7 @@ func TestDeadLetterRedeliver(t *testing.T) {
 	if st2 != (retry.Stats{}) {
 		t.Errorf("queue stats = %+v; want empty", st2)
 	}
+	assertPutObjectOnly(t, e.proxy) // cycle 3, dead letter and redeliver included
 }
 
 // TestDisabledStaysParked: the parked entries of a disabled integration stay
@@ -392,4 +394,5 @@ func TestDisabledStaysParked(t *testing.T) {
 	if s, err := q.Stats(ctx, time.Now()); err != nil || s != (retry.Stats{}) {
 		t.Fatalf("queue after delivery = %+v, %v; want empty", s, err)
 	}
+	assertPutObjectOnly(t, e.proxy)
 }

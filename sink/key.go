@@ -80,7 +80,10 @@ type KeyTemplate struct {
 //
 // The template must start with {prefix} (keys never leave the integration's
 // prefix) and contain {partition} and {first_offset} (they make keys unique
-// across replicas and make a replay overwrite instead of duplicate). Unknown
+// across replicas and make a replay overwrite instead of duplicate), each
+// separated from the neighbouring {window_start}, {partition}, {first_offset}
+// or time part by a literal holding a non-digit, so that different objects
+// never render the same key. Unknown
 // placeholders, unbalanced braces, control characters, a leading "/" and "." or
 // ".." path segments are refused. All errors satisfy IsInvalid.
 func ParseKeyTemplate(s string) (*KeyTemplate, error) {
@@ -141,6 +144,23 @@ func ParseKeyTemplate(s string) (*KeyTemplate, error) {
 	if len(missing) > 0 {
 		return nil, invalidf("key template %q lacks %s: keys must be unique per partition and first offset so that retries and replays overwrite instead of duplicating; add e.g. \"_{partition}_{first_offset}\" before the extension as in %q", s, strings.Join(missing, " and "), DefaultKeyTemplate)
 	}
+	// {partition} and {first_offset} change from object to object: a literal
+	// with a non-digit must separate each from the previous and next number
+	// that changes, or two objects could render one key (partition 1 offset
+	// 23 and partition 12 offset 3 are both "123" in {partition}{first_offset})
+	// and one would overwrite the other.
+	prev, sep := phLiteral, true // previous changing number; a separator since it
+	for _, p := range t.parts {
+		switch {
+		case p.ph == phLiteral && strings.ContainsFunc(p.lit, func(r rune) bool { return r < '0' || r > '9' }), p.ph == phExt:
+			sep = true
+		case p.ph == phWindowStart || p.ph == phPartition || p.ph == phFirstOffset || p.ph >= phYear:
+			if !sep && prev != phLiteral && (p.ph == phPartition || p.ph == phFirstOffset || prev == phPartition || prev == phFirstOffset) {
+				return nil, invalidf("key template %q: {%s} and {%s} must be separated by a non-digit character such as '_', or two objects could get the same key", s, phName(prev), phName(p.ph))
+			}
+			prev, sep = p.ph, false
+		}
+	}
 	// A literal's pieces between '/' are whole path segments, except the
 	// first (glued to the placeholder before it) and the last unless the
 	// literal ends the template. (Key neutralises combinations anyway.)
@@ -158,6 +178,15 @@ func ParseKeyTemplate(s string) (*KeyTemplate, error) {
 		}
 	}
 	return t, nil
+}
+
+func phName(ph placeholder) string {
+	for name, p := range placeholderNames {
+		if p == ph {
+			return name
+		}
+	}
+	return "?"
 }
 
 // String returns the template source.
