@@ -49,6 +49,9 @@
 // the Kafka header (see [ParseClientID]) or the record is a dead letter with
 // [ReasonNoTenant].
 //
+// Duplicate keys are valid JSON and are kept as they are in the output; for
+// "time" and "client_id" the last occurrence wins, as with encoding/json.
+//
 // # Errors
 //
 // Every validation failure is an *[Error] carrying a [Reason] suitable for the
