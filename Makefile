@@ -6,7 +6,7 @@ VERSITYGW_VERSION ?= v1.8.0
 STATICCHECK_VERSION ?= v0.8.2
 export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
 
-.PHONY: run test test-short bench lint tools build fuzz fuzz-short isolation deploy-check image
+.PHONY: run test test-short bench lint tools build fuzz fuzz-short isolation deploy-check image chaos
 
 build:
 	$(GO) build -o $(BIN)/hitship ./cmd/hitship
@@ -66,3 +66,10 @@ deploy-check:
 # Needs a Docker engine (not available on the development machine).
 image:
 	docker build -t hitship:dev .
+
+# Issue #7's chaos run (chaos/doc.go): three real replicas in one group, 1,000,000
+# hits of 50 tenants, SIGKILLs, two broker cuts, a Redis restart, S3 faults and a
+# 2-minute bucket failure, then an exactly-once check from S3 alone. About 10 minutes
+# here; the short form (2-3 minutes) runs in `make test`.
+chaos:
+	HITSHIP_CHAOS=long $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/

@@ -29,6 +29,7 @@ type genOptions struct {
 	seed      uint64
 	inBody    bool
 	noHeader  bool
+	retryFor  time.Duration
 }
 
 func (o *genOptions) flags(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (o *genOptions) flags(fs *flag.FlagSet) {
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.BoolVar(&o.inBody, "client-id-field", false, `also write "client_id" into each hit`)
 	fs.BoolVar(&o.noHeader, "no-header", false, "do not set the client_id header (tenant only in the body)")
+	fs.DurationVar(&o.retryFor, "retry-for", 0, "keep retrying a batch the broker refused for up to this long (0: stop at the first error); a retried record may be written twice")
 }
 
 func (o *genOptions) validate() error {
@@ -59,6 +61,9 @@ func (o *genOptions) validate() error {
 	}
 	if o.late < 0 || o.malformed < 0 || o.late+o.malformed > 1 {
 		errs = append(errs, errors.New("-late, -malformed: shares between 0 and 1 whose sum is at most 1"))
+	}
+	if o.retryFor < 0 {
+		errs = append(errs, errors.New("-retry-for: must be >= 0"))
 	}
 	if o.noHeader && !o.inBody {
 		errs = append(errs, errors.New("-no-header needs -client-id-field, or records would have no tenant"))
@@ -109,7 +114,7 @@ func generate(ctx context.Context, o genOptions, w *kafka.Writer, out io.Writer)
 			}
 			msgs = append(msgs, m)
 		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
+		if err := writeRetrying(ctx, w, msgs, o.retryFor); err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -121,6 +126,38 @@ func generate(ctx context.Context, o genOptions, w *kafka.Writer, out io.Writer)
 	fmt.Fprintf(out, "produced %d records to %s in %s (%.0f/s): %d hits, %d late, %d malformed\n",
 		total, o.topic, el.Round(time.Millisecond), float64(total)/max(el.Seconds(), 1e-9), kinds[hitgen.Good], kinds[hitgen.Late], kinds[hitgen.Malformed])
 	return nil
+}
+
+// writeRetrying writes msgs; while the broker refuses some of them (an outage),
+// it writes the refused ones again until retryFor has passed since the first
+// failure. kafka-go's writer is not idempotent: a batch whose acknowledgement
+// was lost is written twice (at-least-once, as any plain producer).
+func writeRetrying(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, retryFor time.Duration) error {
+	var giveUp time.Time
+	for {
+		err := w.WriteMessages(ctx, msgs...)
+		if err == nil || retryFor <= 0 || ctx.Err() != nil {
+			return err
+		}
+		if giveUp.IsZero() {
+			giveUp = time.Now().Add(retryFor)
+		} else if time.Now().After(giveUp) {
+			return err
+		}
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+			failed := make([]kafka.Message, 0, werrs.Count())
+			for i, e := range werrs {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			msgs = failed
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 }
 
 func splitList(s string) []string {

@@ -19,6 +19,8 @@ package s3policy
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -47,7 +49,11 @@ func New(upstream string) (*Proxy, error) {
 	}
 	// The Director of NewSingleHostReverseProxy keeps the incoming Host
 	// header, so SigV4 signatures made for the proxy's address stay valid.
-	return &Proxy{rp: httputil.NewSingleHostReverseProxy(u)}, nil
+	rp := httputil.NewSingleHostReverseProxy(u)
+	// A client giving up (a timeout, a fault injected in front) is not news:
+	// the proxy would print "http: proxy error: context canceled" each time.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	return &Proxy{rp: rp}, nil
 }
 
 // ServeHTTP forwards r when the policy allows it and answers 403 otherwise.

@@ -1,0 +1,368 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+
+	"hitship/retry"
+)
+
+// reqID is a hit's request_id (hitgen writes 16 random bytes as 32 hex digits).
+type reqID [16]byte
+
+// srcPos is a record's place in the source topic.
+type srcPos struct {
+	partition int
+	offset    int64
+}
+
+// expected is what the source topic holds, read back after `hitship gen` ended:
+// the ground truth of the verification.
+type expected struct {
+	records   int64
+	wellShape int64
+	// hits: request id -> tenant and how many records carry it (more than
+	// one only when gen retried a batch whose acknowledgement was lost).
+	hits      map[reqID]hitInfo
+	malformed map[srcPos]bool
+	byClient  map[int64][]reqID
+}
+
+type hitInfo struct {
+	client int64
+	copies int32
+}
+
+// readTopicAgain calls reset, then reads the whole topic; on a read error
+// (kfake under load answers slowly) it starts over, up to 5 times.
+func (w *world) readTopicAgain(ctx context.Context, name string, reset func(), fn func(m *kafka.Message) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		reset()
+		if err = w.readTopic(ctx, name, fn); err == nil || ctx.Err() != nil {
+			return err
+		}
+		if !sleepCtx(ctx, 2*time.Second) {
+			return err
+		}
+	}
+	return err
+}
+
+// readTopic streams every record of topic up to the high-water marks taken
+// now and calls fn for each.
+func (w *world) readTopic(ctx context.Context, name string, fn func(m *kafka.Message) error) error {
+	high, err := w.kafka.HighWater(ctx, name)
+	if err != nil {
+		return err
+	}
+	for p, hw := range high {
+		if hw == 0 {
+			continue
+		}
+		if err := readPartition(ctx, w.kafka.Addrs(), name, p, hw, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readPartition(ctx context.Context, brokers []string, name string, p int, high int64, fn func(m *kafka.Message) error) error {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: name, Partition: p, MinBytes: 1, MaxBytes: 16 << 20,
+		MaxWait: 100 * time.Millisecond, Dialer: &kafka.Dialer{Timeout: 5 * time.Second}})
+	defer r.Close()
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		return fmt.Errorf("read %s[%d]: %w", name, p, err)
+	}
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s[%d]: %w", name, p, err)
+		}
+		if err := fn(&m); err != nil {
+			return err
+		}
+		if m.Offset+1 >= high {
+			return nil
+		}
+	}
+}
+
+// requestID finds the request_id of a well-formed hit record.
+func requestID(rec []byte) (reqID, bool) {
+	const tag = `"request_id":"`
+	var id reqID
+	i := bytes.Index(rec, []byte(tag))
+	if i < 0 || len(rec) < i+len(tag)+33 || rec[i+len(tag)+32] != '"' {
+		return id, false
+	}
+	if _, err := hex.Decode(id[:], rec[i+len(tag):i+len(tag)+32]); err != nil {
+		return id, false
+	}
+	return id, true
+}
+
+// wellFormed is the test's own idea of a good record, independent of
+// hitship's scanner: valid UTF-8, a JSON object, with a request id.
+func wellFormed(v []byte) (reqID, bool) {
+	if !utf8.Valid(v) || !json.Valid(v) || len(v) == 0 || v[0] != '{' {
+		return reqID{}, false
+	}
+	return requestID(v)
+}
+
+func clientHeader(m *kafka.Message) (int64, bool) {
+	for _, h := range m.Headers {
+		if h.Key == "client_id" {
+			c, err := strconv.ParseInt(string(h.Value), 10, 64)
+			return c, err == nil && c > 0
+		}
+	}
+	return 0, false
+}
+
+func (w *world) readExpected(ctx context.Context) (*expected, error) {
+	var ex *expected
+	reset := func() {
+		ex = &expected{hits: make(map[reqID]hitInfo), malformed: make(map[srcPos]bool), byClient: make(map[int64][]reqID)}
+	}
+	err := w.readTopicAgain(ctx, topic, reset, func(m *kafka.Message) error {
+		ex.records++
+		id, ok := wellFormed(m.Value)
+		client, hasClient := clientHeader(m)
+		if !ok || !hasClient {
+			ex.malformed[srcPos{m.Partition, m.Offset}] = true
+			return nil
+		}
+		ex.wellShape++
+		h := ex.hits[id]
+		if h.copies > 0 && h.client != client {
+			return fmt.Errorf("request id %x is used by tenants %d and %d", id, h.client, client)
+		}
+		if h.copies == 0 {
+			ex.byClient[client] = append(ex.byClient[client], id)
+		}
+		h.client = client
+		h.copies++
+		ex.hits[id] = h
+		return nil
+	})
+	return ex, err
+}
+
+// report is the outcome of the verification.
+type report struct {
+	records, wellFormed, malformed int64
+	topicCopies                    int64 // extra copies of a hit in the source topic (gen retries)
+	toDeliver                      int64 // sum over integrations of the hits of its tenant
+	delivered                      int64 // of those, found
+	duplicates                     int64 // extra copies in S3
+	missing                        int64
+	foreign                        int64 // records in a bucket that do not belong there
+	objects                        int64
+	deadLettered                   int64 // malformed records found in the dead-letter topic
+	deadMissing                    int64
+	deadCopies                     int64 // extra copies in the dead-letter topic (at-least-once)
+	deadUnknown                    int64 // dead letters not pointing at a malformed record
+	examples                       []string
+}
+
+func (r *report) example(format string, args ...any) {
+	if len(r.examples) < 10 {
+		r.examples = append(r.examples, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *report) String() string {
+	return fmt.Sprintf("sent %d records (%d well-formed hits, %d malformed; %d extra copies from producer retries)\n"+
+		"hits to deliver (hit x integration): %d, delivered: %d, duplicates: %d, missing: %d, misplaced: %d, objects: %d\n"+
+		"dead-lettered: %d of %d malformed (missing %d, extra copies %d, unknown %d)",
+		r.records, r.wellFormed, r.malformed, r.topicCopies,
+		r.toDeliver, r.delivered, r.duplicates, r.missing, r.foreign, r.objects,
+		r.deadLettered, r.malformed, r.deadMissing, r.deadCopies, r.deadUnknown)
+}
+
+// failed reports a loss or a duplicate.
+func (r *report) failed() bool {
+	return r.missing > 0 || r.duplicates > 0 || r.foreign > 0 || r.deadMissing > 0 || r.deadUnknown > 0
+}
+
+// verify checks S3 and the dead-letter topic against ex.
+func (w *world) verify(ctx context.Context, ex *expected) (*report, error) {
+	r := &report{records: ex.records, wellFormed: ex.wellShape, malformed: int64(len(ex.malformed))}
+	for _, h := range ex.hits {
+		r.topicCopies += int64(h.copies - 1)
+	}
+	for _, in := range w.ins {
+		objs, err := w.s3.Objects(ctx, in.bucket)
+		if err != nil {
+			return nil, err
+		}
+		seen := make(map[reqID]int32)
+		for key, data := range objs {
+			r.objects++
+			recs, err := splitRecords(key, in.format, data)
+			if err != nil {
+				return nil, fmt.Errorf("%s/%s: %w", in.bucket, key, err)
+			}
+			for _, rec := range recs {
+				id, ok := requestID(rec)
+				h, known := ex.hits[id]
+				if !ok || !known || h.client != in.client {
+					r.foreign++
+					r.example("%s/%s holds a record of another tenant or unknown: %.80s", in.bucket, key, rec)
+					continue
+				}
+				seen[id]++
+			}
+		}
+		for _, id := range ex.byClient[in.client] {
+			want, got := ex.hits[id].copies, seen[id]
+			r.toDeliver += int64(want)
+			r.delivered += int64(min(want, got))
+			switch {
+			case got < want:
+				r.missing += int64(want - got)
+				r.example("%s: hit %x missing (%d of %d)", in.name, id, got, want)
+			case got > want:
+				r.duplicates += int64(got - want)
+				r.example("%s: hit %x written %d times, want %d", in.name, id, got, want)
+			}
+		}
+	}
+	var dead map[srcPos]int
+	reset := func() { dead, r.deadUnknown = make(map[srcPos]int), 0 }
+	err := w.readTopicAgain(ctx, dlqTopic, reset, func(m *kafka.Message) error {
+		var pos srcPos
+		var okP, okO bool
+		for _, h := range m.Headers {
+			switch h.Key {
+			case "hitship_source_partition":
+				p, err := strconv.Atoi(string(h.Value))
+				pos.partition, okP = p, err == nil
+			case "hitship_source_offset":
+				o, err := strconv.ParseInt(string(h.Value), 10, 64)
+				pos.offset, okO = o, err == nil
+			}
+		}
+		if !okP || !okO || !ex.malformed[pos] {
+			r.deadUnknown++
+			r.example("dead letter without a malformed source record: %v", m.Headers)
+			return nil
+		}
+		dead[pos]++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for pos := range ex.malformed {
+		n := dead[pos]
+		if n == 0 {
+			r.deadMissing++
+			r.example("malformed record at %d/%d not in the dead-letter topic", pos.partition, pos.offset)
+			continue
+		}
+		r.deadLettered++
+		r.deadCopies += int64(n - 1)
+	}
+	return r, nil
+}
+
+// splitRecords splits an object into records by its format.
+func splitRecords(key, format string, data []byte) ([][]byte, error) {
+	switch format {
+	case "ndjson":
+		if !strings.HasSuffix(key, ".jsonl") {
+			return nil, errors.New("NDJSON object without .jsonl")
+		}
+		if len(data) == 0 || data[len(data)-1] != '\n' {
+			return nil, errors.New("NDJSON does not end in a newline")
+		}
+		return bytes.Split(data[:len(data)-1], []byte("\n")), nil
+	default:
+		if !strings.HasSuffix(key, ".json") {
+			return nil, errors.New("JSON object without .json")
+		}
+		if !bytes.HasPrefix(data, []byte("[\n")) || !bytes.HasSuffix(data, []byte("\n]\n")) {
+			return nil, errors.New("not a JSON array in the documented layout")
+		}
+		return bytes.Split(data[2:len(data)-3], []byte(",\n")), nil
+	}
+}
+
+// committedToEnd reports whether the group committed every partition to its
+// high-water mark, and how far it is behind in all.
+func (w *world) committedToEnd(ctx context.Context) (bool, int64, error) {
+	hw, err := w.kafka.HighWater(ctx, topic)
+	if err != nil {
+		return false, 0, err
+	}
+	c, err := w.kafka.Committed(ctx, group, topic)
+	if err != nil {
+		return false, 0, err
+	}
+	var lag int64
+	for p, h := range hw {
+		lag += h - c[p]
+	}
+	return lag == 0, lag, nil
+}
+
+// leftovers counts what is still parked: retry entries in Redis and objects
+// under the parking bucket's parked/ and dead/ prefixes.
+func (w *world) leftovers(ctx context.Context) (entries int, stats retry.Stats, parked, dead int, err error) {
+	q, err := retry.NewQueue(w.redis.Client(), retry.QueueConfig{Prefix: keyPrefix})
+	if err != nil {
+		return 0, stats, 0, 0, err
+	}
+	if stats, err = q.Stats(ctx, time.Now()); err != nil {
+		return 0, stats, 0, 0, err
+	}
+	es, err := q.ListByIntegration(ctx, "")
+	if err != nil {
+		return 0, stats, 0, 0, err
+	}
+	objs, err := w.s3.Objects(ctx, parkBucket)
+	if err != nil {
+		return 0, stats, 0, 0, err
+	}
+	for k := range objs {
+		switch {
+		case strings.HasPrefix(k, parkPrefix+"parked/"):
+			parked++
+		case strings.HasPrefix(k, parkPrefix+"dead/"):
+			dead++
+		}
+	}
+	return len(es), stats, parked, dead, nil
+}
+
+// reverseProxy forwards to target, keeping the Host header (SigV4 signatures
+// stay valid).
+func reverseProxy(target string) (http.Handler, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	// A client that gives up (a killed replica, an upload timeout) is
+	// normal here, not worth a line on stderr.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	return rp, nil
+}

@@ -1,0 +1,340 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"hitship/internal/testenv"
+	"hitship/internal/testenv/s3policy"
+)
+
+// The names the world uses.
+const (
+	topic       = "hits"
+	dlqTopic    = "hits-dead-letter"
+	group       = "hitship-chaos"
+	partitions  = 12
+	parkBucket  = "chaos-parking"
+	parkPrefix  = "hitship/"
+	secretEnv   = "HITSHIP_CHAOS_S3_SECRET"
+	secretValue = "chaos-secret-value-1234"
+	keyPrefix   = "hitship:"
+)
+
+// integration is one customer destination of the chaos world.
+type integration struct {
+	name   string
+	client int64
+	bucket string
+	format string // json | ndjson
+}
+
+// integrations gives tenants 1..20 one or two integrations (json and ndjson);
+// tenants 21..50 have none (their hits are read and skipped).
+func integrations() []integration {
+	var out []integration
+	for c := int64(1); c <= 20; c++ {
+		formats := []string{"json"}
+		switch {
+		case c%3 == 0:
+			formats = []string{"json", "ndjson"}
+		case c%2 == 0:
+			formats = []string{"ndjson"}
+		}
+		for _, f := range formats {
+			name := fmt.Sprintf("t%d-%s", c, f)
+			out = append(out, integration{name: name, client: c, bucket: "chaos-" + name, format: f})
+		}
+	}
+	return out
+}
+
+// world is the chaos test's outside: Kafka, S3 with its fault injectors and the
+// PutObject-only policy, Redis, and the built binary.
+type world struct {
+	t     *testing.T
+	dir   string
+	bin   string
+	kafka *testenv.Kafka
+	s3    *testenv.S3
+	// custFaults sits in front of the policy proxy, which sits in front of
+	// S3: the integrations' path. parkFaults sits in front of S3 directly:
+	// the parking bucket is the operator's own, with full access.
+	custFaults, parkFaults *Injector
+	policy                 *s3policy.Proxy
+	custURL, parkURL       string
+	redis                  *testenv.Redis
+	ins                    []integration
+}
+
+func newWorld(t *testing.T, faults FaultConfig) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir(), ins: integrations()}
+	w.bin = buildBinary(t, w.dir)
+	w.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: partitions, Topics: []string{topic, dlqTopic},
+		DataDir: filepath.Join(w.dir, "kafka"), GroupMinSessionTimeout: time.Second})
+	buckets := []string{parkBucket}
+	for _, in := range w.ins {
+		buckets = append(buckets, in.bucket)
+	}
+	// Objects as files on disk: a long run writes gigabytes.
+	w.s3 = testenv.MustS3(t, testenv.S3Options{Dir: filepath.Join(w.dir, "s3"), Buckets: buckets})
+	p, err := s3policy.New(w.s3.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.policy = p
+	policySrv := httptest.NewServer(p)
+	t.Cleanup(policySrv.Close)
+	upstream, err := reverseProxy(policySrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := faults
+	w.custFaults, err = NewInjector(upstream, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custSrv := httptest.NewServer(w.custFaults)
+	t.Cleanup(custSrv.Close)
+	w.custURL = custSrv.URL
+
+	parkUp, err := reverseProxy(w.s3.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := faults
+	pf.Seed++
+	w.parkFaults, err = NewInjector(parkUp, pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parkSrv := httptest.NewServer(w.parkFaults)
+	t.Cleanup(parkSrv.Close)
+	w.parkURL = parkSrv.URL
+
+	w.redis = testenv.MustRedis(t, testenv.RedisOptions{Persist: true})
+	if w.redis.Miniredis() {
+		t.Skip("chaos needs a real redis-server (restart with an append-only file)")
+	}
+	return w
+}
+
+// buildBinary builds cmd/hitship into dir.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hitship")
+	_, file, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/hitship")
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// configYAML is a replica's config file.
+func (w *world) configYAML(spool string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `kafka:
+  brokers: [%s]
+  topic: %s
+  group: %s
+  dead_letter_topic: %s
+  session_timeout: 4s
+  rebalance_timeout: 4s
+  heartbeat_interval: 400ms
+  commit_interval: 500ms
+window:
+  size: 10s
+  grace: 2s
+  idle_timeout: 3s
+spool:
+  dir: %s
+delivery:
+  # The failing integration must not be auto-disabled (its hits would be
+  # skipped, by design): far more attempts than a run makes.
+  health_min_attempts: 1000000000
+s3:
+  endpoint: %s
+  path_style: true
+  if_none_match: false   # gofakes3 does not implement it; a replay overwrites with the same bytes
+redis:
+  addr: %s
+  key_prefix: %q
+http:
+  listen: "127.0.0.1:0"
+log:
+  format: json
+  level: warn
+parking:
+  bucket: %s
+  region: %s
+  endpoint: %s
+  path_style: true
+  prefix: %s
+  credentials:
+    access_key_id: CHAOSPARKING0001
+    secret_access_key_env: %s
+integrations:
+`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, w.custURL, w.redis.Addr(), keyPrefix,
+		parkBucket, testenv.S3Region, w.parkURL, parkPrefix, secretEnv)
+	for _, in := range w.ins {
+		fmt.Fprintf(&b, `  - name: %s
+    client_id: %d
+    region: %s
+    bucket: %s
+    prefix: "hits/"
+    format: %s
+    credentials:
+      access_key_id: CHAOSACCESSKEY01
+      secret_access_key_env: %s
+`, in.name, in.client, testenv.S3Region, in.bucket, in.format, secretEnv)
+	}
+	return []byte(b.String())
+}
+
+// replica is one hitship process slot: a config, a spool dir that survives its
+// restarts (a pod's emptyDir survives a container restart) and a log file.
+type replica struct {
+	name    string
+	config  string
+	spool   string
+	logPath string
+	bin     string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	starts int
+}
+
+func (w *world) newReplica(name string) *replica {
+	w.t.Helper()
+	dir := filepath.Join(w.dir, name)
+	r := &replica{name: name, config: filepath.Join(dir, "hitship.yaml"), spool: filepath.Join(dir, "spool"),
+		logPath: filepath.Join(dir, "hitship.log"), bin: w.bin}
+	if err := os.MkdirAll(r.spool, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(r.config, w.configYAML(r.spool), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	check := exec.Command(w.bin, "check-config", r.config)
+	check.Env = append(os.Environ(), secretEnv+"="+secretValue)
+	if out, err := check.CombinedOutput(); err != nil {
+		w.t.Fatalf("check-config: %v\n%s", err, out)
+	}
+	w.t.Cleanup(func() { r.kill() })
+	return r
+}
+
+// start runs `hitship run` unless it is running.
+func (r *replica) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== start %d at %s\n", r.starts+1, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(r.bin, "run", "--config", r.config)
+	cmd.Env = append(os.Environ(), secretEnv+"="+secretValue)
+	cmd.Stdout, cmd.Stderr = logf, logf // files: no copying goroutines
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("start %s: %w", r.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); _ = logf.Close(); close(done) }()
+	r.cmd, r.done = cmd, done
+	r.starts++
+	return nil
+}
+
+// exited reports a process that ended without being stopped by the test (a
+// crash), and forgets it so that start can run a new one.
+func (r *replica) exited() (bool, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return false, ""
+	}
+	select {
+	case <-r.done:
+		state := r.cmd.ProcessState.String()
+		r.cmd = nil
+		return true, state
+	default:
+		return false, ""
+	}
+}
+
+// kill is SIGKILL: no clean stop.
+func (r *replica) kill() {
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// term is SIGTERM; it returns the exit code, or an error when the process
+// outlives timeout (it is killed then).
+func (r *replica) term(timeout time.Duration) (int, error) {
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return 0, nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode(), nil
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		return -1, fmt.Errorf("%s did not exit within %s of SIGTERM", r.name, timeout)
+	}
+}
+
+// logTail returns the last n bytes of the replica's log.
+func (r *replica) logTail(n int) string {
+	b, _ := os.ReadFile(r.logPath)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// waitFor polls cond every interval until it is true or ctx ends.
+func waitFor(ctx context.Context, interval time.Duration, cond func() bool) bool {
+	for {
+		if cond() {
+			return true
+		}
+		if !sleepCtx(ctx, interval) {
+			return cond()
+		}
+	}
+}
