@@ -215,22 +215,57 @@ func (d *Inline) upload(ctx context.Context, j *consumer.Job, obj *sink.Object, 
 	return nil
 }
 
+// inlineStateTimeout bounds the Redis calls that carry cycle 1 across owners.
+const inlineStateTimeout = 2 * time.Second
+
 // deliverParking runs cycle 1 inline and parks the object when it fails.
+//
+// The time of the object's first failed attempt is kept in Redis: when a
+// rebalance hands the partition to another member (which replays the same
+// object under the same key), the new owner resumes cycle 1 where the
+// schedule stands instead of starting it again, so churn in the group cannot
+// make one failing bucket hold the offset for longer than cycle 1. Without
+// Redis each owner starts cycle 1 afresh (longer, never lossy).
 func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger) error {
 	name := j.Target.Name
 	m := d.deps.Metrics
 	pk := d.deps.Parking
+	id := name + "/" + j.Key
+	from := retry.First
+	var failedAt time.Time
+	rctx, cancel := context.WithTimeout(ctx, inlineStateTimeout)
+	if at, ok, err := pk.Queue.InlineFailure(rctx, id); err == nil && ok {
+		failedAt = at
+		from = retry.ResumeInline(pk.Clock.Now().Sub(at))
+		log.Info("resuming retry cycle 1 where an earlier owner left it", "first_failure", at.UTC().Format(time.RFC3339Nano), "attempt", from.String())
+	}
+	cancel()
 	var stop error
 	keep := func(p retry.Position) bool { return stop == nil && retry.Inline(p) }
-	last, err := retry.Run(ctx, pk.Clock, retry.First, keep, func(ctx context.Context, p retry.Position) error {
+	last, err := retry.Run(ctx, pk.Clock, from, keep, func(ctx context.Context, p retry.Position) error {
 		err := d.upload(ctx, j, obj, opts, log, p)
 		if se, ok := errors.AsType[*stopError](err); ok {
 			stop = se.err
+		} else if err != nil && failedAt.IsZero() {
+			nctx, cancel := context.WithTimeout(ctx, inlineStateTimeout)
+			if at, nerr := pk.Queue.NoteInlineFailure(nctx, id, pk.Clock.Now()); nerr == nil {
+				failedAt = at
+			}
+			cancel()
 		}
 		return err
 	})
+	forget := func() {
+		if failedAt.IsZero() {
+			return
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inlineStateTimeout)
+		defer cancel()
+		_ = pk.Queue.ForgetInlineFailure(fctx, id) // else it expires (retry.inlineFailureTTL)
+	}
 	switch {
 	case err == nil:
+		forget()
 		return nil
 	case stop != nil:
 		log.Warn("not uploading: stopped or no longer the partition's owner", "err", stop)
@@ -250,6 +285,7 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 		}
 		perr := d.park(ctx, j, obj, pk, next, pk.Clock.Now().Add(delay), err)
 		if perr == nil {
+			forget()
 			m.ObjectsParked.WithLabelValues(name).Inc()
 			log.Info("object parked after retry cycle 1; the retry workers take over", "next_attempt", next.String(), "last_error", err)
 			return nil

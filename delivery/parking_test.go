@@ -96,6 +96,7 @@ func TestParking(t *testing.T) {
 		wantParked   bool
 		wantAttempts int // recorded in the health ledger
 		wantFailures int
+		failedBefore time.Duration // an earlier owner's first failure, this long ago (0: none)
 	}{
 		{name: "cycle 1 succeeds at its third attempt", customerFail: 2,
 			wantWaits: []time.Duration{1 * s, 3 * s}, wantAttempts: 3, wantFailures: 2},
@@ -103,6 +104,12 @@ func TestParking(t *testing.T) {
 			wantWaits: cycle1, wantParked: true, wantAttempts: 6, wantFailures: 6},
 		{name: "parking fails twice: keeps trying, then parks", customerFail: -1, parkFail: 2,
 			wantWaits: append(slices.Clone(cycle1), 1*s, 2*s), wantParked: true, wantAttempts: 6, wantFailures: 6},
+		{name: "a new owner resumes cycle 1: all due, one attempt, parked", customerFail: -1, failedBefore: 20 * s,
+			wantParked: true, wantAttempts: 1, wantFailures: 1},
+		{name: "a new owner resumes cycle 1 at 1/4 and the bucket healed", failedBefore: 5 * s,
+			wantAttempts: 1},
+		{name: "a new owner resumes at 1/5, fails, parks after the last wait", customerFail: -1, failedBefore: 12 * s,
+			wantWaits: []time.Duration{10 * s}, wantParked: true, wantAttempts: 2, wantFailures: 2},
 		{name: "fenced during cycle 1: no parking", customerFail: -1, fenceAfter: 3,
 			wantErr: state.IsFenced, wantWaits: []time.Duration{1 * s, 3 * s}, wantAttempts: 2, wantFailures: 2},
 	}
@@ -143,6 +150,11 @@ func TestParking(t *testing.T) {
 				t.Fatal(err)
 			}
 			j, want := w.job(t, "b", cust, 20, true)
+			if tc.failedBefore > 0 {
+				if _, err := q.NoteInlineFailure(t.Context(), "b/"+j.Key, t0.Add(-tc.failedBefore)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			fences := 0
 			j.Fence = func(context.Context) error {
 				fences++
@@ -208,6 +220,12 @@ func TestParking(t *testing.T) {
 			}
 			if res.calls.Load() != 1 {
 				t.Errorf("done called %d times", res.calls.Load())
+			}
+			// Delivered or parked: the first-failure record is gone; stopped by
+			// a fence: it stays for the next owner.
+			_, kept, err := q.InlineFailure(t.Context(), "b/"+j.Key)
+			if err != nil || kept != (tc.wantErr != nil) {
+				t.Errorf("first-failure record kept = %v, %v; want %v", kept, err, tc.wantErr != nil)
 			}
 		})
 	}

@@ -108,6 +108,7 @@ type Queue struct {
 	leased  string // zset id -> lease deadline (Unix ms)
 	tokens  string // hash id -> lease token
 	dead    string // zset id -> dead-letter time (Unix ms)
+	inline  string // prefix of string keys: first failed cycle-1 attempt per object
 }
 
 // NewQueue returns the queue over rdb.
@@ -129,6 +130,7 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) (*Queue, error) {
 		leased:  base + "leased",
 		tokens:  base + "tokens",
 		dead:    base + "dead",
+		inline:  base + "inline:",
 	}, nil
 }
 
@@ -554,4 +556,51 @@ func (q *Queue) ListByIntegration(ctx context.Context, integration string) ([]En
 		}
 		cursor = next
 	}
+}
+
+// inlineFailureTTL bounds how long the first-failure time of an object is
+// kept: far longer than cycle 1, so a stale record only means "cycle 1 is
+// over".
+const inlineFailureTTL = time.Hour
+
+// firstFailureScript: KEYS key; ARGV now ms, ttl ms. Sets the key if absent
+// and returns its value.
+var firstFailureScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return redis.call('GET', KEYS[1])
+`)
+
+func (q *Queue) failureKey(id string) string { return q.inline + id }
+
+// InlineFailure returns when the first cycle-1 attempt of the object id
+// failed, if one was recorded (by any replica): a new owner of the partition
+// carries on with the schedule instead of starting cycle 1 again.
+func (q *Queue) InlineFailure(ctx context.Context, id string) (time.Time, bool, error) {
+	v, err := q.rdb.Get(ctx, q.failureKey(id)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("retry: inline failure %s: %w", id, err)
+	}
+	return time.UnixMilli(v), true, nil
+}
+
+// NoteInlineFailure records now as the first failed cycle-1 attempt of id
+// unless one is recorded already, and returns the recorded time.
+func (q *Queue) NoteInlineFailure(ctx context.Context, id string, now time.Time) (time.Time, error) {
+	v, err := firstFailureScript.Run(ctx, q.rdb, []string{q.failureKey(id)}, ms(now), inlineFailureTTL.Milliseconds()).Int64()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("retry: note inline failure %s: %w", id, err)
+	}
+	return time.UnixMilli(v), nil
+}
+
+// ForgetInlineFailure removes the record once the object is delivered or
+// parked.
+func (q *Queue) ForgetInlineFailure(ctx context.Context, id string) error {
+	if err := q.rdb.Del(ctx, q.failureKey(id)).Err(); err != nil {
+		return fmt.Errorf("retry: forget inline failure %s: %w", id, err)
+	}
+	return nil
 }

@@ -147,3 +147,22 @@ func Run(ctx context.Context, clock Clock, from Position, keep func(Position) bo
 		p = next
 	}
 }
+
+// ResumeInline returns the cycle-1 position to attempt next for an object whose
+// first cycle-1 attempt failed `elapsed` ago (under another owner of its
+// partition, before a rebalance): the first attempt scheduled at or after
+// elapsed, or the last attempt of cycle 1 when all of them are due. Attempting
+// it at once and following the schedule from there keeps the object's whole
+// cycle 1 to about the schedule's 29 s however often its partition moves.
+func ResumeInline(elapsed time.Duration) Position {
+	p := First
+	var at time.Duration
+	for {
+		delay, next, ok := Next(p)
+		if !ok || !Inline(next) || at >= elapsed {
+			return p
+		}
+		at += delay
+		p = next
+	}
+}
