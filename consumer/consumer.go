@@ -362,7 +362,14 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 		Dialer:    w.c.cfg.Dialer,
 		MinBytes:  1,
 		MaxBytes:  w.c.cfg.MaxFetchBytes,
-		MaxWait:   250 * time.Millisecond,
+		// kafka-go sets the connection's read deadline to MaxWait and asks the
+		// broker to wait MaxWait minus an RTT allowance of 1 s (or a quarter of
+		// MaxWait below that). At 250 ms the allowance was 62 ms: a busy broker or
+		// a GC pause made idle fetches time out and reconnect. With 2 s the
+		// broker holds an idle fetch 1 s and the read has 1 s of slack; records
+		// still return at once (MinBytes 1), and closing a reader waits at most
+		// for that one idle fetch.
+		MaxWait: 2 * time.Second,
 		// A deeper queue between kafka-go's fetch goroutine and the worker: fewer
 		// hand-offs per record (measured by bench/e2e).
 		QueueCapacity: 1000,
