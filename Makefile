@@ -6,7 +6,7 @@ VERSITYGW_VERSION ?= v1.8.0
 STATICCHECK_VERSION ?= v0.8.2
 export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
 
-.PHONY: run test test-short bench lint tools build fuzz fuzz-short isolation deploy-check image chaos
+.PHONY: run test test-short bench bench-soak lint tools build fuzz fuzz-short isolation deploy-check image chaos
 
 build:
 	$(GO) build -o $(BIN)/hitship ./cmd/hitship
@@ -35,9 +35,18 @@ isolation:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# Each e2e mode takes 30 s to 2.5 min (bench/README.md); the soak has its own target.
 bench:
+	$(GO) test -run '^$$' -bench 'HotPath|JSONValid' -benchmem ./consumer/
 	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/
 	$(GO) run ./bench/e2e
+	$(GO) run ./bench/e2e -tenants 1000 -keyed -s3 https
+	$(GO) run ./bench/e2e -catchup
+	$(GO) run ./bench/e2e -live 2m
+	$(GO) run ./bench/e2e -big
+
+bench-soak:
+	$(GO) run ./bench/e2e -live 10m -tenants 100
 
 FUZZ_TIME ?= 30s
 fuzz:

@@ -431,6 +431,7 @@ func (w *worker) fetchLoop(ctx context.Context, r *kafka.Reader) error {
 		if fatal != nil {
 			return fatal
 		}
+		w.waitDeliveries(ctx)
 	}
 }
 

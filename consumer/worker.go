@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,9 +58,12 @@ type worker struct {
 	deliverCtx context.Context
 
 	committed int64 // last committed offset; only the committer touches it
-	lag       lagState
-	inflight  sync.WaitGroup
-	dlq       chan deadLetter
+	// undelivered counts this partition's closed buffers handed to the delivery
+	// and not done yet (see waitDeliveries).
+	undelivered atomic.Int64
+	lag         lagState
+	inflight    sync.WaitGroup
+	dlq         chan deadLetter
 
 	// pending are the snapshots of committed offsets Redis has not taken yet
 	// (oldest first); only the committer touches them.
@@ -352,14 +356,34 @@ func (w *worker) hand(bs *bufState) {
 	j.Key = t.Keys.Key(keyParams(t, w.topic, w.partition, start, b.FirstOffset))
 	first := b.FirstOffset
 	w.inflight.Add(1)
+	w.undelivered.Add(1)
 	w.c.deps.Metrics.Undelivered.Inc()
 	w.c.deps.Delivery.Deliver(w.deliverCtx, j, func(err error) {
+		w.undelivered.Add(-1)
 		w.c.deps.Metrics.Undelivered.Dec()
 		if err == nil {
 			w.tr.release(first)
 		}
 		w.inflight.Done()
 	})
+}
+
+// maxUndelivered bounds the closed buffers of one partition waiting for the
+// delivery. Every one is a goroutine and a finished object; with 1,000 tenants
+// a backlog closes thousands of windows a second, more than the uploads keep
+// up with, and without a bound the pile (stacks to scan, objects over the
+// memory budget) drives the GC to take most of the CPU (bench/README.md).
+const maxUndelivered = 256
+
+// waitDeliveries blocks while more than maxUndelivered closed buffers of this
+// partition wait for the delivery, or until ctx ends: back-pressure on the fetch
+// loop. Call it without mu (deliveries finish without it).
+func (w *worker) waitDeliveries(ctx context.Context) {
+	for w.undelivered.Load() > maxUndelivered {
+		if !sleep(ctx, 5*time.Millisecond) {
+			return
+		}
+	}
 }
 
 // fence reports a lost claim. A Redis error does not fence: the write is

@@ -294,9 +294,9 @@ key:
 		if depth == 1 && topObject {
 			raw := b[start : end-1]
 			switch {
-			case equalDecoded(raw, "time"):
+			case keyIs(raw, "time"):
 				cur = fieldTime
-			case equalDecoded(raw, "client_id"):
+			case keyIs(raw, "client_id"):
 				cur = fieldClientID
 			}
 		}
@@ -350,6 +350,7 @@ func scanString(b []byte, i int) (int, error) {
 	n := len(b)
 	i++
 	for {
+		i = skipPlain(b, i)
 		for i < n && strClass[b[i]] == clsPlain {
 			i++
 		}

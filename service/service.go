@@ -41,7 +41,8 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Redis, if set, is used instead of a client built from cfg.Redis (the caller closes it).
 	Redis redis.UniversalClient
-	// Stores, if set, builds integration stores instead of S3Stores(nil).
+	// Stores, if set, builds integration stores instead of S3Stores with one
+	// shared HTTP client (sink.NewHTTPClient).
 	Stores StoreFactory
 	// Delivered, if set, is told about every object written.
 	Delivered func(j *consumer.Job, size int64)
@@ -93,7 +94,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	s.keys, s.stores = keys, deps.Stores
 	if s.stores == nil {
-		s.stores = S3Stores(nil)
+		s.stores = S3Stores(sink.NewHTTPClient())
 	}
 	if s.built, err = buildTargets(cfg, keys, s.stores, nil); err != nil {
 		return nil, err

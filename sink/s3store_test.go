@@ -3,8 +3,13 @@ package sink_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -398,6 +403,100 @@ func TestS3MultipartAbort(t *testing.T) {
 			aborted := slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "DELETE") })
 			if aborted != tc.wantAbort {
 				t.Errorf("aborted = %v, want %v; calls %q", aborted, tc.wantAbort, calls)
+			}
+		})
+	}
+}
+
+// TestS3PayloadSigning: over HTTPS every body goes with UNSIGNED-PAYLOAD and a
+// CRC32 that matches the bytes sent (multipart: per part, with the upload
+// created for CRC32 and the part checksums in the completion); over plain HTTP
+// the payload stays SHA-256 signed. The bytes arrive unchanged either way.
+func TestS3PayloadSigning(t *testing.T) {
+	cases := []struct {
+		name      string
+		tls       bool
+		size      int
+		multipart bool
+	}{
+		{name: "https PutObject", tls: true, size: 1000},
+		{name: "https multipart", tls: true, size: 11 << 20, multipart: true},
+		{name: "http PutObject", tls: false, size: 1000},
+		{name: "http multipart", tls: false, size: 11 << 20, multipart: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			type call struct {
+				method, query, sha, crc, algo string
+				body                          []byte
+			}
+			var mu sync.Mutex
+			var calls []call
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				calls = append(calls, call{method: r.Method, query: r.URL.RawQuery, sha: r.Header.Get("X-Amz-Content-Sha256"),
+					crc: r.Header.Get("X-Amz-Checksum-Crc32"), algo: r.Header.Get("X-Amz-Checksum-Algorithm"), body: b})
+				mu.Unlock()
+				q := r.URL.Query()
+				switch {
+				case r.Method == http.MethodPost && q.Has("uploads"):
+					fmt.Fprint(w, `<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
+				case r.Method == http.MethodPost:
+					fmt.Fprint(w, `<CompleteMultipartUploadResult><ETag>"x"</ETag></CompleteMultipartUploadResult>`)
+				default:
+					w.Header().Set("ETag", `"x"`)
+				}
+			})
+			var srv *httptest.Server
+			if tc.tls {
+				srv = httptest.NewTLSServer(h)
+			} else {
+				srv = httptest.NewServer(h)
+			}
+			defer srv.Close()
+			store := newS3Store(t, srv.URL, func(c *sink.S3Config) { c.HTTPClient = srv.Client() })
+			body := make([]byte, tc.size)
+			for i := range body {
+				body[i] = byte(i * 7)
+			}
+			if err := store.Put(context.Background(), "k.jsonl", sink.BytesBody(body), sink.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var got []byte
+			parts := 0
+			for _, c := range calls {
+				if c.method != http.MethodPut {
+					if tc.multipart && tc.tls && strings.Contains(c.query, "uploads") && c.algo != "CRC32" {
+						t.Errorf("CreateMultipartUpload checksum algorithm %q, want CRC32", c.algo)
+					}
+					if c.method == http.MethodPost && strings.Contains(c.query, "uploadId") && tc.tls &&
+						bytes.Count(c.body, []byte("<ChecksumCRC32>")) != parts {
+						t.Errorf("CompleteMultipartUpload lists %d part checksums, want %d: %s", bytes.Count(c.body, []byte("<ChecksumCRC32>")), parts, c.body)
+					}
+					continue
+				}
+				parts++
+				got = append(got, c.body...)
+				sum := sha256.Sum256(c.body)
+				crc := make([]byte, 4)
+				binary.BigEndian.PutUint32(crc, crc32.ChecksumIEEE(c.body))
+				wantCRC := base64.StdEncoding.EncodeToString(crc)
+				if tc.tls {
+					if c.sha != "UNSIGNED-PAYLOAD" || c.crc != wantCRC {
+						t.Errorf("PUT %s: payload hash %q, crc32 %q; want UNSIGNED-PAYLOAD and %q", c.query, c.sha, c.crc, wantCRC)
+					}
+				} else if c.sha != hex.EncodeToString(sum[:]) || c.crc != "" {
+					t.Errorf("PUT %s: payload hash %q, crc32 %q; want the body's SHA-256 and no checksum", c.query, c.sha, c.crc)
+				}
+			}
+			if tc.multipart != (parts > 1) {
+				t.Errorf("%d PUTs, multipart %v", parts, tc.multipart)
+			}
+			if !bytes.Equal(got, body) {
+				t.Errorf("the server received %d bytes that differ from the %d put", len(got), len(body))
 			}
 		})
 	}

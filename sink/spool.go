@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,6 +81,7 @@ type Spool struct {
 
 	evictMu sync.Mutex // one evictor at a time
 	gz      sync.Pool  // *gzip.Writer
+	tails   tailPool   // in-memory tails no object holds, for reuse
 }
 
 // NewSpool creates cfg.Dir if needed and removes the spill files a previous
@@ -263,6 +265,7 @@ type Buffer struct {
 	records   int
 	bytes     int64
 	done      bool
+	handed    bool  // an Object owns mem (Finish): it must not be reused
 	err       error // sticky spill error
 }
 
@@ -350,17 +353,21 @@ func (b *Buffer) growLocked(want, limit int) {
 	if c > limit {
 		c = max(limit, want)
 	}
-	m := make([]byte, len(b.mem), c)
+	m := b.s.tails.get(c)[:len(b.mem)]
 	copy(m, b.mem)
 	b.setMem(m)
 }
 
-// setMem replaces the tail and keeps the spool's memory account.
+// setMem replaces the tail and keeps the spool's memory account. The old tail
+// goes back to the pool unless an object holds it (handed).
 func (b *Buffer) setMem(m []byte) {
-	old := int64(cap(b.mem))
+	old := b.mem
 	b.mem = m
 	b.memCap.Store(int64(cap(m)))
-	b.s.memBytes.Add(int64(cap(m)) - old)
+	b.s.memBytes.Add(int64(cap(m)) - int64(cap(old)))
+	if !b.handed {
+		b.s.tails.put(old)
+	}
 }
 
 func (b *Buffer) appendToFile(parts ...[]byte) error {
@@ -474,6 +481,7 @@ func (b *Buffer) Finish(c Compression) (*Object, error) {
 		switch {
 		case c == CompressionNone && b.path == "":
 			o.data = b.mem
+			b.handed = true
 			o.size = int64(len(b.mem))
 			b.s.memBytes.Add(int64(cap(b.mem))) // the object's share; closeLocked subtracts the buffer's
 		case c == CompressionNone:
@@ -649,3 +657,45 @@ func (o *Object) evict() error {
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// tailPool keeps the in-memory tails that buffers dropped (grown past,
+// spilled under memory pressure, discarded, or compressed into an object), by
+// power-of-two capacity, so that a new buffer's growth reuses them instead of
+// allocating and zeroing: a buffer's tail is written and read only under its
+// lock and never escapes it unless an Object takes it, and then it is not
+// returned here. Memory in the pool is not counted in the spool's budget; the
+// GC empties it.
+type tailPool struct {
+	classes [tailClasses]sync.Pool // *[]byte of capacity minBufferAlloc << i
+}
+
+const tailClasses = 12 // 1 KiB .. 2 MiB
+
+// tailClass returns the class of capacity c, or -1 when c is not a pooled size.
+func tailClass(c int) int {
+	if c < minBufferAlloc || c&(c-1) != 0 {
+		return -1
+	}
+	i := bits.TrailingZeros(uint(c)) - bits.TrailingZeros(uint(minBufferAlloc))
+	if i >= tailClasses {
+		return -1
+	}
+	return i
+}
+
+// get returns an empty slice of capacity c; its bytes are unspecified.
+func (p *tailPool) get(c int) []byte {
+	if i := tailClass(c); i >= 0 {
+		if m, ok := p.classes[i].Get().(*[]byte); ok {
+			return (*m)[:0]
+		}
+	}
+	return make([]byte, 0, c)
+}
+
+func (p *tailPool) put(m []byte) {
+	if i := tailClass(cap(m)); i >= 0 {
+		m = m[:0]
+		p.classes[i].Put(&m)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"encoding/xml"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// discardS3 answers the calls hitship makes (PutObject and multipart uploads),
+// reading and discarding every body. It counts the records (lines) it received
+// and notes every object's key and arrival time.
+type discardS3 struct {
+	lines atomic.Int64
+	puts  atomic.Int64
+	ids   atomic.Int64
+
+	mu      sync.Mutex
+	objects []arrival
+}
+
+// arrival is one object written: its path (/bucket/key) and when it completed.
+type arrival struct {
+	path string
+	at   time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
+func (s *discardS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	buf := bufPool.Get().(*[64 << 10]byte)
+	var n int64
+	for {
+		m, err := r.Body.Read(buf[:])
+		n += int64(bytes.Count(buf[:m], []byte("\n")))
+		if err != nil {
+			break
+		}
+	}
+	bufPool.Put(buf)
+	s.lines.Add(n)
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		id := s.ids.Add(1)
+		_ = xml.NewEncoder(w).Encode(struct {
+			XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+			UploadID string   `xml:"UploadId"`
+		}{UploadID: strconv.FormatInt(id, 10)})
+	case r.Method == http.MethodPost && q.Has("uploadId"):
+		s.done(r.URL.Path)
+		_ = xml.NewEncoder(w).Encode(struct {
+			XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
+			ETag    string   `xml:"ETag"`
+		}{ETag: `"x"`})
+	case r.Method == http.MethodPut:
+		if !q.Has("partNumber") {
+			s.done(r.URL.Path)
+		}
+		w.Header().Set("ETag", `"x"`)
+	default:
+		http.Error(w, "not implemented", http.StatusNotImplemented)
+	}
+}
+
+func (s *discardS3) done(path string) {
+	s.puts.Add(1)
+	s.mu.Lock()
+	s.objects = append(s.objects, arrival{path: path, at: time.Now()})
+	s.mu.Unlock()
+}
+
+// arrivals returns the objects written so far.
+func (s *discardS3) arrivals() []arrival {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]arrival(nil), s.objects...)
+}
+
+// serveDiscard serves a discardS3 on 127.0.0.1:random, over TLS when certFile
+// is set (a self-signed certificate for 127.0.0.1 is written there, for the
+// child's SSL_CERT_FILE). It returns the endpoint URL and a stop function.
+func serveDiscard(s *discardS3, certFile string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if certFile != "" {
+		cert, err := selfSigned(certFile)
+		if err != nil {
+			ln.Close()
+			return "", nil, err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	go srv.Serve(ln)
+	return scheme + "://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it (PEM) to certFile.
+func selfSigned(certFile string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "hitship bench"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// objectKey splits "/bucket/wallarm_hits_{start}_{partition}_{first}.ext".
+func objectKey(path string) (bucket string, start int64, partition int, ok bool) {
+	bucket, key, found := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !found {
+		return "", 0, 0, false
+	}
+	f := strings.Split(strings.TrimPrefix(key, "wallarm_hits_"), "_")
+	if len(f) < 3 {
+		return "", 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(f[0], 10, 64)
+	p, err2 := strconv.Atoi(f[1])
+	return bucket, start, p, err1 == nil && err2 == nil
+}
