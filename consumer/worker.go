@@ -61,9 +61,13 @@ type worker struct {
 	// undelivered counts this partition's closed buffers handed to the delivery
 	// and not done yet (see waitDeliveries).
 	undelivered atomic.Int64
-	lag         lagState
-	inflight    sync.WaitGroup
-	dlq         chan deadLetter
+	// ownsUntil (Unix ns) caches a positive ownership answer for fenceCacheTTL;
+	// fenced is final once Redis said another generation owns the partition.
+	ownsUntil atomic.Int64
+	fenced    atomic.Bool
+	lag       lagState
+	inflight  sync.WaitGroup
+	dlq       chan deadLetter
 
 	// pending are the snapshots of committed offsets Redis has not taken yet
 	// (oldest first); only the committer touches them.
@@ -388,15 +392,35 @@ func (w *worker) waitDeliveries(ctx context.Context) {
 
 // fence reports a lost claim. A Redis error does not fence: the write is
 // deterministic and conditional, a zombie's upload is harmless.
+//
+// A positive answer is reused for fenceCacheTTL: with many tenants a window
+// end closes thousands of objects per partition, and one Redis round trip
+// each was a sixth of their cost (bench/README.md). The check is advisory for
+// uploads (see above), so a second's delay in noticing a newer owner changes
+// nothing; a refusal is final.
 func (w *worker) fence(ctx context.Context) error {
+	if w.fenced.Load() {
+		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
+	}
+	now := time.Now().UnixNano()
+	if now < w.ownsUntil.Load() {
+		return nil
+	}
 	octx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
 	ok, err := w.c.deps.State.Owns(octx, w.topic, w.partition, w.owner)
-	if err == nil && !ok {
+	switch {
+	case err == nil && !ok:
+		w.fenced.Store(true)
 		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
+	case err == nil:
+		w.ownsUntil.Store(now + int64(fenceCacheTTL))
 	}
 	return nil
 }
+
+// fenceCacheTTL is how long worker.fence trusts a positive ownership answer.
+const fenceCacheTTL = time.Second
 
 // deadLetter queues a bad record for the dead-letter topic; its offset is held
 // until the topic acknowledged it. Called with mu held.
