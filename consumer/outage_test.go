@@ -81,6 +81,18 @@ func (f *fakeState) SaveSnapshot(_ context.Context, _ string, _ int, offset int6
 	return nil
 }
 
+func (f *fakeState) NoteDeadLettered(context.Context, string, int, []int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail()
+}
+
+func (f *fakeState) DeadLettered(context.Context, string, int, int64) ([]int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return nil, f.fail()
+}
+
 func (f *fakeState) LoadSnapshot(context.Context, string, int, int64) ([]byte, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

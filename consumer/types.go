@@ -74,6 +74,8 @@ type PartitionState interface {
 	SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error
 	LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) ([]byte, bool, error)
 	Prune(ctx context.Context, topic string, partition int, committed int64) error
+	NoteDeadLettered(ctx context.Context, topic string, partition int, offsets []int64) error
+	DeadLettered(ctx context.Context, topic string, partition int, fromOffset int64) ([]int64, error)
 }
 
 var _ PartitionState = (*state.Store)(nil)

@@ -45,7 +45,11 @@ type worker struct {
 	open    map[*window.Buffer]*bufState
 	scratch []byte
 	idle    []state.IdleClose // recorded idle closes not yet reached by the replay
-	next    int64             // offset after the last record read; -1 before the first
+	// deadDone are offsets at or after the start whose bad records an earlier
+	// owner already had acknowledged by the dead-letter topic: a replay does
+	// not send them again.
+	deadDone map[int64]struct{}
+	next     int64 // offset after the last record read; -1 before the first
 	// The idle clock, without a time.Now per record: process counts records, the
 	// ticker notes when the count last changed.
 	received  uint64
@@ -92,6 +96,7 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 		data []byte
 		ok   bool
 		idle []state.IdleClose
+		dead []int64
 	)
 	err := w.waitRedis(ctx, func(ctx context.Context) error {
 		if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
@@ -109,6 +114,9 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 		if idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, from); err != nil {
 			return fmt.Errorf("load idle closes from offset %d: %w", from, err)
 		}
+		if dead, err = w.c.deps.State.DeadLettered(ctx, w.topic, w.partition, from); err != nil {
+			return fmt.Errorf("load dead letters from offset %d: %w", from, err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -123,6 +131,10 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	w.next, w.committed = -1, -1
 	w.quietFrom = w.c.now()
 	w.idle = idle
+	w.deadDone = make(map[int64]struct{}, len(dead))
+	for _, o := range dead {
+		w.deadDone[o] = struct{}{}
+	}
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
 		w.part, err = window.NewPartition(w.c.cfg.Window)
 		return err
@@ -431,8 +443,14 @@ func (w *worker) deadLetter(ctx context.Context, m *kafka.Message, err error) {
 		reason = string(he.Reason)
 	}
 	w.c.deps.Metrics.BadRecords.WithLabelValues(reason).Inc()
-	w.log.Debug("bad record to the dead-letter topic", "offset", m.Offset, "reason", reason, "err", err)
 	w.part.Mark(m.Offset)
+	if _, done := w.deadDone[m.Offset]; done {
+		// A replay: an earlier owner's dead letter of this record was acknowledged.
+		delete(w.deadDone, m.Offset)
+		w.log.Debug("bad record already in the dead-letter topic", "offset", m.Offset, "reason", reason)
+		return
+	}
+	w.log.Debug("bad record to the dead-letter topic", "offset", m.Offset, "reason", reason, "err", err)
 	w.tr.hold(m.Offset)
 	value := m.Value
 	headers := []kafka.Header{
@@ -528,6 +546,18 @@ func (w *worker) runDeadLetters(ctx context.Context) {
 				return
 			}
 		}
+		// Record the acknowledged offsets before releasing them: once released, a
+		// commit may pass them, and a replay from an earlier commit must know.
+		// Without Redis they are released anyway; a replay may send them again.
+		offs := make([]int64, len(batch))
+		for i, d := range batch {
+			offs[i] = d.offset
+		}
+		nctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		if err := w.c.deps.State.NoteDeadLettered(nctx, w.topic, w.partition, offs); err != nil && ctx.Err() == nil {
+			w.log.Debug("dead letters not recorded in Redis; a replay may send them again", "err", err)
+		}
+		cancel()
 		for _, d := range batch {
 			w.tr.release(d.offset)
 			w.inflight.Done()

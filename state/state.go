@@ -69,6 +69,7 @@ type keys struct {
 	idle  string // zset, all scores 0, members encodeIdle(...)
 	snaps string // zset index of snapshot offsets, members encodeOffset(...)
 	snap  string // + encodeOffset(offset): string, the snapshot bytes
+	dead  string // zset, all scores 0, members encodeOffset(...): dead letters acknowledged
 }
 
 func (s *Store) keys(topic string, partition int) (keys, error) {
@@ -79,7 +80,7 @@ func (s *Store) keys(topic string, partition int) (keys, error) {
 		return keys{}, fmt.Errorf("state: invalid partition %d", partition)
 	}
 	base := s.prefix + "{" + s.group + ":" + topic + ":" + strconv.Itoa(partition) + "}:"
-	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:"}, nil
+	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead"}, nil
 }
 
 func checkOwner(o Owner) error {
@@ -297,8 +298,56 @@ func (s *Store) LoadSnapshot(ctx context.Context, topic string, partition int, o
 	return data, true, nil
 }
 
-// Prune drops the idle closes with NextOffset < committed and the snapshots
-// of offsets < committed: a replay never starts before the committed offset.
+// NoteDeadLettered records that the records at offsets of (topic, partition)
+// are in the dead-letter topic (acknowledged), so that a replay of those
+// offsets by any owner does not send them again. Not fenced: a zombie's
+// acknowledged dead letter is as real as anyone's. The record expires with
+// the snapshots (SnapshotTTL) and is pruned below the committed offset.
+func (s *Store) NoteDeadLettered(ctx context.Context, topic string, partition int, offsets []int64) error {
+	k, err := s.keys(topic, partition)
+	if err != nil || len(offsets) == 0 {
+		return err
+	}
+	zs := make([]redis.Z, len(offsets))
+	for i, o := range offsets {
+		zs[i] = redis.Z{Member: encodeOffset(o)}
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, k.dead, zs...)
+		p.PExpire(ctx, k.dead, SnapshotTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: note dead letters of %s/%d: %w", topic, partition, err)
+	}
+	return nil
+}
+
+// DeadLettered returns the offsets >= fromOffset of (topic, partition) whose
+// records were acknowledged by the dead-letter topic, in order.
+func (s *Store) DeadLettered(ctx context.Context, topic string, partition int, fromOffset int64) ([]int64, error) {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	members, err := s.rdb.ZRangeByLex(ctx, k.dead, &redis.ZRangeBy{Min: "[" + encodeOffset(max(fromOffset, 0)), Max: "+"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("state: dead letters of %s/%d: %w", topic, partition, err)
+	}
+	out := make([]int64, 0, len(members))
+	for _, m := range members {
+		o, err := decodeOffset(m)
+		if err != nil {
+			return nil, fmt.Errorf("state: dead letters of %s/%d: %w", topic, partition, err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// Prune drops the idle closes with NextOffset < committed, the snapshots and
+// the dead-letter records of offsets < committed: a replay never starts before
+// the committed offset.
 // It is not fenced: pruning below a committed offset is safe for any caller.
 func (s *Store) Prune(ctx context.Context, topic string, partition int, committed int64) error {
 	k, err := s.keys(topic, partition)
@@ -315,6 +364,7 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRemRangeByLex(ctx, k.idle, "-", below)
+		p.ZRemRangeByLex(ctx, k.dead, "-", below)
 		if len(old) > 0 {
 			dels := make([]string, len(old))
 			for i, enc := range old {

@@ -571,3 +571,51 @@ func FuzzDecodeIdle(f *testing.F) {
 		}
 	})
 }
+
+func TestDeadLettered(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	if err := s.NoteDeadLettered(ctx, topic, 2, []int64{7, 3, 12}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NoteDeadLettered(ctx, topic, 2, []int64{12, 40}); err != nil { // a replay notes again
+		t.Fatal(err)
+	}
+	if err := s.NoteDeadLettered(ctx, topic, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		from int64
+		want []int64
+	}{
+		{name: "all, in order", from: 0, want: []int64{3, 7, 12, 40}},
+		{name: "negative is from the start", from: -1, want: []int64{3, 7, 12, 40}},
+		{name: "from an offset, inclusive", from: 7, want: []int64{7, 12, 40}},
+		{name: "past all", from: 41, want: []int64{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.DeadLettered(ctx, topic, 2, tt.from)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("DeadLettered(%d) = %v, %v; want %v", tt.from, got, err, tt.want)
+			}
+		})
+	}
+	if got, err := s.DeadLettered(ctx, topic, 1, 0); err != nil || len(got) != 0 {
+		t.Fatalf("another partition: %v, %v; want none", got, err)
+	}
+	if err := s.Prune(ctx, topic, 2, 12); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DeadLettered(ctx, topic, 2, 0); err != nil || !reflect.DeepEqual(got, []int64{12, 40}) {
+		t.Fatalf("after Prune(12): %v, %v; want [12 40]", got, err)
+	}
+	keys, err := rdb.Keys(ctx, "*:dead").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("dead-letter record keys %v, %v; want one", keys, err)
+	}
+	if ttl, err := rdb.PTTL(ctx, keys[0]).Result(); err != nil || ttl <= 0 || ttl > SnapshotTTL {
+		t.Fatalf("dead-letter record TTL %s, %v; want it to expire within %s", ttl, err, SnapshotTTL)
+	}
+}
