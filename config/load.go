@@ -153,6 +153,12 @@ func typeProblem(msg string, byLine map[int]string) Problem {
 		p.Line, _ = strconv.Atoi(m[1])
 		p.Msg = m[2]
 		p.Key = byLine[p.Line]
+		// A line the walker could not place (inside a value of the wrong
+		// shape, such as a mapping where a list belongs) belongs to the
+		// closest key above it.
+		for l := p.Line - 1; p.Key == "" && l > 0; l-- {
+			p.Key = byLine[l]
+		}
 	}
 	switch {
 	case strings.Contains(p.Msg, "time.Duration"):
