@@ -2,8 +2,6 @@ package service_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -106,18 +104,7 @@ func TestAutoDisable(t *testing.T) {
 
 	// The customer fixed the bucket; the operator enables B.
 	e.s3.HealBucket(b.Bucket)
-	api := httptest.NewServer(svc.Handler())
-	t.Cleanup(api.Close)
-	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/integrations/b/enable", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("enable: %d", resp.StatusCode)
-	}
+	enableViaAdmin(t, svc, token, b.Name)
 	waitFor(t, 30*time.Second, "B's parked objects delivered after enable", func() bool {
 		return allDelivered(t, e, first, b) && len(parkedKeys(t, e, "")) == 0
 	})

@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"hitship/registry"
@@ -28,21 +30,25 @@ func (s *Service) setBuildInfo() {
 	s.metrics.BuildInfo.WithLabelValues(version, revision, goversion).Set(1)
 }
 
+// configuredIntegrations returns the configured integrations' names, each
+// with whether the config file enables it.
+func (s *Service) configuredIntegrations() map[string]bool {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	out := make(map[string]bool, len(s.built.byName))
+	for n, bt := range s.built.byName {
+		out[n] = bt.cfg.Enabled
+	}
+	return out
+}
+
 // stateGauges sets the integration state gauges from this replica's view of
 // the registry (no Redis call).
 func (s *Service) stateGauges() {
-	s.reloadMu.Lock()
-	names := make([]string, 0, len(s.built.byName))
-	cfgEnabled := make(map[string]bool, len(s.built.byName))
-	for n, bt := range s.built.byName {
-		names = append(names, n)
-		cfgEnabled[n] = bt.cfg.Enabled
-	}
-	s.reloadMu.Unlock()
-	for _, n := range names {
+	for n, enabled := range s.configuredIntegrations() {
 		st := s.watcher.Status(n)
 		on, auto := 0.0, 0.0
-		if cfgEnabled[n] && st.State != registry.Disabled && st.State != registry.AutoDisabled {
+		if enabled && st.State != registry.Disabled && st.State != registry.AutoDisabled {
 			on = 1
 		}
 		if st.State == registry.AutoDisabled {
@@ -56,12 +62,7 @@ func (s *Service) stateGauges() {
 // sharedGauges reads the health ledger's 12-hour ratios and the retry queue
 // from Redis. Errors leave the gauges as they were (hitship_redis_up says why).
 func (s *Service) sharedGauges(ctx context.Context) {
-	s.reloadMu.Lock()
-	names := make([]string, 0, len(s.built.byName))
-	for n := range s.built.byName {
-		names = append(names, n)
-	}
-	s.reloadMu.Unlock()
+	names := slices.Collect(maps.Keys(s.configuredIntegrations()))
 	now := s.now()
 	for _, n := range names {
 		att, fail, err := s.health.Ledger().Ratio(ctx, n, now)

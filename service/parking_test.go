@@ -367,18 +367,7 @@ func TestDisabledStaysParked(t *testing.T) {
 		}
 	}
 
-	api := httptest.NewServer(svc.Handler())
-	t.Cleanup(api.Close)
-	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/integrations/b/enable", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("enable: %d", resp.StatusCode)
-	}
+	enableViaAdmin(t, svc, token, b.Name)
 	enabled := time.Now()
 	// Well before the one-minute hold ends: the enable woke them.
 	waitFor(t, 20*time.Second, "the parked objects delivered after enable", func() bool {
@@ -395,4 +384,22 @@ func TestDisabledStaysParked(t *testing.T) {
 		t.Fatalf("queue after delivery = %+v, %v; want empty", s, err)
 	}
 	assertPutObjectOnly(t, e.proxy)
+}
+
+// enableViaAdmin enables integration name through svc's admin API, as an
+// operator would, and fails the test unless it answers 200.
+func enableViaAdmin(t *testing.T, svc *service.Service, token, name string) {
+	t.Helper()
+	api := httptest.NewServer(svc.Handler())
+	defer api.Close()
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/integrations/"+name+"/enable", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("enable %s: %d", name, resp.StatusCode)
+	}
 }
