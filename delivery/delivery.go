@@ -19,12 +19,21 @@
 // Guarantees: an object is written under its deterministic key, with
 // `If-None-Match: *` where the integration asks for it; a 412 counts as delivered
 // (the same object is already there). done is called exactly once per job.
+//
+// Goroutines: jobs wait in one FIFO queue and at most Config.Concurrency runner
+// goroutines take them; a runner whose job has to wait before a retry gives up its
+// place (another runner starts for the queue) and finishes that job on its own.
+// So a healthy delivery costs Concurrency goroutines however many buffers close at
+// once (with 1,000 tenants a window end closes thousands per partition: one
+// goroutine each was tens of MB of stacks and most of the GC's work), and a
+// failing bucket holds a goroutine per object in backoff, never a runner.
 package delivery
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"hitship/consumer"
@@ -75,6 +84,17 @@ type Inline struct {
 	cfg  Config
 	deps Deps
 	sem  chan struct{}
+
+	mu      sync.Mutex
+	queue   []queued // FIFO; queue[0] is next
+	runners int      // goroutines taking jobs from queue, at most cfg.Concurrency
+}
+
+// queued is one Deliver call waiting for a runner.
+type queued struct {
+	ctx  context.Context
+	j    *consumer.Job
+	done func(error)
 }
 
 var _ consumer.Delivery = (*Inline)(nil)
@@ -110,16 +130,87 @@ func NewInline(cfg Config, deps Deps) (*Inline, error) {
 	return &Inline{cfg: cfg, deps: deps, sem: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
-// Deliver starts the upload of j in its own goroutine and returns at once.
+// Deliver queues j for a runner and returns at once (see the package doc).
 func (d *Inline) Deliver(ctx context.Context, j *consumer.Job, done func(error)) {
-	go func() { done(d.deliver(ctx, j)) }()
+	d.mu.Lock()
+	d.queue = append(d.queue, queued{ctx: ctx, j: j, done: done})
+	start := d.runners < d.cfg.Concurrency
+	if start {
+		d.runners++
+	}
+	d.mu.Unlock()
+	if start {
+		go d.run()
+	}
 }
 
-func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
+// run takes queued jobs until the queue is empty or its job gave up its place.
+func (d *Inline) run() {
+	for {
+		d.mu.Lock()
+		if len(d.queue) == 0 {
+			d.runners--
+			d.queue = nil // the backing array of a burst goes with it
+			d.mu.Unlock()
+			return
+		}
+		q := d.queue[0]
+		d.queue[0] = queued{}
+		d.queue = d.queue[1:]
+		d.mu.Unlock()
+
+		left := false
+		leave := func() {
+			if !left {
+				left = true
+				d.leave()
+			}
+		}
+		q.done(d.deliver(q.ctx, q.j, leave))
+		if left {
+			return
+		}
+	}
+}
+
+// leave gives up a runner's place before its job waits for a retry; a new
+// runner takes the queue if it is not empty.
+func (d *Inline) leave() {
+	d.mu.Lock()
+	d.runners--
+	start := len(d.queue) > 0 && d.runners < d.cfg.Concurrency
+	if start {
+		d.runners++
+	}
+	d.mu.Unlock()
+	if start {
+		go d.run()
+	}
+}
+
+// leavingClock is a Clock that gives up the runner's place before its first sleep.
+type leavingClock struct {
+	retry.Clock
+	leave func()
+}
+
+func (c leavingClock) Sleep(ctx context.Context, dur time.Duration) error {
+	c.leave()
+	return c.Clock.Sleep(ctx, dur)
+}
+
+// deliver delivers j; it calls leave before it first waits for a retry.
+func (d *Inline) deliver(ctx context.Context, j *consumer.Job, leave func()) error {
 	name := j.Target.Name
+	m := d.deps.Metrics
+	if err := ctx.Err(); err != nil {
+		// The generation ended while the job was queued: the next owner replays it.
+		j.Buffer.Discard()
+		m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
+		return err
+	}
 	log := d.deps.Logger.With("integration", name, "partition", j.Partition,
 		"window", time.UnixMilli(j.WindowStart).UTC().Format(time.RFC3339), "key", j.Key)
-	m := d.deps.Metrics
 	obj, err := j.Buffer.Finish(j.Target.Compression)
 	if err != nil {
 		// The spool could not finish the object (local disk). The offset stays held
@@ -131,7 +222,7 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 	defer obj.Release()
 	opts := sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding, IfNoneMatch: j.Target.IfNoneMatch}
 	if d.deps.Parking != nil {
-		return d.deliverParking(ctx, j, obj, opts, log)
+		return d.deliverParking(ctx, j, obj, opts, log, leave)
 	}
 	backoff := d.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
@@ -148,6 +239,7 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job) error {
 			return se.err
 		}
 		log.Info("retrying while the object holds the partition's offset", "attempt", attempt, "retry_in", backoff)
+		leave()
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -226,10 +318,11 @@ const inlineStateTimeout = 2 * time.Second
 // schedule stands instead of starting it again, so churn in the group cannot
 // make one failing bucket hold the offset for longer than cycle 1. Without
 // Redis each owner starts cycle 1 afresh (longer, never lossy).
-func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger) error {
+func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger, leave func()) error {
 	name := j.Target.Name
 	m := d.deps.Metrics
 	pk := d.deps.Parking
+	clock := leavingClock{Clock: pk.Clock, leave: leave}
 	id := name + "/" + j.Key
 	from := retry.First
 	var failedAt time.Time
@@ -242,7 +335,7 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 	cancel()
 	var stop error
 	keep := func(p retry.Position) bool { return stop == nil && retry.Inline(p) }
-	last, err := retry.Run(ctx, pk.Clock, from, keep, func(ctx context.Context, p retry.Position) error {
+	last, err := retry.Run(ctx, clock, from, keep, func(ctx context.Context, p retry.Position) error {
 		err := d.upload(ctx, j, obj, opts, log, p)
 		if se, ok := errors.AsType[*stopError](err); ok {
 			stop = se.err
@@ -291,7 +384,7 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 			return nil
 		}
 		log.Error("cannot park the object; it keeps holding the partition's offset", "retry_in", backoff, "err", perr)
-		if serr := pk.Clock.Sleep(ctx, backoff); serr != nil {
+		if serr := clock.Sleep(ctx, backoff); serr != nil {
 			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
 			return serr
 		}

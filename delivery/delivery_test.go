@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,6 +498,81 @@ func TestInlineBackoffFreesSlot(t *testing.T) {
 	}
 	if got := counter(w.m.ObjectsWritten, "good", metrics.ResultOK); got != 1 {
 		t.Errorf("good: objects ok = %v, want 1", got)
+	}
+	checkReleased(t, w.spool)
+}
+
+// TestInlineBoundedGoroutines: thousands of closed buffers handed over at once
+// (a window end with many tenants) wait in the queue, not in a goroutine each:
+// the delivery runs at most Concurrency goroutines, and every job is delivered.
+func TestInlineBoundedGoroutines(t *testing.T) {
+	const conc, jobs = 4, 2000
+	w := newWorld(t, delivery.Config{Concurrency: conc, UploadTimeout: 10 * time.Second})
+	store := newBlockingStore()
+	before := runtime.NumGoroutine()
+	results := make([]*result, jobs)
+	for i := range jobs {
+		j, _ := w.job(t, "acme", store, 1, false)
+		results[i] = newResult()
+		w.d.Deliver(context.Background(), j, results[i].done)
+	}
+	for range conc {
+		<-store.started
+	}
+	if extra := runtime.NumGoroutine() - before; extra > conc {
+		t.Fatalf("%d jobs queued: %d more goroutines, want at most %d", jobs, extra, conc)
+	}
+	go func() {
+		for range jobs {
+			store.release <- struct{}{}
+		}
+	}()
+	go func() {
+		for range jobs - conc {
+			<-store.started
+		}
+	}()
+	for i, r := range results {
+		if err := r.wait(t, 10*time.Second); err != nil {
+			t.Fatalf("job %d: done(%v)", i, err)
+		}
+	}
+	if _, peak := store.inFlight(); peak != conc {
+		t.Fatalf("peak in flight %d, want %d", peak, conc)
+	}
+	if got := counter(w.m.ObjectsWritten, "acme", metrics.ResultOK); got != jobs {
+		t.Fatalf("objects written ok = %v, want %d", got, jobs)
+	}
+	waitUntil(t, 5*time.Second, "the runners to stop", func() bool { return runtime.NumGoroutine() <= before })
+	checkReleased(t, w.spool)
+}
+
+// TestInlineQueuedJobCancelled: a job still queued when its generation ends is
+// not uploaded; its buffer is freed and done gets the context's error.
+func TestInlineQueuedJobCancelled(t *testing.T) {
+	w := newWorld(t, delivery.Config{Concurrency: 1, UploadTimeout: 10 * time.Second})
+	store := newBlockingStore()
+	j1, _ := w.job(t, "acme", store, 1, false)
+	r1 := newResult()
+	w.d.Deliver(context.Background(), j1, r1.done)
+	<-store.started // the only runner is busy
+	ctx, cancel := context.WithCancel(context.Background())
+	j2, _ := w.job(t, "acme", store, 3, false)
+	r2 := newResult()
+	w.d.Deliver(ctx, j2, r2.done)
+	cancel()
+	store.release <- struct{}{}
+	if err := r1.wait(t, 5*time.Second); err != nil {
+		t.Fatalf("first job: done(%v)", err)
+	}
+	if err := r2.wait(t, 5*time.Second); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled job: done(%v), want context.Canceled", err)
+	}
+	if _, peak := store.inFlight(); peak != 1 {
+		t.Fatalf("peak in flight %d: the cancelled job was uploaded", peak)
+	}
+	if got := counter(w.m.ObjectsWritten, "acme", metrics.ResultAborted); got != 1 {
+		t.Errorf("objects aborted = %v, want 1", got)
 	}
 	checkReleased(t, w.spool)
 }
