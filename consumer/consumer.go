@@ -355,37 +355,13 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	tickDone := make(chan struct{})
 	go func() { defer close(tickDone); w.runTicker(rctx) }()
 
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   w.c.cfg.Brokers,
-		Topic:     w.topic,
-		Partition: w.partition,
-		Dialer:    w.c.cfg.Dialer,
-		MinBytes:  1,
-		MaxBytes:  w.c.cfg.MaxFetchBytes,
-		// kafka-go sets the connection's read deadline to MaxWait and asks the
-		// broker to wait MaxWait minus an RTT allowance of 1 s (or a quarter of
-		// MaxWait below that). At 250 ms the allowance was 62 ms: a busy broker or
-		// a GC pause made idle fetches time out and reconnect. With 2 s the
-		// broker holds an idle fetch 1 s and the read has 1 s of slack; records
-		// still return at once (MinBytes 1), and closing a reader waits at most
-		// for that one idle fetch.
-		MaxWait: 2 * time.Second,
-		// A deeper queue between kafka-go's fetch goroutine and the worker: fewer
-		// hand-offs per record (measured by bench/e2e).
-		QueueCapacity: 1000,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			w.log.Warn(fmt.Sprintf(msg, args...), "source", "kafka-go")
-		}),
-	})
-	start := offset
-	if start < 0 {
-		start = kafka.FirstOffset
-	}
-	err = reader.SetOffset(start)
-	if err == nil {
-		err = w.fetchLoop(rctx, reader)
-	}
-	reader.Close()
+	// The broker holds an idle fetch for up to a second (records return at once:
+	// MinBytes 1); the read itself has batchTimeout of slack, so a busy broker
+	// or a GC pause does not make idle fetches time out and reconnect. A stop
+	// closes the connection at once.
+	f := newFetcher(w.c.cfg.Dialer, w.c.cfg.Brokers, w.topic, w.partition, offset, w.c.cfg.MaxFetchBytes, time.Second, w.log)
+	err = w.fetchLoop(rctx, f)
+	f.close()
 	<-tickDone
 
 	if err == nil && ctx.Err() != nil && wctx.Err() == nil {
@@ -394,7 +370,7 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	return err
 }
 
-func (w *worker) fetchLoop(ctx context.Context, r *kafka.Reader) error {
+func (w *worker) fetchLoop(ctx context.Context, f *fetcher) error {
 	paused := false
 	for {
 		for w.c.deps.Spool.Full() {
@@ -411,8 +387,9 @@ func (w *worker) fetchLoop(ctx context.Context, r *kafka.Reader) error {
 		if paused {
 			paused = false
 			w.c.deps.Metrics.PausedPartitions.Dec()
+			f.touch()
 		}
-		m, err := r.FetchMessage(ctx)
+		m, err := f.next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -425,13 +402,15 @@ func (w *worker) fetchLoop(ctx context.Context, r *kafka.Reader) error {
 		}
 		w.lag.observe(m.Offset, m.HighWaterMark, m.Time)
 		w.mu.Lock()
-		w.process(ctx, &m)
+		w.process(ctx, m)
 		fatal := w.fatal
 		w.mu.Unlock()
 		if fatal != nil {
 			return fatal
 		}
-		w.waitDeliveries(ctx)
+		if w.waitDeliveries(ctx) {
+			f.touch()
+		}
 	}
 }
 

@@ -67,8 +67,16 @@
 //   - Fencing checks before uploads treat a Redis error as "still ours" (a zombie's
 //     upload is deterministic and harmless).
 //
-// Memory per partition is bounded by the spool (package sink) and by kafka-go's
-// fetch (Config.MaxFetchBytes) and queue (1,000 messages) of the partition's reader.
+// Reading: each worker fetches its partition itself over a kafka-go Conn to the
+// leader (fetch.go), batch by batch, in its own goroutine; kafka.Reader's
+// goroutine and per-record channel hand-off cost more than the rest of the
+// pipeline's routing and windowing (bench/README.md). A lost connection or a
+// leader change reconnects and goes on at the offset after the last record
+// handed out; an offset whose records retention deleted moves up to the
+// partition's first offset with an error in the log.
+//
+// Memory per partition is bounded by the spool (package sink), one fetch
+// (Config.MaxFetchBytes) and the connection's 256 KiB read-ahead buffer.
 //
 // The idle clock: a partition counts as quiet once its worker's ticker (every
 // min(idle_timeout/4, 1 s)) sees no new record; an idle close happens idle_timeout

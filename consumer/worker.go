@@ -393,13 +393,17 @@ const maxUndelivered = 256
 
 // waitDeliveries blocks while more than maxUndelivered closed buffers of this
 // partition wait for the delivery, or until ctx ends: back-pressure on the fetch
-// loop. Call it without mu (deliveries finish without it).
-func (w *worker) waitDeliveries(ctx context.Context) {
+// loop. It reports whether it waited. Call it without mu (deliveries finish
+// without it).
+func (w *worker) waitDeliveries(ctx context.Context) bool {
+	waited := false
 	for w.undelivered.Load() > maxUndelivered {
+		waited = true
 		if !sleep(ctx, 5*time.Millisecond) {
-			return
+			break
 		}
 	}
+	return waited
 }
 
 // fence reports a lost claim. A Redis error does not fence: the write is

@@ -1,0 +1,255 @@
+package consumer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// fetcher reads one partition over a kafka-go Conn to its leader, in the
+// worker's goroutine: fetch a batch (up to maxBytes, the broker holding an idle
+// fetch up to maxWait), hand out its records one by one, fetch the next.
+//
+// Why not kafka.Reader: the Reader decodes in a goroutine of its own and passes
+// every record through a channel to FetchMessage. Per record that is a channel
+// send and receive, two time.Now, a deadline update and stats, and above all a
+// goroutine wake-up whenever the channel runs empty or full: a drain-only
+// Reader on the 2-core development machine read 0.49 M records/s, this loop 1.06 M
+// (bench/README.md). Records, offsets and errors are kafka-go's own (Batch);
+// what is left here is the Reader's recovery, done the same way: reconnect on
+// network errors and leader changes, retry broker time-outs at once, and on
+// OffsetOutOfRange move up to the first offset when the records asked for are
+// gone (retention), loudly, or wait when asking past the end.
+//
+// Not safe for concurrent use, except that ctx ending closes the connection from
+// another goroutine, which ends a blocked read.
+type fetcher struct {
+	dialer    *kafka.Dialer
+	brokers   []string
+	topic     string
+	partition int
+	maxBytes  int
+	maxWait   time.Duration
+	log       *slog.Logger
+
+	conn   *kafka.Conn
+	unhook func() bool // stops closing conn when ctx ends
+	batch  *kafka.Batch
+	offset int64 // next offset to read; < 0: the first offset of the partition
+	msg    kafka.Message
+	errs   int // consecutive failures, for the backoff
+	// checkRange: the broker said offset is out of range; the next connection
+	// reads the partition's first and last offsets before it fetches.
+	checkRange bool
+}
+
+// batchTimeout bounds the reading of one batch beyond maxWait. The worker may
+// pause between records (back-pressure, Redis); it calls touch after a wait.
+const batchTimeout = 30 * time.Second
+
+func newFetcher(dialer *kafka.Dialer, brokers []string, topic string, partition int, offset int64, maxBytes int, maxWait time.Duration, log *slog.Logger) *fetcher {
+	if dialer == nil {
+		dialer = kafka.DefaultDialer
+	}
+	return &fetcher{dialer: ReadAheadDialer(dialer), brokers: brokers, topic: topic, partition: partition,
+		offset: offset, maxBytes: maxBytes, maxWait: maxWait, log: log}
+}
+
+// next returns the next record; the message and its slices stay valid until
+// the following call (the slices are the caller's to keep). It blocks until a
+// record arrives or ctx ends (then it returns ctx.Err()). Other errors are
+// returned after the connection was dropped: calling next again reconnects
+// (after a backoff) and goes on at the offset after the last record returned.
+func (f *fetcher) next(ctx context.Context) (*kafka.Message, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if f.batch == nil {
+			if err := f.fetch(ctx); err != nil {
+				return nil, f.fail(ctx, err)
+			}
+		}
+		m, err := f.batch.ReadMessage()
+		if err == nil {
+			f.errs = 0
+			f.offset = m.Offset + 1
+			f.msg = m
+			return &f.msg, nil
+		}
+		if errors.Is(err, io.EOF) {
+			err = nil // the batch is done; Close says whether it ended well
+		}
+		if cerr := f.batch.Close(); err == nil {
+			err = cerr
+		}
+		f.batch = nil
+		if err == nil {
+			if off, _ := f.conn.Offset(); off > f.offset {
+				f.offset = off // past compacted records at a batch's end
+			}
+			continue
+		}
+		if err = f.recover(ctx, err); err != nil {
+			return nil, f.fail(ctx, err)
+		}
+	}
+}
+
+// fetch connects if needed and sends the next fetch request.
+func (f *fetcher) fetch(ctx context.Context) error {
+	if f.conn == nil {
+		if f.errs > 0 && !sleep(ctx, fetchBackoff(f.errs)) {
+			return ctx.Err()
+		}
+		if err := f.connect(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := f.conn.Seek(f.offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
+		return err
+	}
+	_ = f.conn.SetReadDeadline(time.Now().Add(f.maxWait + batchTimeout))
+	f.batch = f.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
+	return nil
+}
+
+// connect dials the partition's leader through the first broker that answers
+// and resolves a negative offset (nothing committed) to the first one.
+func (f *fetcher) connect(ctx context.Context) error {
+	var errs []error
+	for _, b := range f.brokers {
+		conn, err := f.dialer.DialLeader(ctx, "tcp", b, f.topic, f.partition)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if f.offset < 0 || f.checkRange {
+			if err := f.resolve(conn); err != nil {
+				conn.Close()
+				errs = append(errs, err)
+				continue
+			}
+		}
+		f.conn = conn
+		f.unhook = context.AfterFunc(ctx, func() { conn.Close() })
+		return nil
+	}
+	return fmt.Errorf("connect to the leader of partition %d: %w", f.partition, errors.Join(errs...))
+}
+
+// resolve reads the partition's first and last offsets on conn: a negative
+// offset (nothing committed) becomes the first; an offset whose records are
+// gone (retention) moves up to the first, loudly; one past the end is an error
+// until records reach it.
+func (f *fetcher) resolve(conn *kafka.Conn) error {
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	first, last, err := conn.ReadOffsets()
+	_ = conn.SetDeadline(time.Time{})
+	switch {
+	case err != nil:
+		return fmt.Errorf("read the offsets of partition %d: %w", f.partition, err)
+	case f.offset < 0:
+		f.offset = first
+	case f.offset < first:
+		f.log.Error("records deleted by the topic's retention before hitship read them: skipping to the first offset",
+			"from", f.offset, "to", first, "records", first-f.offset)
+		f.offset = first
+	case f.offset > last:
+		return fmt.Errorf("offset %d is past the end of partition %d (%d): %w", f.offset, f.partition, last, kafka.OffsetOutOfRange)
+	}
+	f.checkRange = false
+	return nil
+}
+
+// recover handles the error that ended a batch: nil when the next fetch may go
+// ahead at once. After an error answer a kafka-go Conn is not reliable (the
+// next request fails with io.ErrNoProgress), so every error reconnects.
+func (f *fetcher) recover(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, kafka.RequestTimedOut):
+		f.drop() // the broker's own time-out of an idle fetch: not a failure
+		return nil
+	case errors.Is(err, kafka.OffsetOutOfRange):
+		f.checkRange = true // the next connection checks the range first
+	}
+	return err
+}
+
+// fail drops the connection after an error; the next call reconnects.
+func (f *fetcher) fail(ctx context.Context, err error) error {
+	f.errs++
+	f.drop()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// touch extends the current batch's read deadline after the caller waited.
+func (f *fetcher) touch() {
+	if f.batch != nil && f.conn != nil {
+		_ = f.conn.SetReadDeadline(time.Now().Add(batchTimeout))
+	}
+}
+
+func (f *fetcher) drop() {
+	if f.batch != nil {
+		_ = f.batch.Close()
+		f.batch = nil
+	}
+	if f.conn != nil {
+		f.unhook()
+		_ = f.conn.Close()
+		f.conn = nil
+	}
+}
+
+// close releases the connection.
+func (f *fetcher) close() { f.drop() }
+
+// fetchBackoff is the wait before reconnecting after n consecutive failures:
+// 100 ms doubling to 5 s.
+func fetchBackoff(n int) time.Duration {
+	return min(100*time.Millisecond<<min(n-1, 6), 5*time.Second)
+}
+
+// readAhead is the read buffer in front of a fetch connection.
+const readAhead = 256 << 10
+
+// ReadAheadDialer returns a copy of d whose connections read through a
+// readAhead buffer (hitship's partition reads; bench/e2e's drain baseline). A kafka-go Conn reads through a 4 KiB bufio.Reader: one
+// system call per 4 KiB of records, ~9% of hitship's CPU at 600 MB/s
+// (bench/README.md). TLS and SASL still apply on top (DialFunc only opens the
+// TCP connection); the fields DialFunc makes kafka-go ignore are passed on.
+func ReadAheadDialer(d *kafka.Dialer) *kafka.Dialer {
+	rd := *d
+	dial := d.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{LocalAddr: d.LocalAddr, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}).DialContext
+	}
+	rd.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &readAheadConn{Conn: c, r: bufio.NewReaderSize(c, readAhead)}, nil
+	}
+	return &rd
+}
+
+type readAheadConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *readAheadConn) Read(p []byte) (int, error) { return c.r.Read(p) }
