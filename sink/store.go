@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -44,7 +43,9 @@ var (
 type BytesBody []byte
 
 // Open returns a reader of the bytes.
-func (b BytesBody) Open() (io.ReadSeekCloser, error) { return nopCloser{bytes.NewReader(b)}, nil }
+func (b BytesBody) Open() (io.ReadSeekCloser, error) {
+	return newChunkReader([][]byte{b}, int64(len(b))), nil
+}
 
 // Size returns len(b).
 func (b BytesBody) Size() int64 { return int64(len(b)) }
