@@ -6,7 +6,8 @@
 // Modes (see bench/README.md):
 //
 //   - default, throughput: pre-fill -records seed-shaped hits, then measure the
-//     drain-only rate of 6 kafka-go readers (the Kafka read limit) and hitship's
+//     drain-only rates of kafka-go on 6 partitions, each in a child process
+//     (drain.go: kafka.Reader, and Conn batches; the Kafka read limit) and hitship's
 //     rate to committed offsets at the end of every partition, against a minimal
 //     S3 endpoint that reads and discards bodies — over HTTPS (the production
 //     path: unsigned payload + CRC32) and over plain HTTP (SHA-256 signed
@@ -30,7 +31,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -70,7 +70,17 @@ func main() {
 	flag.BoolVar(&o.catchup, "catchup", false, "replay a backlog of -records hits spread over the last -backlog")
 	flag.DurationVar(&o.backlog, "backlog", 10*time.Minute, "catch-up: the backlog's event-time span")
 	flag.StringVar(&o.bin, "bin", "", "run this hitship binary instead of building ./cmd/hitship (to compare builds)")
+	drainMode := flag.String("drain-child", "", "internal: run as a drain-only child (reader or batch)")
+	drainBrokers := flag.String("drain-brokers", "", "internal: the drain child's brokers")
+	drainHW := flag.String("drain-hw", "", "internal: the drain child's high-water marks")
 	flag.Parse()
+	if *drainMode != "" {
+		if err := drainChild(*drainMode, *drainBrokers, *drainHW); err != nil {
+			fmt.Fprintln(os.Stderr, "bench drain:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -177,46 +187,6 @@ func (b *bench) prefill(ctx context.Context, n int, first, last time.Time, windo
 	return i, total, exp, nil
 }
 
-// drain reads every partition to its high-water mark with kafka-go readers.
-func (b *bench) drain(ctx context.Context) (time.Duration, error) {
-	hw, err := b.k.HighWater(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, parts)
-	for p := 0; p < parts; p++ {
-		if hw[p] == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// The reader settings of hitship's workers (consumer.worker.run).
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: b.k.Addrs(), Topic: topic, Partition: p,
-				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 2 * time.Second, QueueCapacity: 1000})
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if m.Offset+1 >= hw[p] {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
-}
-
 func (b *bench) throughput(ctx context.Context) error {
 	base := time.Now().Truncate(10 * time.Minute).Add(-30 * time.Minute) // windows that have ended
 	t0 := time.Now()
@@ -225,12 +195,10 @@ func (b *bench) throughput(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("pre-filled %d hits (%.0f MB, %d tenants, %s) into %d partitions in %s\n", n, float64(bytes)/1e6, b.o.tenants, partitioning(b.o.keyed), parts, time.Since(t0).Round(time.Millisecond))
-	d, err := b.drain(ctx)
+	drains, err := b.drains(ctx)
 	if err != nil {
 		return err
 	}
-	drainRate := float64(n) / d.Seconds()
-	fmt.Printf("drain-only (kafka-go readers, %d partitions): %s = %.0f records/s\n", parts, d.Round(time.Millisecond), drainRate)
 	for i, side := range strings.Split(b.o.s3, ",") {
 		// The idle timeout is the default: a short one splits windows (a late
 		// object) whenever a loaded machine stalls a partition for longer.
@@ -272,7 +240,7 @@ func (b *bench) throughput(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			b.report(what, n, drainRate, d, res)
+			b.report(what, n, drains, res)
 			continue
 		default:
 			return fmt.Errorf("unknown -s3 side %q", side)
@@ -287,7 +255,7 @@ func (b *bench) throughput(ctx context.Context) error {
 			return fmt.Errorf("%s: the S3 endpoint received %d records, want %d (+ up to %d sentinels)", side, got, n, parts)
 		}
 		res.objects = s3.puts.Load()
-		b.report(what, n, drainRate, d, res)
+		b.report(what, n, drains, res)
 		if err := smallFiles(s3.arrivals(), exp); err != nil {
 			return err
 		}
@@ -302,10 +270,14 @@ func partitioning(keyed bool) string {
 	return "round-robin"
 }
 
-func (b *bench) report(what string, n int, drainRate float64, d time.Duration, r result) {
+func (b *bench) report(what string, n int, drains []drainResult, r result) {
 	fmt.Printf("hitship -> %s:\n", what)
-	fmt.Printf("  steady %.0f records/s (5%%->100%% committed), ratio to drain-only %.2f; whole run %s from process start, ratio %.2f\n",
-		r.steadyRate, r.steadyRate/drainRate, r.total.Round(time.Millisecond), d.Seconds()/r.total.Seconds())
+	whole := float64(n) / r.total.Seconds()
+	fmt.Printf("  steady %.0f records/s (5%%->100%% committed); whole run %s from process start (%.0f records/s)\n",
+		r.steadyRate, r.total.Round(time.Millisecond), whole)
+	for _, d := range drains {
+		fmt.Printf("  ratio to drain-only %s: steady %.2f, whole run %.2f\n", modeName(d.mode), r.steadyRate/d.rate, whole/d.rate)
+	}
 	objects := strconv.FormatInt(r.objects, 10)
 	if r.objects == 0 {
 		objects = "(not counted)"
@@ -389,12 +361,10 @@ func (b *bench) catchupRun(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("backlog: %d hits (%.0f MB, %d tenants) with event times over the last %s, in %s\n", n, float64(bytes)/1e6, b.o.tenants, b.o.backlog, time.Since(t0).Round(time.Millisecond))
-	d, err := b.drain(ctx)
+	drains, err := b.drains(ctx)
 	if err != nil {
 		return err
 	}
-	drainRate := float64(n) / d.Seconds()
-	fmt.Printf("drain-only (kafka-go readers, %d partitions): %s = %.0f records/s\n", parts, d.Round(time.Millisecond), drainRate)
 	s3 := &discardS3{}
 	cert := filepath.Join(b.dir, "cert.pem")
 	url, stop, err := serveDiscard(s3, cert)
@@ -408,8 +378,11 @@ func (b *bench) catchupRun(ctx context.Context) error {
 	}
 	r.objects = s3.puts.Load()
 	fmt.Printf("hitship replaying the backlog (windows 10s, grace 1s, discarding S3 over HTTPS):\n")
-	fmt.Printf("  replay %.0f records/s (5%%->100%% committed), ratio to drain-only %.2f; all committed %s after process start; %d objects, peak RSS %d MB\n",
-		r.steadyRate, r.steadyRate/drainRate, r.total.Round(time.Millisecond), r.objects, r.rss>>20)
+	fmt.Printf("  replay %.0f records/s (5%%->100%% committed); all committed %s after process start; %d objects, peak RSS %d MB\n",
+		r.steadyRate, r.total.Round(time.Millisecond), r.objects, r.rss>>20)
+	for _, d := range drains {
+		fmt.Printf("  replay ratio to drain-only %s: %.2f\n", modeName(d.mode), r.steadyRate/d.rate)
+	}
 	return nil
 }
 
