@@ -43,6 +43,7 @@ bench:
 	$(GO) run ./bench/e2e -tenants 1000 -keyed -s3 https
 	$(GO) run ./bench/e2e -catchup
 	$(GO) run ./bench/e2e -live 2m
+	$(GO) run ./bench/e2e -live 2m -tenants 1000
 	$(GO) run ./bench/e2e -big
 
 bench-soak:
