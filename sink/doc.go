@@ -45,4 +45,10 @@
 // as delivered. Stores never retry; errors are classified by IsRetryable,
 // IsAccessDenied, IsBadCredentials, IsNoSuchBucket, IsWrongRegion and
 // IsAlreadyExists.
+//
+// A single PutObject is one SigV4-signed PUT made by the store itself on the
+// SDK's endpoint resolution, signer, credentials and error types (s3put.go),
+// without the SDK's per-call middleware stack, which was most of the cost of an
+// object of a few KiB; multipart uploads go through the SDK. TestPutterMatchesSDK
+// checks both paths send the same request and report the same errors.
 package sink

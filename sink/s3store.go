@@ -73,7 +73,8 @@ type S3Config struct {
 type S3Store struct {
 	cfg      S3Config
 	client   *s3.Client
-	unsigned bool // UNSIGNED-PAYLOAD plus CRC32 (HTTPS)
+	putter   *putter // single PutObjects (s3put.go); nil: the SDK
+	unsigned bool    // UNSIGNED-PAYLOAD plus CRC32 (HTTPS)
 }
 
 // NewS3Store builds the S3 client. It makes no request.
@@ -117,7 +118,11 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 	if cfg.HTTPClient != nil {
 		opts.HTTPClient = cfg.HTTPClient
 	}
-	return &S3Store{cfg: cfg, client: s3.New(opts), unsigned: isHTTPS(cfg.Endpoint)}, nil
+	p, err := newPutter(cfg, creds)
+	if err != nil {
+		return nil, err
+	}
+	return &S3Store{cfg: cfg, client: s3.New(opts), putter: p, unsigned: isHTTPS(cfg.Endpoint)}, nil
 }
 
 // isHTTPS reports whether requests to endpoint go over TLS ("" is AWS).
@@ -167,6 +172,12 @@ func (s *S3Store) Put(ctx context.Context, key string, obj Body, opts PutOptions
 	ifNoneMatch := s.cfg.IfNoneMatch || opts.IfNoneMatch
 	if size > s.cfg.MultipartThreshold {
 		return s.putMultipart(ctx, key, r, size, opts, ifNoneMatch)
+	}
+	if s.putter != nil {
+		if err := s.putter.put(ctx, key, r, size, opts, ifNoneMatch, s.unsigned); err != nil {
+			return newStoreError("PutObject", s.cfg.Bucket, key, err)
+		}
+		return nil
 	}
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
