@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -95,7 +96,7 @@ func StartS3(opts S3Options) (*S3, error) {
 		served:  make(chan struct{}),
 		faults:  make(map[string]int),
 	}
-	s.srv = &http.Server{Handler: s.faultHandler(faker.Server()), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.faultHandler(wholeBody(faker.Server())), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.served)
 		_ = s.srv.Serve(l) // returns http.ErrServerClosed on Close
@@ -105,6 +106,30 @@ func StartS3(opts S3Options) (*S3, error) {
 	s.httpc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 5 * time.Second}}
 	s.client = s3.New(s.ClientOptions())
 	return s, nil
+}
+
+// wholeBody reads a request's body completely before gofakes3 sees it, and
+// answers 400 IncompleteBody (storing nothing) when the client sent less than
+// its Content-Length, as S3 does. gofakes3's file backend truncates an
+// object's file and then copies the body in: an upload cut off mid-body (a
+// replica killed or timing out while overwriting an object) left a partial
+// object where a complete one had been, which S3 never does.
+func wholeBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		data, err := io.ReadAll(r.Body)
+		if err != nil || r.ContentLength > 0 && int64(len(data)) != r.ContentLength {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>IncompleteBody</Code><Message>You did not provide the number of bytes specified by the Content-Length HTTP header.</Message></Error>`)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(data))
+		next.ServeHTTP(w, r)
+	})
 }
 
 // URL returns the endpoint, e.g. http://127.0.0.1:41234.

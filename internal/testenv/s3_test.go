@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -104,6 +107,39 @@ func TestS3DirSurvivesRestart(t *testing.T) {
 	}
 	if string(objs["a/b"]) != "x" || len(objs) != 1 {
 		t.Fatalf("after restart Objects = %q, want {a/b: x}", objs)
+	}
+}
+
+// TestS3CutUploadKeepsObject: an overwrite whose body stops short of its
+// Content-Length (the client died mid-upload) stores nothing, as S3 does; the
+// object written before stays whole (gofakes3's file backend alone truncated it).
+func TestS3CutUploadKeepsObject(t *testing.T) {
+	ctx := context.Background()
+	for _, dir := range []bool{false, true} {
+		opts := S3Options{Buckets: []string{"bkt"}}
+		if dir {
+			opts.Dir = t.TempDir()
+		}
+		s := MustS3(t, opts)
+		whole := bytes.Repeat([]byte("w"), 100)
+		if _, err := s.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("k"), Body: bytes.NewReader(whole)}); err != nil {
+			t.Fatalf("PutObject: %v", err)
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PUT /bkt/k HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n%s", strings.TrimPrefix(s.URL(), "http://"), bytes.Repeat([]byte("p"), 40))
+		time.Sleep(100 * time.Millisecond) // the server is reading the body
+		_ = conn.Close()
+		time.Sleep(200 * time.Millisecond) // and sees it end
+		objs, err := s.Objects(ctx, "bkt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(objs["k"], whole) {
+			t.Fatalf("dir=%v: after a cut upload the object is %q, want the whole one", dir, objs["k"])
+		}
 	}
 }
 
