@@ -45,6 +45,7 @@ type Kafka struct {
 	cluster *kfake.Cluster
 	port    int
 	closed  bool
+	expiry  *memberExpiry
 }
 
 // StartKafka starts the broker. The caller must Close it.
@@ -53,9 +54,11 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 		opts.Partitions = 1
 	}
 	k := &Kafka{opts: opts, gate: newGate(), port: opts.Port}
+	k.expiry = newMemberExpiry(k)
 	if err := k.start(); err != nil {
 		return nil, err
 	}
+	go k.expiry.run()
 	return k, nil
 }
 
@@ -90,6 +93,7 @@ func (k *Kafka) start() error {
 	}
 	k.port, _ = strconv.Atoi(portStr)
 	k.cluster = c
+	k.expiry.watch(c)
 	return nil
 }
 
@@ -148,6 +152,9 @@ func (k *Kafka) Close() {
 		return
 	}
 	k.closed = true
+	k.mu.Unlock()
+	k.expiry.close() // it takes k.mu (Cluster)
+	k.mu.Lock()
 	k.cluster.Close()
 	k.gate.closeConns()
 }
