@@ -214,11 +214,13 @@ func (w *world) verify(ctx context.Context, ex *expected) (*report, error) {
 			return nil, err
 		}
 		seen := make(map[reqID]int32)
+		firstKey := make(map[reqID]string) // where each hit was first found
+		dupKeys := make(map[reqID]string)  // for the examples: the objects of a duplicate
 		for key, data := range objs {
 			r.objects++
 			recs, err := splitRecords(key, in.format, data)
 			if err != nil {
-				return nil, fmt.Errorf("%s/%s: %w", in.bucket, key, err)
+				return nil, fmt.Errorf("%s/%s (%d bytes, %q ... %q): %w", in.bucket, key, len(data), head(data), tail(data), err)
 			}
 			for _, rec := range recs {
 				id, ok := requestID(rec)
@@ -229,6 +231,11 @@ func (w *world) verify(ctx context.Context, ex *expected) (*report, error) {
 					continue
 				}
 				seen[id]++
+				if k, ok := firstKey[id]; !ok {
+					firstKey[id] = key
+				} else if _, ok := dupKeys[id]; !ok && len(dupKeys) < 10 {
+					dupKeys[id] = k + " and " + key
+				}
 			}
 		}
 		for _, id := range ex.byClient[in.client] {
@@ -241,7 +248,7 @@ func (w *world) verify(ctx context.Context, ex *expected) (*report, error) {
 				r.example("%s: hit %x missing (%d of %d)", in.name, id, got, want)
 			case got > want:
 				r.duplicates += int64(got - want)
-				r.example("%s: hit %x written %d times, want %d", in.name, id, got, want)
+				r.example("%s: hit %x written %d times, want %d (in %s)", in.name, id, got, want, dupKeys[id])
 			}
 		}
 	}
@@ -283,6 +290,10 @@ func (w *world) verify(ctx context.Context, ex *expected) (*report, error) {
 	}
 	return r, nil
 }
+
+// head and tail are the ends of an object, for an error message.
+func head(b []byte) []byte { return b[:min(len(b), 120)] }
+func tail(b []byte) []byte { return b[max(0, len(b)-120):] }
 
 // splitRecords splits an object into records by its format.
 func splitRecords(key, format string, data []byte) ([][]byte, error) {
