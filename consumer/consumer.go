@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ type Consumer struct {
 	// the series is looked up once.
 	skipped  prometheus.Counter
 	disabled prometheus.Counter // (record, integration) pairs skipped because it is disabled
+	pending  pendingSnapshots   // window snapshots Redis has not taken yet
 }
 
 // Joined reports whether this member is in a live generation (it may have no
@@ -96,6 +96,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer group: %w", err)
 	}
 	defer group.Close()
+	wbDone := make(chan struct{})
+	go func() { defer close(wbDone); c.writeBackLoop(ctx) }()
+	defer func() { <-wbDone }()
 	for {
 		gen, err := group.Next(ctx)
 		if ctx.Err() != nil {
@@ -187,6 +190,13 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 			if gctx.Err() == nil && context.Cause(wctx) == nil {
 				c.commit(gctx, gen, workers, log) // the clean stop's final commit
 			}
+			if c.hasPending() {
+				// Before rejoining: the next generation, and so the next owner's
+				// start, waits for this member's JoinGroup.
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
+				c.writeBackAll(fctx)
+				cancel()
+			}
 			log.Info("generation ended")
 			c.deps.Metrics.AssignedParts.Set(0)
 			for _, w := range workers {
@@ -214,9 +224,8 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 	offsets := map[int]int64{}
 	// After one failed Redis call the tick stops asking: with several partitions an
 	// outage would otherwise cost each of them a timeout at every tick.
-	redisOK := true
+	redisOK := c.writeBackAll(gctx) // this partition's and those of ended generations
 	for _, w := range workers {
-		redisOK = redisOK && w.writeBack(gctx)
 		off, snap, ok := w.prepareCommit()
 		if !ok {
 			continue
@@ -267,59 +276,15 @@ func reportLag(workers []*worker, now time.Time) {
 // errRedisDown stands for a failed Redis call earlier in the same tick.
 var errRedisDown = errors.New("redis failed earlier in this commit tick")
 
-// maxPendingSnapshots is how many snapshots a partition keeps in memory during a
-// Redis outage: the latest matters (it is the committed offset); a few older ones
-// cover commits that Kafka refused after the snapshot was taken.
-const maxPendingSnapshots = 4
-
-type pendingSnapshot struct {
-	offset int64
-	data   []byte
-}
-
-// keepSnapshot holds the snapshot of offset in memory until Redis answers.
-// Committer only.
+// keepSnapshot holds the snapshot of offset in memory until Redis answers (see
+// pendingSnapshots). Committer only.
 func (w *worker) keepSnapshot(offset int64, data []byte, err error) {
-	if len(w.pending) == 0 {
-		w.log.Warn("Redis did not take the window snapshot: committing without it and keeping it in memory until Redis answers; a crash before then replays this offset without its snapshot (possible duplicates, never loss)",
-			"offset", offset, "err", err)
-	}
-	if n := len(w.pending); n > 0 && w.pending[n-1].offset == offset {
-		w.pending[n-1].data = data
-		return
-	}
-	w.pending = append(w.pending, pendingSnapshot{offset: offset, data: data})
-	w.c.deps.Metrics.PendingSnapshots.Inc()
-	if len(w.pending) > maxPendingSnapshots {
-		w.pending = slices.Delete(w.pending, 0, 1)
-		w.c.deps.Metrics.PendingSnapshots.Dec()
-	}
+	w.c.keepSnapshot(w.partition, offset, data, err)
 }
 
-// writeBack writes the snapshots kept in memory to Redis, oldest first, then
-// prunes below the committed offset (never before: pruning must not run ahead of
-// the snapshot of the committed offset). It reports whether Redis took all of
-// them. Committer only.
-func (w *worker) writeBack(ctx context.Context) bool {
-	if len(w.pending) == 0 {
-		return true
-	}
-	for len(w.pending) > 0 {
-		p := w.pending[0]
-		sctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		err := w.c.deps.State.SaveSnapshot(sctx, w.topic, w.partition, p.offset, p.data)
-		cancel()
-		if err != nil {
-			w.log.Debug("Redis still does not take the pending window snapshots", "pending", len(w.pending), "err", err)
-			return false
-		}
-		w.pending = slices.Delete(w.pending, 0, 1)
-		w.c.deps.Metrics.PendingSnapshots.Dec()
-		w.log.Info("window snapshot written back to Redis", "offset", p.offset)
-	}
-	w.prune(ctx, w.committed)
-	return true
-}
+// writeBack writes this partition's held snapshots back to Redis and reports
+// whether Redis took all of them. Committer only.
+func (w *worker) writeBack(ctx context.Context) bool { return w.c.writeBack(ctx, w.partition) }
 
 // run is the worker's life: start, fetch and process until wctx ends (drop) or ctx
 // ends (drain), and return an error only for what should end the generation.
@@ -472,7 +437,7 @@ func (w *worker) committedAt(ctx context.Context, offset int64) {
 	w.part.Forget(offset)
 	w.mu.Unlock()
 	w.c.deps.Metrics.CommittedOffset.WithLabelValues(w.partLabel).Set(float64(offset))
-	if len(w.pending) == 0 { // else writeBack prunes once the snapshots are in Redis
+	if !w.c.noteCommitted(w.partition, offset) { // else the write-back prunes once the snapshots are in Redis
 		w.prune(ctx, offset)
 	}
 }

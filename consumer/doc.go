@@ -42,19 +42,25 @@
 // Deliveries and commits go on while Redis is unreachable; what needs Redis waits:
 //
 //   - Snapshots: a snapshot Redis does not take is kept in memory (per partition,
-//     the latest 4) and the commit proceeds without it. At every later commit tick
-//     the kept snapshots are written back, oldest first, and only then is the replay
-//     state below the committed offset pruned (pruning never runs ahead of the
-//     snapshot of the committed offset). After the first failed Redis call of a
-//     tick, the tick does not ask Redis again for other partitions.
-//   - The consequence: if the member dies, stops or loses the partition before
-//     Redis took the snapshot, the next owner finds none at the committed offset C
-//     and starts from an empty window state. Records at offsets >= C of windows
-//     that were open at C (their earlier records, at offsets < C, went out in an
-//     object already) are then written again in a new object under a new key (its
-//     first offset is >= C): possible duplicates of the windows open at C, never
-//     loss. Windows that opened after C are replayed exactly. The exposure lasts
-//     from the commit to the next tick after Redis answers.
+//     the latest 4) and the commit proceeds without it. The consumer holds them,
+//     not the generation's worker, so a rebalance during the outage does not drop
+//     them (pending.go). They are written back, oldest first, at every commit
+//     tick, every 250 ms while any are held, and before the member rejoins after
+//     its generation ended (the group's next generation waits for that rejoin,
+//     so the next owner starts after it); only then is the replay state below the
+//     committed offset pruned (pruning never runs ahead of the snapshot of the
+//     committed offset). A worker that starts at a committed offset without a
+//     snapshot in Redis asks again for up to 3 s before it starts empty: the
+//     previous owner, in another process, may be writing it back.
+//   - The consequence: if the member dies before Redis took the snapshot (a crash
+//     during the outage, or right after it), the next owner finds none at the
+//     committed offset C and starts from an empty window state. Records at
+//     offsets >= C of windows that were open at C (their earlier records, at
+//     offsets < C, went out in an object already) are then written again in a new
+//     object under a new key (its first offset is >= C): possible duplicates of
+//     the windows open at C, never loss. Windows that opened after C are replayed
+//     exactly. The exposure lasts from the commit to the write-back after Redis
+//     answers, and needs the member to die in it.
 //   - Idle closes need the fenced idle-close log in Redis before they happen (a
 //     replay must close at the same place). While Redis is down none is taken: open
 //     windows wait for records (record-driven closes go on) or for Redis. After a

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -141,7 +142,9 @@ func TestPendingSnapshots(t *testing.T) {
 			for _, off := range tt.kept {
 				w.keepSnapshot(off, []byte(`{}`), errDown)
 			}
-			w.committed = tt.committed
+			if tt.committed >= 0 {
+				w.c.noteCommitted(w.partition, tt.committed)
+			}
 			if got, want := testutil.ToFloat64(m.PendingSnapshots), float64(min(len(slices.Compact(slices.Clone(tt.kept))), maxPendingSnapshots)); got != want {
 				t.Fatalf("pending gauge = %v, want %v", got, want)
 			}
@@ -158,8 +161,8 @@ func TestPendingSnapshots(t *testing.T) {
 			if !slices.Equal(st.saved, tt.wantSaved) || !slices.Equal(st.pruned, tt.wantPruned) {
 				t.Fatalf("saved %v pruned %v, want %v and %v", st.saved, st.pruned, tt.wantSaved, tt.wantPruned)
 			}
-			if len(w.pending) != 0 || testutil.ToFloat64(m.PendingSnapshots) != 0 {
-				t.Fatalf("still pending: %d (gauge %v)", len(w.pending), testutil.ToFloat64(m.PendingSnapshots))
+			if got := pendingOffsets(w.c, w.partition); len(got) != 0 || testutil.ToFloat64(m.PendingSnapshots) != 0 {
+				t.Fatalf("still pending: %v (gauge %v)", got, testutil.ToFloat64(m.PendingSnapshots))
 			}
 		})
 	}
@@ -170,18 +173,74 @@ func TestPendingSnapshots(t *testing.T) {
 func TestWriteBackStopsAtFirstFailure(t *testing.T) {
 	st := &flakyState{fakeState: fakeState{}, failAfter: 1}
 	w, _ := testWorker(st)
-	w.committed = 30
 	for _, off := range []int64{10, 20, 30} {
 		w.keepSnapshot(off, []byte(`{}`), errDown)
 	}
+	w.c.noteCommitted(w.partition, 30)
 	if w.writeBack(context.Background()) {
 		t.Fatal("writeBack reported success after a failure")
 	}
 	if !slices.Equal(st.saved, []int64{10}) || len(st.pruned) != 0 {
 		t.Fatalf("saved %v pruned %v, want [10] and nothing", st.saved, st.pruned)
 	}
-	if len(w.pending) != 2 || w.pending[0].offset != 20 || w.pending[1].offset != 30 {
-		t.Fatalf("pending %+v, want offsets 20 and 30", w.pending)
+	if got := pendingOffsets(w.c, w.partition); !slices.Equal(got, []int64{20, 30}) {
+		t.Fatalf("pending %v, want offsets 20 and 30", got)
+	}
+}
+
+// pendingOffsets returns the offsets of partition's held snapshots.
+func pendingOffsets(c *Consumer, partition int) []int64 {
+	c.pending.mu.Lock()
+	defer c.pending.mu.Unlock()
+	var offs []int64
+	if p := c.pending.parts[partition]; p != nil {
+		for _, s := range p.snaps {
+			offs = append(offs, s.offset)
+		}
+	}
+	return offs
+}
+
+// TestPendingOutlivesGeneration: snapshots held for a partition whose worker is
+// gone (its generation ended during the outage) are written back by the
+// consumer when Redis answers, oldest first, then pruned below the last
+// offset committed through this process; those of other partitions too.
+func TestPendingOutlivesGeneration(t *testing.T) {
+	st := &fakeState{down: true}
+	w, m := testWorker(st)
+	c := w.c
+	for _, off := range []int64{10, 20} {
+		w.keepSnapshot(off, []byte(`{}`), errDown)
+	}
+	c.noteCommitted(w.partition, 20)
+	c.keepSnapshot(5, 7, []byte(`{}`), errDown) // another partition, never committed here
+	// The generation ends: from here on only the consumer has the snapshots.
+	if c.writeBackAll(context.Background()) {
+		t.Fatal("write-back reported success while Redis is down")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.writeBackLoop(ctx) }()
+	st.mu.Lock()
+	st.down = false
+	st.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.hasPending() {
+		if time.Now().After(deadline) {
+			t.Fatal("the held snapshots were not written back after Redis came back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Partition 3's two, then partition 5's; only partition 3 had a commit.
+	if !slices.Equal(st.saved, []int64{10, 20, 7}) || !slices.Equal(st.pruned, []int64{20}) {
+		t.Fatalf("saved %v pruned %v, want [10 20 7] and [20]", st.saved, st.pruned)
+	}
+	if got := testutil.ToFloat64(m.PendingSnapshots); got != 0 {
+		t.Fatalf("pending gauge %v, want 0", got)
 	}
 }
 
@@ -211,7 +270,7 @@ func TestCommittedAtDefersPrune(t *testing.T) {
 	if len(st.pruned) != 0 {
 		t.Fatalf("pruned %v with the snapshot still pending", st.pruned)
 	}
-	w.pending = nil
+	w.c.pending.parts = nil
 	w.committedAt(context.Background(), 9)
 	if !slices.Equal(st.pruned, []int64{9}) {
 		t.Fatalf("pruned %v, want [9]", st.pruned)
@@ -264,6 +323,68 @@ func TestStartWaitsForRedis(t *testing.T) {
 					t.Fatalf("next %d committed %d, want 100", w.next, w.committed)
 				}
 			})
+		})
+	}
+}
+
+// lateSnapshotState has no snapshot until `after` LoadSnapshot calls, then the
+// one of a window state with a ghost buffer.
+type lateSnapshotState struct {
+	fakeState
+	after, loads int
+	data         []byte
+}
+
+func (s *lateSnapshotState) LoadSnapshot(context.Context, string, int, int64) ([]byte, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loads++
+	return s.data, s.loads > s.after, nil
+}
+
+// TestStartAwaitsSnapshot: a worker starting at a committed offset whose
+// snapshot is not in Redis yet (the previous owner writing it back after an
+// outage) waits for it and restores it, and without one starts empty after
+// snapshotWait.
+func TestStartAwaitsSnapshot(t *testing.T) {
+	p, err := window.NewPartition(window.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Advance(0, 1687241470000)
+	p.Assign(0, 1687241470000, "acme")
+	snap, ok := p.Snapshot(1)
+	if !ok {
+		t.Fatal("no snapshot at offset 1")
+	}
+	data, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		after    int
+		restored bool
+	}{
+		{"arrives after a few tries", 3, true},
+		{"never arrives", 1 << 30, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &lateSnapshotState{after: tc.after, data: data}
+			w, _ := testWorker(st)
+			start := time.Now()
+			if err := w.start(context.Background(), 1); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			got, _ := w.part.Snapshot(1)
+			restored := len(got.Ghosts) > 0
+			if restored != tc.restored {
+				t.Fatalf("restored %v (snapshot %+v), want %v", restored, got, tc.restored)
+			}
+			if !tc.restored && took < snapshotWait {
+				t.Fatalf("gave up after %s, want %s", took, snapshotWait)
+			}
 		})
 	}
 }

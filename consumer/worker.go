@@ -73,9 +73,6 @@ type worker struct {
 	inflight  sync.WaitGroup
 	dlq       chan deadLetter
 
-	// pending are the snapshots of committed offsets Redis has not taken yet
-	// (oldest first); only the committer touches them.
-	pending []pendingSnapshot
 	// idleRetryAt: after Redis failed to record an idle close, the ticker does not
 	// ask again before this time (the fetch loop waits for mu meanwhile).
 	idleRetryAt time.Time
@@ -122,6 +119,9 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	if err != nil {
 		return err
 	}
+	if offset >= 0 && !ok {
+		data, ok = w.awaitSnapshot(ctx, offset)
+	}
 
 	// The committer reads this state (prepareCommit) from its first tick on.
 	w.mu.Lock()
@@ -162,6 +162,32 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	}
 	w.applyRecordedIdle(offset)
 	return nil
+}
+
+// snapshotWait is how long a starting worker waits for the snapshot of its
+// committed offset when Redis has none: the previous owner may hold it in
+// memory after a Redis outage and be writing it back (pendingSnapshots).
+const snapshotWait = 3 * time.Second
+
+// awaitSnapshot asks Redis for the snapshot of offset every writeBackEvery for
+// up to snapshotWait; ok is false when it never came (a first start on a group
+// with offsets but no replay state, Redis flushed, or the previous owner died
+// holding it).
+func (w *worker) awaitSnapshot(ctx context.Context, offset int64) (data []byte, ok bool) {
+	w.log.Info("no window snapshot for the committed offset yet: waiting in case the previous owner is writing it back after a Redis outage", "offset", offset, "wait", snapshotWait)
+	for deadline := time.Now().Add(snapshotWait); time.Now().Before(deadline); {
+		if !sleep(ctx, writeBackEvery) {
+			return nil, false
+		}
+		lctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		data, ok, err := w.c.deps.State.LoadSnapshot(lctx, w.topic, w.partition, offset)
+		cancel()
+		if err == nil && ok {
+			w.log.Info("window snapshot of the committed offset arrived", "offset", offset)
+			return data, true
+		}
+	}
+	return nil, false
 }
 
 // waitRedis runs fn until it succeeds, fails with a fenced error, or ctx ends;
