@@ -15,6 +15,16 @@
 // once, every malformed record is in the dead-letter topic, the offsets are
 // committed to the end and nothing is left parked.
 //
+// One window is left out of the kills: from the Redis stop until 3 s after it
+// started again. A replica that commits while Redis is down holds the window
+// snapshots of those offsets in memory until Redis takes them; killed before
+// that, its partitions replay without them, and records of windows open at the
+// committed offset may be written again (README "Redis outage": possible
+// duplicates, never loss). That is the product's documented outcome, not a
+// failure this test should find at random; rebalances, broker cuts and
+// deliveries go on through the outage as usual, and a kill lands just before
+// it or right after the write-back.
+//
 // Guarantees of the package's non-test code: an Injector is safe for
 // concurrent use, its faults are drawn from a seeded source (the share of
 // each fault is what its config says, over many requests) and it never
