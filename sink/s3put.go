@@ -220,16 +220,9 @@ func responseError(resp *http.Response) error {
 // sha256Of returns the hex SHA-256 of r's bytes from its current position on,
 // and seeks back there.
 func sha256Of(r io.ReadSeeker) (string, error) {
-	pos, err := r.Seek(0, io.SeekCurrent)
+	sum, err := hashFrom(r, sha256.New())
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	if _, err := r.Seek(pos, io.SeekStart); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(sum), nil
 }

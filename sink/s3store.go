@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -137,20 +137,27 @@ var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPa
 // crc32Of returns the base64 CRC32 (IEEE) of r's bytes from its current
 // position on, and seeks back there.
 func crc32Of(r io.ReadSeeker) (string, error) {
-	pos, err := r.Seek(0, io.SeekCurrent)
+	sum, err := hashFrom(r, crc32.NewIEEE())
 	if err != nil {
 		return "", err
 	}
-	h := crc32.NewIEEE()
+	return base64.StdEncoding.EncodeToString(sum), nil
+}
+
+// hashFrom returns h's sum of r's bytes from its current position on, and
+// seeks back there.
+func hashFrom(r io.ReadSeeker, h hash.Hash) ([]byte, error) {
+	pos, err := r.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := io.Copy(h, r); err != nil {
-		return "", err
+		return nil, err
 	}
 	if _, err := r.Seek(pos, io.SeekStart); err != nil {
-		return "", err
+		return nil, err
 	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], h.Sum32())
-	return base64.StdEncoding.EncodeToString(sum[:]), nil
+	return h.Sum(nil), nil
 }
 
 // Bucket returns the configured bucket.
@@ -319,19 +326,29 @@ func (s *section) Read(p []byte) (int, error) {
 }
 
 func (s *section) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += s.pos
-	case io.SeekEnd:
-		offset += s.size
-	}
-	if offset < 0 {
-		return 0, errors.New("sink: seek before start")
+	offset, err := seekTo(offset, whence, s.pos, s.size)
+	if err != nil {
+		return 0, err
 	}
 	if _, err := s.r.Seek(s.base+offset, io.SeekStart); err != nil {
 		return 0, err
 	}
 	s.pos = offset
+	return offset, nil
+}
+
+// seekTo returns the absolute position of an io.Seeker's Seek(offset,
+// whence) on a stream of size bytes at position pos.
+func seekTo(offset int64, whence int, pos, size int64) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += pos
+	case io.SeekEnd:
+		offset += size
+	}
+	if offset < 0 {
+		return 0, errors.New("sink: seek before start")
+	}
 	return offset, nil
 }
 

@@ -744,14 +744,9 @@ func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *chunkReader) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += r.pos
-	case io.SeekEnd:
-		offset += r.size
-	}
-	if offset < 0 {
-		return 0, errors.New("sink: seek before start")
+	offset, err := seekTo(offset, whence, r.pos, r.size)
+	if err != nil {
+		return 0, err
 	}
 	r.pos = offset
 	return offset, nil
