@@ -65,7 +65,7 @@ type worker struct {
 	// undelivered counts this partition's closed buffers handed to the delivery
 	// and not done yet (see waitDeliveries).
 	undelivered atomic.Int64
-	// ownsUntil (Unix ns) caches a positive ownership answer for fenceCacheTTL;
+	// ownsUntil (Unix ns) caches a positive ownership answer (or a Redis error) for fenceCacheTTL;
 	// fenced is final once Redis said another generation owns the partition.
 	ownsUntil atomic.Int64
 	fenced    atomic.Bool
@@ -435,7 +435,7 @@ func (w *worker) waitDeliveries(ctx context.Context) bool {
 // fence reports a lost claim. A Redis error does not fence: the write is
 // deterministic and conditional, a zombie's upload is harmless.
 //
-// A positive answer is reused for fenceCacheTTL: with many tenants a window
+// A positive answer (or an error) is reused for fenceCacheTTL: with many tenants a window
 // end closes thousands of objects per partition, and one Redis round trip
 // each was a sixth of their cost (bench/README.md). The check is advisory for
 // uploads (see above), so a second's delay in noticing a newer owner changes
@@ -451,13 +451,14 @@ func (w *worker) fence(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
 	ok, err := w.c.deps.State.Owns(octx, w.topic, w.partition, w.owner)
-	switch {
-	case err == nil && !ok:
+	if err == nil && !ok {
 		w.fenced.Store(true)
 		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
-	case err == nil:
-		w.ownsUntil.Store(now + int64(fenceCacheTTL))
 	}
+	// A Redis error is reused like a positive answer: when Redis hangs, every
+	// object would otherwise wait out the time-out in one of the delivery's few
+	// runners.
+	w.ownsUntil.Store(now + int64(fenceCacheTTL))
 	return nil
 }
 
