@@ -79,7 +79,7 @@ image:
 
 # Issue #7's chaos run (chaos/doc.go): three real replicas in one group, 1,000,000
 # hits of 50 tenants, SIGKILLs, two broker cuts, a Redis restart, S3 faults and a
-# 2-minute bucket failure, then an exactly-once check from S3 alone. About 10 minutes
-# here; the short form (2-3 minutes) runs in `make test`.
+# 2-minute bucket failure, then an exactly-once check from S3 alone. About 6 minutes
+# here; the short form (2-4 minutes) runs in `make test`.
 chaos:
 	HITSHIP_CHAOS=long $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/
