@@ -129,6 +129,12 @@ func TestParseProblems(t *testing.T) {
 		{name: "string for int", yaml: "delivery:\n  concurrency: many\n", wantKey: "delivery.concurrency", line: 2, msg: "cannot unmarshal"},
 		{name: "bad client_id type", yaml: "integrations:\n  - name: a\n    client_id: seven\n", wantKey: "integrations[0].client_id", line: 3, msg: "cannot unmarshal"},
 		{name: "duplicate key", yaml: "kafka:\n  topic: a\n  topic: b\n", wantKey: "kafka.topic", line: 3, msg: "already defined"},
+		// Found by FuzzLoad: the quoted value holds a newline, and the line
+		// number must still be read from the message.
+		{name: "value with a newline", yaml: "integrations:\n  - name: a\n    client_id: \"a\\nb\"\n", wantKey: "integrations[0].client_id", line: 3, msg: "cannot unmarshal"},
+		// The top mapping, anchored above its first key and aliased below:
+		// no key at or above the line, so the first key below names it.
+		{name: "anchored top mapping", yaml: "\n&a\nintegrations: [{client_id: *a}]\n", wantKey: "integrations", line: 2, msg: "cannot unmarshal"},
 		{name: "syntax error", yaml: "kafka:\n  topic: [a\n", line: 0, msg: "", nilCfg: true},
 		{name: "tab indentation", yaml: "kafka:\n\ttopic: a\n", nilCfg: true},
 		{name: "top level list", yaml: "- a\n- b\n", msg: "cannot unmarshal"},

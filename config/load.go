@@ -135,7 +135,8 @@ func lineOf(key string, lines map[string]int) int {
 	return 0
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+// (?s): a message quotes the offending value, which may hold a newline.
+var lineRE = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
 
 func yamlProblem(err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -159,6 +160,11 @@ func typeProblem(msg string, byLine map[int]string) Problem {
 		for l := p.Line - 1; p.Key == "" && l > 0; l-- {
 			p.Key = byLine[l]
 		}
+		// Nothing above it: a node anchored before the first key (the top
+		// mapping itself, aliased further down) belongs to the first key.
+		for l, last := p.Line+1, maxLine(byLine); p.Key == "" && l <= last; l++ {
+			p.Key = byLine[l]
+		}
 	}
 	switch {
 	case strings.Contains(p.Msg, "time.Duration"):
@@ -169,6 +175,14 @@ func typeProblem(msg string, byLine map[int]string) Problem {
 		p.Fix = `write the size as bytes or with a unit, such as "64MiB" or "1GB"`
 	}
 	return p
+}
+
+func maxLine(byLine map[int]string) int {
+	m := 0
+	for l := range byLine {
+		m = max(m, l)
+	}
+	return m
 }
 
 var (
