@@ -65,42 +65,12 @@ func (w *world) readTopicAgain(ctx context.Context, name string, reset func(), f
 }
 
 // readTopic streams every record of topic up to the high-water marks taken
-// now and calls fn for each.
+// now and calls fn for each. The timeout turns a stalled read into an error
+// that readTopicAgain starts over from.
 func (w *world) readTopic(ctx context.Context, name string, fn func(m *kafka.Message) error) error {
-	high, err := w.kafka.HighWater(ctx, name)
-	if err != nil {
-		return err
-	}
-	for p, hw := range high {
-		if hw == 0 {
-			continue
-		}
-		if err := readPartition(ctx, w.kafka.Addrs(), name, p, hw, fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func readPartition(ctx context.Context, brokers []string, name string, p int, high int64, fn func(m *kafka.Message) error) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: name, Partition: p, MinBytes: 1, MaxBytes: 16 << 20,
-		MaxWait: 100 * time.Millisecond, Dialer: &kafka.Dialer{Timeout: 5 * time.Second}})
-	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return fmt.Errorf("read %s[%d]: %w", name, p, err)
-	}
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("read %s[%d]: %w", name, p, err)
-		}
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.Offset+1 >= high {
-			return nil
-		}
-	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	return w.kafka.Scan(ctx, name, fn)
 }
 
 // requestID finds the request_id of a well-formed hit record.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -118,6 +120,10 @@ func (k *Kafka) Cut() { k.gate.cut() }
 // Restore lets clients connect again after Cut.
 func (k *Kafka) Restore() { k.gate.restore() }
 
+// Slow makes the broker wait d before every write to a client (0: no wait),
+// as a broker under load answers late.
+func (k *Kafka) Slow(d time.Duration) { k.gate.slow.Store(int64(d)) }
+
 // Restart closes the broker and starts it again on the same port. With a
 // DataDir the state survives; without one Restart is refused, because an
 // empty broker behind the same address would silently lose data.
@@ -161,8 +167,11 @@ func (k *Kafka) Close() {
 
 // transport returns a private kafka-go transport: the package default one
 // keeps background goroutines alive, which goleak would report.
+// transport is made for one call, so the metadata it caches is never stale;
+// MetadataTTL is also kafka-go's timeout for each metadata request, and must
+// outlast a broker slowed by load.
 func (k *Kafka) transport() *kafka.Transport {
-	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 100 * time.Millisecond}
+	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 5 * time.Second}
 }
 
 func (k *Kafka) client(tr *kafka.Transport) *kafka.Client {
@@ -309,54 +318,84 @@ func (k *Kafka) HighWater(ctx context.Context, topic string) (map[int]int64, err
 // ReadAll returns every record currently in topic, ordered by partition, then
 // offset. It reads up to the high-water marks taken at the call.
 func (k *Kafka) ReadAll(ctx context.Context, topic string) ([]kafka.Message, error) {
+	var out []kafka.Message
+	err := k.Scan(ctx, topic, func(m *kafka.Message) error {
+		out = append(out, *m)
+		return nil
+	})
+	return out, err
+}
+
+// Scan calls fn for every record currently in topic, partition by partition
+// in offset order, up to the high-water marks taken at the call; an error of
+// fn ends it.
+func (k *Kafka) Scan(ctx context.Context, topic string, fn func(m *kafka.Message) error) error {
 	first, high, err := k.offsets(ctx, topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ps := make([]int, 0, len(high))
 	for p := range high {
 		ps = append(ps, p)
 	}
 	sort.Ints(ps)
-	var out []kafka.Message
 	for _, p := range ps {
 		if high[p] <= first[p] {
 			continue
 		}
-		msgs, err := k.readPartition(ctx, topic, p, first[p], high[p])
-		if err != nil {
-			return nil, err
+		if err := k.scanPartition(ctx, topic, p, first[p], high[p], fn); err != nil {
+			return fmt.Errorf("testenv: read %q[%d]: %w", topic, p, err)
 		}
-		out = append(out, msgs...)
 	}
-	return out, nil
+	return nil
 }
 
-func (k *Kafka) readPartition(ctx context.Context, topic string, partition int, from, to int64) ([]kafka.Message, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   k.Addrs(),
-		Topic:     topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   100 * time.Millisecond,
-		Dialer:    &kafka.Dialer{Timeout: 2 * time.Second},
-	})
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return nil, fmt.Errorf("testenv: read %q[%d]: %w", topic, partition, err)
+// scanPartition reads [from, to) with Conn batches and deadlines of its own.
+// Not kafka.Reader: it gives a fetch response MaxWait to start arriving and
+// retries silently when it does not, so a short MaxWait never read a record
+// once kfake (race-instrumented, on a loaded 2-core machine) took longer to
+// build a response (CI, 2026-12-04), and a long one makes Close wait for the
+// fetch it starts past the end.
+func (k *Kafka) scanPartition(ctx context.Context, topic string, p int, from, to int64, fn func(m *kafka.Message) error) error {
+	conn, err := (&kafka.Dialer{Timeout: 5 * time.Second}).DialLeader(ctx, "tcp", k.Addrs()[0], topic, p)
+	if err != nil {
+		return err
 	}
-	var out []kafka.Message
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("testenv: read %q[%d] at %d: %w", topic, partition, from, err)
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	for off := from; off < to; {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		out = append(out, m)
-		if m.Offset+1 >= to {
-			return out, nil
+		if _, err := conn.Seek(off, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
+			return err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 4 << 20, MaxWait: time.Second})
+		for off < to {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					batch.Close()
+					return errors.Join(err, ctx.Err())
+				}
+				break
+			}
+			if m.Offset < off {
+				continue // a record batch the broker sent from its start
+			}
+			off = m.Offset + 1
+			if err := fn(&m); err != nil {
+				batch.Close()
+				return err
+			}
+		}
+		if err := batch.Close(); err != nil {
+			return errors.Join(err, ctx.Err())
 		}
 	}
+	return nil
 }
 
 // gate is the listener wrapper behind Cut and Restore: it tracks accepted
@@ -365,6 +404,7 @@ type gate struct {
 	mu    sync.Mutex
 	isCut bool
 	conns map[*gatedConn]struct{}
+	slow  atomic.Int64 // nanoseconds every write of the broker waits
 }
 
 func newGate() *gate { return &gate{conns: make(map[*gatedConn]struct{})} }
@@ -445,6 +485,13 @@ type gatedConn struct {
 	g    *gate
 	once sync.Once
 	err  error
+}
+
+func (c *gatedConn) Write(b []byte) (int, error) {
+	if d := time.Duration(c.g.slow.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *gatedConn) Close() error {

@@ -271,3 +271,24 @@ func TestMemberExpiry(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestKafkaReadAllSlowBroker: ReadAll finishes while the broker answers every
+// request late. kafka-go's Reader gives a fetch response MaxWait to start
+// arriving and retries silently when it does not; with a MaxWait shorter than
+// the broker's delay it never read a record (seen in CI with kfake under load).
+func TestKafkaReadAllSlowBroker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k := MustKafka(t, KafkaOptions{Topics: []string{"hits"}})
+	if err := k.Produce(ctx, "hits", msgs(0, 50, "slow")); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	k.Slow(300 * time.Millisecond)
+	all, err := k.ReadAll(ctx, "hits")
+	if err != nil {
+		t.Fatalf("ReadAll from a slow broker: %v", err)
+	}
+	if len(all) != 50 {
+		t.Fatalf("ReadAll returned %d records, want 50", len(all))
+	}
+}
