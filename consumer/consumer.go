@@ -213,7 +213,7 @@ const stateTimeout = 2 * time.Second
 
 // commit saves each partition's window snapshot at its committable offset, then
 // commits those offsets through the live generation. When Redis does not take a
-// snapshot, the snapshot is kept in memory (see worker.keepSnapshot) and the commit
+// snapshot, the snapshot is kept in memory (see Consumer.keepSnapshot) and the commit
 // goes on without it; it is written back at a later tick, before any pruning.
 func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers []*worker, log *slog.Logger) {
 	type prepared struct {
@@ -249,7 +249,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 				return
 			}
 			redisOK = false
-			w.keepSnapshot(off, data, err)
+			c.keepSnapshot(w.partition, off, data, err)
 		}
 		ready = append(ready, prepared{w, off})
 		offsets[w.partition] = off
@@ -275,16 +275,6 @@ func reportLag(workers []*worker, now time.Time) {
 
 // errRedisDown stands for a failed Redis call earlier in the same tick.
 var errRedisDown = errors.New("redis failed earlier in this commit tick")
-
-// keepSnapshot holds the snapshot of offset in memory until Redis answers (see
-// pendingSnapshots). Committer only.
-func (w *worker) keepSnapshot(offset int64, data []byte, err error) {
-	w.c.keepSnapshot(w.partition, offset, data, err)
-}
-
-// writeBack writes this partition's held snapshots back to Redis and reports
-// whether Redis took all of them. Committer only.
-func (w *worker) writeBack(ctx context.Context) bool { return w.c.writeBack(ctx, w.partition) }
 
 // run is the worker's life: start, fetch and process until wctx ends (drop) or ctx
 // ends (drain), and return an error only for what should end the generation.

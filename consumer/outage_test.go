@@ -140,7 +140,7 @@ func TestPendingSnapshots(t *testing.T) {
 			st := &fakeState{down: true}
 			w, m := testWorker(st)
 			for _, off := range tt.kept {
-				w.keepSnapshot(off, []byte(`{}`), errDown)
+				w.c.keepSnapshot(w.partition, off, []byte(`{}`), errDown)
 			}
 			if tt.committed >= 0 {
 				w.c.noteCommitted(w.partition, tt.committed)
@@ -148,14 +148,14 @@ func TestPendingSnapshots(t *testing.T) {
 			if got, want := testutil.ToFloat64(m.PendingSnapshots), float64(min(len(slices.Compact(slices.Clone(tt.kept))), maxPendingSnapshots)); got != want {
 				t.Fatalf("pending gauge = %v, want %v", got, want)
 			}
-			if w.writeBack(context.Background()) {
+			if w.c.writeBackAll(context.Background()) {
 				t.Fatal("writeBack reported success while Redis is down")
 			}
 			if len(st.saved) > 0 || len(st.pruned) > 0 {
 				t.Fatalf("Redis down, yet saved %v pruned %v", st.saved, st.pruned)
 			}
 			st.down = false
-			if !w.writeBack(context.Background()) {
+			if !w.c.writeBackAll(context.Background()) {
 				t.Fatal("writeBack failed with Redis up")
 			}
 			if !slices.Equal(st.saved, tt.wantSaved) || !slices.Equal(st.pruned, tt.wantPruned) {
@@ -174,10 +174,10 @@ func TestWriteBackStopsAtFirstFailure(t *testing.T) {
 	st := &flakyState{fakeState: fakeState{}, failAfter: 1}
 	w, _ := testWorker(st)
 	for _, off := range []int64{10, 20, 30} {
-		w.keepSnapshot(off, []byte(`{}`), errDown)
+		w.c.keepSnapshot(w.partition, off, []byte(`{}`), errDown)
 	}
 	w.c.noteCommitted(w.partition, 30)
-	if w.writeBack(context.Background()) {
+	if w.c.writeBackAll(context.Background()) {
 		t.Fatal("writeBack reported success after a failure")
 	}
 	if !slices.Equal(st.saved, []int64{10}) || len(st.pruned) != 0 {
@@ -210,7 +210,7 @@ func TestPendingOutlivesGeneration(t *testing.T) {
 	w, m := testWorker(st)
 	c := w.c
 	for _, off := range []int64{10, 20} {
-		w.keepSnapshot(off, []byte(`{}`), errDown)
+		w.c.keepSnapshot(w.partition, off, []byte(`{}`), errDown)
 	}
 	c.noteCommitted(w.partition, 20)
 	c.keepSnapshot(5, 7, []byte(`{}`), errDown) // another partition, never committed here
@@ -265,7 +265,7 @@ func TestCommittedAtDefersPrune(t *testing.T) {
 	if err := w.start(context.Background(), -1); err != nil {
 		t.Fatal(err)
 	}
-	w.keepSnapshot(7, []byte(`{}`), errDown)
+	w.c.keepSnapshot(w.partition, 7, []byte(`{}`), errDown)
 	w.committedAt(context.Background(), 7)
 	if len(st.pruned) != 0 {
 		t.Fatalf("pruned %v with the snapshot still pending", st.pruned)

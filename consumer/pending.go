@@ -89,16 +89,6 @@ func (c *Consumer) hasPending() bool {
 	return len(c.pending.parts) > 0
 }
 
-// writeBack writes the held snapshots of partition to Redis, oldest first,
-// then prunes below its committed offset (never before: pruning must not run
-// ahead of the snapshot of the committed offset). It reports whether Redis took
-// all of them (true when none were held).
-func (c *Consumer) writeBack(ctx context.Context, partition int) bool {
-	c.pending.mu.Lock()
-	defer c.pending.mu.Unlock()
-	return c.writeBackLocked(ctx, partition)
-}
-
 // writeBackAll writes back every partition's held snapshots, stopping at the
 // first Redis failure. It reports whether none are held any more.
 func (c *Consumer) writeBackAll(ctx context.Context) bool {
@@ -117,6 +107,10 @@ func (c *Consumer) writeBackAll(ctx context.Context) bool {
 	return true
 }
 
+// writeBackLocked writes the held snapshots of partition to Redis, oldest
+// first, then prunes below its committed offset (never before: pruning must not
+// run ahead of the snapshot of the committed offset). It reports whether Redis
+// took all of them (true when none were held).
 func (c *Consumer) writeBackLocked(ctx context.Context, partition int) bool {
 	p := c.pending.parts[partition]
 	if p == nil {
