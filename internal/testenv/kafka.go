@@ -165,11 +165,11 @@ func (k *Kafka) Close() {
 	k.gate.closeConns()
 }
 
-// transport returns a private kafka-go transport: the package default one
-// keeps background goroutines alive, which goleak would report.
-// transport is made for one call, so the metadata it caches is never stale;
-// MetadataTTL is also kafka-go's timeout for each metadata request, and must
-// outlast a broker slowed by load.
+// transport returns a private kafka-go transport for one call: the package
+// default one keeps background goroutines alive, which goleak would report.
+// Made per call, its cached metadata is never stale, so MetadataTTL only
+// matters as what kafka-go also makes of it, the timeout of each metadata
+// request, which must outlast a broker slowed by load.
 func (k *Kafka) transport() *kafka.Transport {
 	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 5 * time.Second}
 }
