@@ -51,9 +51,11 @@
 //
 // # Worker
 //
-// A Worker claims up to Batch due entries, handles them with up to
-// Concurrency goroutines, renews their leases every Lease/2 while they are
-// pending, and records the outcome: Complete on success, Reschedule per Next
+// A Worker handles up to Concurrency entries at once, each in a goroutine of
+// its own: it claims due entries (at most Batch per claim) whenever a slot is
+// free, so one entry whose upload hangs holds one slot and never delays the
+// others (there is no batch barrier). It renews the leases of the entries in
+// flight every Lease/2, and records the outcome: Complete on success, Reschedule per Next
 // on failure, DeadLetter (after BeforeDeadLetter) after Last. A Handle whose
 // lease is lost has its context cancelled. Redis errors are logged and the
 // worker polls again. Run returns after ctx ends and all its goroutines have

@@ -20,8 +20,8 @@ type WorkerConfig struct {
 	Lease time.Duration
 	// Poll is the wait between claims when nothing is due (default 1s).
 	Poll time.Duration
-	// Batch is the most entries claimed at once (default 16); Concurrency
-	// how many of them are handled at once (default 4).
+	// Concurrency is how many entries are handled at once (default 4), each
+	// independently; Batch caps how many one claim takes (default 16).
 	Batch       int
 	Concurrency int
 	// Clock is the time source (default RealClock).
@@ -83,24 +83,65 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 const finishTimeout = 5 * time.Second
 
 // Run claims and handles entries until ctx is done, then returns nil once
-// every goroutine it started has ended. Redis errors are logged and retried
-// after Poll. On ctx cancellation, entries whose Handle failed are left
-// leased (as if the process had crashed): their leases expire and another
-// worker takes them; entries whose Handle succeeded are still completed.
-// Run blocks; call it once per Worker.
+// every goroutine it started has ended. Entries are independent: each runs in
+// a goroutine of its own, and the worker claims again as soon as a slot is
+// free (at most Concurrency entries in flight, at most Batch per claim), so an
+// entry whose upload hangs holds one slot, never the others. Redis errors are
+// logged and retried after Poll. On ctx cancellation, entries whose Handle
+// failed are left leased (as if the process had crashed): their leases expire
+// and another worker takes them; entries whose Handle succeeded are still
+// completed. Run blocks; call it once per Worker.
 func (w *Worker) Run(ctx context.Context) error {
+	var (
+		mu       sync.Mutex
+		pending  = map[*held]struct{}{}
+		inflight int
+		wg       sync.WaitGroup
+	)
+	freed := make(chan struct{}, 1)
+	defer wg.Wait()
+	wg.Go(func() { w.renew(ctx, &mu, pending) })
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		cs, err := w.cfg.Queue.Claim(ctx, w.cfg.Clock.Now(), w.cfg.Lease, w.cfg.Batch)
+		mu.Lock()
+		free := w.cfg.Concurrency - inflight
+		mu.Unlock()
+		if free <= 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-freed:
+			}
+			continue
+		}
+		want := min(free, w.cfg.Batch)
+		cs, err := w.cfg.Queue.Claim(ctx, w.cfg.Clock.Now(), w.cfg.Lease, want)
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("retry: claim failed", "err", err)
 		}
-		if len(cs) > 0 {
-			w.handleBatch(ctx, cs)
+		for _, c := range cs {
+			hctx, cancel := context.WithCancel(ctx)
+			h := &held{c: c, ctx: hctx, cancel: cancel}
+			mu.Lock()
+			pending[h] = struct{}{}
+			inflight++
+			mu.Unlock()
+			wg.Go(func() {
+				w.handleOne(ctx, &mu, h)
+				mu.Lock()
+				delete(pending, h)
+				inflight--
+				mu.Unlock()
+				h.cancel()
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			})
 		}
-		if len(cs) < w.cfg.Batch || err != nil {
+		if len(cs) < want || err != nil {
 			if w.cfg.Clock.Sleep(ctx, w.cfg.Poll) != nil {
 				return nil
 			}
@@ -115,48 +156,16 @@ type held struct {
 	ctx    context.Context
 }
 
-func (w *Worker) handleBatch(ctx context.Context, cs []Claimed) {
-	var mu sync.Mutex
-	pending := make(map[string]*held, len(cs))
-	items := make([]*held, len(cs))
-	for i, c := range cs {
-		hctx, cancel := context.WithCancel(ctx)
-		items[i] = &held{c: c, ctx: hctx, cancel: cancel}
-		pending[c.ID] = items[i]
-	}
-
-	renewCtx, stopRenew := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { w.renew(renewCtx, &mu, pending) })
-
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	var hw sync.WaitGroup
-	for _, h := range items {
-		sem <- struct{}{}
-		hw.Go(func() {
-			defer func() { <-sem }()
-			w.handleOne(ctx, &mu, h)
-			mu.Lock()
-			delete(pending, h.c.ID)
-			mu.Unlock()
-			h.cancel()
-		})
-	}
-	hw.Wait()
-	stopRenew()
-	wg.Wait()
-}
-
 // renew extends the leases of the pending entries every Lease/2; an entry
 // whose lease was lost has its Handle cancelled.
-func (w *Worker) renew(ctx context.Context, mu *sync.Mutex, pending map[string]*held) {
+func (w *Worker) renew(ctx context.Context, mu *sync.Mutex, pending map[*held]struct{}) {
 	for {
 		if w.cfg.Clock.Sleep(ctx, w.cfg.Lease/2) != nil {
 			return
 		}
 		mu.Lock()
 		hs := make([]*held, 0, len(pending))
-		for _, h := range pending {
+		for h := range pending {
 			hs = append(hs, h)
 		}
 		mu.Unlock()

@@ -364,3 +364,46 @@ func TestWorkerRedisDown(t *testing.T) {
 	waitFor(t, 5*time.Second, "completed", func() bool { return stats(t, q) == Stats{} })
 	stop()
 }
+
+// TestWorkerHungEntryDoesNotHoldOthers: one entry whose upload hangs holds
+// one slot of the worker, never the others: entries that become due while it
+// hangs are claimed and delivered (no batch barrier).
+func TestWorkerHungEntryDoesNotHoldOthers(t *testing.T) {
+	ctx := t.Context()
+	q, _ := newQueue(t, false)
+	if _, err := q.Enqueue(ctx, entry("hung", "acme", Position{2, 1}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	hanging := make(chan struct{})
+	var mu sync.Mutex
+	delivered := map[string]bool{}
+	w := newWorker(t, WorkerConfig{
+		Queue: q, Lease: 2 * time.Second, Poll: 20 * time.Millisecond, Concurrency: 4,
+		Handle: func(ctx context.Context, c Claimed) error {
+			if c.ID == "hung" {
+				close(hanging)
+				<-ctx.Done() // the customer's endpoint never answers
+				return ctx.Err()
+			}
+			mu.Lock()
+			delivered[c.ID] = true
+			mu.Unlock()
+			return nil
+		},
+	})
+	runWorker(t, w)
+	<-hanging
+	for i := range 6 {
+		if _, err := q.Enqueue(ctx, entry(fmt.Sprint("other", i), "acme", Position{2, 1}, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 15*time.Second, "the other entries delivered while one hangs", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered) == 6
+	})
+	if s := stats(t, q); s != (Stats{Leased: 1}) {
+		t.Fatalf("queue = %+v; want only the hung entry, leased", s)
+	}
+}
