@@ -73,6 +73,9 @@ type Metrics struct {
 	IntegrationSuccessRatio *prometheus.GaugeVec // integration
 	// BuildInfo is always 1; its labels say what is running.
 	BuildInfo *prometheus.GaugeVec // version, revision, goversion
+	// ParkedMissing counts retry entries whose parked object was gone without
+	// a dead-letter copy (dead-lettered with reason "parked object missing").
+	ParkedMissing *prometheus.CounterVec // integration
 }
 
 // New registers the metrics on reg.
@@ -125,6 +128,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Share of successful upload attempts in the last 12 hours (1 when there were none)."}, []string{"integration"}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_build_info",
 			Help: "Always 1; the labels say which build is running."}, []string{"version", "revision", "goversion"}),
+		ParkedMissing: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_parked_objects_missing_total",
+			Help: "Retry entries whose parked object was gone without a dead-letter copy; each became a dead letter (reason \"parked object missing\"), by integration."}, []string{"integration"}),
 	}
 	for _, r := range hit.Reasons() {
 		m.BadRecords.WithLabelValues(string(r))
@@ -148,6 +153,7 @@ func (m *Metrics) Integration(name string) {
 	m.UploadBytes.WithLabelValues(name)
 	m.ObjectsParked.WithLabelValues(name)
 	m.ObjectsDeadLettered.WithLabelValues(name)
+	m.ParkedMissing.WithLabelValues(name)
 	m.RetriesInProgress.WithLabelValues(name)
 	m.RetryQueueEntries.WithLabelValues(name)
 	m.IntegrationEnabled.WithLabelValues(name)

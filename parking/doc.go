@@ -16,7 +16,8 @@
 //     object twice overwrites it with the same bytes.
 //   - Delete of a missing object succeeds; Get of a missing object returns an
 //     error satisfying IsNotFound.
-//   - Move copies then deletes: a crash in between leaves the object in both
-//     places, never in neither.
+//   - Copy never deletes: moving an object is Copy, then whatever has to be
+//     recorded, then Delete (the retry worker's dead-lettering), so a crash
+//     at any point leaves the object in at least one place.
 //   - No call retries; the callers own retries. Safe for concurrent use.
 package parking

@@ -126,25 +126,32 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Move copies the object under from to to, then deletes from. When from is
-// missing but to exists (a move that crashed after the copy), it succeeds.
-func (s *Store) Move(ctx context.Context, from, to string) error {
+// Copy writes a copy of the object under from to to; from stays. A missing
+// from is an error satisfying IsNotFound.
+func (s *Store) Copy(ctx context.Context, from, to string) error {
 	if from == to {
 		return nil
 	}
 	obj, err := s.Get(ctx, from)
-	if IsNotFound(err) {
-		if _, err2 := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(to)}); err2 == nil {
-			return nil
-		}
-	}
 	if err != nil {
-		return fmt.Errorf("parking: move %s: %w", from, err)
+		return fmt.Errorf("parking: copy %s: %w", from, err)
 	}
 	if err := s.Put(ctx, to, sink.BytesBody(obj.Data), sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding}); err != nil {
-		return fmt.Errorf("parking: move %s: %w", from, err)
+		return fmt.Errorf("parking: copy %s: %w", from, err)
 	}
-	return s.Delete(ctx, from)
+	return nil
+}
+
+// Exists reports whether an object is stored under key.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err == nil {
+		return true, nil
+	}
+	if err = s.classify("head", key, err); IsNotFound(err) {
+		return false, nil
+	}
+	return false, err
 }
 
 func (s *Store) classify(op, key string, err error) error {

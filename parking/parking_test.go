@@ -65,22 +65,38 @@ func TestStore(t *testing.T) {
 		t.Errorf("Get = %q %q %q; want the bytes with their headers", obj.Data, obj.ContentType, obj.ContentEncoding)
 	}
 	dead := st.DeadKey("b", "hits/x.json.gz")
-	if err := st.Move(ctx, key, dead); err != nil {
+	if ok, err := st.Exists(ctx, dead); err != nil || ok {
+		t.Fatalf("Exists before the copy = %v, %v; want false", ok, err)
+	}
+	if err := st.Copy(ctx, key, dead); err != nil {
 		t.Fatal(err)
 	}
-	// A repeated move (crash after the copy) succeeds.
-	if err := st.Move(ctx, key, dead); err != nil {
-		t.Fatalf("repeated Move = %v; want nil", err)
+	// A repeated copy (crash after the copy) succeeds.
+	if err := st.Copy(ctx, key, dead); err != nil {
+		t.Fatalf("repeated Copy = %v; want nil", err)
 	}
 	objs, err := s3.Objects(ctx, "park")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs) != 1 || !bytes.Equal(objs[dead], data) {
-		t.Errorf("bucket = %v; want only %s", objs, dead)
+	if len(objs) != 2 || !bytes.Equal(objs[dead], data) || !bytes.Equal(objs[key], data) {
+		t.Errorf("bucket = %v; want %s and its copy %s", objs, key, dead)
+	}
+	if ok, err := st.Exists(ctx, dead); err != nil || !ok {
+		t.Fatalf("Exists after the copy = %v, %v; want true", ok, err)
+	}
+	dobj, err := st.Get(ctx, dead)
+	if err != nil || dobj.ContentType != "application/json" || dobj.ContentEncoding != "gzip" {
+		t.Fatalf("the copy = %+v, %v; want the headers kept", dobj, err)
+	}
+	if err := st.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Copy(ctx, key, dead); !parking.IsNotFound(err) {
+		t.Errorf("Copy of a missing object = %v; want IsNotFound", err)
 	}
 	if _, err := st.Get(ctx, key); !parking.IsNotFound(err) {
-		t.Errorf("Get of a moved object = %v; want IsNotFound", err)
+		t.Errorf("Get of a deleted object = %v; want IsNotFound", err)
 	}
 	if err := st.Delete(ctx, dead); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@
 //	<prefix>{<name>}:leased   zset  id -> lease deadline (Unix ms)
 //	<prefix>{<name>}:tokens   hash  id -> lease token
 //	<prefix>{<name>}:dead     zset  id -> dead-letter time (Unix ms)
+//	<prefix>{<name>}:done:<id> string, for DoneTTL after Complete
 //
 // An entry is in exactly one of due, leased, dead. Times come from the caller
 // (Redis's clock is never read), so replicas must have synchronised clocks
@@ -42,6 +43,10 @@
 //     untouched.
 //   - Dead letters are kept until Requeue (hitship redeliver), which puts them
 //     back at Requeued (2/1), due at once.
+//   - MarkDying (token-checked) flags a leased entry as being dead-lettered
+//     before anything else of the dead-lettering is written; the flag stays
+//     until DeadLetter. Complete remembers the id for DoneTTL (Completed), a
+//     hint for scanners of the parking bucket, never proof of a delivery.
 //   - Everything is plain Redis data: with AOF on it survives a restart,
 //     leases and tokens included.
 //
@@ -55,10 +60,26 @@
 // its own: it claims due entries (at most Batch per claim) whenever a slot is
 // free, so one entry whose upload hangs holds one slot and never delays the
 // others (there is no batch barrier). It renews the leases of the entries in
-// flight every Lease/2, and records the outcome: Complete on success, Reschedule per Next
-// on failure, DeadLetter (after BeforeDeadLetter) after Last. A Handle whose
-// lease is lost has its context cancelled. Redis errors are logged and the
-// worker polls again. Run returns after ctx ends and all its goroutines have
-// stopped; entries whose Handle failed because of that are left leased and
-// expire, exactly as on a crash.
+// flight every Lease/2, and records the outcome: Complete then AfterComplete
+// (delete the parked copy) on success, Reschedule per Next on failure, and a
+// dead-lettering after Last or when Handle returns DeadLetterNow. A Handle
+// whose lease is lost has its context cancelled. Redis errors are logged and
+// the worker polls again. Run returns after ctx ends and all its goroutines
+// have stopped; entries whose Handle failed because of that are left leased
+// and expire, exactly as on a crash.
+//
+// # Dead-lettering
+//
+// In this order, so that every crash point (a crash, a failed call, a timeout,
+// a lost lease) costs at most a repetition and never the object:
+//
+//  1. MarkDying: the entry says it is being dead-lettered.
+//  2. BeforeDeadLetter: a copy under the dead-letter prefix, and an event.
+//  3. DeadLetter: the entry becomes a dead letter.
+//  4. AfterDeadLetter: the parked copy is deleted.
+//
+// A holder that claims an entry marked dying makes no attempt: it resumes at
+// step 2 (a failure between the event and step 3 repeats the event). A
+// failure before step 1 repeats the last attempt; after step 3, the parked
+// copy stays (harmless, logged).
 package retry

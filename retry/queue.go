@@ -62,6 +62,10 @@ type Entry struct {
 	Enqueued    time.Time `json:"enqueued"`
 	DeadAt      time.Time `json:"dead_at,omitzero"`
 	DeadReason  string    `json:"dead_reason,omitempty"`
+	// Dying is set (with DeadReason) by MarkDying before anything of a dead
+	// letter is written: a holder that finds it set finishes the
+	// dead-lettering instead of making an attempt.
+	Dying bool `json:"dying,omitempty"`
 
 	// State is filled in by ListByIntegration; it is not stored.
 	State string `json:"-"`
@@ -109,6 +113,7 @@ type Queue struct {
 	tokens  string // hash id -> lease token
 	dead    string // zset id -> dead-letter time (Unix ms)
 	inline  string // prefix of string keys: first failed cycle-1 attempt per object
+	done    string // prefix of string keys: recently completed entries
 }
 
 // NewQueue returns the queue over rdb.
@@ -131,6 +136,7 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) (*Queue, error) {
 		tokens:  base + "tokens",
 		dead:    base + "dead",
 		inline:  base + "inline:",
+		done:    base + "done:",
 	}, nil
 }
 
@@ -281,11 +287,81 @@ func (q *Queue) finish(ctx context.Context, op string, c Claimed, target string,
 	return nil
 }
 
+// completeScript: KEYS leased, tokens, entries, done key; ARGV id, token, ttl
+// ms. 1 done, 0 token mismatch.
+var completeScript = redis.NewScript(`
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
+return 1
+`)
+
+// DoneTTL is how long Complete remembers a completed entry (Completed).
+const DoneTTL = time.Hour
+
 // Complete removes a delivered entry, only if c's lease token still matches
 // (otherwise IsLeaseLost). The lease need not be live: an expired lease that
-// nobody else claimed still holds.
+// nobody else claimed still holds. In the same script it remembers the id as
+// completed for DoneTTL (Completed), so that a scanner looking for parked
+// objects without an entry does not take the parked copy of an object that
+// was just delivered (and whose copy is about to be deleted) for an orphan.
 func (q *Queue) Complete(ctx context.Context, c Claimed) error {
-	return q.finish(ctx, "complete", c, q.due, nil, 0)
+	n, err := completeScript.Run(ctx, q.rdb, []string{q.leased, q.tokens, q.entries, q.done + c.ID},
+		c.ID, c.Token, DoneTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("retry: complete %s: %w", c.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("retry: complete %s: %w", c.ID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Completed reports whether the entry id was completed within the last
+// DoneTTL. It is a hint for scanners, never proof that an object was
+// delivered (Redis may have lost it, and a new entry may reuse the id).
+func (q *Queue) Completed(ctx context.Context, id string) (bool, error) {
+	n, err := q.rdb.Exists(ctx, q.done+id).Result()
+	if err != nil {
+		return false, fmt.Errorf("retry: completed %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// updateScript: KEYS tokens, entries; ARGV id, token, json. 1 done, 0 token
+// mismatch. The entry stays leased.
+var updateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+`)
+
+// MarkDying records, token-checked (otherwise IsLeaseLost), that c is being
+// dead-lettered for reason: the entry stays leased with Dying and DeadReason
+// set, and c is updated. It is the first write of a dead-lettering, before
+// the object is copied to the dead-letter prefix, so that a holder that
+// crashes or loses its lease half-way leaves an entry that says what was
+// under way: the next holder finishes the dead-lettering (no attempt), and a
+// parked copy that is already gone is never taken for a delivery.
+func (q *Queue) MarkDying(ctx context.Context, c *Claimed, reason string) error {
+	e := c.Entry
+	e.State = ""
+	e.Dying, e.DeadReason, e.LastError = true, reason, reason
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("retry: mark dying %s: encode: %w", c.ID, err)
+	}
+	n, err := updateScript.Run(ctx, q.rdb, []string{q.tokens, q.entries}, c.ID, c.Token, b).Int()
+	if err != nil {
+		return fmt.Errorf("retry: mark dying %s: %w", c.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("retry: mark dying %s: %w", c.ID, ErrLeaseLost)
+	}
+	c.Entry = e
+	return nil
 }
 
 // Reschedule records a failed attempt: the entry waits for next at due with
@@ -362,7 +438,7 @@ func (q *Queue) Wake(ctx context.Context, integration string, now time.Time) (in
 // the entry's ParkedKey (the object moved to the dead-letter prefix).
 func (q *Queue) DeadLetter(ctx context.Context, c Claimed, now time.Time, reason, parkedKey string) error {
 	e := c.Entry
-	e.State = ""
+	e.State, e.Dying = "", false
 	e.DeadAt, e.DeadReason, e.LastError = now, reason, reason
 	if parkedKey != "" {
 		e.ParkedKey = parkedKey
@@ -425,7 +501,7 @@ func (q *Queue) Requeue(ctx context.Context, ids []string, now time.Time, parked
 			return n, fmt.Errorf("retry: requeue %s: decode: %w", id, err)
 		}
 		e.Cycle, e.Attempt, e.Due = Requeued.Cycle, Requeued.Attempt, now
-		e.DeadAt, e.DeadReason = time.Time{}, ""
+		e.DeadAt, e.DeadReason, e.Dying = time.Time{}, "", false
 		if parkedKey != nil {
 			e.ParkedKey = parkedKey(e)
 		}

@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -32,12 +33,27 @@ type WorkerConfig struct {
 	// delivered): the hook for the health ledger and metrics. It must not
 	// block for long.
 	OnOutcome func(c Claimed, err error)
-	// BeforeDeadLetter, when set, is called after the last attempt failed and
-	// before the entry becomes a dead letter; it returns the object's new
-	// parked key ("" keeps it), e.g. after moving it to the dead-letter
-	// prefix and writing a system event. If it fails the entry stays leased
-	// and is attempted again after its lease expires.
-	BeforeDeadLetter func(ctx context.Context, c Claimed, reason string) (parkedKey string, err error)
+	// AfterComplete, when set, is called after a delivered entry was
+	// completed (removed from the queue): delete the parked copy. The entry
+	// is gone first, so a crash in between leaves a parked copy without an
+	// entry (a scanner re-enqueues it: one more upload of the same object),
+	// never an entry without its object. Its error is logged.
+	AfterComplete func(ctx context.Context, c Claimed) error
+	// BeforeDeadLetter, when set, is called after the entry was marked dying
+	// (Queue.MarkDying) and before it becomes a dead letter: keep a copy of
+	// the object under the dead-letter prefix (without deleting the parked
+	// copy) and write a system event. It returns the dead letter's key ("" keeps
+	// ParkedKey). It must be idempotent: when it fails, or the holder dies, the
+	// entry stays leased and dying, and the next holder calls it again.
+	BeforeDeadLetter func(ctx context.Context, c Claimed, reason string) (deadKey string, err error)
+	// AfterDeadLetter, when set, is called once the dead letter is recorded:
+	// delete the parked copy (when deadKey differs from c.ParkedKey). Only
+	// now is it safe: every earlier crash point leaves the parked copy in
+	// place. Its error is logged (the copy stays, harmlessly).
+	AfterDeadLetter func(ctx context.Context, c Claimed, deadKey string) error
+	// HookTimeout bounds each of AfterComplete, BeforeDeadLetter and
+	// AfterDeadLetter (default 5s). Redis calls have their own 5-s bound.
+	HookTimeout time.Duration
 	// Hold, when set, is asked before each attempt; when it answers true the
 	// entry is postponed by wait without an attempt (no outcome, position
 	// unchanged): a disabled integration's parked entries stay parked.
@@ -70,6 +86,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
+	}
+	if cfg.HookTimeout <= 0 {
+		cfg.HookTimeout = finishTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -189,10 +208,30 @@ func (w *Worker) renew(ctx context.Context, mu *sync.Mutex, pending map[*held]st
 	}
 }
 
+// DeadLetterError is returned by a Handle that found the entry cannot be
+// attempted at all (e.g. its parked object is missing): the worker
+// dead-letters it at once with Reason, without an outcome (it says nothing
+// about the customer's bucket).
+type DeadLetterError struct {
+	Reason string
+}
+
+func (e *DeadLetterError) Error() string { return "retry: dead-letter now: " + e.Reason }
+
+// DeadLetterNow returns a *DeadLetterError with reason.
+func DeadLetterNow(reason string) error { return &DeadLetterError{Reason: reason} }
+
 func (w *Worker) handleOne(ctx context.Context, mu *sync.Mutex, h *held) {
 	mu.Lock()
 	c := h.c
 	mu.Unlock()
+	log := w.log.With("id", c.ID, "integration", c.Integration, "position", c.Position().String())
+	if c.Dying {
+		// A holder died or lost its lease while dead-lettering: finish it.
+		log.Warn("retry: finishing an interrupted dead-lettering", "reason", c.DeadReason)
+		w.deadLetter(ctx, h, c, c.DeadReason, log)
+		return
+	}
 	if w.cfg.Hold != nil {
 		if wait, hold := w.cfg.Hold(c); hold {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
@@ -209,32 +248,80 @@ func (w *Worker) handleOne(ctx context.Context, mu *sync.Mutex, h *held) {
 		// bucket. Leave the lease to expire.
 		return
 	}
+	if dl, ok := errors.AsType[*DeadLetterError](herr); ok {
+		w.deadLetter(ctx, h, c, dl.Reason, log)
+		return
+	}
 	if w.cfg.OnOutcome != nil {
 		w.cfg.OnOutcome(c, herr)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	log := w.log.With("id", c.ID, "integration", c.Integration, "position", c.Position().String())
 	var err error
 	if herr == nil {
 		err = w.cfg.Queue.Complete(fctx, c)
+		if err == nil && w.cfg.AfterComplete != nil {
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.HookTimeout)
+			if aerr := w.cfg.AfterComplete(hctx, c); aerr != nil {
+				log.Warn("retry: cleaning up after a delivery failed", "err", aerr)
+			}
+			cancel()
+		}
 	} else if delay, next, ok := Next(c.Position()); ok {
 		err = w.cfg.Queue.Reschedule(fctx, c, w.cfg.Clock.Now().Add(delay), next, herr.Error())
 	} else {
-		parked := ""
-		if w.cfg.BeforeDeadLetter != nil {
-			if parked, err = w.cfg.BeforeDeadLetter(fctx, c, herr.Error()); err != nil {
-				log.Warn("retry: dead-letter hook failed; the entry is retried after its lease", "err", err)
-				return
-			}
-		}
-		err = w.cfg.Queue.DeadLetter(fctx, c, w.cfg.Clock.Now(), herr.Error(), parked)
+		w.deadLetter(ctx, h, c, herr.Error(), log)
+		return
 	}
+	w.logFinish(log, err)
+}
+
+func (w *Worker) logFinish(log *slog.Logger, err error) {
 	switch {
 	case err == nil:
 	case IsLeaseLost(err):
 		log.Warn("retry: lease lost before the outcome was recorded; another worker holds the entry")
 	default:
 		log.Warn("retry: recording the outcome failed; the entry is retried after its lease", "err", err)
+	}
+}
+
+// deadLetter makes c a dead letter, in an order where every crash point
+// costs at most a repetition: mark the entry dying, keep the object under
+// the dead-letter prefix and write the event (BeforeDeadLetter), record the
+// dead letter, and only then delete the parked copy (AfterDeadLetter). A
+// failure leaves the entry leased and dying; the next holder resumes here.
+func (w *Worker) deadLetter(ctx context.Context, h *held, c Claimed, reason string, log *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if !c.Dying {
+		if err := w.cfg.Queue.MarkDying(fctx, &c, reason); err != nil {
+			w.logFinish(log, err)
+			return
+		}
+	}
+	dead := ""
+	if w.cfg.BeforeDeadLetter != nil {
+		hctx, cancel := context.WithTimeout(h.ctx, w.cfg.HookTimeout)
+		var err error
+		dead, err = w.cfg.BeforeDeadLetter(hctx, c, reason)
+		cancel()
+		if err != nil {
+			log.Warn("retry: dead-letter hook failed; the entry stays dying and is finished after its lease", "err", err)
+			return
+		}
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer rcancel()
+	if err := w.cfg.Queue.DeadLetter(rctx, c, w.cfg.Clock.Now(), reason, dead); err != nil {
+		w.logFinish(log, err)
+		return
+	}
+	if w.cfg.AfterDeadLetter != nil {
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.HookTimeout)
+		defer cancel()
+		if err := w.cfg.AfterDeadLetter(hctx, c, dead); err != nil {
+			log.Warn("retry: removing the parked copy of a dead letter failed; it stays in the parking bucket", "err", err)
+		}
 	}
 }

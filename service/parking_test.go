@@ -154,7 +154,8 @@ func TestParkingIsolation(t *testing.T) {
 // TestDeadLetterRedeliver: an entry at the last position of the schedule (3/6)
 // whose customer still fails becomes a dead letter: its object moves to the
 // dead-letter prefix and a dead_letter event is written. `hitship redeliver`
-// queues it again and, with the bucket fixed, it is delivered.
+// queues it again (its object stays under the dead-letter prefix) and, with
+// the bucket fixed, it is delivered and the object deleted.
 func TestDeadLetterRedeliver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -264,8 +265,9 @@ func TestDeadLetterRedeliver(t *testing.T) {
 			}
 		})
 	}
-	if got := parkedKeys(t, e, ""); len(got) != 1 || got[0] != pk {
-		t.Fatalf("parking bucket after redeliver = %v; want only %s", got, pk)
+	// The object stays where it is; the requeued entry points at it.
+	if got := parkedKeys(t, e, ""); len(got) != 1 || got[0] != deadKey {
+		t.Fatalf("parking bucket after redeliver = %v; want only %s", got, deadKey)
 	}
 	// The running replica's retry worker picks the requeued entry up.
 	waitFor(t, 30*time.Second, "the redelivered object", func() bool {

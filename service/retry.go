@@ -99,7 +99,9 @@ func (s *Service) newParked() (*parked, error) {
 		Lease:            2 * s.cfg.Delivery.UploadTimeout,
 		Logger:           s.log,
 		OnOutcome:        s.parkedOutcome,
+		AfterComplete:    s.afterDelivered,
 		BeforeDeadLetter: s.beforeDeadLetter,
+		AfterDeadLetter:  s.afterDeadLetter,
 		Hold:             s.holdParked,
 	})
 	if err != nil {
@@ -147,7 +149,14 @@ func (s *Service) holdParked(c retry.Claimed) (time.Duration, bool) {
 }
 
 // handleParked is one retry worker attempt: copy the parked object to the
-// customer's bucket (a 412 counts as delivered), then delete it.
+// customer's bucket (a 412 counts as delivered). The worker then completes the
+// entry and only after that deletes the parked copy (afterDelivered).
+//
+// A missing parked object is never taken for a delivery: the copy is deleted
+// only after its entry was completed or became a dead letter. When it is
+// missing anyway, the object was dead-lettered by a holder that stopped half-way
+// (a dead copy exists: the dead-lettering is finished), or it was lost (the
+// entry becomes a dead letter with reason MissingReason, loudly).
 func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	inProgress := s.metrics.RetriesInProgress.WithLabelValues(c.Integration)
 	inProgress.Inc()
@@ -161,10 +170,7 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	t := bt.target
 	obj, err := s.parked.store.Get(ctx, c.ParkedKey)
 	if parking.IsNotFound(err) {
-		// Only a delivery deletes a parked object: a holder whose lease was lost
-		// after it delivered. Nothing is left to send.
-		s.log.Warn("parked object already gone; counting it as delivered", entryAttrs(c), "key", c.Key, "parked_key", c.ParkedKey)
-		return nil
+		return s.parkedMissing(ctx, c)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the parked object: %w", err)
@@ -184,11 +190,41 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	s.metrics.HitsDelivered.WithLabelValues(c.Integration, result).Add(float64(c.Records))
 	s.metrics.UploadBytes.WithLabelValues(c.Integration).Add(float64(len(obj.Data)))
 	s.log.Info("parked object delivered", entryAttrs(c), "key", c.Key, "attempt", c.Position().String(), "result", result)
-	if err := s.parked.store.Delete(ctx, c.ParkedKey); err != nil {
-		// Delivered; the next attempt finds the object there (412) and deletes again.
-		return fmt.Errorf("deleting the delivered parked object: %w", err)
-	}
 	return nil
+}
+
+// MissingReason is the dead-letter reason of an entry whose parked object is
+// gone without a dead-letter copy.
+const MissingReason = "parked object missing"
+
+// parkedMissing decides what an entry whose parked object is gone is: a
+// dead-lettering to finish, or a lost object to report. Either way the worker
+// dead-letters the entry (retry.DeadLetterNow); never is it delivered.
+func (s *Service) parkedMissing(ctx context.Context, c retry.Claimed) error {
+	dead := s.parked.store.DeadKey(c.Integration, c.Key)
+	ok, err := s.parked.store.Exists(ctx, dead)
+	if err != nil {
+		return fmt.Errorf("parked object missing; looking for its dead-letter copy: %w", err)
+	}
+	if ok {
+		s.log.Warn("parked object gone but its dead-letter copy is there; finishing the dead-lettering", entryAttrs(c),
+			"key", c.Key, "parked_key", c.ParkedKey, "dead_key", dead)
+		reason := c.LastError
+		if reason == "" {
+			reason = "dead-lettering interrupted"
+		}
+		return retry.DeadLetterNow(reason)
+	}
+	s.metrics.ParkedMissing.WithLabelValues(c.Integration).Inc()
+	s.log.Error("parked object missing and no dead-letter copy: its records may not have been delivered; dead-lettering the entry",
+		entryAttrs(c), "key", c.Key, "parked_key", c.ParkedKey, "records", c.Records, "first_offset", c.FirstOffset)
+	return retry.DeadLetterNow(MissingReason)
+}
+
+// afterDelivered deletes the parked copy of a delivered entry, after the
+// worker completed it.
+func (s *Service) afterDelivered(ctx context.Context, c retry.Claimed) error {
+	return s.parked.store.Delete(ctx, c.ParkedKey)
 }
 
 // parkedOutcome records a worker attempt in the health ledger and metrics.
@@ -215,12 +251,24 @@ func recordHealth(ctx context.Context, log *slog.Logger, hb *health.Buffered, na
 	}
 }
 
-// beforeDeadLetter moves the object to the dead-letter prefix and writes a
-// system event.
+// beforeDeadLetter keeps a copy of the object under the dead-letter prefix
+// (the parked copy stays until afterDeadLetter) and writes a system event. It
+// is called on an entry already marked dying, and again by the next holder if
+// anything after the mark failed: the copy is idempotent, and a repeated call
+// can repeat the event (a crash between the event and the dead-letter record).
 func (s *Service) beforeDeadLetter(ctx context.Context, c retry.Claimed, reason string) (string, error) {
 	dead := s.parked.store.DeadKey(c.Integration, c.Key)
-	if err := s.parked.store.Move(ctx, c.ParkedKey, dead); err != nil {
-		return "", err
+	if c.ParkedKey != dead {
+		err := s.parked.store.Copy(ctx, c.ParkedKey, dead)
+		if parking.IsNotFound(err) {
+			// An earlier holder copied it and deleted the parked copy, or it is
+			// lost (reason MissingReason): the record is written either way.
+			if _, herr := s.parked.store.Exists(ctx, dead); herr != nil {
+				return "", herr
+			}
+		} else if err != nil {
+			return "", err
+		}
 	}
 	at := s.now().UTC()
 	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.registry.EventsKey(), MaxLen: registry.MaxEvents, Approx: true,
@@ -230,9 +278,17 @@ func (s *Service) beforeDeadLetter(ctx context.Context, c retry.Claimed, reason 
 		return "", fmt.Errorf("writing the dead-letter event: %w", err)
 	}
 	s.metrics.ObjectsDeadLettered.WithLabelValues(c.Integration).Inc()
-	s.log.Error("object moved to dead letters after the last retry", entryAttrs(c), "key", c.Key,
+	s.log.Error("object moved to dead letters", entryAttrs(c), "key", c.Key,
 		"parked_key", dead, "reason", reason, "event", id)
 	return dead, nil
+}
+
+// afterDeadLetter deletes the parked copy once the dead letter is recorded.
+func (s *Service) afterDeadLetter(ctx context.Context, c retry.Claimed, dead string) error {
+	if dead == "" || c.ParkedKey == dead {
+		return nil
+	}
+	return s.parked.store.Delete(ctx, c.ParkedKey)
 }
 
 // runParked runs the retry worker until ctx ends.
@@ -272,27 +328,21 @@ func (s *Service) runHealth(ctx context.Context) {
 }
 
 // Redeliver queues the dead letters of integration ("" for all) that died at
-// or after since again: each object is moved back from the dead-letter prefix
-// to the parked prefix and its entry is requeued at retry.Requeued, due now.
-// It returns how many were requeued.
+// or after since again: each entry is requeued at retry.Requeued, due now,
+// with its object where it is (under the dead-letter prefix; the retry worker
+// deletes it once delivered). Nothing is moved, so no crash or concurrent
+// dead-lettering can leave an entry without its object. It returns how many
+// were requeued.
 func Redeliver(ctx context.Context, st *parking.Store, q *retry.Queue, integration string, since, now time.Time) (int, error) {
 	dead, err := q.DeadLetters(ctx, integration, since)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	ids := make([]string, 0, len(dead))
 	for _, e := range dead {
-		back := st.ParkedKey(e.Integration, e.Key)
-		if err := st.Move(ctx, e.ParkedKey, back); err != nil {
-			return n, fmt.Errorf("redeliver %s: %w", e.ID, err)
-		}
-		k, err := q.Requeue(ctx, []string{e.ID}, now, func(retry.Entry) string { return back })
-		if err != nil {
-			return n, err
-		}
-		n += k
+		ids = append(ids, e.ID)
 	}
-	return n, nil
+	return q.Requeue(ctx, ids, now, nil)
 }
 
 // NewRedisClient builds the Redis client of cfg (as Run does), for commands
