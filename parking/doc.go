@@ -16,6 +16,8 @@
 //     object twice overwrites it with the same bytes.
 //   - Delete of a missing object succeeds; Get of a missing object returns an
 //     error satisfying IsNotFound.
+//   - Copy is made by the bucket (CopyObject; UploadPartCopy above 5 GiB):
+//     no byte of the object passes through hitship, whatever its size.
 //   - Copy never deletes: moving an object is Copy, then whatever has to be
 //     recorded, then Delete (the retry worker's dead-lettering), so a crash
 //     at any point leaves the object in at least one place.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -39,6 +41,11 @@ type Config struct {
 	Prefix      string
 	Credentials aws.CredentialsProvider
 	HTTPClient  *http.Client // nil: the SDK's default
+	// MaxCopyObject is the largest object Copy copies with one CopyObject
+	// call (0: MaxCopyObject, S3's limit); larger ones are copied in parts of
+	// CopyPartSize (0: 512 MiB; at least 5 MiB). Tests lower both.
+	MaxCopyObject int64
+	CopyPartSize  int64
 }
 
 // Object is a parked object read back.
@@ -50,9 +57,11 @@ type Object struct {
 
 // Store is the parking bucket. Safe for concurrent use.
 type Store struct {
-	cfg    Config
-	put    *sink.S3Store
-	client *s3.Client
+	cfg      Config
+	put      *sink.S3Store
+	client   *s3.Client
+	maxCopy  int64
+	copyPart int64
 }
 
 // New builds the store's S3 clients. It makes no request.
@@ -78,7 +87,17 @@ func New(cfg Config) (*Store, error) {
 	if cfg.HTTPClient != nil {
 		opts.HTTPClient = cfg.HTTPClient
 	}
-	return &Store{cfg: cfg, put: put, client: s3.New(opts)}, nil
+	st := &Store{cfg: cfg, put: put, client: s3.New(opts), maxCopy: cfg.MaxCopyObject, copyPart: cfg.CopyPartSize}
+	if st.maxCopy <= 0 {
+		st.maxCopy = MaxCopyObject
+	}
+	if st.copyPart <= 0 {
+		st.copyPart = copyPartSize
+	}
+	if st.copyPart < sink.MinPartSize {
+		return nil, fmt.Errorf("parking: copy part size %d below %d: %w", st.copyPart, sink.MinPartSize, ErrInvalid)
+	}
+	return st, nil
 }
 
 // Bucket returns the parking bucket's name.
@@ -126,18 +145,76 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Copy writes a copy of the object under from to to; from stays. A missing
-// from is an error satisfying IsNotFound.
+// MaxCopyObject is the largest object one CopyObject call copies (S3's
+// limit); larger ones are copied in parts (UploadPartCopy).
+const MaxCopyObject = 5 << 30
+
+// copyPartSize is the part size of a multipart copy.
+const copyPartSize = 512 << 20
+
+// Copy writes a copy of the object under from to to, with its content type,
+// encoding and user metadata; from stays. The copy is made by the bucket
+// (CopyObject, or UploadPartCopy above Config.MaxCopyObject): no byte of the
+// object passes through hitship, so its duration hardly depends on the size.
+// A missing from is an error satisfying IsNotFound.
 func (s *Store) Copy(ctx context.Context, from, to string) error {
 	if from == to {
 		return nil
 	}
-	obj, err := s.Get(ctx, from)
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(from)})
 	if err != nil {
-		return fmt.Errorf("parking: copy %s: %w", from, err)
+		return fmt.Errorf("parking: copy: %w", s.classify("head", from, err))
 	}
-	if err := s.Put(ctx, to, sink.BytesBody(obj.Data), sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding}); err != nil {
-		return fmt.Errorf("parking: copy %s: %w", from, err)
+	size := aws.ToInt64(head.ContentLength)
+	if size <= s.maxCopy {
+		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(to),
+			CopySource: aws.String(s.copySource(from)), MetadataDirective: types.MetadataDirectiveCopy})
+		if err != nil {
+			return fmt.Errorf("parking: copy: %w", s.classify("copy", from, err))
+		}
+		return nil
+	}
+	return s.copyParts(ctx, from, to, size, head)
+}
+
+// copySource is the x-amz-copy-source of key: bucket/key, URL-escaped.
+func (s *Store) copySource(key string) string {
+	segs := strings.Split(key, "/")
+	for i, p := range segs {
+		segs[i] = strings.ReplaceAll(url.QueryEscape(p), "+", "%20")
+	}
+	return s.cfg.Bucket + "/" + strings.Join(segs, "/")
+}
+
+// copyParts copies an object larger than one CopyObject may copy.
+func (s *Store) copyParts(ctx context.Context, from, to string, size int64, head *s3.HeadObjectOutput) error {
+	bucket := aws.String(s.cfg.Bucket)
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String(to),
+		ContentType: head.ContentType, ContentEncoding: head.ContentEncoding, Metadata: head.Metadata})
+	if err != nil {
+		return fmt.Errorf("parking: copy: %w", s.classify("create multipart", to, err))
+	}
+	abort := func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: aws.String(to), UploadId: up.UploadId})
+	}
+	var parts []types.CompletedPart
+	for off, n := int64(0), int32(1); off < size; off, n = off+s.copyPart, n+1 {
+		end := min(off+s.copyPart, size) - 1
+		out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: bucket, Key: aws.String(to), UploadId: up.UploadId,
+			PartNumber: aws.Int32(n), CopySource: aws.String(s.copySource(from)),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end))})
+		if err != nil {
+			abort()
+			return fmt.Errorf("parking: copy part %d: %w", n, s.classify("copy", from, err))
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.CopyPartResult.ETag})
+	}
+	if _, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: aws.String(to),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		abort()
+		return fmt.Errorf("parking: copy: %w", s.classify("complete multipart", to, err))
 	}
 	return nil
 }

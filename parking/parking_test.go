@@ -3,7 +3,9 @@ package parking_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -129,4 +131,111 @@ func ExampleStore_ParkedKey() {
 	// Output:
 	// hitship/parked/acme/wallarm/wallarm_hits_1687240800_3_42.json
 	// hitship/dead/acme/wallarm/wallarm_hits_1687240800_3_42.json
+}
+
+// countingTransport counts the body bytes of requests and responses.
+type countingTransport struct {
+	next      http.RoundTripper
+	sent, got atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.ContentLength > 0 {
+		c.sent.Add(r.ContentLength)
+	}
+	resp, err := c.next.RoundTrip(r)
+	if err == nil {
+		resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.got}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// TestCopyIsServerSide (issue #11, also-found): keeping a dead letter's copy
+// moves no object bytes through hitship, so it does not depend on the
+// object's size (before, a copy was a GET and a PUT of the whole object, which
+// a large object could not finish within the dead-letter hook's 5 s: it was
+// retried forever). Headers and user metadata are kept.
+func TestCopyIsServerSide(t *testing.T) {
+	s3 := testenv.MustS3(t, testenv.S3Options{Buckets: []string{"park"}})
+	ct := &countingTransport{next: http.DefaultTransport}
+	st, err := parking.New(parking.Config{Bucket: "park", Region: testenv.S3Region, Endpoint: s3.URL(), PathStyle: true,
+		Prefix: "hitship/", Credentials: credentials.NewStaticCredentialsProvider(testenv.S3AccessKey, testenv.S3SecretKey, ""),
+		HTTPClient: &http.Client{Transport: ct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 512<<10) // 8 MiB
+	key := st.ParkedKey("b", "hits/a b+c/x.json.gz")
+	if err := st.Put(ctx, key, sink.BytesBody(data), sink.PutOptions{ContentType: "application/json", ContentEncoding: "gzip"}); err != nil {
+		t.Fatal(err)
+	}
+	ct.sent.Store(0)
+	ct.got.Store(0)
+	dead := st.DeadKey("b", "hits/a b+c/x.json.gz")
+	if err := st.Copy(ctx, key, dead); err != nil {
+		t.Fatal(err)
+	}
+	if moved := ct.sent.Load() + ct.got.Load(); moved > 64<<10 {
+		t.Fatalf("Copy of a %d-byte object moved %d body bytes through hitship; want a server-side copy", len(data), moved)
+	}
+	objs, err := s3.Objects(ctx, "park")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(objs[dead], data) || !bytes.Equal(objs[key], data) {
+		t.Fatalf("bucket after Copy: %d keys; want the object and its copy byte for byte", len(objs))
+	}
+	obj, err := st.Get(ctx, dead)
+	if err != nil || obj.ContentType != "application/json" || obj.ContentEncoding != "gzip" {
+		t.Fatalf("copy's headers: %+v, %v", obj, err)
+	}
+}
+
+// TestCopyPartsVersitygw: objects above MaxCopyObject (S3: 5 GiB) are copied
+// with UploadPartCopy, still inside the bucket; versitygw implements it
+// (gofakes3 does not). Limits are lowered so that 12 MiB take three parts.
+func TestCopyPartsVersitygw(t *testing.T) {
+	v := testenv.MustVersitygw(t, "park")
+	st, err := parking.New(parking.Config{Bucket: "park", Region: testenv.S3Region, Endpoint: v.URL(), PathStyle: true,
+		Prefix: "hitship/", Credentials: credentials.NewStaticCredentialsProvider(testenv.VersitygwAccessKey, testenv.VersitygwSecretKey, ""),
+		MaxCopyObject: 5 << 20, CopyPartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, size := range []int{3 << 20, 12<<20 + 17} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i * 7 % 251)
+			}
+			key := st.ParkedKey("b", fmt.Sprintf("hits/x%d.json.gz", size))
+			if err := st.Put(ctx, key, sink.BytesBody(data), sink.PutOptions{ContentType: "application/json", ContentEncoding: "gzip"}); err != nil {
+				t.Fatal(err)
+			}
+			dead := st.DeadKey("b", fmt.Sprintf("hits/x%d.json.gz", size))
+			if err := st.Copy(ctx, key, dead); err != nil {
+				t.Fatal(err)
+			}
+			obj, err := st.Get(ctx, dead)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(obj.Data, data) || obj.ContentType != "application/json" || obj.ContentEncoding != "gzip" {
+				t.Fatalf("copy: %d bytes (want %d, equal %v), %q %q", len(obj.Data), len(data), bytes.Equal(obj.Data, data), obj.ContentType, obj.ContentEncoding)
+			}
+		})
+	}
 }

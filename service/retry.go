@@ -94,9 +94,12 @@ func (s *Service) newParked() (*parked, error) {
 	}
 	p := &parked{store: st, queue: q}
 	p.worker, err = retry.NewWorker(retry.WorkerConfig{
-		Queue:            q,
-		Handle:           s.handleParked,
-		Lease:            2 * s.cfg.Delivery.UploadTimeout,
+		Queue:  q,
+		Handle: s.handleParked,
+		Lease:  2 * s.cfg.Delivery.UploadTimeout,
+		// Keeping a dead copy is a server-side copy (parking.Store.Copy), which
+		// hardly depends on the object's size; it gets an upload's time anyway.
+		HookTimeout:      s.cfg.Delivery.UploadTimeout,
 		Logger:           s.log,
 		OnOutcome:        s.parkedOutcome,
 		AfterComplete:    s.afterDelivered,
