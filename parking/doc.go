@@ -9,9 +9,13 @@
 //
 // Guarantees:
 //
-//   - Put writes the object with its content type and encoding; Get returns
-//     them, so a parked object reaches the customer byte for byte as the
-//     inline upload would have written it.
+//   - Put writes the object with its content type and encoding; Download
+//     returns them, so a parked object reaches the customer byte for byte as
+//     the inline upload would have written it.
+//   - Download streams the object into a temporary file (TempPattern) of the
+//     caller's directory and returns it as a sink.Body: memory use does not
+//     depend on the object's size. Get reads into memory (small objects,
+//     tests).
 //   - Keys are deterministic (integration + customer key): parking the same
 //     object twice overwrites it with the same bytes.
 //   - Delete of a missing object succeeds; Get of a missing object returns an

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -122,7 +123,75 @@ func (s *Store) Put(ctx context.Context, key string, obj sink.Body, opts sink.Pu
 	return nil
 }
 
-// Get reads the object under key.
+// File is a parked object downloaded to a temporary file: a sink.Body that
+// re-opens the file for every read, so an upload streams it from disk however
+// large it is. Close removes the file.
+type File struct {
+	path            string
+	size            int64
+	ContentType     string
+	ContentEncoding string
+	// Metadata is the object's user metadata (keys in lower case, without
+	// the x-amz-meta- prefix).
+	Metadata map[string]string
+}
+
+var _ sink.Body = (*File)(nil)
+
+// Open returns a reader of the whole file, positioned at its start.
+func (f *File) Open() (io.ReadSeekCloser, error) { return os.Open(f.path) }
+
+// Size returns the object's length.
+func (f *File) Size() int64 { return f.size }
+
+// Close removes the file. Safe to call twice.
+func (f *File) Close() error {
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("parking: %w", err)
+	}
+	return nil
+}
+
+// TempPattern names Download's files: "*.obj", so that a spool started on the
+// same directory removes the ones a crash left (sink.NewSpool).
+const TempPattern = "parked-*.obj"
+
+// Download streams the object under key into a new file in dir (created if
+// missing) and returns it; memory use does not depend on the object's size.
+// The caller closes the File. On any error nothing is left in dir. A missing
+// object is an error satisfying IsNotFound. ctx bounds the whole read.
+func (s *Store) Download(ctx context.Context, key, dir string) (*File, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, s.classify("get", key, err)
+	}
+	defer func() { _ = out.Body.Close() }()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("parking: get %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(dir, TempPattern)
+	if err != nil {
+		return nil, fmt.Errorf("parking: get %s: %w", key, err)
+	}
+	f := &File{path: tmp.Name(), ContentType: aws.ToString(out.ContentType), ContentEncoding: aws.ToString(out.ContentEncoding),
+		Metadata: out.Metadata}
+	n, err := io.Copy(tmp, out.Body)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && out.ContentLength != nil && n != *out.ContentLength {
+		err = fmt.Errorf("read %d of %d bytes", n, *out.ContentLength)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("parking: get %s: %w", key, err)
+	}
+	f.size = n
+	return f, nil
+}
+
+// Get reads the object under key into memory: for small objects and tests
+// (the retry path uses Download).
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 	if err != nil {

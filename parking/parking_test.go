@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -237,5 +238,48 @@ func TestCopyPartsVersitygw(t *testing.T) {
 				t.Fatalf("copy: %d bytes (want %d, equal %v), %q %q", len(obj.Data), len(data), bytes.Equal(obj.Data, data), obj.ContentType, obj.ContentEncoding)
 			}
 		})
+	}
+}
+
+// TestDownload: the object lands in a file of dir, byte for byte with its
+// headers; Close removes it; a missing object leaves nothing behind.
+func TestDownload(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("hit,"), 100_000)
+	key := st.ParkedKey("b", "hits/x.jsonl")
+	if err := st.Put(ctx, key, sink.BytesBody(data), sink.PutOptions{ContentType: "application/x-ndjson", ContentEncoding: "gzip"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.Download(ctx, key, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Size() != int64(len(data)) || f.ContentType != "application/x-ndjson" || f.ContentEncoding != "gzip" {
+		t.Fatalf("file: size %d, %q %q", f.Size(), f.ContentType, f.ContentEncoding)
+	}
+	for range 2 { // re-openable: a retry re-reads it
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back %d bytes, %v", len(got), err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+	if _, err := st.Download(ctx, st.ParkedKey("b", "missing"), dir); !parking.IsNotFound(err) {
+		t.Fatalf("Download of a missing object = %v; want IsNotFound", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("files left in dir: %v", left)
 	}
 }

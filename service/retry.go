@@ -30,6 +30,10 @@ type parked struct {
 	store  *parking.Store
 	queue  *retry.Queue
 	worker *retry.Worker
+	// dir receives parked objects downloaded for an attempt: the spool
+	// directory (a local disk sized for windows; its *.obj leftovers of a
+	// crash are removed when the spool starts).
+	dir string
 }
 
 // disabledHold is how long a retry entry of a disabled integration waits
@@ -92,7 +96,7 @@ func (s *Service) newParked() (*parked, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parked{store: st, queue: q}
+	p := &parked{store: st, queue: q, dir: s.cfg.Spool.Dir}
 	p.worker, err = retry.NewWorker(retry.WorkerConfig{
 		Queue:  q,
 		Handle: s.handleParked,
@@ -171,16 +175,25 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 		return fmt.Errorf("integration %s is no longer configured", c.Integration)
 	}
 	t := bt.target
-	obj, err := s.parked.store.Get(ctx, c.ParkedKey)
+	// The read has a bound of its own, apart from the upload's; the object
+	// goes to a file, never into memory as a whole.
+	rctx, rcancel := context.WithTimeout(ctx, s.cfg.Delivery.UploadTimeout)
+	obj, err := s.parked.store.Download(rctx, c.ParkedKey, s.parked.dir)
+	rcancel()
 	if parking.IsNotFound(err) {
 		return s.parkedMissing(ctx, c)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the parked object: %w", err)
 	}
+	defer func() {
+		if err := obj.Close(); err != nil {
+			s.log.Warn("removing a downloaded parked object", "err", err)
+		}
+	}()
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Delivery.UploadTimeout)
 	defer cancel()
-	err = t.Store.Put(actx, c.Key, sink.BytesBody(obj.Data), sink.PutOptions{ContentType: obj.ContentType,
+	err = t.Store.Put(actx, c.Key, obj, sink.PutOptions{ContentType: obj.ContentType,
 		ContentEncoding: obj.ContentEncoding, IfNoneMatch: t.IfNoneMatch})
 	result := metrics.ResultOK
 	if sink.IsAlreadyExists(err) {
@@ -191,7 +204,7 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	}
 	s.metrics.ObjectsWritten.WithLabelValues(c.Integration, result).Inc()
 	s.metrics.HitsDelivered.WithLabelValues(c.Integration, result).Add(float64(c.Records))
-	s.metrics.UploadBytes.WithLabelValues(c.Integration).Add(float64(len(obj.Data)))
+	s.metrics.UploadBytes.WithLabelValues(c.Integration).Add(float64(obj.Size()))
 	s.log.Info("parked object delivered", entryAttrs(c), "key", c.Key, "attempt", c.Position().String(), "result", result)
 	return nil
 }

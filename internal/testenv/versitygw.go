@@ -19,7 +19,7 @@ import (
 // Credentials versitygw is started with; unlike gofakes3 it checks SigV4
 // signatures.
 const (
-	VersitygwAccessKey = "AKIAHITSHIPTEST"
+	VersitygwAccessKey = "AKIAHITSHIPTEST1"
 	VersitygwSecretKey = "hitship-test-secret"
 )
 
