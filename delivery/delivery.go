@@ -392,20 +392,24 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 	}
 }
 
-// park writes obj to the parking bucket and enqueues its retry entry.
+// park writes obj to the parking bucket and enqueues its retry entry. The
+// object carries the entry's fields as metadata, so that a scanner can make
+// the entry again if Redis loses it (retry.Scanner).
 func (d *Inline) park(ctx context.Context, j *consumer.Job, obj *sink.Object, pk *Parking, next retry.Position, due time.Time, lastErr error) error {
 	key := pk.Store.ParkedKey(j.Target.Name, j.Key)
-	actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
-	defer cancel()
-	if err := pk.Store.Put(actx, key, obj, sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding}); err != nil {
-		return err
-	}
-	_, err := pk.Queue.Enqueue(actx, retry.Entry{
+	e := retry.Entry{
 		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, ParkedKey: key, Key: j.Key,
 		Cycle: next.Cycle, Attempt: next.Attempt, Due: due, LastError: lastErr.Error(),
 		Topic: j.Topic, Partition: j.Partition, WindowStart: j.WindowStart, FirstOffset: j.FirstOffset,
 		Records: obj.Records, Bytes: obj.Size(), ContentType: obj.ContentType, Enqueued: pk.Clock.Now(),
-	})
+	}
+	actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
+	defer cancel()
+	if err := pk.Store.Put(actx, key, obj, sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding,
+		Metadata: e.Metadata()}); err != nil {
+		return err
+	}
+	_, err := pk.Queue.Enqueue(actx, e)
 	return err
 }
 

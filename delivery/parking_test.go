@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -209,6 +211,12 @@ func TestParking(t *testing.T) {
 				if e.ID != "b/"+j.Key || e.ParkedKey != pkey || e.Key != j.Key || e.Position() != retry.Requeued ||
 					!e.Due.Equal(end) || e.LastError == "" || e.FirstOffset != j.FirstOffset || e.Records != 20 {
 					t.Errorf("entry = %+v; want b/%s at 2/1 due %s (when parked) with the last error", e, j.Key, end)
+				}
+				// The object carries the entry's fields (retry.Scanner makes the
+				// entry again from them if Redis loses it).
+				want := e.Metadata()
+				if !maps.Equal(obj.Metadata, want) || want[retry.MetaFirstOffset] != fmt.Sprint(j.FirstOffset) {
+					t.Errorf("parked object's metadata = %v; want %v", obj.Metadata, want)
 				}
 			}
 			att, fail, err := l.Ratio(t.Context(), "b", clock.Now())

@@ -76,6 +76,9 @@ type Metrics struct {
 	// ParkedMissing counts retry entries whose parked object was gone without
 	// a dead-letter copy (dead-lettered with reason "parked object missing").
 	ParkedMissing *prometheus.CounterVec // integration
+	// RetryEntriesRestored counts retry entries made again from objects of
+	// the parking bucket after Redis lost them, by kind (parked, dead).
+	RetryEntriesRestored *prometheus.CounterVec // integration, kind
 }
 
 // New registers the metrics on reg.
@@ -130,6 +133,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Always 1; the labels say which build is running."}, []string{"version", "revision", "goversion"}),
 		ParkedMissing: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_parked_objects_missing_total",
 			Help: "Retry entries whose parked object was gone without a dead-letter copy; each became a dead letter (reason \"parked object missing\"), by integration."}, []string{"integration"}),
+		RetryEntriesRestored: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_retry_entries_restored_total",
+			Help: "Retry entries made again from the parking bucket after Redis lost them, by integration and kind (parked: queued again; dead: a dead letter again)."}, []string{"integration", "kind"}),
 	}
 	for _, r := range hit.Reasons() {
 		m.BadRecords.WithLabelValues(string(r))
@@ -154,6 +159,9 @@ func (m *Metrics) Integration(name string) {
 	m.ObjectsParked.WithLabelValues(name)
 	m.ObjectsDeadLettered.WithLabelValues(name)
 	m.ParkedMissing.WithLabelValues(name)
+	for _, k := range []string{"parked", "dead"} {
+		m.RetryEntriesRestored.WithLabelValues(name, k)
+	}
 	m.RetriesInProgress.WithLabelValues(name)
 	m.RetryQueueEntries.WithLabelValues(name)
 	m.IntegrationEnabled.WithLabelValues(name)

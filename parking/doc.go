@@ -16,6 +16,9 @@
 //     caller's directory and returns it as a sink.Body: memory use does not
 //     depend on the object's size. Get reads into memory (small objects,
 //     tests).
+//   - The delivery writes a parked object with its retry entry's fields as
+//     user metadata (retry.Entry.Metadata), and Copy keeps them: List and
+//     Head let retry.Scanner make an entry that Redis lost again.
 //   - Keys are deterministic (integration + customer key): parking the same
 //     object twice overwrites it with the same bytes.
 //   - Delete of a missing object succeeds; Get of a missing object returns an

@@ -106,12 +106,12 @@ func (s *Store) Bucket() string { return s.cfg.Bucket }
 
 // ParkedKey is where the object key of integration waits for a retry worker.
 func (s *Store) ParkedKey(integration, key string) string {
-	return s.cfg.Prefix + "parked/" + integration + "/" + key
+	return s.ParkedPrefix() + integration + "/" + key
 }
 
 // DeadKey is where the object key of integration is kept as a dead letter.
 func (s *Store) DeadKey(integration, key string) string {
-	return s.cfg.Prefix + "dead/" + integration + "/" + key
+	return s.DeadPrefix() + integration + "/" + key
 }
 
 // Put writes obj under key (unconditionally: parking again overwrites).
@@ -287,6 +287,62 @@ func (s *Store) copyParts(ctx context.Context, from, to string, size int64, head
 	}
 	return nil
 }
+
+// Info is what HeadObject tells of a parked object.
+type Info struct {
+	ContentType     string
+	ContentEncoding string
+	Size            int64
+	Modified        time.Time
+	// Metadata is the user metadata (keys in lower case, without the
+	// x-amz-meta- prefix).
+	Metadata map[string]string
+}
+
+// Head returns what the bucket knows of key; found is false when it is
+// missing.
+func (s *Store) Head(ctx context.Context, key string) (info Info, found bool, err error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		if err = s.classify("head", key, err); IsNotFound(err) {
+			return Info{}, false, nil
+		}
+		return Info{}, false, err
+	}
+	return Info{ContentType: aws.ToString(out.ContentType), ContentEncoding: aws.ToString(out.ContentEncoding),
+		Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified), Metadata: out.Metadata}, true, nil
+}
+
+// List calls fn with the keys of the objects under prefix (a key prefix of
+// the bucket, e.g. ParkedKey("", "")), a page (at most 1,000) at a time, and
+// stops at fn's first error.
+func (s *Store) List(ctx context.Context, prefix string, fn func(keys []string) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("parking: list %s: %w", prefix, err)
+		}
+		keys := make([]string, 0, len(page.Contents))
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		if err := fn(keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParkedPrefix and DeadPrefix are the key prefixes of the parked objects and
+// the dead letters of every integration.
+func (s *Store) ParkedPrefix() string { return s.cfg.Prefix + "parked/" }
+
+// DeadPrefix: see ParkedPrefix.
+func (s *Store) DeadPrefix() string { return s.cfg.Prefix + "dead/" }
 
 // Exists reports whether an object is stored under key.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {

@@ -82,4 +82,16 @@
 // step 2 (a failure between the event and step 3 repeats the event). A
 // failure before step 1 repeats the last attempt; after step 3, the parked
 // copy stays (harmless, logged).
+//
+// # Scanner
+//
+// Redis is not the only record of a parked object: the object carries its
+// entry's fields as S3 user metadata (Entry.Metadata). Every replica runs a
+// Scanner, one at a time under a Redis lease (<prefix>{<name>}:scan), at start
+// and every 5 minutes: it lists the parked and dead-letter prefixes of the
+// parking bucket and makes the entry of every object that has none again. A
+// parked object's entry starts over at Requeued (2/1), due at once: losing
+// Redis costs the parked schedule's time again, never a record. A dead
+// letter's object becomes a dead letter again (RestoredReason), so that
+// `hitship redeliver` finds it; redeliver runs ScanDead itself first.
 package retry

@@ -114,6 +114,8 @@ type Queue struct {
 	dead    string // zset id -> dead-letter time (Unix ms)
 	inline  string // prefix of string keys: first failed cycle-1 attempt per object
 	done    string // prefix of string keys: recently completed entries
+	// scanLease is the string key of the Scanner's lease.
+	scanLease string
 }
 
 // NewQueue returns the queue over rdb.
@@ -137,6 +139,8 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) (*Queue, error) {
 		dead:    base + "dead",
 		inline:  base + "inline:",
 		done:    base + "done:",
+
+		scanLease: base + "scan",
 	}, nil
 }
 

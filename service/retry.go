@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,9 +28,10 @@ const DeadLetterEvent = "dead_letter"
 // queue and this replica's retry worker. nil when no parking bucket is
 // configured.
 type parked struct {
-	store  *parking.Store
-	queue  *retry.Queue
-	worker *retry.Worker
+	store   *parking.Store
+	queue   *retry.Queue
+	worker  *retry.Worker
+	scanner *retry.Scanner
 	// dir receives parked objects downloaded for an attempt: the spool
 	// directory (a local disk sized for windows; its *.obj leftovers of a
 	// crash are removed when the spool starts).
@@ -114,7 +116,35 @@ func (s *Service) newParked() (*parked, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.scanner, err = newScanner(st, q, s.log, func(e retry.Entry, dead bool) {
+		kind := "parked"
+		if dead {
+			kind = "dead"
+		}
+		s.metrics.RetryEntriesRestored.WithLabelValues(e.Integration, kind).Inc()
+	})
+	if err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// newScanner returns the scanner of the parking bucket st for q.
+func newScanner(st *parking.Store, q *retry.Queue, log *slog.Logger, restored func(retry.Entry, bool)) (*retry.Scanner, error) {
+	return retry.NewScanner(retry.ScannerConfig{Queue: q, Bucket: scanBucket{st}, ParkedPrefix: st.ParkedPrefix(),
+		DeadPrefix: st.DeadPrefix(), Logger: log, OnRestored: restored})
+}
+
+// scanBucket is the parking bucket as retry.Scanner sees it.
+type scanBucket struct{ st *parking.Store }
+
+func (b scanBucket) List(ctx context.Context, prefix string, fn func([]string) error) error {
+	return b.st.List(ctx, prefix, fn)
+}
+
+func (b scanBucket) Head(ctx context.Context, key string) (retry.ObjectInfo, bool, error) {
+	i, ok, err := b.st.Head(ctx, key)
+	return retry.ObjectInfo{ContentType: i.ContentType, Size: i.Size, Modified: i.Modified, Metadata: i.Metadata}, ok, err
 }
 
 func (s *Service) now() time.Time {
@@ -307,9 +337,13 @@ func (s *Service) afterDeadLetter(ctx context.Context, c retry.Claimed, dead str
 	return s.parked.store.Delete(ctx, c.ParkedKey)
 }
 
-// runParked runs the retry worker until ctx ends.
+// runParked runs the retry worker and the parking bucket's scanner until ctx
+// ends.
 func (s *Service) runParked(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.parked.scanner.Run(ctx) })
 	_ = s.parked.worker.Run(ctx)
+	wg.Wait()
 }
 
 // healthFlushInterval is how often outcomes held in memory during a Redis
@@ -349,7 +383,18 @@ func (s *Service) runHealth(ctx context.Context) {
 // deletes it once delivered). Nothing is moved, so no crash or concurrent
 // dead-lettering can leave an entry without its object. It returns how many
 // were requeued.
+//
+// It first gives back their record to dead letters whose record Redis lost
+// (retry.Scanner.ScanDead: an object under the dead-letter prefix without an
+// entry), so that they are found too.
 func Redeliver(ctx context.Context, st *parking.Store, q *retry.Queue, integration string, since, now time.Time) (int, error) {
+	sc, err := newScanner(st, q, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := sc.ScanDead(ctx); err != nil {
+		return 0, fmt.Errorf("looking for dead letters without a record: %w", err)
+	}
 	dead, err := q.DeadLetters(ctx, integration, since)
 	if err != nil {
 		return 0, err

@@ -136,6 +136,9 @@ func (p *putter) put(ctx context.Context, key string, body io.ReadSeeker, size i
 	if opts.ContentEncoding != "" {
 		h.Set("Content-Encoding", opts.ContentEncoding)
 	}
+	for k, v := range opts.Metadata {
+		h.Set("X-Amz-Meta-"+k, v)
+	}
 	if ifNoneMatch {
 		h.Set("If-None-Match", "*")
 	}

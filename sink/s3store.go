@@ -193,6 +193,7 @@ func (s *S3Store) Put(ctx context.Context, key string, obj Body, opts PutOptions
 		ContentLength: aws.Int64(size),
 	}
 	setHeaders(&in.ContentType, &in.ContentEncoding, opts)
+	in.Metadata = opts.Metadata
 	if ifNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
@@ -224,6 +225,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, r io.ReadSeeker,
 	partSize := max(s.cfg.PartSize, (size+maxParts-1)/maxParts)
 	cin := &s3.CreateMultipartUploadInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)}
 	setHeaders(&cin.ContentType, &cin.ContentEncoding, opts)
+	cin.Metadata = opts.Metadata
 	var optFns []func(*s3.Options)
 	if s.unsigned { // every part carries its CRC32, so the upload must say so
 		cin.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32

@@ -501,3 +501,29 @@ func TestS3PayloadSigning(t *testing.T) {
 		})
 	}
 }
+
+// TestPutMetadata: user metadata reaches the object on the single PUT and the
+// multipart path (the parking bucket keeps a retry entry's fields there).
+func TestPutMetadata(t *testing.T) {
+	url := startGofakes3(t)
+	store := newS3Store(t, url, nil)
+	c := adminClient(url)
+	meta := map[string]string{"hitship-integration": "acme", "hitship-key": "hits%2Fx.json"}
+	for _, size := range []int{100, testThreshold + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			key := fmt.Sprintf("m%d.json", size)
+			if err := store.Put(t.Context(), key, sink.BytesBody(bytes.Repeat([]byte("x"), size)), sink.PutOptions{Metadata: meta}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range meta {
+				if out.Metadata[k] != v {
+					t.Errorf("metadata %s = %q; want %q (all: %v)", k, out.Metadata[k], v, out.Metadata)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"sync"
 )
@@ -22,6 +23,11 @@ type PutOptions struct {
 	// IfNoneMatch asks for a conditional write (If-None-Match: *): an existing
 	// object is left alone and Put returns an error satisfying IsAlreadyExists.
 	IfNoneMatch bool
+	// Metadata is written as S3 user metadata (x-amz-meta-<key>: value); keys
+	// are lower-case ASCII letters, digits and '-', values printable ASCII.
+	// hitship sets it on its own parking bucket only, never on a customer's
+	// object.
+	Metadata map[string]string
 }
 
 // Store writes objects. It is declared here, where objects are produced, so
@@ -55,6 +61,7 @@ type MemObject struct {
 	Data            []byte
 	ContentType     string
 	ContentEncoding string
+	Metadata        map[string]string
 }
 
 // MemStore is an in-memory Store for tests and the demo. It honours
@@ -102,7 +109,7 @@ func (m *MemStore) Put(ctx context.Context, key string, obj Body, opts PutOption
 	if _, ok := m.objects[key]; ok && opts.IfNoneMatch {
 		return &StoreError{Op: "PutObject", Bucket: "mem", Key: key, StatusCode: 412, Code: "PreconditionFailed", Err: ErrAlreadyExists}
 	}
-	m.objects[key] = MemObject{Data: data, ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding}
+	m.objects[key] = MemObject{Data: data, ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: maps.Clone(opts.Metadata)}
 	return nil
 }
 
