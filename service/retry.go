@@ -36,6 +36,9 @@ type parked struct {
 	// directory (a local disk sized for windows; its *.obj leftovers of a
 	// crash are removed when the spool starts).
 	dir string
+	// wake takes the names of integrations a reload enabled in the config
+	// file: their held entries are made due at once (runParked).
+	wake chan string
 }
 
 // disabledHold is how long a retry entry of a disabled integration waits
@@ -98,7 +101,7 @@ func (s *Service) newParked() (*parked, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parked{store: st, queue: q, dir: s.cfg.Spool.Dir}
+	p := &parked{store: st, queue: q, dir: s.cfg.Spool.Dir, wake: make(chan string, 64)}
 	p.worker, err = retry.NewWorker(retry.WorkerConfig{
 		Queue:  q,
 		Handle: s.handleParked,
@@ -162,18 +165,26 @@ func entryAttrs(c retry.Claimed) slog.Attr {
 }
 
 // holdParked keeps the entries of a disabled integration (at runtime or in
-// the config file) parked (DESIGN §5):
-// no attempt, no health outcome, the schedule resumes where it stopped once
-// the integration is enabled.
+// the config file) parked (DESIGN §5): no attempt, no health outcome, the
+// schedule resumes where it stopped once the integration is enabled (by the
+// admin API, or by a reload of a file that enables it: both wake the entries).
 //
-// It asks Redis rather than this replica's watcher: an enable wakes the
-// entries at once, and a watcher that has not polled since would postpone
-// them again for a whole hold. If Redis does not answer, the watcher decides.
+// The config file's state is read from the running config itself: a disabled
+// integration has no built target. The runtime state is asked of Redis rather
+// than this replica's watcher: an enable wakes the entries at once, and a
+// watcher that has not polled since would postpone them again for a whole
+// hold. If Redis does not answer, the watcher decides.
 func (s *Service) holdParked(c retry.Claimed) (time.Duration, bool) {
 	s.reloadMu.Lock()
-	bt, ok := s.built.byName[c.Integration]
+	fileDisabled := false
+	for _, in := range s.cfg.Integrations {
+		if in.Name == c.Integration {
+			fileDisabled = !in.Enabled
+			break
+		}
+	}
 	s.reloadMu.Unlock()
-	if ok && !bt.cfg.Enabled { // disabled in the config file
+	if fileDisabled {
 		return disabledHold, true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -183,6 +194,48 @@ func (s *Service) holdParked(c retry.Claimed) (time.Duration, bool) {
 		return disabledHold, s.watcher.Disabled(c.Integration)
 	}
 	return disabledHold, st.State == registry.Disabled || st.State == registry.AutoDisabled
+}
+
+// wakeEnabledInFile asks runParked to wake the held entries of the
+// integrations that cur enables and old disabled. It does not block: with
+// the queue of names full, the entries wait for the end of their hold.
+func (s *Service) wakeEnabledInFile(old, cur *config.Config) {
+	if s.parked == nil {
+		return
+	}
+	was := map[string]bool{}
+	for _, in := range old.Integrations {
+		was[in.Name] = !in.Enabled
+	}
+	for _, in := range cur.Integrations {
+		if in.Enabled && was[in.Name] {
+			select {
+			case s.parked.wake <- in.Name:
+			default:
+			}
+		}
+	}
+}
+
+// wakeLoop wakes the entries of integrations sent to s.parked.wake until ctx
+// ends.
+func (s *Service) wakeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case name := <-s.parked.wake:
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err := s.parked.queue.Wake(wctx, name, s.now())
+			cancel()
+			switch {
+			case err != nil:
+				s.log.Warn("parked entries of an integration enabled in the config file wait for their hold", "integration", name, "err", err)
+			case n > 0:
+				s.log.Info("parked entries of the integration enabled in the config file are due now", "integration", name, "entries", n)
+			}
+		}
+	}
 }
 
 // handleParked is one retry worker attempt: copy the parked object to the
@@ -342,6 +395,7 @@ func (s *Service) afterDeadLetter(ctx context.Context, c retry.Claimed, dead str
 func (s *Service) runParked(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.parked.scanner.Run(ctx) })
+	wg.Go(func() { s.wakeLoop(ctx) })
 	_ = s.parked.worker.Run(ctx)
 	wg.Wait()
 }

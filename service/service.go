@@ -359,6 +359,7 @@ func (s *Service) Reload(cfg *config.Config) error {
 		return fmt.Errorf("reload refused, the running config stays: %w", err)
 	}
 	added, changed, removed := diffTargets(s.built, b)
+	s.wakeEnabledInFile(s.cfg, cfg)
 	for _, t := range b.all {
 		s.metrics.Integration(t.Name)
 	}
