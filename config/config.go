@@ -120,6 +120,11 @@ type Delivery struct {
 	// health package's default (20). The ledger is kept with or without a
 	// parking bucket.
 	HealthMinAttempts int `yaml:"health_min_attempts"`
+	// HealthMinFailing is the least time from the first to the last
+	// customer-side failure in the 12-hour ledger before an integration can
+	// be auto-disabled (default 1h): a burst of trouble is not a broken
+	// customer.
+	HealthMinFailing time.Duration `yaml:"health_min_failing"`
 }
 
 // S3 holds the settings shared by every integration's bucket.

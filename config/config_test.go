@@ -283,6 +283,8 @@ func TestValidateProblems(t *testing.T) {
 		{name: "retry min zero", mutate: func(c *Config) { c.Delivery.RetryMin = 0 }, wantKey: "delivery.retry_min"},
 		{name: "retry max below min", mutate: func(c *Config) { c.Delivery.RetryMax = time.Millisecond }, wantKey: "delivery.retry_max"},
 		{name: "negative health minimum", mutate: func(c *Config) { c.Delivery.HealthMinAttempts = -1 }, wantKey: "delivery.health_min_attempts"},
+		{name: "no failing span", mutate: func(c *Config) { c.Delivery.HealthMinFailing = 0 }, wantKey: "delivery.health_min_failing"},
+		{name: "failing span beyond the ledger", mutate: func(c *Config) { c.Delivery.HealthMinFailing = 13 * time.Hour }, wantKey: "delivery.health_min_failing"},
 		{name: "s3 endpoint not url", mutate: func(c *Config) { c.S3.Endpoint = "minio:9000" }, wantKey: "s3.endpoint"},
 		{name: "multipart threshold small", mutate: func(c *Config) { c.S3.MultipartThreshold = 1 << 20 }, wantKey: "s3.multipart_threshold"},
 		{name: "part size small", mutate: func(c *Config) { c.S3.PartSize = 1 << 20 }, wantKey: "s3.part_size"},

@@ -39,6 +39,8 @@ func Default() Config {
 			UploadTimeout: 60 * time.Second,
 			RetryMin:      time.Second,
 			RetryMax:      30 * time.Second,
+
+			HealthMinFailing: time.Hour,
 		},
 		S3: S3{
 			IfNoneMatch:        true,

@@ -61,7 +61,10 @@
 //	delivery.retry_min             first in-process retry delay (1s)
 //	delivery.retry_max             longest in-process retry delay, >= retry_min (30s)
 //	delivery.health_min_attempts   (0 = 20): attempts in 12 h before auto-disable at
-//	                               >= 60% failures (kept with or without parking)
+//	                               >= 60% failures on the customer's side (kept with
+//	                               or without parking)
+//	delivery.health_min_failing    customer-side failures must span this long, first
+//	                               to last, before auto-disable; 0 < d <= 12h (1h)
 //	s3.endpoint                    http(s) URL of an S3-compatible store; "" = AWS
 //	s3.path_style                  path-style addressing (false)
 //	s3.if_none_match               send If-None-Match: * (true)

@@ -326,6 +326,9 @@ func (v *checker) delivery(d Delivery) {
 	if d.HealthMinAttempts < 0 {
 		v.add("delivery.health_min_attempts", "set 0 for the default (20) or a positive number", "is negative")
 	}
+	if d.HealthMinFailing <= 0 || d.HealthMinFailing > 12*time.Hour {
+		v.add("delivery.health_min_failing", `set a duration up to the ledger's 12h, such as "1h"`, "out of range: %s", d.HealthMinFailing)
+	}
 	v.positive("delivery.retry_min", d.RetryMin)
 	if d.RetryMax < d.RetryMin {
 		v.add("delivery.retry_max", "make it at least delivery.retry_min", "%s is less than retry_min %s", d.RetryMax, d.RetryMin)

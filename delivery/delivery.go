@@ -14,7 +14,8 @@
 // and from then on the retry workers own the object. If parking fails the delivery
 // keeps trying to park, holding the offset (back-pressure, never loss), until it
 // succeeds, ctx ends or the worker is fenced. With Deps.Health set, every attempt's
-// outcome (not aborts) is recorded in the health ledger.
+// outcome (not aborts) is recorded in the health ledger, classified by the side
+// of its cause (HealthOutcome).
 //
 // Guarantees: an object is written under its deterministic key, with
 // `If-None-Match: *` where the integration asks for it; a 412 counts as delivered
@@ -289,7 +290,7 @@ func (d *Inline) upload(ctx context.Context, j *consumer.Job, obj *sink.Object, 
 		return &stopError{errors.Join(ctx.Err(), err)}
 	}
 	m.UploadAttempts.WithLabelValues(name, result).Inc()
-	d.recordHealth(ctx, log, name, result != metrics.ResultError)
+	d.recordHealth(ctx, log, name, err)
 	if result == metrics.ResultError {
 		log.Warn("upload failed", "attempt", p.String(), "problem", sink.Explain(err).Message, "err", err)
 		return err
@@ -413,9 +414,26 @@ func (d *Inline) park(ctx context.Context, j *consumer.Job, obj *sink.Object, pk
 	return err
 }
 
-// recordHealth records one attempt's outcome; Redis trouble is buffered by
-// health.Buffered, so an error here is only logged.
-func (d *Inline) recordHealth(ctx context.Context, log *slog.Logger, name string, ok bool) {
+// HealthOutcome is the health ledger's outcome of an attempt that ended with
+// err (nil or a 412: success), classified by sink.Blame: only failures on
+// the customer's side count toward auto-disable.
+func HealthOutcome(err error) health.Outcome {
+	switch sink.Blame(err) {
+	case sink.SideNone:
+		return health.Success
+	case sink.SideCustomer:
+		return health.FailCustomer
+	case sink.SideProvider:
+		return health.FailProvider
+	default:
+		return health.FailHitship
+	}
+}
+
+// recordHealth records the outcome of one attempt that ended with err;
+// Redis trouble is buffered by health.Buffered, so an error here is only
+// logged.
+func (d *Inline) recordHealth(ctx context.Context, log *slog.Logger, name string, err error) {
 	if d.deps.Health == nil {
 		return
 	}
@@ -423,9 +441,9 @@ func (d *Inline) recordHealth(ctx context.Context, log *slog.Logger, name string
 	// are held in memory at once (health.Buffered).
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	dec, err := d.deps.Health.Record(hctx, name, ok, d.deps.Now())
-	if err != nil {
-		log.Warn("health outcome not recorded", "err", err)
+	dec, rerr := d.deps.Health.Record(hctx, name, HealthOutcome(err), d.deps.Now())
+	if rerr != nil {
+		log.Warn("health outcome not recorded", "err", rerr)
 	}
 	if dec.Disabled {
 		log.Warn("integration auto-disabled by its failure ratio", "attempts", dec.Attempts, "failures", dec.Failures, "event", dec.Event)

@@ -19,6 +19,7 @@ import (
 	"hitship/health"
 	"hitship/internal/testenv"
 	"hitship/metrics"
+	"hitship/registry"
 	"hitship/retry"
 	"hitship/sink"
 	"hitship/state"
@@ -236,5 +237,69 @@ func TestParking(t *testing.T) {
 				t.Errorf("first-failure record kept = %v, %v; want %v", kept, err, tc.wantErr != nil)
 			}
 		})
+	}
+}
+
+// TestShortTroubleDoesNotDisable (issue #11, defect 13): with the product's
+// health settings (20 attempts, 60%, failures spanning 1 h), a customer whose
+// bucket refuses every upload for the half minute of cycle 1 is not
+// auto-disabled: its objects are parked and wait for the retry workers.
+// Before the fix 12 failures in 20 attempts disabled it within about 30 s.
+func TestShortTroubleDoesNotDisable(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	q, err := retry.NewQueue(r.Client(), retry.QueueConfig{Prefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := health.New(r.Client(), health.Config{Prefix: "test:"}) // the product's defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := health.NewBuffered(l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2023, 6, 20, 6, 20, 42, 0, time.UTC)}
+	cust, _ := sink.NewMemStore()
+	cust.SetFail(func(string) error {
+		return &sink.StoreError{Op: "PutObject", Bucket: "mem", StatusCode: 403, Code: "AccessDenied", Err: errors.New("injected")}
+	})
+	parkMem, _ := sink.NewMemStore()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	d, err := delivery.NewInline(delivery.Config{}, delivery.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: m, Now: clock.Now, Health: hb, Parking: &delivery.Parking{Store: memPark{parkMem}, Queue: q, Clock: clock}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{reg: reg, m: m}
+	if w.spool, err = sink.NewSpool(sink.SpoolConfig{Dir: t.TempDir(), MemoryBytes: 64 << 10, BufferMemoryBytes: 4 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	for n := range 4 {
+		j, _ := w.job(t, "b", cust, 10+n, true)
+		res := newResult()
+		d.Deliver(t.Context(), j, res.done)
+		if err := res.wait(t, 10*time.Second); err != nil {
+			t.Fatalf("job %d: %v; want parked", n, err)
+		}
+	}
+	c, err := l.Counts(t.Context(), "b", clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Attempts != 24 || c.CustomerFailures != 24 {
+		t.Fatalf("ledger = %+v; want 24 attempts, all failed on the customer's side", c)
+	}
+	st, err := registry.New(r.Client(), "test:", clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.Status(t.Context(), "b")
+	if err != nil || s.State != registry.Enabled {
+		t.Fatalf("status after %s of failures = %+v, %v; want enabled", c.FailingSpan, s, err)
+	}
+	if es, err := q.ListByIntegration(t.Context(), "b"); err != nil || len(es) != 4 {
+		t.Fatalf("parked entries = %d, %v; want 4", len(es), err)
 	}
 }

@@ -76,18 +76,21 @@ func (b *Buffered) Dropped() uint64 { return b.dropped.Load() }
 // outcome in memory and returns a Deferred decision; when the Redis call
 // fails it does the same and becomes degraded. Only an invalid argument is
 // returned as an error: an outage never surfaces to the caller.
-func (b *Buffered) Record(ctx context.Context, integration string, ok bool, at time.Time) (Decision, error) {
+func (b *Buffered) Record(ctx context.Context, integration string, o Outcome, at time.Time) (Decision, error) {
 	if err := checkName(integration); err != nil {
 		return Decision{}, err
 	}
+	if !o.valid() {
+		return Decision{}, fmt.Errorf("health: outcome %d: %w", o, ErrInvalid)
+	}
 	b.mu.Lock()
 	if b.degraded {
-		b.addLocked(integration, ok, at)
+		b.addLocked(integration, o, at)
 		b.mu.Unlock()
 		return Decision{Integration: integration, Deferred: true}, nil
 	}
 	b.mu.Unlock()
-	d, err := b.l.Record(ctx, integration, ok, at)
+	d, err := b.l.Record(ctx, integration, o, at)
 	if err == nil {
 		return d, nil
 	}
@@ -96,14 +99,14 @@ func (b *Buffered) Record(ctx context.Context, integration string, ok bool, at t
 	}
 	b.mu.Lock()
 	b.degraded = true
-	b.addLocked(integration, ok, at)
+	b.addLocked(integration, o, at)
 	b.mu.Unlock()
 	return Decision{Integration: integration, Deferred: true}, nil
 }
 
 // addLocked counts one outcome in memory. At the bound it first forgets
 // cells that are out of the window ending at at, then drops the outcome.
-func (b *Buffered) addLocked(integration string, ok bool, at time.Time) {
+func (b *Buffered) addLocked(integration string, o Outcome, at time.Time) {
 	m := minute(at)
 	cells := b.pending[integration]
 	c, exists := cells[m]
@@ -121,10 +124,7 @@ func (b *Buffered) addLocked(integration string, ok bool, at time.Time) {
 	if !exists {
 		b.cells++
 	}
-	c.attempts++
-	if !ok {
-		c.failures++
-	}
+	c.add(o, at)
 	cells[m] = c
 }
 
@@ -195,6 +195,6 @@ func (b *Buffered) mergeLocked(name string, cells map[int64]cell) {
 		if !ok {
 			b.cells++
 		}
-		cur[m] = cell{attempts: old.attempts + c.attempts, failures: old.failures + c.failures}
+		cur[m] = old.merge(c)
 	}
 }

@@ -4,12 +4,25 @@
 //
 // # Storage
 //
-// Each integration has one Redis hash, {prefix}health:{name}, with a field
-// per minute that saw outcomes: "a<minute>" counts attempts and
-// "f<minute>" failures (minute = Unix minutes of the outcome's time). So a
-// ledger holds at most 2×721 fields whatever the upload rate; fields out of
+// Each integration has one Redis hash, {prefix}health:{name}, with fields
+// per minute that saw outcomes: "a<minute>" counts attempts, "f<minute>"
+// failures, "c<minute>" failures on the customer's side, and "s<minute>" and
+// "e<minute>" hold the times (Unix ms) of that minute's first and last
+// customer-side failure (minute = Unix minutes of the outcome's time). So a
+// ledger holds at most 5×721 fields whatever the upload rate; fields out of
 // the window are deleted whenever the integration records, and the whole
 // key expires 13 h after its last write.
+//
+// # Outcomes
+//
+// Every attempt is recorded with the side its failure's cause lies on
+// (Outcome; the callers classify with sink.Blame): Success, FailCustomer
+// (access denied, no such bucket, wrong region, bad key or credentials, a
+// role that cannot be assumed), FailProvider (5xx, throttling, timeouts,
+// connection errors) or FailHitship (hitship's own identity, parking bucket,
+// disk). All of them are attempts; only FailCustomer counts toward
+// auto-disable, so an outage of S3 itself, or of hitship, never switches a
+// healthy customer off.
 //
 // # Window
 //
@@ -23,8 +36,11 @@
 //
 //   - Record adds the outcome, trims the window, evaluates the threshold
 //     and, when met, auto-disables — in one Lua script, atomically. The
-//     threshold is met when attempts >= MinAttempts and
-//     failures*100 >= 60*attempts.
+//     threshold is met when attempts >= MinAttempts (default 20), customer
+//     failures*100 >= 60*attempts, and the customer-side failures span at
+//     least MinFailing (default 1 h) from the first to the last in the
+//     window: half a minute of trouble never disables, however many attempts
+//     it failed.
 //   - The auto-disable writes the registry's hash {prefix}integrations and
 //     XADDs to {prefix}events (MAXLEN ~ registry.MaxEvents) with exactly the
 //     shapes registry writes, so registry.Store.Status, Events and the
@@ -37,7 +53,8 @@
 //     registry's; New refuses a ClusterClient with an untagged prefix.
 //   - Buffered never lets a Redis outage reach the caller and never decides
 //     on partial data: once a Redis call fails it counts outcomes in memory
-//     (bounded, per integration and minute) and decides nothing until Flush
+//     (bounded, per integration and minute, with the exact times of the
+//     customer-side failures) and decides nothing until Flush
 //     has written them back; Flush writes an integration's counts and
 //     evaluates them in one script. Outcomes buffered by other replicas are
 //     counted when those replicas flush.

@@ -19,6 +19,14 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// outcome is Success, or a failure on the customer's side.
+func outcome(ok bool) health.Outcome {
+	if ok {
+		return health.Success
+	}
+	return health.FailCustomer
+}
+
 const prefix = "hitship:"
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 30, 123_000_000, time.UTC)
@@ -37,9 +45,12 @@ func client(t *testing.T, r *testenv.Redis) *redis.Client {
 	return rdb
 }
 
+// ledger returns a ledger without the failing-span rule (MinFailing below a
+// millisecond: spans are counted in whole ms, so any span passes); the rule
+// has tests of its own (TestFailingSpan).
 func ledger(t *testing.T, rdb redis.UniversalClient, minAttempts int) *health.Ledger {
 	t.Helper()
-	l, err := health.New(rdb, health.Config{Prefix: prefix, MinAttempts: minAttempts})
+	l, err := health.New(rdb, health.Config{Prefix: prefix, MinAttempts: minAttempts, MinFailing: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +71,7 @@ func reg(t *testing.T, rdb redis.UniversalClient, now time.Time) *registry.Store
 func recordN(t *testing.T, ctx context.Context, l *health.Ledger, name string, ok bool, n int, at time.Time) (last health.Decision, disables int) {
 	t.Helper()
 	for range n {
-		d, err := l.Record(ctx, name, ok, at)
+		d, err := l.Record(ctx, name, outcome(ok), at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,12 +96,12 @@ func TestThreshold(t *testing.T) {
 		wantReason         string
 	}{
 		{name: "59 percent", min: 20, successes: 41, failues: 59},
-		{name: "60 percent", min: 20, successes: 40, failues: 60, wantDisabled: true, wantReason: "60% of 100 uploads failed in 12 h"},
-		{name: "61 percent of 140 at minimum", min: 140, successes: 54, failues: 86, failuresFirst: true, wantDisabled: true, wantReason: "61% of 140 uploads failed in 12 h"},
+		{name: "60 percent", min: 20, successes: 40, failues: 60, wantDisabled: true, wantReason: "60% of 100 uploads failed on the customer side over 0 min in 12 h"},
+		{name: "61 percent of 140 at minimum", min: 140, successes: 54, failues: 86, failuresFirst: true, wantDisabled: true, wantReason: "61% of 140 uploads failed on the customer side over 0 min in 12 h"},
 		{name: "below minimum", min: 20, successes: 0, failues: 19},
-		{name: "at minimum", min: 20, successes: 8, failues: 12, wantDisabled: true, wantReason: "60% of 20 uploads failed in 12 h"},
+		{name: "at minimum", min: 20, successes: 8, failues: 12, wantDisabled: true, wantReason: "60% of 20 uploads failed on the customer side over 0 min in 12 h"},
 		{name: "all successes", min: 1, successes: 30},
-		{name: "default minimum", min: 0, successes: 0, failues: health.DefaultMinAttempts, wantDisabled: true, wantReason: "100% of 20 uploads failed in 12 h"},
+		{name: "default minimum", min: 0, successes: 0, failues: health.DefaultMinAttempts, wantDisabled: true, wantReason: "100% of 20 uploads failed on the customer side over 0 min in 12 h"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := ledger(t, rdb, tc.min)
@@ -198,7 +209,7 @@ func TestWindow(t *testing.T) {
 	}
 	// An outcome recorded with an old time does not count in a later
 	// window.
-	if _, err := l.Record(ctx, "stale", false, t0.Add(-13*time.Hour)); err != nil {
+	if _, err := l.Record(ctx, "stale", health.FailCustomer, t0.Add(-13*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if a, f, err := l.Ratio(ctx, "stale", t0); err != nil || a != 0 || f != 0 {
@@ -228,7 +239,7 @@ func TestRace(t *testing.T) {
 	for _, l := range ls {
 		wg.Go(func() {
 			for range 5 {
-				d, err := l.Record(ctx, "acme", false, at)
+				d, err := l.Record(ctx, "acme", health.FailCustomer, at)
 				if err != nil {
 					t.Error(err)
 					return
@@ -251,7 +262,7 @@ func TestRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := registry.Event{ID: won[0].Event.ID, Type: registry.EventType, Integration: "acme",
-		State: registry.AutoDisabled, Reason: "100% of 10 uploads failed in 12 h", By: health.DefaultBy,
+		State: registry.AutoDisabled, Reason: "100% of 10 uploads failed on the customer side over 0 min in 12 h", By: health.DefaultBy,
 		At: at.Truncate(time.Millisecond)}
 	if len(evs) != 1 || evs[0] != want || won[0].Event != want {
 		t.Errorf("events = %+v, decision event %+v; want one %+v", evs, won[0].Event, want)
@@ -339,19 +350,19 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Healthy: delegates.
-	if d, err := b.Record(ctx, "acme", true, t0); err != nil || d.Deferred || d.Attempts != 1 {
+	if d, err := b.Record(ctx, "acme", health.Success, t0); err != nil || d.Deferred || d.Attempts != 1 {
 		t.Fatalf("healthy record = %+v, %v", d, err)
 	}
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		d, err := b.Record(ctx, "acme", false, t0.Add(time.Duration(i)*time.Minute))
+		d, err := b.Record(ctx, "acme", health.FailCustomer, t0.Add(time.Duration(i)*time.Minute))
 		if err != nil || !d.Deferred || d.Disabled {
 			t.Fatalf("record %d during outage = %+v, %v; want deferred, no error", i, d, err)
 		}
 	}
-	if _, err := b.Record(ctx, "other", false, t0); err != nil {
+	if _, err := b.Record(ctx, "other", health.FailCustomer, t0); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Degraded() || b.Pending() != 21 {
@@ -368,7 +379,7 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Redis is back but outcomes are pending: still no decision.
-	if d, err := b.Record(ctx, "acme", false, now); err != nil || !d.Deferred {
+	if d, err := b.Record(ctx, "acme", health.FailCustomer, now); err != nil || !d.Deferred {
 		t.Errorf("record with pending outcomes = %+v, %v; want deferred", d, err)
 	}
 	ds, err := b.Flush(ctx, now)
@@ -385,7 +396,7 @@ func TestOutage(t *testing.T) {
 	// Redis lost everything (no persistence): the ledger holds what was
 	// buffered, 21 failures of acme.
 	if d := byName["acme"]; len(ds) != 2 || !d.Disabled || d.Attempts != 21 || d.Failures != 21 ||
-		d.Event.Reason != "100% of 21 uploads failed in 12 h" {
+		d.Event.Reason != "100% of 21 uploads failed on the customer side over 30 min in 12 h" {
 		t.Errorf("flush decisions = %+v", ds)
 	}
 	if d := byName["other"]; d.Disabled || d.Attempts != 1 {
@@ -399,7 +410,7 @@ func TestOutage(t *testing.T) {
 		t.Errorf("status = %+v, %v", st, err)
 	}
 	// Healthy again: Record goes straight to Redis.
-	if d, err := b.Record(ctx, "other", true, now); err != nil || d.Deferred || d.Attempts != 2 {
+	if d, err := b.Record(ctx, "other", health.Success, now); err != nil || d.Deferred || d.Attempts != 2 {
 		t.Errorf("record after flush = %+v, %v", d, err)
 	}
 }
@@ -418,22 +429,22 @@ func TestBufferedBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := b.Record(ctx, fmt.Sprint("i", i), false, t0); err != nil {
+		if _, err := b.Record(ctx, fmt.Sprint("i", i), health.FailCustomer, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Same cell: counted, no new memory.
-	if _, err := b.Record(ctx, "i0", false, t0); err != nil {
+	if _, err := b.Record(ctx, "i0", health.FailCustomer, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Record(ctx, "i3", false, t0); err != nil {
+	if _, err := b.Record(ctx, "i3", health.FailCustomer, t0); err != nil {
 		t.Fatal(err)
 	}
 	if b.Pending() != 3 || b.Dropped() != 1 {
 		t.Errorf("pending %d dropped %d, want 3 1", b.Pending(), b.Dropped())
 	}
 	// 13 h later the old cells are out of the window and make room.
-	if _, err := b.Record(ctx, "i3", false, t0.Add(13*time.Hour)); err != nil {
+	if _, err := b.Record(ctx, "i3", health.FailCustomer, t0.Add(13*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if b.Pending() != 1 || b.Dropped() != 1 {
@@ -474,8 +485,8 @@ func TestInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"", "a\nb", strings.Repeat("x", 257), "\xff"} {
-		_, err1 := l.Record(ctx, name, false, t0)
-		_, err2 := b.Record(ctx, name, false, t0)
+		_, err1 := l.Record(ctx, name, health.FailCustomer, t0)
+		_, err2 := b.Record(ctx, name, health.FailCustomer, t0)
 		_, _, err3 := l.Ratio(ctx, name, t0)
 		err4 := l.Reset(ctx, name)
 		for i, err := range []error{err1, err2, err3, err4} {
@@ -496,5 +507,118 @@ func TestInvalid(t *testing.T) {
 	var redisErr error = errors.New("x")
 	if health.IsInvalid(redisErr) {
 		t.Error("IsInvalid of an unrelated error")
+	}
+}
+
+// TestFailingSpan (issue #11, defect 13): only failures on the customer's side
+// count toward auto-disable, and only when they span at least MinFailing
+// (default 1 h) from the first to the last: 30 s of trouble never switches a
+// customer off, an hour of AccessDenied does, an hour of 503s does not.
+// Defaults of the product: MinAttempts 20, MinFailing 1 h.
+func TestFailingSpan(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	rdb := client(t, r)
+	ctx := ctxT(t)
+	l, err := health.New(rdb, health.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type step struct {
+		o     health.Outcome
+		n     int
+		every time.Duration // between outcomes
+	}
+	for _, tc := range []struct {
+		name         string
+		steps        []step
+		wantDisabled bool
+		wantSpan     time.Duration
+	}{
+		{name: "30 s of trouble: 12 of 20 attempts fail", steps: []step{{health.Success, 8, time.Second}, {health.FailCustomer, 12, 2500 * time.Millisecond}},
+			wantSpan: 27500 * time.Millisecond},
+		{name: "an hour of AccessDenied", steps: []step{{health.FailCustomer, 21, 3 * time.Minute}},
+			wantDisabled: true, wantSpan: time.Hour},
+		{name: "59 min of AccessDenied", steps: []step{{health.FailCustomer, 60, time.Minute - time.Second}},
+			wantSpan: 59 * (time.Minute - time.Second)},
+		{name: "two hours of 503s", steps: []step{{health.FailProvider, 121, time.Minute}}},
+		{name: "two hours of hitship's own failures", steps: []step{{health.FailHitship, 121, time.Minute}}},
+		{name: "an hour, half AccessDenied and half 503", steps: []step{{health.FailCustomer, 30, 2 * time.Minute}, {health.FailProvider, 30, 2 * time.Minute}},
+			wantSpan: 58 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "span-" + strings.NewReplacer(" ", "-", ":", "", "'", "", ",", "").Replace(tc.name)
+			at := t0
+			var last health.Decision
+			disables := 0
+			for _, s := range tc.steps {
+				for range s.n {
+					d, err := l.Record(ctx, name, s.o, at)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d.Disabled {
+						disables++
+					}
+					last = d
+					at = at.Add(s.every)
+				}
+			}
+			if want := map[bool]int{true: 1}[tc.wantDisabled]; disables != want {
+				t.Fatalf("disabled %d times; want %d (last decision %+v)", disables, want, last)
+			}
+			if last.FailingSpan != tc.wantSpan {
+				t.Errorf("failing span = %s; want %s", last.FailingSpan, tc.wantSpan)
+			}
+			st, err := reg(t, rdb, t0).Status(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (st.State == registry.AutoDisabled) != tc.wantDisabled {
+				t.Errorf("state %s; want auto-disabled %v", st.State, tc.wantDisabled)
+			}
+			c, err := l.Counts(ctx, name, at)
+			if err != nil || c.FailingSpan != tc.wantSpan || c.Attempts != last.Attempts || c.CustomerFailures != last.CustomerFailures {
+				t.Errorf("Counts = %+v, %v; want the last decision's %+v", c, err, last)
+			}
+		})
+	}
+}
+
+// TestFailingSpanBuffered: outcomes held in memory during an outage keep the
+// times of their customer-side failures, so a flush decides on the same span.
+func TestFailingSpanBuffered(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	if r.Miniredis() {
+		t.Skip("needs a real redis-server")
+	}
+	rdb := client(t, r)
+	ctx := ctxT(t)
+	l, err := health.New(rdb, health.Config{Prefix: prefix, MinAttempts: 5, MinFailing: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := health.NewBuffered(l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Two failures a second apart in one minute, and 11 minutes later three
+	// more: the span is only known from the exact times.
+	for _, at := range []time.Time{t0, t0.Add(time.Second), t0.Add(11 * time.Minute), t0.Add(11*time.Minute + time.Second), t0.Add(11*time.Minute + 2*time.Second)} {
+		if d, err := b.Record(ctx, "buf", health.FailCustomer, at); err != nil || !d.Deferred {
+			t.Fatalf("record = %+v, %v", d, err)
+		}
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := b.Flush(ctx, t0.Add(12*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || !ds[0].Disabled || ds[0].FailingSpan != 11*time.Minute+2*time.Second || ds[0].CustomerFailures != 5 {
+		t.Fatalf("flush decisions = %+v; want one disable after 11m2s of failures", ds)
 	}
 }

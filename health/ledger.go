@@ -35,6 +35,29 @@ const ThresholdPercent = 60
 // DefaultMinAttempts is Config.MinAttempts when it is zero.
 const DefaultMinAttempts = 20
 
+// DefaultMinFailing is Config.MinFailing when it is zero.
+const DefaultMinFailing = time.Hour
+
+// Outcome is the result of one upload attempt, with the side a failure's
+// cause lies on (sink.Blame): only customer-side failures count toward
+// auto-disable.
+type Outcome int
+
+// Outcomes.
+const (
+	// Success: the object was written (or was already there).
+	Success Outcome = iota
+	// FailCustomer: the customer's bucket or account refused (access denied,
+	// no such bucket, wrong region, bad credentials, role not assumable).
+	FailCustomer
+	// FailProvider: S3 or STS failed (5xx, throttling, timeouts, no answer).
+	FailProvider
+	// FailHitship: hitship's own failure (its identity, parking bucket, disk).
+	FailHitship
+)
+
+func (o Outcome) valid() bool { return o >= Success && o <= FailHitship }
+
 // DefaultBy is Config.By when it is empty: the "by" of an auto-disable.
 const DefaultBy = "hitship-health"
 
@@ -58,6 +81,11 @@ type Config struct {
 	// MinAttempts is the least number of attempts in the window before an
 	// integration can be auto-disabled (default DefaultMinAttempts).
 	MinAttempts int `yaml:"min_attempts"`
+	// MinFailing is the least time from the first to the last customer-side
+	// failure in the window before an integration can be auto-disabled
+	// (default DefaultMinFailing): a burst of trouble is not a broken
+	// customer.
+	MinFailing time.Duration `yaml:"min_failing"`
 	// By is recorded as "by" of an auto-disable (default DefaultBy).
 	By string `yaml:"by"`
 }
@@ -65,6 +93,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.MinAttempts == 0 {
 		c.MinAttempts = DefaultMinAttempts
+	}
+	if c.MinFailing == 0 {
+		c.MinFailing = DefaultMinFailing
 	}
 	if c.By == "" {
 		c.By = DefaultBy
@@ -76,6 +107,9 @@ func (c Config) Validate() error {
 	if c.MinAttempts < 0 {
 		return fmt.Errorf("health: min_attempts %d < 0: %w", c.MinAttempts, ErrInvalid)
 	}
+	if c.MinFailing < 0 {
+		return fmt.Errorf("health: min_failing %s < 0: %w", c.MinFailing, ErrInvalid)
+	}
 	if len(c.By) > registry.MaxReasonBytes || !utf8.ValidString(c.By) {
 		return fmt.Errorf("health: by %q: %w", c.By, ErrInvalid)
 	}
@@ -86,8 +120,11 @@ func (c Config) Validate() error {
 type Decision struct {
 	Integration string
 	// Attempts and Failures are the integration's counts in the window
-	// after this call (zero when Deferred).
-	Attempts, Failures int
+	// after this call (zero when Deferred); CustomerFailures are the failures
+	// on the customer's side, FailingSpan the time from the first to the last
+	// of them.
+	Attempts, Failures, CustomerFailures int
+	FailingSpan                          time.Duration
 	// Disabled reports that this call auto-disabled the integration; Event
 	// is the event it recorded (for the caller to log).
 	Disabled bool
@@ -147,73 +184,130 @@ func minute(t time.Time) int64 {
 	return m
 }
 
-// cell is one bucket's counts.
-type cell struct{ attempts, failures int64 }
+// cell is one bucket's counts: attempts, failures, customer-side failures
+// and the times (Unix ms, 0: none) of the bucket's first and last
+// customer-side failure.
+type cell struct{ attempts, failures, customer, first, last int64 }
+
+func (c *cell) add(o Outcome, at time.Time) {
+	c.attempts++
+	if o == Success {
+		return
+	}
+	c.failures++
+	if o != FailCustomer {
+		return
+	}
+	c.customer++
+	ms := at.UnixMilli()
+	if c.first == 0 || ms < c.first {
+		c.first = ms
+	}
+	if ms > c.last {
+		c.last = ms
+	}
+}
+
+func (c cell) merge(o cell) cell {
+	c.attempts += o.attempts
+	c.failures += o.failures
+	c.customer += o.customer
+	if o.first != 0 && (c.first == 0 || o.first < c.first) {
+		c.first = o.first
+	}
+	c.last = max(c.last, o.last)
+	return c
+}
 
 // record adds the outcomes of every bucket in cells to the ledger and,
 // atomically with it, evaluates the threshold and auto-disables. Fields of
-// the ledger hash: "a<minute>" attempts, "f<minute>" failures.
+// the ledger hash: "a<minute>" attempts, "f<minute>" failures, "c<minute>"
+// customer-side failures, "s<minute>" and "e<minute>" the times (Unix ms) of
+// the minute's first and last customer-side failure.
 //
 // KEYS: ledger, registry hash, events stream.
 // ARGV: name, now minute, buckets, min attempts, threshold %, since (JSON
-// time), at (event time), by, maxlen, event type, ttl ms, then triples
-// (minute, attempts, failures) from ARGV[12].
+// time), at (event time), by, maxlen, event type, ttl ms, min failing ms,
+// then 6-tuples (minute, attempts, failures, customer, first, last) from
+// ARGV[13].
 var record = redis.NewScript(`
 local now = tonumber(ARGV[2])
 local cutoff = now - tonumber(ARGV[3])
-for i = 12, #ARGV, 3 do
+for i = 13, #ARGV, 6 do
   local m = tonumber(ARGV[i])
   if m >= cutoff then
-    local a, f = tonumber(ARGV[i+1]), tonumber(ARGV[i+2])
+    local a, f, c = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
     if a > 0 then redis.call('HINCRBY', KEYS[1], 'a' .. ARGV[i], a) end
     if f > 0 then redis.call('HINCRBY', KEYS[1], 'f' .. ARGV[i], f) end
+    if c > 0 then
+      redis.call('HINCRBY', KEYS[1], 'c' .. ARGV[i], c)
+      local s = redis.call('HGET', KEYS[1], 's' .. ARGV[i])
+      if not s or tonumber(ARGV[i+4]) < tonumber(s) then redis.call('HSET', KEYS[1], 's' .. ARGV[i], ARGV[i+4]) end
+      local e = redis.call('HGET', KEYS[1], 'e' .. ARGV[i])
+      if not e or tonumber(ARGV[i+5]) > tonumber(e) then redis.call('HSET', KEYS[1], 'e' .. ARGV[i], ARGV[i+5]) end
+    end
   end
 end
 local all = redis.call('HGETALL', KEYS[1])
-local att, fail, old = 0, 0, {}
+local att, fail, cust, first, last, old = 0, 0, 0, nil, nil, {}
 for i = 1, #all, 2 do
   local k = all[i]
   local kind, m = string.sub(k, 1, 1), tonumber(string.sub(k, 2))
+  local v = tonumber(all[i + 1])
   if m == nil or m < cutoff then
     old[#old + 1] = k
   elseif kind == 'a' then
-    att = att + tonumber(all[i + 1])
+    att = att + v
   elseif kind == 'f' then
-    fail = fail + tonumber(all[i + 1])
+    fail = fail + v
+  elseif kind == 'c' then
+    cust = cust + v
+  elseif kind == 's' then
+    if first == nil or v < first then first = v end
+  elseif kind == 'e' then
+    if last == nil or v > last then last = v end
   end
 end
 for i = 1, #old, 500 do
   redis.call('HDEL', KEYS[1], unpack(old, i, math.min(i + 499, #old)))
 end
 if #all > 2 * #old then redis.call('PEXPIRE', KEYS[1], ARGV[11]) end
-if att < tonumber(ARGV[4]) or att == 0 or fail * 100 < tonumber(ARGV[5]) * att then
-  return {att, fail, '', ''}
+local span = 0
+if first ~= nil and last ~= nil then span = last - first end
+local counts = {att, fail, cust, tostring(span)}
+if att < tonumber(ARGV[4]) or att == 0 or cust * 100 < tonumber(ARGV[5]) * att or span < tonumber(ARGV[12]) then
+  return {counts[1], counts[2], counts[3], counts[4], '', ''}
 end
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if cur then
   local ok, st = pcall(cjson.decode, cur)
-  if not ok or type(st) ~= 'table' or st.state ~= 'enabled' then return {att, fail, '', ''} end
+  if not ok or type(st) ~= 'table' or st.state ~= 'enabled' then return {counts[1], counts[2], counts[3], counts[4], '', ''} end
 end
-local reason = string.format('%d%% of %d uploads failed in 12 h', math.floor(fail * 100 / att), att)
+local reason = string.format('%d%% of %d uploads failed on the customer side over %d min in 12 h',
+  math.floor(cust * 100 / att), att, math.floor(span / 60000))
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({name = ARGV[1], state = 'auto-disabled',
   reason = reason, since = ARGV[6], by = ARGV[8]}))
 local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*',
   'type', ARGV[10], 'integration', ARGV[1], 'state', 'auto-disabled',
   'reason', reason, 'by', ARGV[8], 'at', ARGV[7])
-return {att, fail, id, reason}
+return {counts[1], counts[2], counts[3], counts[4], id, reason}
 `)
 
 // Record adds one upload outcome of integration at time at to the ledger
-// and evaluates the window ending at at, in one Lua script: when at least
-// MinAttempts attempts were made and ThresholdPercent or more of them failed,
-// and the integration is enabled (no registry entry counts as enabled), it
-// becomes auto-disabled and one event is recorded. Of replicas racing past
-// the threshold exactly one gets Disabled.
-func (l *Ledger) Record(ctx context.Context, integration string, ok bool, at time.Time) (Decision, error) {
-	c := cell{attempts: 1}
-	if !ok {
-		c.failures = 1
+// and evaluates the window ending at at, in one Lua script. The integration
+// becomes auto-disabled (and one event is recorded) when, in the window, at
+// least MinAttempts attempts were made, failures on the customer's side are
+// ThresholdPercent or more of them, and those failures span at least
+// MinFailing from the first to the last, and the integration is enabled (no
+// registry entry counts as enabled). Provider and hitship failures count as
+// attempts, never toward the threshold. Of replicas racing past the
+// threshold exactly one gets Disabled.
+func (l *Ledger) Record(ctx context.Context, integration string, o Outcome, at time.Time) (Decision, error) {
+	if !o.valid() {
+		return Decision{}, fmt.Errorf("health: outcome %d: %w", o, ErrInvalid)
 	}
+	var c cell
+	c.add(o, at)
 	return l.apply(ctx, integration, map[int64]cell{minute(at): c}, at)
 }
 
@@ -228,25 +322,29 @@ func (l *Ledger) apply(ctx context.Context, integration string, cells map[int64]
 	if err != nil {
 		return Decision{}, fmt.Errorf("health: %w", err)
 	}
-	args := make([]any, 0, 11+3*len(cells))
+	args := make([]any, 0, 12+6*len(cells))
 	args = append(args, integration, minute(now), buckets, l.cfg.MinAttempts, ThresholdPercent,
 		strings.Trim(string(since), `"`), at.Format(timeLayout), l.cfg.By, registry.MaxEvents,
-		registry.EventType, ttl.Milliseconds())
+		registry.EventType, ttl.Milliseconds(), l.cfg.MinFailing.Milliseconds())
 	for m, c := range cells {
-		args = append(args, m, c.attempts, c.failures)
+		args = append(args, m, c.attempts, c.failures, c.customer, c.first, c.last)
 	}
 	res, err := record.Run(ctx, l.rdb, []string{l.Key(integration), l.hash, l.stream}, args...).Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("health: record %s: %w", integration, err)
 	}
-	if len(res) != 4 {
+	if len(res) != 6 {
 		return Decision{}, fmt.Errorf("health: record %s: unexpected reply %v", integration, res)
 	}
 	att, _ := res[0].(int64)
 	fail, _ := res[1].(int64)
-	id, _ := res[2].(string)
-	reason, _ := res[3].(string)
-	d := Decision{Integration: integration, Attempts: int(att), Failures: int(fail)}
+	cust, _ := res[2].(int64)
+	spanS, _ := res[3].(string)
+	span, _ := strconv.ParseInt(spanS, 10, 64)
+	id, _ := res[4].(string)
+	reason, _ := res[5].(string)
+	d := Decision{Integration: integration, Attempts: int(att), Failures: int(fail), CustomerFailures: int(cust),
+		FailingSpan: time.Duration(span) * time.Millisecond}
 	if id != "" {
 		d.Disabled = true
 		d.Event = registry.Event{ID: id, Type: registry.EventType, Integration: integration,
@@ -255,34 +353,62 @@ func (l *Ledger) apply(ctx context.Context, integration string, cells map[int64]
 	return d, nil
 }
 
-// Ratio returns the attempts and failures of integration in the window
-// ending at now (for metrics and the admin API). It does not change Redis.
-func (l *Ledger) Ratio(ctx context.Context, integration string, now time.Time) (attempts, failures int, err error) {
+// Counts are an integration's figures over the window.
+type Counts struct {
+	Attempts, Failures, CustomerFailures int
+	// FailingSpan is the time from the first to the last customer-side
+	// failure.
+	FailingSpan time.Duration
+}
+
+// Counts returns the figures of integration in the window ending at now
+// (for metrics and the admin API). It does not change Redis.
+func (l *Ledger) Counts(ctx context.Context, integration string, now time.Time) (Counts, error) {
 	if err := checkName(integration); err != nil {
-		return 0, 0, err
+		return Counts{}, err
 	}
 	m, err := l.rdb.HGetAll(ctx, l.Key(integration)).Result()
 	if err != nil {
-		return 0, 0, fmt.Errorf("health: ratio %s: %w", integration, err)
+		return Counts{}, fmt.Errorf("health: ratio %s: %w", integration, err)
 	}
 	cutoff := minute(now) - buckets
+	var c Counts
+	var first, last int64
 	for k, v := range m {
 		if len(k) < 2 {
 			continue
 		}
 		b, err1 := strconv.ParseInt(k[1:], 10, 64)
-		n, err2 := strconv.Atoi(v)
+		n, err2 := strconv.ParseInt(v, 10, 64)
 		if err1 != nil || err2 != nil || b < cutoff {
 			continue
 		}
 		switch k[0] {
 		case 'a':
-			attempts += n
+			c.Attempts += int(n)
 		case 'f':
-			failures += n
+			c.Failures += int(n)
+		case 'c':
+			c.CustomerFailures += int(n)
+		case 's':
+			if first == 0 || n < first {
+				first = n
+			}
+		case 'e':
+			last = max(last, n)
 		}
 	}
-	return attempts, failures, nil
+	if first != 0 && last >= first {
+		c.FailingSpan = time.Duration(last-first) * time.Millisecond
+	}
+	return c, nil
+}
+
+// Ratio returns the attempts and failures of integration in the window
+// ending at now (Counts without the rest). It does not change Redis.
+func (l *Ledger) Ratio(ctx context.Context, integration string, now time.Time) (attempts, failures int, err error) {
+	c, err := l.Counts(ctx, integration, now)
+	return c.Attempts, c.Failures, err
 }
 
 // Reset forgets integration's ledger. Call it when an operator re-enables

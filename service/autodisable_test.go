@@ -14,7 +14,8 @@ import (
 )
 
 // TestAutoDisable runs the health ledger with the product's minimum (20
-// attempts) end to end: integration B's bucket refuses everything, so within
+// attempts, 60% on the customer's side) and a failing span of 5 s end to
+// end: integration B's bucket refuses everything (AccessDenied), so within
 // its objects' retry cycle 1 B is auto-disabled (one event), the gauge says so,
 // its objects are parked and stay parked, and B's later records are skipped
 // and counted. A, sharing the partitions, is unaffected. The operator fixes
@@ -34,6 +35,9 @@ func TestAutoDisable(t *testing.T) {
 	e := newEnv(t, parts, a.Bucket, b.Bucket, parkBucket)
 	base := e.config(t, ins...)
 	base.Delivery.HealthMinAttempts = 0 // the product's default: 20
+	// B's customer-side failures must span 5 s (the product's 1 h is
+	// TestShortTroubleDoesNotDisable's and health's TestFailingSpan's).
+	base.Delivery.HealthMinFailing = 5 * time.Second
 	// Windows near the wall clock: after the first batch the partitions go idle
 	// and their watermarks follow the clock, so a second batch with old event
 	// times would wait in late buffers for a 10-minute boundary.

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/config"
+	"hitship/delivery"
 	"hitship/health"
 	"hitship/metrics"
 	"hitship/parking"
@@ -49,7 +50,8 @@ const disabledHold = time.Minute
 
 // newHealth builds the health ledger, kept with or without a parking bucket.
 func (s *Service) newHealth() (*health.Buffered, error) {
-	l, err := health.New(s.rdb, health.Config{Prefix: s.cfg.Redis.KeyPrefix, MinAttempts: s.cfg.Delivery.HealthMinAttempts})
+	l, err := health.New(s.rdb, health.Config{Prefix: s.cfg.Redis.KeyPrefix, MinAttempts: s.cfg.Delivery.HealthMinAttempts,
+		MinFailing: s.cfg.Delivery.HealthMinFailing})
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +257,7 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	bt, ok := s.built.byName[c.Integration]
 	s.reloadMu.Unlock()
 	if !ok {
-		return fmt.Errorf("integration %s is no longer configured", c.Integration)
+		return sink.OwnFailure(fmt.Errorf("integration %s is no longer configured", c.Integration))
 	}
 	t := bt.target
 	// The read has a bound of its own, apart from the upload's; the object
@@ -267,7 +269,7 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 		return s.parkedMissing(ctx, c)
 	}
 	if err != nil {
-		return fmt.Errorf("reading the parked object: %w", err)
+		return sink.OwnFailure(fmt.Errorf("reading the parked object: %w", err))
 	}
 	defer func() {
 		if err := obj.Close(); err != nil {
@@ -303,7 +305,7 @@ func (s *Service) parkedMissing(ctx context.Context, c retry.Claimed) error {
 	dead := s.parked.store.DeadKey(c.Integration, c.Key)
 	ok, err := s.parked.store.Exists(ctx, dead)
 	if err != nil {
-		return fmt.Errorf("parked object missing; looking for its dead-letter copy: %w", err)
+		return sink.OwnFailure(fmt.Errorf("parked object missing; looking for its dead-letter copy: %w", err))
 	}
 	if ok {
 		s.log.Warn("parked object gone but its dead-letter copy is there; finishing the dead-lettering", entryAttrs(c),
@@ -337,11 +339,11 @@ func (s *Service) parkedOutcome(c retry.Claimed, err error) {
 	s.metrics.UploadAttempts.WithLabelValues(c.Integration, result).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	recordHealth(ctx, s.log, s.health, c.Integration, err == nil, s.now())
+	recordHealth(ctx, s.log, s.health, c.Integration, delivery.HealthOutcome(err), s.now())
 }
 
-func recordHealth(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, ok bool, at time.Time) {
-	dec, err := hb.Record(ctx, name, ok, at)
+func recordHealth(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, o health.Outcome, at time.Time) {
+	dec, err := hb.Record(ctx, name, o, at)
 	if err != nil {
 		log.Warn("health outcome not recorded", "integration", name, "err", err)
 	}
@@ -485,7 +487,12 @@ type HealthView struct {
 	Attempts int     `json:"attempts"`
 	Failures int     `json:"failures"`
 	Ratio    float64 `json:"failure_ratio"`
-	Degraded bool    `json:"degraded"` // outcomes held in memory (Redis trouble)
+	// CustomerFailures are the failures on the customer's side (the only
+	// ones that count toward auto-disable); FailingSeconds is the time from
+	// the first to the last of them.
+	CustomerFailures int     `json:"customer_failures"`
+	FailingSeconds   float64 `json:"customer_failing_seconds"`
+	Degraded         bool    `json:"degraded"` // outcomes held in memory (Redis trouble)
 }
 
 // EntryView is one retry entry with its state.
@@ -496,14 +503,15 @@ type EntryView struct {
 
 func (s *Service) adminRetries(ctx context.Context, name string) (any, error) {
 	now := s.now()
-	att, fail, err := s.health.Ledger().Ratio(ctx, name, now)
+	c, err := s.health.Ledger().Counts(ctx, name, now)
 	if err != nil {
 		return nil, err
 	}
 	v := RetriesView{Integration: name, Entries: []EntryView{},
-		Health: HealthView{Attempts: att, Failures: fail, Degraded: s.health.Degraded()}}
-	if att > 0 {
-		v.Health.Ratio = float64(fail) / float64(att)
+		Health: HealthView{Attempts: c.Attempts, Failures: c.Failures, CustomerFailures: c.CustomerFailures,
+			FailingSeconds: c.FailingSpan.Seconds(), Degraded: s.health.Degraded()}}
+	if c.Attempts > 0 {
+		v.Health.Ratio = float64(c.Failures) / float64(c.Attempts)
 	}
 	if s.parked == nil {
 		return v, nil

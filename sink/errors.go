@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 
@@ -160,3 +161,78 @@ func IsRetryable(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe)
 }
+
+// Side says on whose side the cause of a failed upload lies (DESIGN §5
+// Health): only the customer's side may switch an integration off, so that
+// an outage of S3 itself, or of hitship, never disables healthy customers.
+type Side string
+
+// Sides of a failure.
+const (
+	// SideNone: no failure (nil, or a 412: the object is there).
+	SideNone Side = ""
+	// SideCustomer: the customer's bucket or account refused: access denied,
+	// no such bucket, wrong region, bad key or credentials, a role that
+	// cannot be assumed.
+	SideCustomer Side = "customer"
+	// SideProvider: the storage or STS provider failed: 5xx, throttling,
+	// timeouts, connection errors, no answer.
+	SideProvider Side = "provider"
+	// SideHitship: hitship's own: its own AWS identity, its parking bucket or
+	// disk (errors marked with OwnFailure), or an answer hitship's request
+	// caused (an unclassified 4xx).
+	SideHitship Side = "hitship"
+)
+
+// ErrOwnFailure marks an error as hitship's own (see OwnFailure).
+var ErrOwnFailure = errors.New("hitship's own failure")
+
+// OwnFailure marks err as a failure on hitship's side (reading a parked
+// object, a local disk, a missing configuration): Blame answers SideHitship
+// whatever err wraps. nil stays nil.
+func OwnFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrOwnFailure, err)
+}
+
+// Blame classifies a failed Put by the side its cause lies on. It reuses
+// Explain, which answers the console's "Test integration" with the same
+// classes: the customer's problems (access denied, no such bucket, wrong
+// region, bad credentials, signature mismatch, role not assumable) are
+// SideCustomer; an unreachable endpoint, a 5xx, throttling and timeouts are
+// SideProvider; a credential failure of hitship's own identity, an error
+// marked with OwnFailure and anything unclassified are SideHitship.
+func Blame(err error) Side {
+	switch {
+	case err == nil || IsAlreadyExists(err):
+		return SideNone
+	case errors.Is(err, ErrOwnFailure) || errors.Is(err, context.Canceled):
+		return SideHitship
+	}
+	if ce, ok := AsCredentialError(err); ok {
+		switch ce.Kind {
+		case KindAssumeRoleDenied, KindInvalidRole, KindRegionDisabled, KindBadCredentials:
+			return SideCustomer
+		case KindBaseCredentials:
+			return SideHitship
+		default: // STS unreachable, throttling, 5xx
+			return SideProvider
+		}
+	}
+	switch Explain(err).Problem {
+	case ProblemAccessDenied, ProblemNoSuchBucket, ProblemWrongRegion, ProblemBadCredentials, ProblemSignatureMismatch, ProblemAssumeRoleDenied:
+		return SideCustomer
+	case ProblemEndpointUnreachable:
+		return SideProvider
+	}
+	if IsRetryable(err) {
+		return SideProvider
+	}
+	return SideHitship
+}
+
+// IsCustomerSide reports whether err is a failure on the customer's side
+// (Blame): the only kind that counts toward auto-disabling an integration.
+func IsCustomerSide(err error) bool { return Blame(err) == SideCustomer }

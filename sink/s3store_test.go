@@ -527,3 +527,62 @@ func TestPutMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestBlame: failures are classified by the side their cause lies on; only
+// the customer's side counts toward auto-disable (DESIGN §5 Health).
+func TestBlame(t *testing.T) {
+	answer := func(status int, code string) error {
+		t.Helper()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(status)
+			if code != "" {
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>m</Message></Error>`, code)
+			}
+		}))
+		defer srv.Close()
+		return newS3Store(t, srv.URL, nil).Put(context.Background(), "k.json", sink.BytesBody("[\n\n]\n"), sink.PutOptions{IfNoneMatch: true})
+	}
+	closed := func() error {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + l.Addr().String()
+		l.Close()
+		return newS3Store(t, url, nil).Put(context.Background(), "k.json", sink.BytesBody("x"), sink.PutOptions{})
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want sink.Side
+	}{
+		{"nil", nil, sink.SideNone},
+		{"412 already exists", answer(412, "PreconditionFailed"), sink.SideNone},
+		{"access denied", answer(403, "AccessDenied"), sink.SideCustomer},
+		{"no such bucket", answer(404, "NoSuchBucket"), sink.SideCustomer},
+		{"wrong region", answer(301, "PermanentRedirect"), sink.SideCustomer},
+		{"unknown key", answer(403, "InvalidAccessKeyId"), sink.SideCustomer},
+		{"wrong secret", answer(403, "SignatureDoesNotMatch"), sink.SideCustomer},
+		{"role not assumable", &sink.CredentialError{Kind: sink.KindAssumeRoleDenied, Code: "AccessDenied"}, sink.SideCustomer},
+		{"503 slow down", answer(503, "SlowDown"), sink.SideProvider},
+		{"500 without body", answer(500, ""), sink.SideProvider},
+		{"connection refused", closed(), sink.SideProvider},
+		{"timeout", fmt.Errorf("put: %w", context.DeadlineExceeded), sink.SideProvider},
+		{"STS unreachable", &sink.CredentialError{Kind: sink.KindSTSUnreachable}, sink.SideProvider},
+		{"hitship's own identity", &sink.CredentialError{Kind: sink.KindBaseCredentials, Code: "ExpiredToken"}, sink.SideHitship},
+		{"parked object unreadable", sink.OwnFailure(answer(503, "SlowDown")), sink.SideHitship},
+		{"bad request hitship made", answer(400, "InvalidArgument"), sink.SideHitship},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sink.Blame(tc.err); got != tc.want {
+				t.Errorf("Blame(%v) = %q; want %q", tc.err, got, tc.want)
+			}
+			if sink.IsCustomerSide(tc.err) != (tc.want == sink.SideCustomer) {
+				t.Errorf("IsCustomerSide disagrees with Blame")
+			}
+		})
+	}
+}
