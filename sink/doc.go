@@ -42,9 +42,12 @@
 // multipart create/upload-part/complete calls), plus AbortMultipartUpload only
 // when S3Config.AllowAbort. It sends If-None-Match: * when asked; a 412 is
 // reported as an error satisfying IsAlreadyExists, which the delivery counts
-// as delivered. Stores never retry; errors are classified by IsRetryable,
-// IsAccessDenied, IsBadCredentials, IsNoSuchBucket, IsWrongRegion and
-// IsAlreadyExists.
+// as delivered; so is a 412 a server sends before it closes the connection on
+// a body it did not want (the shared client of NewHTTPClient reads it rather
+// than reporting the reset). Stores never retry; errors are classified by
+// IsRetryable, IsAccessDenied, IsBadCredentials, IsNoSuchBucket,
+// IsWrongRegion and IsAlreadyExists, and by Blame into the side of their
+// cause (the customer's, the provider's, hitship's own) for the health ledger.
 //
 // A single PutObject is one SigV4-signed PUT made by the store itself on the
 // SDK's endpoint resolution, signer, credentials and error types (s3put.go),

@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -121,7 +124,12 @@ func (p *putter) put(ctx context.Context, key string, body io.ReadSeeker, size i
 	req.URL = &u
 	req.ContentLength = size
 	if size > 0 {
-		req.Body = io.NopCloser(body)
+		// The transport may go on reading the body after an early answer
+		// (earlyAnswerConn): put stops that before it returns, so the body is
+		// never touched once its caller has it back.
+		gb := &guardedBody{r: body}
+		defer gb.stop()
+		req.Body = gb
 	} else {
 		req.Body = http.NoBody
 	}
@@ -173,6 +181,93 @@ func (p *putter) put(ctx context.Context, key string, body io.ReadSeeker, size i
 		return nil
 	}
 	return putError(responseError(resp))
+}
+
+// guardedBody is a request body whose reads end for good with stop.
+type guardedBody struct {
+	mu      sync.Mutex
+	r       io.Reader
+	stopped bool
+}
+
+var errBodyStopped = errors.New("sink: request body no longer read: the server answered")
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return 0, errBodyStopped
+	}
+	return g.r.Read(p)
+}
+
+func (g *guardedBody) Close() error { return nil }
+
+// stop waits for a Read in progress and makes every later one fail.
+func (g *guardedBody) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+// earlyAnswerConn keeps a connection's answer readable when the server
+// refused the rest of a request body: some S3 servers (versitygw) answer a
+// conditional PUT of an object that exists with 412 and close the connection
+// while the body is still being sent, often after a "100 Continue" they send
+// before looking at the request. The client's next write then fails with
+// "connection reset" (or a broken pipe), and net/http reports that write
+// error, dropping the 412 that sits readable in the socket: hitship took an
+// object that was already delivered for an unreachable endpoint and retried
+// it as a failure. Once a write fails so, the rest of the request is
+// discarded, and the transport reads the server's answer as usual; if the
+// server sent none, the read fails and reports the write's error. Only a
+// reset or a broken pipe is swallowed, and the connection is not used again
+// (the server closed it).
+type earlyAnswerConn struct {
+	net.Conn
+	mu   sync.Mutex
+	werr error
+}
+
+func (c *earlyAnswerConn) writeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.werr
+}
+
+func (c *earlyAnswerConn) Write(p []byte) (int, error) {
+	if c.writeErr() != nil {
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		c.mu.Lock()
+		c.werr = err
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	return n, err
+}
+
+func (c *earlyAnswerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n == 0 && err != nil {
+		if werr := c.writeErr(); werr != nil && !errors.Is(err, syscall.ECONNRESET) {
+			return 0, werr // no answer came: the reset the write saw is the error
+		}
+	}
+	return n, err
+}
+
+// dialEarlyAnswer wraps dial's connections in earlyAnswerConn.
+func dialEarlyAnswer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &earlyAnswerConn{Conn: c}, nil
+	}
 }
 
 // putError wraps err as the SDK's operation error of PutObject.

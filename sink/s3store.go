@@ -9,6 +9,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -360,12 +361,18 @@ func seekTo(offset int64, whence int, pos, size int64) (int64, error) {
 // stand-in) uploads reuse the same few keep-alive connections instead of each
 // integration opening its own TLS connections; on AWS (a host per bucket) the
 // idle connections are bounded in total and TLS sessions are resumed. Proxy
-// settings come from the environment, as with the SDK's default client.
+// settings come from the environment, as with the SDK's default client. An
+// answer a server sends before it closes on a body it did not want (versitygw's
+// 412 to a conditional PUT of an object that exists) is read and classified,
+// not reported as a reset connection.
 func NewHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 256
 	tr.MaxIdleConnsPerHost = 16
 	tr.IdleConnTimeout = 90 * time.Second
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(1024)}
+	// An answer sent before the server closed on a body it did not want (a
+	// 412 after Expect: 100-continue) is read, not lost (earlyAnswerConn).
+	tr.DialContext = dialEarlyAnswer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
 	return &http.Client{Transport: tr}
 }
