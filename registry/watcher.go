@@ -22,6 +22,9 @@ type WatcherConfig struct {
 	// snapshot (the first snapshot is compared with "all enabled"). It must
 	// not block for long.
 	OnChange func(Status)
+	// OnReconcile, if set, is called from the polling goroutine after every
+	// reconciliation that changed something (for metrics).
+	OnReconcile func(Reconciled)
 	// Logger receives poll failures and recoveries; nil discards them.
 	Logger *slog.Logger
 }
@@ -172,6 +175,9 @@ func (w *Watcher) Reconcile(ctx context.Context) (Reconciled, error) {
 	}
 	for _, name := range r.Removed {
 		w.logger.Info("registry: integration state deleted from Redis: it was forgotten", "integration", name)
+	}
+	if !r.Empty() && w.cfg.OnReconcile != nil {
+		w.cfg.OnReconcile(r)
 	}
 	if len(r.Restored) > 0 || len(r.Removed) > 0 {
 		if rerr := w.Refresh(ctx); rerr != nil {

@@ -28,6 +28,7 @@ import (
 	"hitship/consumer"
 	"hitship/delivery"
 	"hitship/health"
+	"hitship/kstore"
 	"hitship/metrics"
 	"hitship/registry"
 	"hitship/sink"
@@ -72,6 +73,7 @@ type Service struct {
 
 	registry *registry.Store   // runtime state of integrations, shared by replicas
 	watcher  *registry.Watcher // this replica's view of it
+	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
 	admin    *admin.API        // nil when no admin token is configured
 	parked   *parked           // nil when no parking bucket is configured
 	health   *health.Buffered  // the 12-hour ledger of every integration
@@ -108,14 +110,11 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 			Password: cfg.Redis.Password(), DB: cfg.Redis.DB, TLSConfig: rtls})
 		s.ownRedis = true
 	}
-	if s.registry, err = registry.New(s.rdb, cfg.Redis.KeyPrefix, time.Now); err != nil {
+	mech, tc, err := kafkaAuth(cfg.Kafka)
+	if err != nil {
 		return nil, err
 	}
-	if s.watcher, err = registry.NewWatcher(s.registry, registry.WatcherConfig{Logger: s.log, OnChange: func(st registry.Status) {
-		s.log.Info("integration state", "integration", st.Name, "state", st.State, "reason", st.Reason, "by", st.By, "since", st.Since)
-		s.routes.rebuild()
-		s.stateGauges()
-	}}); err != nil {
+	if err := s.newRegistry(mech, tc); err != nil {
 		return nil, err
 	}
 	s.routes = &routes{}
@@ -135,10 +134,6 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	for _, t := range s.built.all {
 		s.metrics.Integration(t.Name)
-	}
-	mech, tc, err := kafkaAuth(cfg.Kafka)
-	if err != nil {
-		return nil, err
 	}
 	st, err := state.New(s.rdb, cfg.Redis.KeyPrefix, cfg.Kafka.Group)
 	if err != nil {
@@ -190,6 +185,15 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 // ends, then stops cleanly. It blocks.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
+	// The durable copy of the integrations' runtime state, read to its end
+	// before the first record: a Redis that lost the states must not route
+	// records of disabled integrations.
+	if err := s.intstore.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
 	var wg sync.WaitGroup
 	var srv *http.Server
 	if ln := s.deps.Listener; ln != nil || s.cfg.HTTP.Listen != "" {
@@ -213,10 +217,10 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.spoolStats(stopStats) }()
 	go func() { defer wg.Done(); s.probeRedis(stopStats) }()
 	// Know which integrations are disabled before the first record; if Redis does
-	// not answer, start with all enabled and let the watcher catch up.
+	// not answer, the durable copy decides until it does.
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := s.watcher.Refresh(rctx); err != nil {
-		s.log.Warn("integration states not read yet; all integrations count as enabled until Redis answers", "err", err)
+		s.log.Warn("integration states not read from Redis yet; the integrations topic's copy is in force until Redis answers", "err", err)
 	}
 	cancel()
 	wctx, stopWatch := context.WithCancel(context.Background())
@@ -293,6 +297,9 @@ func (s *Service) pingRedis(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	if err := s.intstore.Close(); err != nil {
+		s.log.Warn("closing the integrations topic", "err", err)
+	}
 	if err := s.dlq.Close(); err != nil {
 		s.log.Warn("closing the dead-letter writer", "err", err)
 	}
@@ -362,6 +369,7 @@ func (s *Service) Reload(cfg *config.Config) error {
 	for _, t := range b.all {
 		s.metrics.Integration(t.Name)
 	}
+	s.registry.SetConfigured(configuredClients(cfg)) // before the routes read it
 	s.routes.set(b.all, nil)
 	s.built, s.cfg = b, cfg
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))

@@ -1,0 +1,180 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hitship/config"
+	"hitship/registry"
+	"hitship/service"
+)
+
+// runService is startService with a stop function (idempotent; the test's
+// cleanup calls it too).
+func runService(t *testing.T, name string, cfg *config.Config) (*service.Service, *prometheus.Registry, func()) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", name)
+	own := *cfg
+	own.Spool.Dir = t.TempDir()
+	svc, err := service.New(&own, service.Deps{Logger: log, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return svc, reg, stop
+}
+
+// postAdmin sends an admin API call to svc and returns the status code.
+func postAdmin(t *testing.T, svc *service.Service, token, method, path, body string) int {
+	t.Helper()
+	api := httptest.NewServer(svc.Handler())
+	defer api.Close()
+	req, _ := http.NewRequest(method, api.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// topicStates reads the integrations topic back: the last state of every
+// integration it holds.
+func topicStates(t *testing.T, e *env, topic string) map[string]registry.State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := e.kafka.ReadAll(ctx, topic)
+	if err != nil {
+		return nil // not there (yet)
+	}
+	out := map[string]registry.State{}
+	for _, m := range msgs {
+		name, ok := strings.CutPrefix(string(m.Key), registry.DurableKeyPrefix)
+		if !ok {
+			continue
+		}
+		if m.Value == nil {
+			delete(out, name)
+			continue
+		}
+		var st registry.Status
+		if json.Unmarshal(m.Value, &st) == nil {
+			out[name] = st.State
+		}
+	}
+	return out
+}
+
+// TestRedisDataLossKeepsIntegrationsOff: integration a is disabled through
+// the admin API and b auto-disabled in Redis alone (as the health ledger's
+// Lua script did, or a replica that died before writing the topic). A
+// FLUSHALL re-enabled both before (the Redis hash was the only copy); now
+// both replicas keep them off, and a replica started after another flush,
+// with no other replica running, skips their records.
+func TestRedisDataLossKeepsIntegrationsOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const token = "admin-token-for-tests-0011"
+	t.Setenv("HITSHIP_TEST_ADMIN_TOKEN", token)
+	a, b := integ("a", 1, "b-a", "ndjson"), integ("b", 2, "b-b", "ndjson")
+	e := newEnv(t, 2, a.Bucket, b.Bucket)
+	mk := func() *config.Config {
+		c := *e.config(t, a, b)
+		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
+		c.HTTP.AdminTokenEnv = "HITSHIP_TEST_ADMIN_TOKEN"
+		if ps := c.Validate(); len(ps) > 0 {
+			t.Fatal(config.AsError(ps))
+		}
+		return &c
+	}
+	ctx := t.Context()
+	cfg := mk()
+	m1, reg1, stop1 := runService(t, "m1", cfg)
+	_, reg2, stop2 := runService(t, "m2", mk())
+
+	if c := postAdmin(t, m1, token, http.MethodPost, "/v1/integrations/a/disable", `{"reason":"customer asked"}`); c != http.StatusOK {
+		t.Fatalf("disable a: %d", c)
+	}
+	redisOnly, err := registry.New(e.redis.Client(), cfg.Redis.KeyPrefix, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := redisOnly.AutoDisable(ctx, "b", "60% of 20 uploads failed in 12 h", "hitship-health"); err != nil {
+		t.Fatal(err)
+	}
+	bothOff := func() bool {
+		for _, r := range []*prometheus.Registry{reg1, reg2} {
+			if metricSum(t, r, "hitship_integration_enabled", "integration", "a") != 0 ||
+				metricSum(t, r, "hitship_integration_enabled", "integration", "b") != 0 ||
+				metricSum(t, r, "hitship_integration_auto_disabled", "integration", "b") != 1 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 15*time.Second, "both replicas see a disabled and b auto-disabled", bothOff)
+	topic := cfg.Kafka.IntegrationsTopic
+	waitFor(t, 15*time.Second, "both states in the integrations topic", func() bool {
+		st := topicStates(t, e, topic)
+		return st["a"] == registry.Disabled && st["b"] == registry.AutoDisabled
+	})
+
+	if err := e.redis.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Two watcher polls and more: nobody sees them on.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if !bothOff() {
+			t.Fatal("after FLUSHALL a replica sees a or b enabled")
+		}
+	}
+	waitFor(t, 10*time.Second, "Redis has both states back", func() bool {
+		sa, err1 := redisOnly.Status(ctx, "a")
+		sb, err2 := redisOnly.Status(ctx, "b")
+		return err1 == nil && err2 == nil && sa.State == registry.Disabled && sb.State == registry.AutoDisabled
+	})
+	if n := metricSum(t, reg1, "hitship_integration_states_reconciled_total", "action", "restored") +
+		metricSum(t, reg2, "hitship_integration_states_reconciled_total", "action", "restored"); n < 2 {
+		t.Errorf("restored counted %v times, want at least 2", n)
+	}
+
+	// Every replica stops; Redis loses everything again; a new replica starts.
+	stop1()
+	stop2()
+	if err := e.redis.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, reg3, _ := runService(t, "m3", mk())
+	hits := produceHitsAt(t, e, 11, nowHits(40, []int64{1, 2}, 2, 11))
+	waitFor(t, 60*time.Second, "the new replica read every record", func() bool {
+		return metricSum(t, reg3, "hitship_records_skipped_total", "reason", "disabled") == float64(len(hits))
+	})
+	if objs := objectBytes(t, e, a.Bucket, b.Bucket); len(objs) != 0 {
+		t.Fatalf("the buckets of the disabled integrations hold %d objects", len(objs))
+	}
+}
