@@ -178,3 +178,57 @@ func TestRedisDataLossKeepsIntegrationsOff(t *testing.T) {
 		t.Fatalf("the buckets of the disabled integrations hold %d objects", len(objs))
 	}
 }
+
+// TestNameReusedForAnotherClientStartsFresh: acme (client 1) is disabled;
+// a reload gives the name to client 2 (another customer, another bucket).
+// Before, client 2 inherited client 1's disable and its records were
+// skipped; now a state recorded for client 1 does not apply to client 2. A
+// reload back to client 1 finds client 1's disable in force again.
+func TestNameReusedForAnotherClientStartsFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const token = "admin-token-for-tests-0012"
+	t.Setenv("HITSHIP_TEST_ADMIN_TOKEN", token)
+	old, reused := integ("acme", 1, "b-old", "ndjson"), integ("acme", 2, "b-new", "ndjson")
+	e := newEnv(t, 2, old.Bucket, reused.Bucket)
+	mk := func(in config.Integration) *config.Config {
+		c := *e.config(t, in)
+		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
+		c.HTTP.AdminTokenEnv = "HITSHIP_TEST_ADMIN_TOKEN"
+		if ps := c.Validate(); len(ps) > 0 {
+			t.Fatal(config.AsError(ps))
+		}
+		return &c
+	}
+	cfg1 := mk(old)
+	svc, reg := startService(t, "m", cfg1)
+	if c := postAdmin(t, svc, token, http.MethodPost, "/v1/integrations/acme/disable", `{"reason":"client 1 asked"}`); c != http.StatusOK {
+		t.Fatalf("disable: %d", c)
+	}
+	waitFor(t, 10*time.Second, "acme disabled", func() bool {
+		return metricSum(t, reg, "hitship_integration_enabled", "integration", "acme") == 0
+	})
+
+	cfg2 := mk(reused)
+	cfg2.Spool.Dir = cfg1.Spool.Dir
+	if err := svc.Reload(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	hits := produceHitsAt(t, e, 12, nowHits(30, []int64{2}, 2, 12))
+	waitFor(t, 60*time.Second, "client 2's hits delivered to its bucket", func() bool { return allDelivered(t, e, hits, reused) })
+	if n := metricSum(t, reg, "hitship_records_skipped_total", "reason", "disabled"); n != 0 {
+		t.Fatalf("%v records skipped as disabled", n)
+	}
+
+	if err := svc.Reload(cfg1); err != nil {
+		t.Fatal(err)
+	}
+	more := produceHitsAt(t, e, 13, nowHits(20, []int64{1}, 2, 13))
+	waitFor(t, 60*time.Second, "client 1's hits skipped again", func() bool {
+		return metricSum(t, reg, "hitship_records_skipped_total", "reason", "disabled") == float64(len(more))
+	})
+	if objs := objectBytes(t, e, old.Bucket); len(objs) != 0 {
+		t.Fatalf("client 1's bucket holds %d objects while its integration is disabled", len(objs))
+	}
+}
