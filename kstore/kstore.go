@@ -26,6 +26,9 @@ const (
 // maxFetchBytes bounds one fetch of the follower.
 const maxFetchBytes = 4 << 20
 
+// firstMaxWait is the MaxWait of the follower's fetches until one succeeded.
+const firstMaxWait = 100 * time.Millisecond
+
 // ErrInvalid marks a bad configuration or argument.
 var ErrInvalid = errors.New("kstore: invalid")
 
@@ -432,13 +435,18 @@ func (m *Map) follow(ctx context.Context) {
 // fetch reads one batch on conn and applies its records.
 func (m *Map) fetch(conn *kafka.Conn) error {
 	m.mu.RLock()
-	next := m.next
+	next, wait := m.next, m.cfg.MaxWait
+	if !m.fetched {
+		// Start waits for one answer, even from an empty topic: do not
+		// make it wait MaxWait for records that are not coming.
+		wait = min(wait, firstMaxWait)
+	}
 	m.mu.RUnlock()
 	if _, err := conn.Seek(next, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
 		return err
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(m.cfg.MaxWait + 30*time.Second))
-	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: maxFetchBytes, MaxWait: m.cfg.MaxWait})
+	_ = conn.SetReadDeadline(time.Now().Add(wait + 30*time.Second))
+	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: maxFetchBytes, MaxWait: wait})
 	for {
 		msg, err := batch.ReadMessage()
 		if err != nil {
