@@ -19,14 +19,19 @@ import (
 )
 
 // runService is startService with a stop function (idempotent; the test's
-// cleanup calls it too).
+// cleanup calls it too). Replicas need configs with spool directories of
+// their own (e.config gives each a new one).
 func runService(t *testing.T, name string, cfg *config.Config) (*service.Service, *prometheus.Registry, func()) {
 	t.Helper()
+	return runServiceLog(t, name, cfg, slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// runServiceLog is runService logging to h.
+func runServiceLog(t *testing.T, name string, cfg *config.Config, h slog.Handler) (*service.Service, *prometheus.Registry, func()) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", name)
-	own := *cfg
-	own.Spool.Dir = t.TempDir()
-	svc, err := service.New(&own, service.Deps{Logger: log, Registry: reg})
+	log := slog.New(h).With("member", name)
+	svc, err := service.New(cfg, service.Deps{Logger: log, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

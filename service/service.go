@@ -127,7 +127,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	if token := cfg.HTTP.AdminToken(); token != "" {
 		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
-		ad.Retries, ad.OnEnable = s.adminRetries, s.onEnable
+		ad.Retries, ad.OnEnable, ad.Forget = s.adminRetries, s.onEnable, s.adminForget
 		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
@@ -354,16 +354,26 @@ func (s *Service) Handler() http.Handler {
 // the new ones; a removed integration's open buffers are still delivered. Only
 // the integrations and the s3 settings other than key_template may change; any
 // other difference refuses the whole reload and the running config stays. Safe
-// for concurrent use.
+// for concurrent use. For every integration it removed, it logs what hitship
+// still keeps for it and the command that deletes that (hitship forget).
 func (s *Service) Reload(cfg *config.Config) error {
+	removed, err := s.reload(cfg)
+	if err != nil {
+		return err
+	}
+	s.noteRemoved(removed)
+	return nil
+}
+
+func (s *Service) reload(cfg *config.Config) (removed []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if err := reloadable(s.cfg, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := buildTargets(cfg, s.keys, s.stores, s.built)
 	if err != nil {
-		return fmt.Errorf("reload refused, the running config stays: %w", err)
+		return nil, fmt.Errorf("reload refused, the running config stays: %w", err)
 	}
 	added, changed, removed := diffTargets(s.built, b)
 	for _, t := range b.all {
@@ -371,9 +381,10 @@ func (s *Service) Reload(cfg *config.Config) error {
 	}
 	s.registry.SetConfigured(configuredClients(cfg)) // before the routes read it
 	s.routes.set(b.all, nil)
+	gone := removedNames(s.cfg, cfg)
 	s.built, s.cfg = b, cfg
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
-	return nil
+	return gone, nil
 }
 
 // reloadable refuses a new config that differs in what cannot change at runtime.
