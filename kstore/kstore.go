@@ -32,6 +32,21 @@ const firstMaxWait = 100 * time.Millisecond
 // ErrInvalid marks a bad configuration or argument.
 var ErrInvalid = errors.New("kstore: invalid")
 
+// permanent marks an error that waiting does not cure: the topic has the
+// wrong shape, or the principal lacks a right.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// IsPermanent reports whether err (of Start, Put, Delete or Sync) will not
+// go away by trying again: an authorization failure, or a topic of the wrong
+// shape (partitions, cleanup.policy) or missing with NoCreate. Other errors
+// (Kafka unreachable, leader elections, time-outs) may.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p) || isDenied(err) || errors.Is(err, ErrInvalid)
+}
+
 // ErrNotStarted is returned by Put, Delete and Sync before Start succeeded
 // or after Close.
 var ErrNotStarted = errors.New("kstore: not started")
@@ -164,16 +179,32 @@ func (m *Map) Topic() string { return m.cfg.Topic }
 
 // Start makes sure the topic exists (creating it unless NoCreate), reads it
 // to the end offset it has now and starts following it. It blocks until
-// then, at most StartTimeout; on failure nothing keeps running.
+// then, at most StartTimeout, trying again after transient failures (see
+// IsPermanent); on failure nothing keeps running and Start may be called
+// again.
 func (m *Map) Start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
 	defer cancel()
-	if err := m.ensureTopic(ctx); err != nil {
-		return err
+	var first, end int64
+	var err error
+	for attempt := 1; ; attempt++ { // transient failures are tried again until StartTimeout
+		if err = m.ensureTopic(ctx); err == nil {
+			if first, end, err = m.offsets(ctx); err != nil {
+				err = m.explain("read the end offset of", err)
+			}
+		}
+		if err == nil || IsPermanent(err) {
+			break
+		}
+		// kafka-go's Transport keeps a broken connection pool until its
+		// metadata expires (6 s): start the next attempt afresh.
+		m.tr.CloseIdleConnections()
+		if !sleep(ctx, backoff(attempt)) {
+			break
+		}
 	}
-	first, end, err := m.offsets(ctx)
 	if err != nil {
-		return m.explain("read the end offset of", err)
+		return err
 	}
 	fctx, stop := context.WithCancel(context.Background())
 	m.mu.Lock()
@@ -286,9 +317,14 @@ func (m *Map) write(ctx context.Context, key string, value []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.WriteTimeout)
 	defer cancel()
 	if err := m.writer.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: value, Time: m.cfg.Now()}); err != nil {
+		m.tr.CloseIdleConnections() // the next write starts afresh (see Start)
 		return m.explain("write to", err)
 	}
-	return m.Sync(ctx)
+	if err := m.Sync(ctx); err != nil {
+		m.tr.CloseIdleConnections()
+		return err
+	}
+	return nil
 }
 
 // Sync blocks until the map holds every record the topic has now (read your
@@ -587,7 +623,7 @@ func (m *Map) ensureTopic(ctx context.Context) error {
 		switch {
 		case t == nil || errors.Is(t.Error, kafka.UnknownTopicOrPartition):
 			if m.cfg.NoCreate {
-				return m.explain("read", kafka.UnknownTopicOrPartition)
+				return permanent{m.explain("read", kafka.UnknownTopicOrPartition)}
 			}
 			created, err := m.create(ctx)
 			if err != nil {
@@ -600,8 +636,8 @@ func (m *Map) ensureTopic(ctx context.Context) error {
 		case t.Error != nil && !errors.Is(t.Error, kafka.LeaderNotAvailable):
 			return m.explain("describe", t.Error)
 		case len(t.Partitions) != 1:
-			return fmt.Errorf("%s %q: the topic has %d partitions; it must have exactly one (the map's order is the partition's): use a new topic with one partition and cleanup.policy=compact",
-				m.cfg.Key, m.cfg.Topic, len(t.Partitions))
+			return permanent{fmt.Errorf("%s %q: the topic has %d partitions; it must have exactly one (the map's order is the partition's): use a new topic with one partition and cleanup.policy=compact",
+				m.cfg.Key, m.cfg.Topic, len(t.Partitions))}
 		}
 		return m.checkPolicy(ctx)
 	}
@@ -646,8 +682,8 @@ func (m *Map) checkPolicy(ctx context.Context) error {
 	for _, r := range res.Resources {
 		for _, c := range r.ConfigEntries {
 			if c.ConfigName == "cleanup.policy" && !strings.Contains(c.ConfigValue, "compact") {
-				return fmt.Errorf("%s %q: the topic has cleanup.policy=%s, so its values would expire with the retention: set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact)",
-					m.cfg.Key, m.cfg.Topic, c.ConfigValue, m.cfg.Topic)
+				return permanent{fmt.Errorf("%s %q: the topic has cleanup.policy=%s, so its values would expire with the retention: set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact)",
+					m.cfg.Key, m.cfg.Topic, c.ConfigValue, m.cfg.Topic)}
 			}
 		}
 	}

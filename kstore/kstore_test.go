@@ -224,8 +224,8 @@ func TestRefusesBadTopics(t *testing.T) {
 		}
 		err = m.Start(ctx)
 		_ = m.Close()
-		if err == nil || !strings.Contains(err.Error(), "kafka.integrations_topic") || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: Start = %v; want an error naming kafka.integrations_topic and %q", tc.topic, err, tc.want)
+		if err == nil || !strings.Contains(err.Error(), "kafka.integrations_topic") || !strings.Contains(err.Error(), tc.want) || !kstore.IsPermanent(err) {
+			t.Errorf("%s: Start = %v; want a permanent error naming kafka.integrations_topic and %q", tc.topic, err, tc.want)
 		}
 	}
 }
@@ -281,6 +281,29 @@ func TestAuthorizationErrorsNameTheACL(t *testing.T) {
 		}
 	}
 	t.Logf("no Read: %v", err)
+	if !kstore.IsPermanent(err) {
+		t.Error("an authorization failure is not permanent")
+	}
+}
+
+// TestStartWithoutKafka: Kafka unreachable is a transient failure.
+func TestStartWithoutKafka(t *testing.T) {
+	k := testenv.MustKafka(t, testenv.KafkaOptions{})
+	k.Cut()
+	defer k.Restore()
+	m, err := newMap(k.Addrs(), func(c *kstore.Config) { c.StartTimeout = 10 * time.Second })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	err = m.Start(ctxT(t, time.Second))
+	if err == nil || kstore.IsPermanent(err) || !strings.Contains(err.Error(), "kafka.integrations_topic") {
+		t.Fatalf("Start without Kafka = %v; want a transient error naming the key", err)
+	}
+	k.Restore()
+	if err := m.Start(ctxT(t, 20*time.Second)); err != nil {
+		t.Fatalf("Start once Kafka is back: %v", err)
+	}
 }
 
 // TestFollowsThroughAnOutage: while Kafka is cut the map keeps answering

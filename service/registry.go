@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"time"
@@ -70,4 +71,39 @@ func configuredClients(cfg *config.Config) map[string]int64 {
 		out[in.Name] = in.ClientID
 	}
 	return out
+}
+
+// topicRetry is how long Run waits before it tries the integrations topic
+// again after a transient failure.
+const topicRetry = 5 * time.Second
+
+// startIntegrationsTopic reads the integrations topic to its end (creating it
+// when missing) before the replica consumes. A failure waiting cannot cure
+// (rights, the topic's shape) is returned in plain words; others (Kafka
+// unreachable) are logged once and tried again until ctx ends, as the
+// consumer itself would wait for Kafka.
+func (s *Service) startIntegrationsTopic(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := s.intstore.Start(ctx)
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				s.log.Info("integrations topic read; consuming", "topic", s.cfg.Kafka.IntegrationsTopic)
+			}
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case kstore.IsPermanent(err):
+			return err
+		case attempt == 1:
+			s.log.Warn("cannot read the integrations topic yet; this replica waits for it before it consumes", "err", err)
+		}
+		t := time.NewTimer(topicRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

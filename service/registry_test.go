@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
 	"hitship/registry"
@@ -235,5 +236,31 @@ func TestNameReusedForAnotherClientStartsFresh(t *testing.T) {
 	})
 	if objs := objectBytes(t, e, old.Bucket); len(objs) != 0 {
 		t.Fatalf("client 1's bucket holds %d objects while its integration is disabled", len(objs))
+	}
+}
+
+// TestIntegrationsTopicRefused: a replica whose integrations topic cannot
+// hold the state (here: two partitions) does not start, and says why in
+// plain words naming the key.
+func TestIntegrationsTopicRefused(t *testing.T) {
+	e := newEnv(t, 2)
+	cfg := e.config(t)
+	cfg.Kafka.IntegrationsTopic = "two-partitions"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(e.kafka.Addrs()...), Transport: tr}
+	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: "two-partitions", NumPartitions: 2, ReplicationFactor: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(cfg, service.Deps{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = svc.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "kafka.integrations_topic") || !strings.Contains(err.Error(), "exactly one") {
+		t.Fatalf("Run = %v; want a refusal naming kafka.integrations_topic", err)
 	}
 }

@@ -185,15 +185,6 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 // ends, then stops cleanly. It blocks.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
-	// The durable copy of the integrations' runtime state, read to its end
-	// before the first record: a Redis that lost the states must not route
-	// records of disabled integrations.
-	if err := s.intstore.Start(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while starting
-		}
-		return err
-	}
 	var wg sync.WaitGroup
 	var srv *http.Server
 	if ln := s.deps.Listener; ln != nil || s.cfg.HTTP.Listen != "" {
@@ -216,6 +207,20 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.spoolStats(stopStats) }()
 	go func() { defer wg.Done(); s.probeRedis(stopStats) }()
+	// The durable copy of the integrations' runtime state, read to its end
+	// before the first record: a Redis that lost the states must not route
+	// records of disabled integrations.
+	if err := s.startIntegrationsTopic(ctx); err != nil {
+		close(stopStats)
+		if srv != nil {
+			_ = srv.Close()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
 	// Know which integrations are disabled before the first record; if Redis does
 	// not answer, the durable copy decides until it does.
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
