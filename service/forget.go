@@ -12,7 +12,6 @@ import (
 
 	"hitship/config"
 	"hitship/health"
-	"hitship/kstore"
 	"hitship/parking"
 	"hitship/registry"
 	"hitship/retry"
@@ -279,11 +278,12 @@ func forgetCommand(name string) string {
 	return fmt.Sprintf("hitship forget --config FILE %s (add --purge to delete its parked and dead objects too), or DELETE /v1/integrations/%s", name, name)
 }
 
-// OpenForgetter builds a Forgetter from cfg for `hitship forget`:
-// "configured" means in cfg. It connects to Redis and reads the integrations
-// topic to its end (so it creates the topic when it is missing). The caller
-// calls close.
-func OpenForgetter(ctx context.Context, cfg *config.Config, log *slog.Logger) (f *Forgetter, close func(), err error) {
+// OpenRegistry returns the registry store a replica has, for commands
+// (hitship forget; enable and disable from the command line): over cfg's
+// Redis and the integrations topic, read to its end (so it creates the topic
+// when it is missing), with cfg's integrations as the configured ones. It
+// returns the Redis client too. The caller calls close.
+func OpenRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger) (reg *registry.Store, rdb *redis.Client, close func(), err error) {
 	var closers []func()
 	close = func() {
 		for _, c := range slices.Backward(closers) {
@@ -295,47 +295,55 @@ func OpenForgetter(ctx context.Context, cfg *config.Config, log *slog.Logger) (f
 			close()
 		}
 	}()
-	rdb, err := NewRedisClient(cfg)
-	if err != nil {
-		return nil, close, err
+	if rdb, err = NewRedisClient(cfg); err != nil {
+		return nil, nil, close, err
 	}
 	closers = append(closers, func() { _ = rdb.Close() })
 	mech, tc, err := kafkaAuth(cfg.Kafka)
 	if err != nil {
-		return nil, close, err
+		return nil, nil, close, err
 	}
 	kv, err := newIntegrationsTopic(cfg, mech, tc, log, nil)
 	if err != nil {
-		return nil, close, err
+		return nil, nil, close, err
 	}
 	if err := kv.Start(ctx); err != nil {
-		return nil, close, err
+		return nil, nil, close, err
 	}
 	closers = append(closers, func() { _ = kv.Close() })
-	f, err = newForgetter(ctx, cfg, rdb, kv, log)
-	return f, close, err
-}
-
-func newForgetter(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, kv *kstore.Map, log *slog.Logger) (*Forgetter, error) {
-	reg, err := registry.NewStore(rdb, registry.Config{Prefix: cfg.Redis.KeyPrefix, Now: time.Now, Durable: kv, Logger: log})
-	if err != nil {
-		return nil, err
+	if reg, err = registry.NewStore(rdb, registry.Config{Prefix: cfg.Redis.KeyPrefix, Now: time.Now, Durable: kv, Logger: log}); err != nil {
+		return nil, nil, close, err
 	}
 	reg.SetConfigured(configuredClients(cfg))
+	return reg, rdb, close, nil
+}
+
+// OpenForgetter builds a Forgetter from cfg for `hitship forget`:
+// "configured" means in cfg. See OpenRegistry. The caller calls close.
+func OpenForgetter(ctx context.Context, cfg *config.Config, log *slog.Logger) (f *Forgetter, close func(), err error) {
+	reg, rdb, close, err := OpenRegistry(ctx, cfg, log)
+	if err != nil {
+		return nil, close, err
+	}
+	defer func() {
+		if err != nil {
+			close()
+		}
+	}()
 	l, err := health.New(rdb, health.Config{Prefix: cfg.Redis.KeyPrefix, MinAttempts: cfg.Delivery.HealthMinAttempts, Registry: reg})
 	if err != nil {
-		return nil, err
+		return nil, close, err
 	}
-	f := &Forgetter{Registry: reg, Ledger: l, Configured: func(name string) bool {
+	f = &Forgetter{Registry: reg, Ledger: l, Configured: func(name string) bool {
 		return slices.ContainsFunc(cfg.Integrations, func(in config.Integration) bool { return in.Name == name })
 	}}
 	if cfg.Parking.Enabled() {
 		if f.Queue, err = NewRetryQueue(cfg, rdb); err != nil {
-			return nil, err
+			return nil, close, err
 		}
 		if f.Parking, err = NewParkingStore(ctx, cfg); err != nil {
-			return nil, err
+			return nil, close, err
 		}
 	}
-	return f, nil
+	return f, close, nil
 }
