@@ -67,10 +67,11 @@
 //     changes it and exactly one event is recorded. A call that would not
 //     change the state (disabling a disabled integration, enabling an enabled
 //     one) writes nothing and records no event.
-//   - A change returns once Redis took it; the write to the durable copy
-//     follows (bounded by Config.DurableTimeout). When Kafka does not take
-//     it, the change is in force through Redis, logged, and published by
-//     the next reconciliation that reaches Kafka. A crash between the two
+//   - A change returns once Redis took it and the durable copy acknowledged
+//     it, or once the caller's deadline (at most Config.DurableTimeout) ran
+//     out on the second write. When Kafka does not take it, the change is in
+//     force through Redis, logged, and published by the next reconciliation
+//     that reaches Kafka. A crash between the two
 //     writes costs nothing either: the reconciliation publishes it. What
 //     can be lost is a change whose Redis write was lost before any replica
 //     reconciled it (about one poll interval) together with the writer.

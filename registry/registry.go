@@ -331,14 +331,16 @@ func (s *Store) set(ctx context.Context, name string, state State, reason, by st
 	return Event{ID: id, Type: EventType, Integration: name, State: state, Reason: reason, By: by, At: at}, true, nil
 }
 
-// publish writes a state just stored in Redis to the durable copy. A
-// failure is logged, not returned: the change is in force through Redis and
-// the next reconciliation (Watcher) publishes it.
+// publish writes a state just stored in Redis to the durable copy, within
+// the caller's deadline (the health ledger's call must not hold an upload
+// runner for long while Kafka is away) and DurableTimeout. A failure is
+// logged, not returned: the change is in force through Redis and the next
+// reconciliation (Watcher) publishes it.
 func (s *Store) publish(ctx context.Context, name, js string) {
 	if s.durable == nil {
 		return
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.dtime)
+	dctx, cancel := context.WithTimeout(ctx, s.dtime)
 	defer cancel()
 	if err := s.durable.Put(dctx, DurableKeyPrefix+name, []byte(js)); err != nil {
 		s.log.Warn("registry: integration state not written to the durable copy yet; a reconciliation writes it later",
