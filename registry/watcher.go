@@ -210,7 +210,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.logger.Info("registry: integration states readable again")
 		}
 		if err == nil {
-			_, rerr := w.Reconcile(ctx)
+			// Bounded by the interval: a Kafka outage must not slow the polls
+			// (a Put that times out is tried again at the next one).
+			rctx, cancel := context.WithTimeout(ctx, w.cfg.Interval)
+			_, rerr := w.Reconcile(rctx)
+			cancel()
 			switch {
 			case ctx.Err() != nil:
 				return nil
