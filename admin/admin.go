@@ -74,6 +74,12 @@ type Deps struct {
 	// OnEnable, if set, is called after an enable changed the state (the
 	// service resets the health ledger there); an error is logged only.
 	OnEnable func(ctx context.Context, name string) error
+	// Forget, if set, answers DELETE /v1/integrations/{name}[?purge=true]
+	// for an integration that is no longer configured (the API answers 409
+	// for a configured one before calling it): it removes what hitship keeps
+	// for it and returns a JSON value saying what. by names the caller. An
+	// error is answered 503.
+	Forget func(ctx context.Context, name string, purge bool, by string) (any, error)
 }
 
 // API is the admin http.Handler.
@@ -179,6 +185,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case 3:
+		if r.Method == http.MethodDelete && a.deps.Forget != nil {
+			a.forget(w, r, segs[2])
+			return
+		}
 		if allow(w, r, http.MethodGet) {
 			a.show(w, r, segs[2])
 		}
@@ -304,6 +314,38 @@ func (a *API) show(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, view(in, st))
+}
+
+// forget removes what hitship keeps for an integration that left the config.
+func (a *API) forget(w http.ResponseWriter, r *http.Request, name string) {
+	purge := false
+	if v := r.URL.Query().Get("purge"); v != "" {
+		switch v {
+		case "true", "1":
+			purge = true
+		case "false", "0":
+		default:
+			writeError(w, http.StatusBadRequest, "bad_request", "purge must be true or false")
+			return
+		}
+	}
+	if _, ok := a.find(name); ok {
+		writeError(w, http.StatusConflict, "still_configured", "integration "+quote(name)+
+			" is still configured: remove it from the config file and reload every replica, then delete it")
+		return
+	}
+	out, err := a.deps.Forget(r.Context(), name, purge, by(r))
+	if err != nil {
+		if registry.IsInvalid(err) {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid integration name "+quote(name))
+			return
+		}
+		a.log.Error("admin: forget failed; nothing is lost, calling it again finishes it", "integration", name, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "forget_failed",
+			"could not remove everything hitship keeps for "+quote(name)+" (Redis, Kafka or the parking bucket did not answer); try again: the service log says why")
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) test(w http.ResponseWriter, r *http.Request, in Integration) {

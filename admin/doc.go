@@ -5,6 +5,7 @@
 //	POST /v1/integrations/{name}/test   write the sample hits, answer in plain words
 //	POST /v1/integrations/{name}/disable  body {"reason": "..."} (optional)
 //	POST /v1/integrations/{name}/enable
+//	DELETE /v1/integrations/{name}[?purge=true]  forget an integration that left the config
 //
 // # Guarantees
 //
@@ -17,9 +18,15 @@
 //     gets, has no field for one; an access-key integration shows its key
 //     id only. Errors of the tester are logged, not returned.
 //   - Every answer, errors included, is JSON ({"error": ..., "message": ...}).
-//   - State changes go to the shared registry (Redis), so every replica
-//     follows within its watcher's poll interval; each change is logged with
-//     its event. "by" is "admin-api@" plus the TCP peer address (behind a
+//   - State changes go to the shared registry (Redis and its durable copy in
+//     the integrations topic), so every replica follows within its watcher's
+//     poll interval; each change is logged with its event.
+//   - DELETE answers 409 for an integration that is still configured (on
+//     this replica) and otherwise removes what hitship keeps for it (the
+//     service's Forgetter): runtime state, health ledger, retry entries,
+//     inline-failure notes, and with purge=true its parked and dead objects;
+//     a delete_integration event names the caller. It is idempotent: after a
+//     503, calling it again finishes the job. "by" is "admin-api@" plus the TCP peer address (behind a
 //     proxy that is the proxy's; X-Forwarded-For is not trusted).
 //
 // An API is safe for concurrent use.

@@ -40,11 +40,15 @@ func (p Parking) Enabled() bool { return p.Bucket != "" }
 
 // Kafka is the source topic, consumer group and dead-letter topic.
 type Kafka struct {
-	Brokers           []string      `yaml:"brokers"`
-	Topic             string        `yaml:"topic"`
-	Group             string        `yaml:"group"`
-	ClientID          string        `yaml:"client_id"`
-	DeadLetterTopic   string        `yaml:"dead_letter_topic"`
+	Brokers         []string `yaml:"brokers"`
+	Topic           string   `yaml:"topic"`
+	Group           string   `yaml:"group"`
+	ClientID        string   `yaml:"client_id"`
+	DeadLetterTopic string   `yaml:"dead_letter_topic"`
+	// IntegrationsTopic is the compacted topic that holds the durable copy of
+	// the integrations' runtime state (registry, kstore). hitship creates it
+	// (one partition, cleanup.policy=compact) when it is missing.
+	IntegrationsTopic string        `yaml:"integrations_topic"`
 	MaxRecordBytes    Size          `yaml:"max_record_bytes"`
 	MaxDepth          int           `yaml:"max_depth"`
 	SASL              SASL          `yaml:"sasl"`

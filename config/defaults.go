@@ -14,6 +14,7 @@ func Default() Config {
 			Group:             "hitship",
 			ClientID:          "hitship",
 			DeadLetterTopic:   "hits-dead-letter",
+			IntegrationsTopic: "hitship-integrations",
 			MaxRecordBytes:    1 << 20,
 			MaxDepth:          512,
 			SASL:              SASL{Mechanism: SASLNone},

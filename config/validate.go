@@ -251,6 +251,11 @@ func (v *checker) kafka(k *Kafka) {
 	if k.Topic != "" && k.Topic == k.DeadLetterTopic {
 		v.add("kafka.dead_letter_topic", "use a separate topic for dead letters", "must differ from kafka.topic")
 	}
+	v.topic("kafka.integrations_topic", k.IntegrationsTopic)
+	if k.IntegrationsTopic != "" && (k.IntegrationsTopic == k.Topic || k.IntegrationsTopic == k.DeadLetterTopic) {
+		v.add("kafka.integrations_topic", "use a topic of its own (compacted, one partition) for the integrations' state",
+			"must differ from kafka.topic and kafka.dead_letter_topic")
+	}
 	if k.Group == "" {
 		v.add("kafka.group", "set the consumer group id", "is required")
 	}

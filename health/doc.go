@@ -34,23 +34,27 @@
 //
 // # Guarantees
 //
-//   - Record adds the outcome, trims the window, evaluates the threshold
-//     and, when met, auto-disables — in one Lua script, atomically. The
-//     threshold is met when attempts >= MinAttempts (default 20), customer
-//     failures*100 >= 60*attempts, and the customer-side failures span at
-//     least MinFailing (default 1 h) from the first to the last in the
-//     window: half a minute of trouble never disables, however many attempts
-//     it failed.
-//   - The auto-disable writes the registry's hash {prefix}integrations and
-//     XADDs to {prefix}events (MAXLEN ~ registry.MaxEvents) with exactly the
-//     shapes registry writes, so registry.Store.Status, Events and the
-//     Watcher read it. It changes only an enabled integration (no entry, or
-//     state "enabled"); an operator's disable or an unreadable entry is left
-//     alone. Of replicas racing past the threshold exactly one disables and
-//     exactly one event is recorded.
-//   - The script touches three keys, so in Redis Cluster the prefix must
-//     carry a hash tag (e.g. "{hitship}:"), the same prefix as the
-//     registry's; New refuses a ClusterClient with an untagged prefix.
+//   - Record adds the outcome, trims the window and evaluates the threshold
+//     in one Lua script, atomically. The threshold is met when attempts >=
+//     MinAttempts (default 20), customer-side failures*100 >= 60*attempts,
+//     and the customer-side failures span at least MinFailing (default 1 h)
+//     from the first to the last in the window: half a minute of trouble
+//     never disables, however many attempts it failed, and failures of the
+//     provider (5xx, throttling, timeouts) or of hitship itself count as
+//     attempts, never toward the threshold.
+//   - When it is met, the auto-disable is the registry's
+//     (registry.Store.AutoDisable, Config.Registry): registry/ owns its hash
+//     and events stream, so the change is versioned, carries the client id
+//     and reaches the registry's durable copy (the integrations topic). It
+//     changes only an enabled integration (an operator's disable is left
+//     alone) in one atomic step: of replicas racing past the threshold
+//     exactly one disables and exactly one event is recorded. The state's
+//     Since is the registry's clock. A failed auto-disable does not fail
+//     Record (Decision.DisableErr); the next outcome tries again.
+//   - The ledger script touches one key. The registry's script touches two,
+//     so in Redis Cluster the prefix must carry a hash tag (e.g.
+//     "{hitship}:"), the same prefix as the registry's; New refuses a
+//     ClusterClient with an untagged prefix.
 //   - Buffered never lets a Redis outage reach the caller and never decides
 //     on partial data: once a Redis call fails it counts outcomes in memory
 //     (bounded, per integration and minute, with the exact times of the
@@ -59,5 +63,6 @@
 //     evaluates them in one script. Outcomes buffered by other replicas are
 //     counted when those replicas flush.
 //   - Ledger and Buffered are safe for concurrent use. Ledger methods block
-//     for one Redis round trip.
+//     for one Redis round trip (Record and Flush, when they auto-disable,
+//     also for the registry's change).
 package health

@@ -57,6 +57,17 @@ func ledger(t *testing.T, rdb redis.UniversalClient, minAttempts int) *health.Le
 	return l
 }
 
+// ledgerAt is ledger with a registry whose clock says now: the auto-disable
+// is the registry's, stamped with its clock.
+func ledgerAt(t *testing.T, rdb redis.UniversalClient, minAttempts int, now time.Time) *health.Ledger {
+	t.Helper()
+	l, err := health.New(rdb, health.Config{Prefix: prefix, MinAttempts: minAttempts, Registry: reg(t, rdb, now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func reg(t *testing.T, rdb redis.UniversalClient, now time.Time) *registry.Store {
 	t.Helper()
 	s, err := registry.New(rdb, prefix, func() time.Time { return now })
@@ -104,7 +115,7 @@ func TestThreshold(t *testing.T) {
 		{name: "default minimum", min: 0, successes: 0, failues: health.DefaultMinAttempts, wantDisabled: true, wantReason: "100% of 20 uploads failed on the customer side over 0 min in 12 h"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := ledger(t, rdb, tc.min)
+			l := ledgerAt(t, rdb, tc.min, t0.Add(time.Minute))
 			name := "int-" + strings.ReplaceAll(tc.name, " ", "-")
 			// Successes first: the failure share only grows, so the last
 			// call is the first that can meet the threshold. Failures
@@ -141,7 +152,8 @@ func TestThreshold(t *testing.T) {
 				return
 			}
 			want := registry.Status{Name: name, State: registry.AutoDisabled, Reason: tc.wantReason,
-				Since: t0.Add(time.Minute).Truncate(time.Millisecond), By: health.DefaultBy}
+				Since: t0.Add(time.Minute).Truncate(time.Millisecond), By: health.DefaultBy,
+				Version: t0.Add(time.Minute).UnixMilli()}
 			if st != want {
 				t.Errorf("status = %+v, want %+v", st, want)
 			}
@@ -225,7 +237,7 @@ func TestRace(t *testing.T) {
 	const replicas = 8
 	ls := make([]*health.Ledger, replicas)
 	for i := range ls {
-		ls[i] = ledger(t, client(t, r), 10)
+		ls[i] = ledgerAt(t, client(t, r), 10, t0.Add(time.Second))
 	}
 	if _, dis := recordN(t, ctx, ls[0], "acme", false, 9, t0); dis != 0 {
 		t.Fatal("disabled below minimum")

@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -64,20 +63,29 @@ const DefaultBy = "hitship-health"
 // ttl makes an idle integration's ledger vanish by itself.
 const ttl = Window + time.Hour
 
-// timeLayout is the "at" field of an event, exactly as registry writes it.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
-
 // ErrInvalid marks a bad argument or configuration.
 var ErrInvalid = errors.New("health: invalid")
 
 // IsInvalid reports whether err is a bad argument rather than a Redis failure.
 func IsInvalid(err error) bool { return errors.Is(err, ErrInvalid) }
 
+// AutoDisabler records an auto-disable: registry.Store.AutoDisable, which
+// changes only an enabled integration, atomically, and records the event.
+// Declared here, where it is used.
+type AutoDisabler interface {
+	AutoDisable(ctx context.Context, name, reason, by string) (registry.Event, bool, error)
+}
+
+var _ AutoDisabler = (*registry.Store)(nil)
+
 // Config configures a Ledger.
 type Config struct {
 	// Prefix starts every key; it must be the registry's prefix, and in
 	// Redis Cluster it must carry a hash tag (e.g. "{hitship}:").
 	Prefix string `yaml:"-"`
+	// Registry records the auto-disable when the threshold is met; nil: a
+	// Redis-only registry.Store over the same client and Prefix.
+	Registry AutoDisabler `yaml:"-"`
 	// MinAttempts is the least number of attempts in the window before an
 	// integration can be auto-disabled (default DefaultMinAttempts).
 	MinAttempts int `yaml:"min_attempts"`
@@ -132,20 +140,21 @@ type Decision struct {
 	// Deferred reports that the outcome was kept in memory (Redis down or
 	// outcomes pending): no decision was made.
 	Deferred bool
+	// DisableErr is set when the threshold was met but the auto-disable
+	// could not be recorded; the next outcome of the integration tries
+	// again.
+	DisableErr error
 }
 
 // Ledger is the 12-hour sliding record of upload outcomes per integration
 // in Redis. Safe for concurrent use; every method blocks for one Redis
 // round trip.
 type Ledger struct {
-	rdb    redis.UniversalClient
-	cfg    Config
-	hash   string // registry's integrations hash
-	stream string // registry's events stream
+	rdb redis.UniversalClient
+	cfg Config
 }
 
-// New returns a Ledger over rdb. The registry's keys are derived from
-// cfg.Prefix exactly as registry.New derives them.
+// New returns a Ledger over rdb.
 func New(rdb redis.UniversalClient, cfg Config) (*Ledger, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("health: nil redis client: %w", ErrInvalid)
@@ -157,7 +166,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Ledger, error) {
 	if _, cluster := rdb.(*redis.ClusterClient); cluster && !hasHashTag(cfg.Prefix) {
 		return nil, fmt.Errorf("health: prefix %q needs a hash tag in Redis Cluster: %w", cfg.Prefix, ErrInvalid)
 	}
-	return &Ledger{rdb: rdb, cfg: cfg, hash: cfg.Prefix + "integrations", stream: cfg.Prefix + "events"}, nil
+	if cfg.Registry == nil {
+		reg, err := registry.New(rdb, cfg.Prefix, time.Now)
+		if err != nil {
+			return nil, fmt.Errorf("health: %w", err)
+		}
+		cfg.Registry = reg
+	}
+	return &Ledger{rdb: rdb, cfg: cfg}, nil
 }
 
 // hasHashTag reports whether prefix holds a non-empty {tag}, so that every
@@ -220,20 +236,21 @@ func (c cell) merge(o cell) cell {
 }
 
 // record adds the outcomes of every bucket in cells to the ledger and,
-// atomically with it, evaluates the threshold and auto-disables. Fields of
-// the ledger hash: "a<minute>" attempts, "f<minute>" failures, "c<minute>"
-// customer-side failures, "s<minute>" and "e<minute>" the times (Unix ms) of
-// the minute's first and last customer-side failure.
+// atomically with it, evaluates the threshold. Fields of the ledger hash:
+// "a<minute>" attempts, "f<minute>" failures, "c<minute>" customer-side
+// failures, "s<minute>" and "e<minute>" the times (Unix ms) of the minute's
+// first and last customer-side failure. It returns {attempts, failures,
+// customer failures, span ms, met (1 or 0)}. The auto-disable itself is the
+// registry's (Ledger.apply).
 //
-// KEYS: ledger, registry hash, events stream.
-// ARGV: name, now minute, buckets, min attempts, threshold %, since (JSON
-// time), at (event time), by, maxlen, event type, ttl ms, min failing ms,
-// then 6-tuples (minute, attempts, failures, customer, first, last) from
-// ARGV[13].
+// KEYS: ledger.
+// ARGV: now minute, buckets, min attempts, threshold %, ttl ms, min failing
+// ms, then 6-tuples (minute, attempts, failures, customer, first, last) from
+// ARGV[7].
 var record = redis.NewScript(`
-local now = tonumber(ARGV[2])
-local cutoff = now - tonumber(ARGV[3])
-for i = 13, #ARGV, 6 do
+local now = tonumber(ARGV[1])
+local cutoff = now - tonumber(ARGV[2])
+for i = 7, #ARGV, 6 do
   local m = tonumber(ARGV[i])
   if m >= cutoff then
     local a, f, c = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
@@ -271,26 +288,13 @@ end
 for i = 1, #old, 500 do
   redis.call('HDEL', KEYS[1], unpack(old, i, math.min(i + 499, #old)))
 end
-if #all > 2 * #old then redis.call('PEXPIRE', KEYS[1], ARGV[11]) end
+if #all > 2 * #old then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
 local span = 0
 if first ~= nil and last ~= nil then span = last - first end
-local counts = {att, fail, cust, tostring(span)}
-if att < tonumber(ARGV[4]) or att == 0 or cust * 100 < tonumber(ARGV[5]) * att or span < tonumber(ARGV[12]) then
-  return {counts[1], counts[2], counts[3], counts[4], '', ''}
+if att < tonumber(ARGV[3]) or att == 0 or cust * 100 < tonumber(ARGV[4]) * att or span < tonumber(ARGV[6]) then
+  return {att, fail, cust, span, 0}
 end
-local cur = redis.call('HGET', KEYS[2], ARGV[1])
-if cur then
-  local ok, st = pcall(cjson.decode, cur)
-  if not ok or type(st) ~= 'table' or st.state ~= 'enabled' then return {counts[1], counts[2], counts[3], counts[4], '', ''} end
-end
-local reason = string.format('%d%% of %d uploads failed on the customer side over %d min in 12 h',
-  math.floor(cust * 100 / att), att, math.floor(span / 60000))
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({name = ARGV[1], state = 'auto-disabled',
-  reason = reason, since = ARGV[6], by = ARGV[8]}))
-local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*',
-  'type', ARGV[10], 'integration', ARGV[1], 'state', 'auto-disabled',
-  'reason', reason, 'by', ARGV[8], 'at', ARGV[7])
-return {counts[1], counts[2], counts[3], counts[4], id, reason}
+return {att, fail, cust, span, 1}
 `)
 
 // Record adds one upload outcome of integration at time at to the ledger
@@ -317,39 +321,33 @@ func (l *Ledger) apply(ctx context.Context, integration string, cells map[int64]
 	if err := checkName(integration); err != nil {
 		return Decision{}, err
 	}
-	at := now.UTC().Truncate(time.Millisecond)
-	since, err := json.Marshal(at)
-	if err != nil {
-		return Decision{}, fmt.Errorf("health: %w", err)
-	}
-	args := make([]any, 0, 12+6*len(cells))
-	args = append(args, integration, minute(now), buckets, l.cfg.MinAttempts, ThresholdPercent,
-		strings.Trim(string(since), `"`), at.Format(timeLayout), l.cfg.By, registry.MaxEvents,
-		registry.EventType, ttl.Milliseconds(), l.cfg.MinFailing.Milliseconds())
+	args := make([]any, 0, 6+6*len(cells))
+	args = append(args, minute(now), buckets, l.cfg.MinAttempts, ThresholdPercent, ttl.Milliseconds(), l.cfg.MinFailing.Milliseconds())
 	for m, c := range cells {
 		args = append(args, m, c.attempts, c.failures, c.customer, c.first, c.last)
 	}
-	res, err := record.Run(ctx, l.rdb, []string{l.Key(integration), l.hash, l.stream}, args...).Slice()
+	res, err := record.Run(ctx, l.rdb, []string{l.Key(integration)}, args...).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("health: record %s: %w", integration, err)
 	}
-	if len(res) != 6 {
+	if len(res) != 5 {
 		return Decision{}, fmt.Errorf("health: record %s: unexpected reply %v", integration, res)
 	}
-	att, _ := res[0].(int64)
-	fail, _ := res[1].(int64)
-	cust, _ := res[2].(int64)
-	spanS, _ := res[3].(string)
-	span, _ := strconv.ParseInt(spanS, 10, 64)
-	id, _ := res[4].(string)
-	reason, _ := res[5].(string)
-	d := Decision{Integration: integration, Attempts: int(att), Failures: int(fail), CustomerFailures: int(cust),
-		FailingSpan: time.Duration(span) * time.Millisecond}
-	if id != "" {
-		d.Disabled = true
-		d.Event = registry.Event{ID: id, Type: registry.EventType, Integration: integration,
-			State: registry.AutoDisabled, Reason: reason, By: l.cfg.By, At: at}
+	d := Decision{Integration: integration, Attempts: int(res[0]), Failures: int(res[1]), CustomerFailures: int(res[2]),
+		FailingSpan: time.Duration(res[3]) * time.Millisecond}
+	if res[4] != 1 {
+		return d, nil
 	}
+	reason := fmt.Sprintf("%d%% of %d uploads failed on the customer side over %d min in 12 h",
+		res[2]*100/res[0], res[0], res[3]/60000)
+	ev, changed, err := l.cfg.Registry.AutoDisable(ctx, integration, reason, l.cfg.By)
+	if err != nil {
+		// The counts are written: returning an error would make Buffered
+		// count them again. The next outcome evaluates the threshold anew.
+		d.DisableErr = fmt.Errorf("health: auto-disable %s: %w", integration, err)
+		return d, nil
+	}
+	d.Disabled, d.Event = changed, ev
 	return d, nil
 }
 

@@ -71,6 +71,11 @@ type Metrics struct {
 	// IntegrationSuccessRatio is the share of successful attempts in the last 12
 	// hours (1 when there were none).
 	IntegrationSuccessRatio *prometheus.GaugeVec // integration
+	// StatesReconciled counts integration states this replica copied between
+	// Redis and the durable copy (kafka.integrations_topic), by action:
+	// restored (into Redis: Redis had lost or regressed them), published (to
+	// the topic), removed (from Redis, forgotten).
+	StatesReconciled *prometheus.CounterVec // action
 	// BuildInfo is always 1; its labels say what is running.
 	BuildInfo *prometheus.GaugeVec // version, revision, goversion
 	// ParkedMissing counts retry entries whose parked object was gone without
@@ -129,6 +134,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the integration is disabled by the health ledger (60% or more failed attempts in 12 hours)."}, []string{"integration"}),
 		IntegrationSuccessRatio: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_success_ratio",
 			Help: "Share of successful upload attempts in the last 12 hours (1 when there were none)."}, []string{"integration"}),
+		StatesReconciled: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_integration_states_reconciled_total",
+			Help: "Integration states copied between Redis and the integrations topic, by action (restored into Redis, published to the topic, removed from Redis)."}, []string{"action"}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_build_info",
 			Help: "Always 1; the labels say which build is running."}, []string{"version", "revision", "goversion"}),
 		ParkedMissing: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_parked_objects_missing_total",
@@ -144,6 +151,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, w := range []string{"memory", "disk"} {
 		m.SpoolBytes.WithLabelValues(w)
+	}
+	for _, a := range []string{"restored", "published", "removed"} {
+		m.StatesReconciled.WithLabelValues(a)
 	}
 	return m
 }

@@ -140,6 +140,8 @@ func TestDisableEnableEvents(t *testing.T) {
 		wantSt := registry.Status{Name: "acme", State: step.state, Reason: step.reason, By: step.by}
 		if step.sinceStep > 0 {
 			wantSt.Since = t0.Add(time.Duration(step.sinceStep) * time.Minute).Truncate(time.Millisecond)
+			// Every change's version is max(previous + 1, now in ms): here, Since.
+			wantSt.Version = wantSt.Since.UnixMilli()
 		}
 		if !st.Since.Equal(wantSt.Since) {
 			t.Errorf("%s: Since = %v, want %v", step.name, st.Since, wantSt.Since)

@@ -51,7 +51,7 @@ const disabledHold = time.Minute
 // newHealth builds the health ledger, kept with or without a parking bucket.
 func (s *Service) newHealth() (*health.Buffered, error) {
 	l, err := health.New(s.rdb, health.Config{Prefix: s.cfg.Redis.KeyPrefix, MinAttempts: s.cfg.Delivery.HealthMinAttempts,
-		MinFailing: s.cfg.Delivery.HealthMinFailing})
+		MinFailing: s.cfg.Delivery.HealthMinFailing, Registry: s.registry})
 	if err != nil {
 		return nil, err
 	}

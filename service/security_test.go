@@ -224,7 +224,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"POST", "/v1/integrations/keys/disable", bearer, `{"reason":"security test"}`, 200},
 		{"POST", "/v1/integrations/keys/enable", bearer, "", 200},
 		{"GET", "/v1/integrations/ghost", bearer, "", 404},
-		{"DELETE", "/v1/integrations/keys", bearer, "", 405},
+		{"DELETE", "/v1/integrations/keys", bearer, "", 409},  // still configured
+		{"DELETE", "/v1/integrations/ghost", bearer, "", 200}, // forgets nothing, idempotently
 		{"GET", "/v1/integrations", "", "", 401},
 		{"GET", "/v1/integrations", "Bearer " + secrets["admin token"][:10], "", 401},
 		{"GET", "/v1/integrations", "Basic " + secrets["admin token"], "", 401},

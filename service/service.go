@@ -28,6 +28,7 @@ import (
 	"hitship/consumer"
 	"hitship/delivery"
 	"hitship/health"
+	"hitship/kstore"
 	"hitship/metrics"
 	"hitship/registry"
 	"hitship/sink"
@@ -72,6 +73,7 @@ type Service struct {
 
 	registry *registry.Store   // runtime state of integrations, shared by replicas
 	watcher  *registry.Watcher // this replica's view of it
+	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
 	admin    *admin.API        // nil when no admin token is configured
 	parked   *parked           // nil when no parking bucket is configured
 	health   *health.Buffered  // the 12-hour ledger of every integration
@@ -108,14 +110,11 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 			Password: cfg.Redis.Password(), DB: cfg.Redis.DB, TLSConfig: rtls})
 		s.ownRedis = true
 	}
-	if s.registry, err = registry.New(s.rdb, cfg.Redis.KeyPrefix, time.Now); err != nil {
+	mech, tc, err := kafkaAuth(cfg.Kafka)
+	if err != nil {
 		return nil, err
 	}
-	if s.watcher, err = registry.NewWatcher(s.registry, registry.WatcherConfig{Logger: s.log, OnChange: func(st registry.Status) {
-		s.log.Info("integration state", "integration", st.Name, "state", st.State, "reason", st.Reason, "by", st.By, "since", st.Since)
-		s.routes.rebuild()
-		s.stateGauges()
-	}}); err != nil {
+	if err := s.newRegistry(mech, tc); err != nil {
 		return nil, err
 	}
 	s.routes = &routes{}
@@ -128,17 +127,13 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	if token := cfg.HTTP.AdminToken(); token != "" {
 		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
-		ad.Retries, ad.OnEnable = s.adminRetries, s.onEnable
+		ad.Retries, ad.OnEnable, ad.Forget = s.adminRetries, s.onEnable, s.adminForget
 		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
 	}
 	for _, t := range s.built.all {
 		s.metrics.Integration(t.Name)
-	}
-	mech, tc, err := kafkaAuth(cfg.Kafka)
-	if err != nil {
-		return nil, err
 	}
 	st, err := state.New(s.rdb, cfg.Redis.KeyPrefix, cfg.Kafka.Group)
 	if err != nil {
@@ -212,11 +207,25 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.spoolStats(stopStats) }()
 	go func() { defer wg.Done(); s.probeRedis(stopStats) }()
+	// The durable copy of the integrations' runtime state, read to its end
+	// before the first record: a Redis that lost the states must not route
+	// records of disabled integrations.
+	if err := s.startIntegrationsTopic(ctx); err != nil {
+		close(stopStats)
+		if srv != nil {
+			_ = srv.Close()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
 	// Know which integrations are disabled before the first record; if Redis does
-	// not answer, start with all enabled and let the watcher catch up.
+	// not answer, the durable copy decides until it does.
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := s.watcher.Refresh(rctx); err != nil {
-		s.log.Warn("integration states not read yet; all integrations count as enabled until Redis answers", "err", err)
+		s.log.Warn("integration states not read from Redis yet; the integrations topic's copy is in force until Redis answers", "err", err)
 	}
 	cancel()
 	wctx, stopWatch := context.WithCancel(context.Background())
@@ -293,6 +302,9 @@ func (s *Service) pingRedis(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	if err := s.intstore.Close(); err != nil {
+		s.log.Warn("closing the integrations topic", "err", err)
+	}
 	if err := s.dlq.Close(); err != nil {
 		s.log.Warn("closing the dead-letter writer", "err", err)
 	}
@@ -347,26 +359,38 @@ func (s *Service) Handler() http.Handler {
 // the new ones; a removed integration's open buffers are still delivered. Only
 // the integrations and the s3 settings other than key_template may change; any
 // other difference refuses the whole reload and the running config stays. Safe
-// for concurrent use.
+// for concurrent use. For every integration it removed, it logs what hitship
+// still keeps for it and the command that deletes that (hitship forget).
 func (s *Service) Reload(cfg *config.Config) error {
+	removed, err := s.reload(cfg)
+	if err != nil {
+		return err
+	}
+	s.noteRemoved(removed)
+	return nil
+}
+
+func (s *Service) reload(cfg *config.Config) (removed []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if err := reloadable(s.cfg, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := buildTargets(cfg, s.keys, s.stores, s.built)
 	if err != nil {
-		return fmt.Errorf("reload refused, the running config stays: %w", err)
+		return nil, fmt.Errorf("reload refused, the running config stays: %w", err)
 	}
 	added, changed, removed := diffTargets(s.built, b)
 	s.wakeEnabledInFile(s.cfg, cfg)
 	for _, t := range b.all {
 		s.metrics.Integration(t.Name)
 	}
+	s.registry.SetConfigured(configuredClients(cfg)) // before the routes read it
 	s.routes.set(b.all, nil)
+	gone := removedNames(s.cfg, cfg)
 	s.built, s.cfg = b, cfg
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
-	return nil
+	return gone, nil
 }
 
 // reloadable refuses a new config that differs in what cannot change at runtime.

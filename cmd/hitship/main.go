@@ -4,6 +4,7 @@
 //	hitship demo                     everything embedded, prints where objects land
 //	hitship gen [flags]              produce seed-shaped hits to a Kafka topic
 //	hitship check-config FILE        list every problem of a config file
+//	hitship forget --config FILE NAME   forget an integration that left the config
 //	hitship version
 //
 // main parses flags and config, wires the service and shuts it down; nothing else.
@@ -48,6 +49,8 @@ commands:
                         write the two sample hits to an integration's bucket; say what is wrong
   redeliver --config FILE [--integration NAME] [--since T]
                         queue dead-lettered objects again
+  forget --config FILE [--purge] NAME
+                        remove what hitship keeps for an integration no longer in the config
   version               print the build
 `
 
@@ -72,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdExternalID(rest, stdout, stderr)
 	case "redeliver":
 		return cmdRedeliver(ctx, rest, stdout, stderr)
+	case "forget":
+		return cmdForget(ctx, rest, stdout, stderr)
 	case "test-integration":
 		return cmdTestIntegration(ctx, rest, stdout, stderr)
 	case "version":

@@ -1,0 +1,109 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go/sasl"
+
+	"hitship/config"
+	"hitship/kstore"
+	"hitship/registry"
+)
+
+// newIntegrationsTopic returns the durable copy of the integrations' runtime
+// state: a kstore.Map over kafka.integrations_topic, connecting with the
+// SASL and TLS settings of kafka: as the dead-letter writer does. It
+// connects to nothing until Start.
+func newIntegrationsTopic(cfg *config.Config, mech sasl.Mechanism, tc *tls.Config, log *slog.Logger, onChange func(string)) (*kstore.Map, error) {
+	return kstore.New(kstore.Config{
+		Brokers:  cfg.Kafka.Brokers,
+		Topic:    cfg.Kafka.IntegrationsTopic,
+		Key:      "kafka.integrations_topic",
+		ClientID: cfg.Kafka.ClientID,
+		SASL:     mech,
+		TLS:      tc,
+		OnChange: onChange,
+		Logger:   log,
+	})
+}
+
+// newRegistry builds the registry of a replica: the durable copy, the Store
+// over Redis and it, and the watcher routing reads. The durable copy is read
+// by Run (Start), before the first record.
+func (s *Service) newRegistry(mech sasl.Mechanism, tc *tls.Config) error {
+	kv, err := newIntegrationsTopic(s.cfg, mech, tc, s.log, func(string) {
+		// The follower runs from Run on, after New set the watcher.
+		s.watcher.Poke()
+	})
+	if err != nil {
+		return err
+	}
+	s.intstore = kv
+	if s.registry, err = registry.NewStore(s.rdb, registry.Config{Prefix: s.cfg.Redis.KeyPrefix, Now: time.Now,
+		Durable: kv, Logger: s.log}); err != nil {
+		return err
+	}
+	s.registry.SetConfigured(configuredClients(s.cfg))
+	s.watcher, err = registry.NewWatcher(s.registry, registry.WatcherConfig{Logger: s.log,
+		OnChange: func(st registry.Status) {
+			s.log.Info("integration state", "integration", st.Name, "state", st.State, "reason", st.Reason, "by", st.By,
+				"since", st.Since, "client_id", st.ClientID)
+			s.routes.rebuild()
+			s.stateGauges()
+		},
+		OnReconcile: func(r registry.Reconciled) {
+			s.metrics.StatesReconciled.WithLabelValues("restored").Add(float64(len(r.Restored)))
+			s.metrics.StatesReconciled.WithLabelValues("published").Add(float64(len(r.Published)))
+			s.metrics.StatesReconciled.WithLabelValues("removed").Add(float64(len(r.Removed)))
+		},
+	})
+	return err
+}
+
+// configuredClients maps every integration of cfg (enabled in the file or
+// not) to its client id, for registry.Store.SetConfigured.
+func configuredClients(cfg *config.Config) map[string]int64 {
+	out := make(map[string]int64, len(cfg.Integrations))
+	for _, in := range cfg.Integrations {
+		out[in.Name] = in.ClientID
+	}
+	return out
+}
+
+// topicRetry is how long Run waits before it tries the integrations topic
+// again after a transient failure.
+const topicRetry = 5 * time.Second
+
+// startIntegrationsTopic reads the integrations topic to its end (creating it
+// when missing) before the replica consumes. A failure waiting cannot cure
+// (rights, the topic's shape) is returned in plain words; others (Kafka
+// unreachable) are logged once and tried again until ctx ends, as the
+// consumer itself would wait for Kafka.
+func (s *Service) startIntegrationsTopic(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := s.intstore.Start(ctx)
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				s.log.Info("integrations topic read; consuming", "topic", s.cfg.Kafka.IntegrationsTopic)
+			}
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case kstore.IsPermanent(err):
+			return err
+		case attempt == 1:
+			s.log.Warn("cannot read the integrations topic yet; this replica waits for it before it consumes", "err", err)
+		}
+		t := time.NewTimer(topicRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
