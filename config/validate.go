@@ -3,8 +3,10 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -104,13 +106,17 @@ func (v *checker) add(key, fix, format string, args ...any) {
 }
 
 var (
-	topicRE     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	nameRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
-	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	roleARNRE   = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
-	accessKeyRE = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	topicRE   = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// conventionalEnvNameRE is the upper-case convention of environment
+	// variable names: only such a name is printed in a problem, since a value
+	// of lower or mixed case in a *_env key may be a pasted secret.
+	conventionalEnvNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	nameRE                = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	regionRE              = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+	bucketRE              = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	roleARNRE             = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
+	accessKeyRE           = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 )
 
 func (v *checker) positive(key string, d time.Duration) {
@@ -162,8 +168,20 @@ func (v *checker) endpoint(key, e string) {
 	}
 }
 
+// pathless drops the path from a file error: a *_file key (or a TLS key_file)
+// may hold a pasted secret or private key instead of a path, and the error of
+// opening it would print it. The key and line of the problem say which file.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
 // secret loads one secret whose environment-variable key is key+"_env" and
-// file key is key+"_file".
+// file key is key+"_file". A value that is neither a variable name nor a
+// readable file is never printed in a problem: it may be the secret itself.
 func (v *checker) secret(key, env, file string, required bool, dst *Secret) {
 	*dst = Secret{}
 	envKey, fileKey := key+"_env", key+"_file"
@@ -175,23 +193,31 @@ func (v *checker) secret(key, env, file string, required bool, dst *Secret) {
 			v.add(envKey, fmt.Sprintf("set %s to the name of an environment variable holding the secret, or %s to a file holding it", envKey, fileKey), "secret is required")
 		}
 	case env != "":
+		// The value is never printed unless it looks like a conventional
+		// variable name: what else is found here is often the secret itself.
 		if !envNameRE.MatchString(env) {
-			v.add(envKey, "use a variable name of letters, digits and underscores (the name, not the secret itself)", "invalid environment variable name %q", env)
+			v.add(envKey, "put the secret in an environment variable of hitship's (such as HITSHIP_SECRET) and write that variable's name here; if the value here is a real secret, rotate it, since it was in the file",
+				"is not an environment variable name (letters, digits and underscores, not starting with a digit); it looks like a secret itself, so it is not printed")
 			return
+		}
+		name := "named here"
+		if conventionalEnvNameRE.MatchString(env) {
+			name = env
 		}
 		val, ok := v.o.lookupEnv(env)
 		switch {
 		case !ok:
-			v.add(envKey, fmt.Sprintf("export %s in hitship's environment", env), "environment variable %s is not set", env)
+			v.add(envKey, fmt.Sprintf("export the variable %s in hitship's environment; if the value here is the secret itself, put it in an environment variable and write that variable's name here", name),
+				"environment variable %s is not set", name)
 		case val == "":
-			v.add(envKey, fmt.Sprintf("put the secret in %s", env), "environment variable %s is empty", env)
+			v.add(envKey, fmt.Sprintf("put the secret in the variable %s", name), "environment variable %s is empty", name)
 		default:
 			*dst = NewSecret(val)
 		}
 	default:
 		b, err := v.o.readFile(file)
 		if err != nil {
-			v.add(fileKey, "point it at a readable regular file holding the secret", "cannot read secret file: %v", err)
+			v.add(fileKey, "point it at a readable regular file holding the secret; if the value here is the secret itself, put it in a file and write that file's path here", "cannot read secret file: %v", pathless(err))
 			return
 		}
 		val := strings.TrimRight(string(b), "\r\n")
@@ -213,7 +239,7 @@ func (v *checker) tls(key string, t TLS) {
 	}
 	if t.CAFile != "" {
 		if b, err := v.o.readFile(t.CAFile); err != nil {
-			v.add(key+".ca_file", "point it at a readable PEM file of CA certificates", "cannot read CA file: %v", err)
+			v.add(key+".ca_file", "point it at a readable PEM file of CA certificates", "cannot read CA file: %v", pathless(err))
 		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
 			v.add(key+".ca_file", "point it at a PEM file of CA certificates", "no PEM certificate found in %s", t.CAFile)
 		}
@@ -225,11 +251,11 @@ func (v *checker) tls(key string, t TLS) {
 	if t.CertFile != "" {
 		cert, errC := v.o.readFile(t.CertFile)
 		if errC != nil {
-			v.add(key+".cert_file", "point it at a readable PEM certificate", "cannot read certificate: %v", errC)
+			v.add(key+".cert_file", "point it at a readable PEM certificate", "cannot read certificate: %v", pathless(errC))
 		}
 		keyPEM, errK := v.o.readFile(t.KeyFile)
 		if errK != nil {
-			v.add(key+".key_file", "point it at a readable PEM private key", "cannot read key: %v", errK)
+			v.add(key+".key_file", "point it at a readable PEM private key", "cannot read key: %v", pathless(errK))
 		}
 		if errC == nil && errK == nil {
 			if _, err := tls.X509KeyPair(cert, keyPEM); err != nil {
