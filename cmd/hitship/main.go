@@ -27,6 +27,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
+	"hitship/internal/buildinfo"
 	"hitship/service"
 	"hitship/sink"
 )
@@ -85,12 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return "hitship " + bi.Main.Version + " (" + bi.GoVersion + ")"
-	}
-	return "hitship (unknown build)"
-}
+// version is the build's one-line description (internal/buildinfo).
+func version() string { return buildinfo.Get().String() }
 
 // loadConfig loads and validates a config file; problems are printed, one per line.
 func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
