@@ -21,13 +21,16 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
 	"hitship/internal/buildinfo"
+	"hitship/internal/logx"
 	"hitship/service"
 	"hitship/sink"
 )
@@ -136,16 +139,29 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// repeatInterval is how often a repeating warning is logged (logx.RepeatLimit).
+const repeatInterval = 30 * time.Second
+
+// newLogger returns the process's logger: JSON or text on w, with repeated
+// warnings held back (the first, then one per repeatInterval with a count).
+// It also becomes the logger of everything that does not take one: slog's
+// default (and through it the standard log package), go-redis, and the AWS
+// SDK's default configuration (sink.DefaultBaseCredentials), so that every line
+// on w has the chosen format.
 func newLogger(format, level string, w io.Writer) *slog.Logger {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == config.LogText {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	log := slog.New(logx.RepeatLimit(h, repeatInterval))
+	slog.SetDefault(log)
+	redis.SetLogger(logx.Redis(log))
+	return log
 }
 
 func newRegistry() *prometheus.Registry {
