@@ -287,3 +287,88 @@ func TestBuildNamesCommit(t *testing.T) {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
 }
+
+// pastedSecret is an AWS secret key pasted where the name of its environment
+// variable belongs.
+const pastedSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+
+// TestPastedSecretNeverPrinted: a secret pasted into secret_access_key_env is
+// refused by check-config, at start-up and by a SIGHUP reload, each time with
+// the key and the fix, and none of them prints it. Before, all three printed
+// `invalid environment variable name "wJalr..."`.
+func TestPastedSecretNeverPrinted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := madeBinary(t)
+	e := newRunEnv(t)
+	p := e.start(t, bin)
+	waitFor(t, 30*time.Second, "ready", func() bool { return strings.HasPrefix(get(e.listen, "/readyz"), "ready") })
+
+	e.writeConfig(t, pastedSecret)
+	const key = "integrations[0].credentials.secret_access_key_env"
+	code, out, errs := runCmd("check-config", e.path)
+	if code != 1 || !strings.Contains(errs, key) || !strings.Contains(errs, "environment variable") {
+		t.Errorf("check-config: exit %d, stderr does not name %s:\n%s", code, key, errs)
+	}
+	if strings.Contains(out+errs, pastedSecret) {
+		t.Errorf("check-config prints the pasted secret:\n%s%s", out, errs)
+	}
+
+	p.signal(t, syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the reload refused", func() bool { return strings.Contains(p.stderr.String(), "config not reloaded") })
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, key) || strings.Contains(s, pastedSecret) {
+		t.Errorf("the reload log does not name %s, or prints the pasted secret:\n%s", key, s)
+	}
+
+	start := startBinary(t, bin, nil, "run", "--config", e.path)
+	if code := start.wait(t, 10*time.Second); code != 1 {
+		t.Errorf("start-up with the pasted secret: exit %d, want 1", code)
+	}
+	if s := start.stdout.String() + start.stderr.String(); !strings.Contains(s, key) || strings.Contains(s, pastedSecret) {
+		t.Errorf("start-up does not name %s, or prints the pasted secret:\n%s", key, s)
+	}
+}
+
+// TestSecondRunOnOneSpool: a second `hitship run` on the spool directory of a
+// running one stops at start-up with an error naming spool.dir, the first
+// one's pid and the fix, and leaves the first one's files alone; the first
+// one goes on and stops cleanly.
+func TestSecondRunOnOneSpool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := madeBinary(t)
+	e := newRunEnv(t)
+	first := e.start(t, bin)
+	waitFor(t, 30*time.Second, "ready", func() bool { return strings.HasPrefix(get(e.listen, "/readyz"), "ready") })
+	// A spill file of the first one's, as a window larger than memory leaves.
+	spill := filepath.Join(e.spool, "hs-999.spool")
+	if err := os.WriteFile(spill, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	e.listen = freeAddr(t)
+	e.writeConfig(t, runSecretEnv)
+	second := e.start(t, bin)
+	if code := second.wait(t, 20*time.Second); code != 1 {
+		t.Fatalf("the second process: exit %d, want 1", code)
+	}
+	msg := second.stderr.String()
+	for _, want := range []string{"spool.dir", e.spool, fmt.Sprintf("pid %d", first.cmd.Process.Pid), "set another spool.dir, or stop the other process"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the second process's error does not say %q:\n%s", want, msg)
+		}
+	}
+	if _, err := os.Stat(spill); err != nil {
+		t.Errorf("the second process removed the first one's spool file: %v", err)
+	}
+	first.signal(t, syscall.SIGTERM)
+	if code := first.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("the first process: exit code %d after SIGTERM", code)
+	}
+}
