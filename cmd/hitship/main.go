@@ -4,6 +4,7 @@
 //	hitship demo                     everything embedded, prints where objects land
 //	hitship gen [flags]              produce seed-shaped hits to a Kafka topic
 //	hitship check-config FILE        list every problem of a config file
+//	hitship enable|disable|status    integrations' runtime state (as the admin API)
 //	hitship version
 //
 // main parses flags and config, wires the service and shuts it down; nothing else.
@@ -52,6 +53,12 @@ commands:
                         write the two sample hits to an integration's bucket; say what is wrong
   redeliver --config FILE [--integration NAME] [--since T]
                         queue dead-lettered objects again
+  enable --config FILE NAME
+                        enable an integration again at runtime (as the admin API does)
+  disable --config FILE [--reason R] NAME
+                        disable an integration at runtime: its records are skipped
+  status --config FILE [NAME...]
+                        integrations' config and runtime state and 12-hour health
   version               print the build
 `
 
@@ -78,6 +85,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRedeliver(ctx, rest, stdout, stderr)
 	case "test-integration":
 		return cmdTestIntegration(ctx, rest, stdout, stderr)
+	case "enable", "disable":
+		return cmdSetState(ctx, cmd, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
