@@ -113,7 +113,6 @@ var (
 	// of lower or mixed case in a *_env key may be a pasted secret.
 	conventionalEnvNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	nameRE                = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	regionRE              = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
 	bucketRE              = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	roleARNRE             = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
 	accessKeyRE           = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
@@ -432,12 +431,12 @@ func (v *checker) integrations(c *Config) {
 		if in.ClientID <= 0 {
 			v.add(key+".client_id", "set the customer's positive client account id", "must be positive, got %d", in.ClientID)
 		}
-		switch {
-		case in.Region == "":
-			v.add(key+".region", `set the bucket's AWS region, such as "eu-central-1"`, "is required")
-		case !regionRE.MatchString(in.Region):
-			v.add(key+".region", `use an AWS region name such as "eu-central-1" or "us-gov-west-1"`, "invalid region %q", in.Region)
-		}
+		ep, _ := c.EndpointFor(*in)
+		// With an endpoint (an S3-compatible store) any region name signs;
+		// but a role is assumed on the region's AWS STS endpoint unless
+		// external_id.sts_endpoint says where STS is.
+		v.region(key+".region", "the bucket's", in.Region,
+			ep == "" || in.Credentials.RoleARN != "" && c.ExternalID.STSEndpoint == "")
 		v.bucket(key+".bucket", in.Bucket)
 		v.prefix(key+".prefix", in.Prefix)
 		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON)
@@ -459,7 +458,6 @@ func (v *checker) integrations(c *Config) {
 			needExternalID = true
 		}
 		v.credentials(key+".credentials", &in.Credentials)
-		ep, _ := c.EndpointFor(*in)
 		dest := ep + "\x00" + in.Bucket + "\x00" + in.Prefix
 		if j, dup := dests[dest]; dup && in.Bucket != "" {
 			v.add(key+".prefix", "give integrations sharing a bucket different prefixes", "same bucket and prefix as integrations[%d]; their objects would overwrite each other", j)
@@ -555,6 +553,24 @@ func (v *checker) prefix(key, p string) {
 	}
 }
 
+// region checks a region name: a known AWS region when aws (no endpoint of
+// an S3-compatible store), with the nearest one suggested for a typo; else any
+// plain name.
+func (v *checker) region(key, whose, r string, aws bool) {
+	switch {
+	case r == "":
+		v.add(key, fmt.Sprintf(`set %s AWS region, such as "eu-central-1"`, whose), "is required")
+	case aws && !IsAWSRegion(r):
+		fix := `use an AWS region name such as "eu-central-1" or "us-gov-west-1"`
+		if c := closestRegion(r); c != "" {
+			fix = fmt.Sprintf("did you mean %q? Use the AWS region name", c)
+		}
+		v.add(key, fix+" (any name is accepted with an endpoint of an S3-compatible store)", "unknown AWS region %q", r)
+	case !anyRegionRE.MatchString(r):
+		v.add(key, `use the region name the store expects, such as "us-east-1"`, "invalid region %q", r)
+	}
+}
+
 // parking checks the parking bucket; an empty bucket turns parking off.
 func (v *checker) parking(p *Parking) {
 	p.Credentials.secretAccessKey = Secret{}
@@ -562,9 +578,7 @@ func (v *checker) parking(p *Parking) {
 		return
 	}
 	v.bucket("parking.bucket", p.Bucket)
-	if p.Region == "" {
-		v.add("parking.region", `set the parking bucket's region, such as "us-east-1"`, "is required")
-	}
+	v.region("parking.region", "the parking bucket's", p.Region, p.Endpoint == "")
 	if p.Endpoint != "" {
 		v.endpoint("parking.endpoint", p.Endpoint)
 	}
