@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,8 +33,7 @@ import (
 // prefix (wallarm/<id>/) are its alone, so demos can run side by side on one
 // directory and one Redis; a busy metrics port is replaced by a free one.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", "demo [flags]")
 	dir := fs.String("dir", "var", "where the demo keeps its S3 objects (<dir>/s3) and spools (<dir>/spool/<run>)")
 	rate := fs.Float64("rate", 200, "hits per second of the synthetic feed")
 	win := fs.Duration("window", time.Minute, "window size")
@@ -44,7 +42,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:9464", "metrics listener (a free port is taken if it is busy)")
 	verbose := fs.Bool("v", false, "log every delivery and the group's life (text logs)")
 	redisMode := fs.String("redis", demoRedisAuto, `"auto": the local Redis on 127.0.0.1:6379 if it answers, else in-process; "memory": always in-process; or the host:port of a Redis server`)
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hitship demo: unexpected argument %q (demo -h lists the flags)\n", pos[0])
 		return 2
 	}
 	if *redisMode != demoRedisAuto && *redisMode != demoRedisMemory {

@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return cmdRun(ctx, rest, stderr)
+		return cmdRun(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "gen":
@@ -126,16 +125,16 @@ func keyTemplateCheck(s string) error {
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlagSet("check-config", "check-config FILE")
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: hitship check-config FILE")
 		return 2
 	}
-	cfg, ok := loadConfig(fs.Arg(0), stderr)
+	cfg, ok := loadConfig(pos[0], stderr)
 	if !ok {
 		return 1
 	}
@@ -146,7 +145,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d integrations, %d enabled; topic %s, group %s, window %s)\n",
-		fs.Arg(0), len(cfg.Integrations), enabled, cfg.Kafka.Topic, cfg.Kafka.Group, cfg.Window.Size)
+		pos[0], len(cfg.Integrations), enabled, cfg.Kafka.Topic, cfg.Kafka.Group, cfg.Window.Size)
 	return 0
 }
 
@@ -182,12 +181,16 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "run --config FILE")
 	path := fs.String("config", "", "config file (YAML)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (benchmarks)")
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hitship run: unexpected argument %q\nusage: hitship run --config FILE\n", pos[0])
 		return 2
 	}
 	if *cpuprofile != "" {
@@ -230,11 +233,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", "gen [flags]")
 	var o genOptions
 	o.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hitship gen: unexpected argument %q (gen -h lists the flags)\n", pos[0])
 		return 2
 	}
 	if err := o.validate(); err != nil {
@@ -290,14 +297,14 @@ func reloadOnHUP(ctx context.Context, path string, svc *service.Service, log *sl
 }
 
 func cmdExternalID(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("external-id", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("external-id", "external-id --client ID --config FILE")
 	client := fs.Int64("client", 0, "the customer's client id")
 	path := fs.String("config", "", "config file (its external_id section holds the server secret)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *client <= 0 || *path == "" {
+	if *client <= 0 || *path == "" || len(pos) > 0 {
 		fmt.Fprintln(stderr, "usage: hitship external-id --client ID --config FILE")
 		return 2
 	}
@@ -320,30 +327,31 @@ func cmdExternalID(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdTestIntegration(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("test-integration", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("test-integration", "test-integration --config FILE NAME")
 	path := fs.String("config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() != 1 {
+	if *path == "" || len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: hitship test-integration --config FILE NAME")
 		return 2
 	}
+	name := pos[0]
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 1
 	}
-	ans, err := service.TestIntegration(ctx, cfg, fs.Arg(0), nil)
+	ans, err := service.TestIntegration(ctx, cfg, name, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "hitship test-integration: %v\n", err)
 		return 1
 	}
 	if ans.OK {
-		fmt.Fprintf(stdout, "%s: ok: %s\n", fs.Arg(0), ans.Message)
+		fmt.Fprintf(stdout, "%s: ok: %s\n", name, ans.Message)
 		return 0
 	}
-	fmt.Fprintf(stdout, "%s: failed (%s): %s\n", fs.Arg(0), ans.Problem, ans.Message)
+	fmt.Fprintf(stdout, "%s: failed (%s): %s\n", name, ans.Problem, ans.Message)
 	if ans.Fix != "" {
 		fmt.Fprintf(stdout, "fix: %s\n", ans.Fix)
 	}
