@@ -19,8 +19,11 @@ LDFLAGS  := -X hitship/internal/buildinfo.revision=$(REVISION) -X hitship/intern
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hitship ./cmd/hitship
 
-run:
-	$(GO) run ./cmd/hitship demo
+# Built, then exec'd: the demo stops cleanly on Ctrl-C and exits 0, which `go run`
+# turned into "make: *** ... Interrupt" / "Error 1". DEMO_FLAGS are passed on
+# (make run DEMO_FLAGS="--window 10s").
+run: build
+	@exec $(BIN)/hitship demo $(DEMO_FLAGS)
 
 # versitygw is a production S3 gateway the sink's acceptance suite runs against.
 # If it cannot be built (no module proxy), that suite skips with the reason.
