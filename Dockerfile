@@ -9,10 +9,18 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The commit and version the image is built from (hitship version,
+# hitship_build_info): .git is not in the build context, so they come as build
+# arguments. `make image` and docker-compose.yml pass them:
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) \
+#     --build-arg VERSION=$(git describe --tags --always --dirty) -t hitship .
+ARG REVISION=unknown
+ARG VERSION=unknown
 # Static (no cgo), reproducible paths, no symbol tables: a small image with
 # nothing but the binary.
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -buildvcs=false \
-      -ldflags="-s -w" -o /out/hitship ./cmd/hitship \
+      -ldflags="-s -w -X hitship/internal/buildinfo.revision=${REVISION} -X hitship/internal/buildinfo.version=${VERSION}" \
+      -o /out/hitship ./cmd/hitship \
  && mkdir -p /out/spool
 
 # distroless/static: CA certificates, tzdata, /etc/passwd with "nonroot" (65532);

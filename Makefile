@@ -6,13 +6,24 @@ VERSITYGW_VERSION ?= v1.8.0
 STATICCHECK_VERSION ?= v0.8.2
 export HITSHIP_VERSITYGW ?= $(BIN)/versitygw
 
+# Every build names its commit (hitship version, hitship_build_info): set at link
+# time, since Go's own VCS stamp is off here (GOFLAGS=-buildvcs=false) and does not
+# see git worktrees. internal/buildinfo documents it; testenv.BuildHitship does the
+# same for the tests and benchmarks that build the binary.
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS  := -X hitship/internal/buildinfo.revision=$(REVISION) -X hitship/internal/buildinfo.version=$(VERSION)
+
 .PHONY: run test test-short bench bench-soak lint tools build fuzz fuzz-short isolation deploy-check image chaos
 
 build:
-	$(GO) build -o $(BIN)/hitship ./cmd/hitship
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hitship ./cmd/hitship
 
-run:
-	$(GO) run ./cmd/hitship demo
+# Built, then exec'd: the demo stops cleanly on Ctrl-C and exits 0, which `go run`
+# turned into "make: *** ... Interrupt" / "Error 1". DEMO_FLAGS are passed on
+# (make run DEMO_FLAGS="--window 10s").
+run: build
+	@exec $(BIN)/hitship demo $(DEMO_FLAGS)
 
 # versitygw is a production S3 gateway the sink's acceptance suite runs against.
 # If it cannot be built (no module proxy), that suite skips with the reason.
@@ -75,7 +86,7 @@ deploy-check:
 
 # Needs a Docker engine (not available on the development machine).
 image:
-	docker build -t hitship:dev .
+	docker build --build-arg REVISION=$(REVISION) --build-arg VERSION=$(VERSION) -t hitship:dev .
 
 # Issue #7's chaos run (chaos/doc.go): three real replicas in one group, 1,000,000
 # hits of 50 tenants, SIGKILLs, two broker cuts, a Redis restart, S3 faults and a

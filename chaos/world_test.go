@@ -135,10 +135,9 @@ func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "hitship")
 	_, file, _, _ := runtime.Caller(0)
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/hitship")
-	cmd.Dir = filepath.Join(filepath.Dir(file), "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// Named like a Makefile build (hitship_build_info names the commit).
+	if err := testenv.BuildHitship(context.Background(), filepath.Join(filepath.Dir(file), ".."), bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -15,6 +15,11 @@
 //     from methods (SASL.Password, Redis.Password, HTTP.AdminToken,
 //     Credentials.SecretAccessKey, ExternalID.Secret). Formatting a Config or
 //     a Secret with any fmt verb, slog or a marshaller never prints a secret.
+//     Nor does a Problem print what may be a secret pasted into the wrong key:
+//     the value of an *_env key that is not a variable name (or is an unset
+//     one not in the upper-case convention), or the path of a *_file or TLS
+//     file key that cannot be opened. Their Fix says to put the secret in a
+//     variable or a file and name that here.
 //   - config does not import the packages it configures: the key-template
 //     parser is injected with [WithKeyTemplate].
 //   - Functions here do no I/O except Load (reads the file) and Validate
@@ -55,7 +60,8 @@
 //	window.idle_timeout            quiet partition follows the clock after this (30s)
 //	window.timestamp               event | record (event)
 //	window.max_future_skew         hit time further ahead of the record is clamped (5m)
-//	spool.dir                      local spool directory (/var/lib/hitship/spool)
+//	spool.dir                      local spool directory (/var/lib/hitship/spool); one
+//	                               process's alone: it is locked, a second one is refused
 //	spool.max_bytes                spool disk limit (10GiB)
 //	spool.memory_bytes             in-memory buffering before spilling (64MiB)
 //	delivery.concurrency           parallel uploads, 1..1024 (16)
@@ -91,7 +97,8 @@
 //	external_id.secret_file        file holding it; required when a role_arn is used
 //	parking.bucket                 the operator's parking bucket; "" turns parking off
 //	                               (failed uploads then retry in-process, holding the offset)
-//	parking.region                 required with bucket
+//	parking.region                 required with bucket; a known AWS region (a typo gets a
+//	                               "did you mean"), any plain name with parking.endpoint
 //	parking.endpoint               S3-compatible override ("" = AWS)
 //	parking.prefix                 (hitship/): parked objects under {prefix}parked/,
 //	                               dead letters under {prefix}dead/
@@ -101,7 +108,11 @@
 //	integrations[].name            unique, a-z 0-9 . _ -, up to 63 chars (required)
 //	integrations[].client_id       customer account id > 0 (required)
 //	integrations[].enabled         (true)
-//	integrations[].region          AWS region such as eu-central-1 (required)
+//	integrations[].region          AWS region such as eu-central-1 (required): a known AWS
+//	                               region (a typo gets a "did you mean"), or any plain name
+//	                               when an endpoint (its own or s3.endpoint) names an
+//	                               S3-compatible store, unless it assumes a role_arn
+//	                               without external_id.sts_endpoint (STS is regional)
 //	integrations[].bucket          S3 bucket name rules (required)
 //	integrations[].prefix          key prefix: no leading "/", no "." or ".." segments,
 //	                               no control characters, <= 512 bytes ("")

@@ -3,8 +3,10 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -104,13 +106,16 @@ func (v *checker) add(key, fix, format string, args ...any) {
 }
 
 var (
-	topicRE     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	nameRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
-	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	roleARNRE   = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
-	accessKeyRE = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	topicRE   = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// conventionalEnvNameRE is the upper-case convention of environment
+	// variable names: only such a name is printed in a problem, since a value
+	// of lower or mixed case in a *_env key may be a pasted secret.
+	conventionalEnvNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	nameRE                = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	bucketRE              = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	roleARNRE             = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
+	accessKeyRE           = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 )
 
 func (v *checker) positive(key string, d time.Duration) {
@@ -162,8 +167,20 @@ func (v *checker) endpoint(key, e string) {
 	}
 }
 
+// pathless drops the path from a file error: a *_file key (or a TLS key_file)
+// may hold a pasted secret or private key instead of a path, and the error of
+// opening it would print it. The key and line of the problem say which file.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
 // secret loads one secret whose environment-variable key is key+"_env" and
-// file key is key+"_file".
+// file key is key+"_file". A value that is neither a variable name nor a
+// readable file is never printed in a problem: it may be the secret itself.
 func (v *checker) secret(key, env, file string, required bool, dst *Secret) {
 	*dst = Secret{}
 	envKey, fileKey := key+"_env", key+"_file"
@@ -175,23 +192,31 @@ func (v *checker) secret(key, env, file string, required bool, dst *Secret) {
 			v.add(envKey, fmt.Sprintf("set %s to the name of an environment variable holding the secret, or %s to a file holding it", envKey, fileKey), "secret is required")
 		}
 	case env != "":
+		// The value is never printed unless it looks like a conventional
+		// variable name: what else is found here is often the secret itself.
 		if !envNameRE.MatchString(env) {
-			v.add(envKey, "use a variable name of letters, digits and underscores (the name, not the secret itself)", "invalid environment variable name %q", env)
+			v.add(envKey, "put the secret in an environment variable of hitship's (such as HITSHIP_SECRET) and write that variable's name here; if the value here is a real secret, rotate it, since it was in the file",
+				"is not an environment variable name (letters, digits and underscores, not starting with a digit); it looks like a secret itself, so it is not printed")
 			return
+		}
+		name := "named here"
+		if conventionalEnvNameRE.MatchString(env) {
+			name = env
 		}
 		val, ok := v.o.lookupEnv(env)
 		switch {
 		case !ok:
-			v.add(envKey, fmt.Sprintf("export %s in hitship's environment", env), "environment variable %s is not set", env)
+			v.add(envKey, fmt.Sprintf("export the variable %s in hitship's environment; if the value here is the secret itself, put it in an environment variable and write that variable's name here", name),
+				"environment variable %s is not set", name)
 		case val == "":
-			v.add(envKey, fmt.Sprintf("put the secret in %s", env), "environment variable %s is empty", env)
+			v.add(envKey, fmt.Sprintf("put the secret in the variable %s", name), "environment variable %s is empty", name)
 		default:
 			*dst = NewSecret(val)
 		}
 	default:
 		b, err := v.o.readFile(file)
 		if err != nil {
-			v.add(fileKey, "point it at a readable regular file holding the secret", "cannot read secret file: %v", err)
+			v.add(fileKey, "point it at a readable regular file holding the secret; if the value here is the secret itself, put it in a file and write that file's path here", "cannot read secret file: %v", pathless(err))
 			return
 		}
 		val := strings.TrimRight(string(b), "\r\n")
@@ -213,7 +238,7 @@ func (v *checker) tls(key string, t TLS) {
 	}
 	if t.CAFile != "" {
 		if b, err := v.o.readFile(t.CAFile); err != nil {
-			v.add(key+".ca_file", "point it at a readable PEM file of CA certificates", "cannot read CA file: %v", err)
+			v.add(key+".ca_file", "point it at a readable PEM file of CA certificates", "cannot read CA file: %v", pathless(err))
 		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
 			v.add(key+".ca_file", "point it at a PEM file of CA certificates", "no PEM certificate found in %s", t.CAFile)
 		}
@@ -225,11 +250,11 @@ func (v *checker) tls(key string, t TLS) {
 	if t.CertFile != "" {
 		cert, errC := v.o.readFile(t.CertFile)
 		if errC != nil {
-			v.add(key+".cert_file", "point it at a readable PEM certificate", "cannot read certificate: %v", errC)
+			v.add(key+".cert_file", "point it at a readable PEM certificate", "cannot read certificate: %v", pathless(errC))
 		}
 		keyPEM, errK := v.o.readFile(t.KeyFile)
 		if errK != nil {
-			v.add(key+".key_file", "point it at a readable PEM private key", "cannot read key: %v", errK)
+			v.add(key+".key_file", "point it at a readable PEM private key", "cannot read key: %v", pathless(errK))
 		}
 		if errC == nil && errK == nil {
 			if _, err := tls.X509KeyPair(cert, keyPEM); err != nil {
@@ -414,12 +439,12 @@ func (v *checker) integrations(c *Config) {
 		if in.ClientID <= 0 {
 			v.add(key+".client_id", "set the customer's positive client account id", "must be positive, got %d", in.ClientID)
 		}
-		switch {
-		case in.Region == "":
-			v.add(key+".region", `set the bucket's AWS region, such as "eu-central-1"`, "is required")
-		case !regionRE.MatchString(in.Region):
-			v.add(key+".region", `use an AWS region name such as "eu-central-1" or "us-gov-west-1"`, "invalid region %q", in.Region)
-		}
+		ep, _ := c.EndpointFor(*in)
+		// With an endpoint (an S3-compatible store) any region name signs;
+		// but a role is assumed on the region's AWS STS endpoint unless
+		// external_id.sts_endpoint says where STS is.
+		v.region(key+".region", "the bucket's", in.Region,
+			ep == "" || in.Credentials.RoleARN != "" && c.ExternalID.STSEndpoint == "")
 		v.bucket(key+".bucket", in.Bucket)
 		v.prefix(key+".prefix", in.Prefix)
 		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON)
@@ -441,7 +466,6 @@ func (v *checker) integrations(c *Config) {
 			needExternalID = true
 		}
 		v.credentials(key+".credentials", &in.Credentials)
-		ep, _ := c.EndpointFor(*in)
 		dest := ep + "\x00" + in.Bucket + "\x00" + in.Prefix
 		if j, dup := dests[dest]; dup && in.Bucket != "" {
 			v.add(key+".prefix", "give integrations sharing a bucket different prefixes", "same bucket and prefix as integrations[%d]; their objects would overwrite each other", j)
@@ -537,6 +561,24 @@ func (v *checker) prefix(key, p string) {
 	}
 }
 
+// region checks a region name: a known AWS region when aws (no endpoint of
+// an S3-compatible store), with the nearest one suggested for a typo; else any
+// plain name.
+func (v *checker) region(key, whose, r string, aws bool) {
+	switch {
+	case r == "":
+		v.add(key, fmt.Sprintf(`set %s AWS region, such as "eu-central-1"`, whose), "is required")
+	case aws && !IsAWSRegion(r):
+		fix := `use an AWS region name such as "eu-central-1" or "us-gov-west-1"`
+		if c := closestRegion(r); c != "" {
+			fix = fmt.Sprintf("did you mean %q? Use the AWS region name", c)
+		}
+		v.add(key, fix+" (any name is accepted with an endpoint of an S3-compatible store)", "unknown AWS region %q", r)
+	case !anyRegionRE.MatchString(r):
+		v.add(key, `use the region name the store expects, such as "us-east-1"`, "invalid region %q", r)
+	}
+}
+
 // parking checks the parking bucket; an empty bucket turns parking off.
 func (v *checker) parking(p *Parking) {
 	p.Credentials.secretAccessKey = Secret{}
@@ -544,9 +586,7 @@ func (v *checker) parking(p *Parking) {
 		return
 	}
 	v.bucket("parking.bucket", p.Bucket)
-	if p.Region == "" {
-		v.add("parking.region", `set the parking bucket's region, such as "us-east-1"`, "is required")
-	}
+	v.region("parking.region", "the parking bucket's", p.Region, p.Endpoint == "")
 	if p.Endpoint != "" {
 		v.endpoint("parking.endpoint", p.Endpoint)
 	}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"hitship/config"
+	"hitship/internal/testenv"
 	"hitship/metrics"
 	"hitship/sink"
 )
@@ -861,11 +863,8 @@ func hitshipBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "hitship")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/hitship")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		// Named like a Makefile build (hitship_build_info names the commit).
+		binErr = testenv.BuildHitship(context.Background(), "..", binPath)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)
@@ -1176,6 +1175,35 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/hitship"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("go build %q lacks %s", build, want)
+		}
+	}
+	// The image names its commit (hitship version, hitship_build_info): .git is
+	// not in the build context, so the revision is a build argument that the
+	// build links in, and every build the project makes passes it.
+	for _, arg := range []string{"REVISION", "VERSION"} {
+		if !regexp.MustCompile(`(?m)^ARG ` + arg + `\b`).MatchString(text) {
+			t.Errorf("Dockerfile has no ARG %s", arg)
+		}
+	}
+	for _, want := range []string{"-X hitship/internal/buildinfo.revision=${REVISION}", "-X hitship/internal/buildinfo.version=${VERSION}"} {
+		if !strings.Contains(build, want) {
+			t.Errorf("go build %q lacks %s", build, want)
+		}
+	}
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`docker build [^\n]*--build-arg REVISION=\$\(REVISION\)`).Match(mk) {
+		t.Error("the Makefile's docker build does not pass --build-arg REVISION")
+	}
+	compose := readYAMLDocs(t, "../docker-compose.yml")[0]
+	for name, svc := range compose["services"].(map[string]any) {
+		if get(svc, "build") == nil {
+			continue
+		}
+		if args := stringMap(get(get(svc, "build"), "args")); args["REVISION"] == "" {
+			t.Errorf("docker-compose.yml: %s builds the image without the REVISION build argument", name)
 		}
 	}
 	if len(users) == 0 || strings.HasPrefix(users[len(users)-1], "root") || strings.HasPrefix(users[len(users)-1], "0") {

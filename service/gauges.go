@@ -3,10 +3,10 @@ package service
 import (
 	"context"
 	"maps"
-	"runtime/debug"
 	"slices"
 	"time"
 
+	"hitship/internal/buildinfo"
 	"hitship/registry"
 	"hitship/retry"
 )
@@ -16,18 +16,11 @@ import (
 // figures are the same everywhere, dashboards aggregate them with max.
 const gaugeInterval = 15 * time.Second
 
-// setBuildInfo sets hitship_build_info from the binary's build information.
+// setBuildInfo sets hitship_build_info from the binary's build information
+// (internal/buildinfo: what the build set at link time, else Go's VCS stamp).
 func (s *Service) setBuildInfo() {
-	version, revision, goversion := "unknown", "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goversion = bi.Main.Version, bi.GoVersion
-		for _, kv := range bi.Settings {
-			if kv.Key == "vcs.revision" {
-				revision = kv.Value
-			}
-		}
-	}
-	s.metrics.BuildInfo.WithLabelValues(version, revision, goversion).Set(1)
+	bi := buildinfo.Get()
+	s.metrics.BuildInfo.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 }
 
 // configuredIntegrations returns the configured integrations' names, each

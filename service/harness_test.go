@@ -169,11 +169,8 @@ func hitshipBinary(t *testing.T) string {
 		}
 		binPath = filepath.Join(dir, "hitship")
 		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/hitship")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		// Named like a Makefile build (hitship_build_info names the commit).
+		binErr = testenv.BuildHitship(context.Background(), filepath.Join(filepath.Dir(file), ".."), binPath)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

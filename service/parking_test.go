@@ -248,20 +248,22 @@ func TestDeadLetterRedeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		args []string
-		want string
+		name    string
+		args    []string
+		want    string
+		wantErr bool
 	}{
-		{"other integration: nothing", []string{"--integration", "zzz"}, "0 dead letter(s) queued"},
-		{"since later: nothing", []string{"--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "0 dead letter(s) queued"},
-		{"b since a day", []string{"--integration", b.Name, "--since", "24h"}, "1 dead letter(s) queued"},
+		// A name the config does not have is a typo, not "nothing to do".
+		{"unknown integration: refused", []string{"--integration", "zzz"}, `no integration named "zzz"; the config file has: ` + b.Name, true},
+		{"since later: nothing", []string{"--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "0 dead letter(s) queued", false},
+		{"b since a day", []string{"--integration", b.Name, "--since", "24h"}, "1 dead letter(s) queued", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(hitshipBinary(t), append(append([]string{"redeliver"}, tc.args...), "--config", path)...)
 			cmd.Env = append(os.Environ(), testSecretEnv+"="+e.secret)
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), tc.want) {
-				t.Fatalf("redeliver %v = %v\n%s\nwant %q", tc.args, err, out, tc.want)
+			if (err != nil) != tc.wantErr || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("redeliver %v = %v\n%s\nwant %q (error %v)", tc.args, err, out, tc.want, tc.wantErr)
 			}
 		})
 	}

@@ -531,19 +531,15 @@ func (s *Service) adminRetries(ctx context.Context, name string) (any, error) {
 
 // onEnable resets the ledger of a re-enabled integration (DESIGN §5) and
 // makes its parked entries due now, so they do not sit out their hold.
+// The hook itself, afterEnable (control.go), is shared with `hitship enable`.
 func (s *Service) onEnable(ctx context.Context, name string) error {
-	if err := s.health.Ledger().Reset(ctx, name); err != nil {
-		return err
+	var q *retry.Queue
+	if s.parked != nil {
+		q = s.parked.queue
 	}
-	if s.parked == nil {
-		return nil
-	}
-	n, err := s.parked.queue.Wake(ctx, name, s.now())
-	if err != nil {
-		return err
-	}
+	n, err := afterEnable(ctx, s.health.Ledger(), q, name, s.now())
 	if n > 0 {
 		s.log.Info("parked entries of the re-enabled integration are due now", "integration", name, "entries", n)
 	}
-	return nil
+	return err
 }

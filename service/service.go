@@ -82,8 +82,10 @@ type Service struct {
 }
 
 // New builds a service from cfg, which must have passed Validate. It connects to
-// nothing yet.
-func New(cfg *config.Config, deps Deps) (*Service, error) {
+// nothing yet, but takes spool.dir's lock (sink.NewSpool): a second service on
+// the same directory, in this process or another, is refused with an error
+// naming spool.dir and the holder's pid. Run releases the lock when it returns.
+func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if deps.Logger == nil || deps.Registry == nil {
 		return nil, errors.New("service: logger and registry are required")
 	}
@@ -146,8 +148,17 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	mem := int64(cfg.Spool.MemoryBytes)
 	if s.spool, err = sink.NewSpool(sink.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes),
 		MemoryBytes: mem, BufferMemoryBytes: min(mem/32, 2<<20)}); err != nil {
+		if sink.IsSpoolLocked(err) {
+			return nil, fmt.Errorf("spool.dir: %w; every hitship process needs a spool directory of its own: set another spool.dir, or stop the other process", err)
+		}
 		return nil, fmt.Errorf("spool.dir: %w", err)
 	}
+	// From here on a failure releases the spool directory again.
+	defer func() {
+		if err != nil {
+			_ = s.spool.Close()
+		}
+	}()
 	ddeps := delivery.Deps{Logger: s.log, Metrics: s.metrics, Now: deps.Now, Delivered: deps.Delivered, Health: s.health}
 	if s.parked != nil {
 		ddeps.Parking = &delivery.Parking{Store: s.parked.store, Queue: s.parked.queue}
@@ -315,6 +326,9 @@ func (s *Service) close() {
 	}
 	if s.ownRedis {
 		_ = s.rdb.Close()
+	}
+	if err := s.spool.Close(); err != nil {
+		s.log.Warn("releasing the spool directory", "err", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+
+	"hitship/internal/logx"
 )
 
 // AssumeRole defaults and limits.
@@ -205,8 +208,12 @@ func (p StaticProvider) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.St
 // RootCAs HTTPClient"). So this function passes no HTTP client, and clients
 // that need their own (tests, proxies) build the base provider without
 // LoadDefaultConfig and pass AssumeRoleConfig.HTTPClient instead.
+//
+// The SDK's own log lines (of the clients the default chain builds: IMDS, STS
+// web identity, SSO) go to slog.Default() through logx.AWS, which `hitship
+// run` sets to its logger; the SDK's default wrote plain text to stderr.
 func DefaultBaseCredentials(ctx context.Context) (aws.CredentialsProvider, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(logx.AWS(slog.Default())))
 	if err != nil {
 		return nil, &CredentialError{
 			Kind: KindBaseCredentials,

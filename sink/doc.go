@@ -29,7 +29,12 @@
 // nothing is refused. Finished Objects are immutable and can be opened any
 // number of times, concurrently, until Release: a retry re-reads the spool,
 // never Kafka. Files left by a previous run are deleted by NewSpool (their
-// records are still uncommitted in Kafka and will be read again).
+// records are still uncommitted in Kafka and will be read again). A spool
+// directory belongs to one Spool: NewSpool takes an exclusive lock on
+// SpoolLockFile in it (flock; the file holds the holder's pid) and refuses a
+// directory another process or Spool holds, with a SpoolLockedError, before
+// deleting anything. The lock lasts until Spool.Close or the end of the
+// process (a killed process leaves the file but no lock).
 //
 // One goroutine appends to a given Buffer; Spool, Object and the other
 // Buffer methods are safe for concurrent use.

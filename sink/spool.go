@@ -37,7 +37,9 @@ const (
 // SpoolConfig sizes a Spool.
 type SpoolConfig struct {
 	// Dir holds the spill files. It is created if missing and must belong to
-	// this spool alone: NewSpool deletes the *.spool and *.obj files in it.
+	// this spool alone: NewSpool locks it (SpoolLockFile) for the life of the
+	// Spool, refuses a directory another process holds, and deletes the
+	// *.spool and *.obj files in it.
 	Dir string
 	// MaxBytes is the disk budget: Full reports true at or above it so that the
 	// caller pauses fetching. Writes are never refused because of it.
@@ -87,10 +89,15 @@ type Spool struct {
 	evictMu sync.Mutex // one evictor at a time
 	gz      sync.Pool  // *gzip.Writer
 	chunks  chunkPool  // chunks no object holds, for reuse
+
+	lockMu sync.Mutex
+	lock   *dirLock // nil after Close
 }
 
-// NewSpool creates cfg.Dir if needed and removes the spill files a previous
-// run left there.
+// NewSpool creates cfg.Dir if needed, locks it and removes the spill files a
+// previous run left there. If another process (or another open Spool) holds
+// the directory, it returns a *SpoolLockedError (IsSpoolLocked) and touches
+// nothing. The lock is held until Close, or the end of the process.
 func NewSpool(cfg SpoolConfig) (*Spool, error) {
 	if cfg.Dir == "" {
 		return nil, invalidf("spool: Dir is required")
@@ -110,22 +117,43 @@ func NewSpool(cfg SpoolConfig) (*Spool, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sink: spool: %w", err)
 	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(cfg.Dir)
 	if err != nil {
+		_ = lock.release()
 		return nil, fmt.Errorf("sink: spool: %w", err)
 	}
-	s := &Spool{cfg: cfg, live: make(map[evictable]struct{})}
+	s := &Spool{cfg: cfg, live: make(map[evictable]struct{}), lock: lock}
 	for _, e := range entries {
 		n := e.Name()
 		if !e.Type().IsRegular() || !(strings.HasSuffix(n, bufferFileSuffix) || strings.HasSuffix(n, objectFileSuffix)) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(cfg.Dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			_ = lock.release()
 			return nil, fmt.Errorf("sink: spool: removing stale file: %w", err)
 		}
 		s.stale++
 	}
 	return s, nil
+}
+
+// Close releases the directory: it removes SpoolLockFile and drops the lock,
+// so that another Spool may take the directory. Call it after the last use
+// of the spool's buffers and objects; their files are left as they are.
+// Close is idempotent and safe for concurrent use.
+func (s *Spool) Close() error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	err := s.lock.release()
+	s.lock = nil
+	if err != nil {
+		return fmt.Errorf("sink: spool: releasing the lock: %w", err)
+	}
+	return nil
 }
 
 // Full reports whether the spill files reached MaxBytes: the caller should

@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -225,6 +227,65 @@ func TestNewSpoolRemovesStaleFiles(t *testing.T) {
 	}
 }
 
+// TestSpoolLock: a second spool on a directory another spool holds is refused
+// with the holder's pid, and deletes none of the holder's files (before the
+// lock it removed them as stale); after Close the directory is free again and
+// the lock file is gone.
+func TestSpoolLock(t *testing.T) {
+	dir := t.TempDir()
+	first := newSpool(t, sink.SpoolConfig{Dir: dir, BufferMemoryBytes: 16, MemoryBytes: 1 << 20})
+	b := first.NewBuffer(sink.FormatNDJSON)
+	rec := []byte(`{"a":"` + strings.Repeat("x", 64) + `"}`)
+	if err := b.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	spilled := listDir(t, dir)
+	if len(spilled) != 1 {
+		t.Fatalf("the first spool's buffer did not spill: %v", spilled)
+	}
+
+	second, err := sink.NewSpool(sink.SpoolConfig{Dir: dir})
+	if err == nil {
+		_ = second.Close()
+		t.Fatal("a second spool took a directory the first one holds")
+	}
+	var locked *sink.SpoolLockedError
+	if !errors.As(err, &locked) || !sink.IsSpoolLocked(err) {
+		t.Fatalf("error %v is not a SpoolLockedError", err)
+	}
+	if locked.PID != os.Getpid() || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q does not name the directory and the holder's pid %d (got %d)", err, os.Getpid(), locked.PID)
+	}
+	if got := listDir(t, dir); !slices.Equal(got, spilled) {
+		t.Fatalf("the refused spool changed the holder's files: %v, want %v", got, spilled)
+	}
+	o, err := b.Finish(sink.CompressionNone)
+	if err != nil {
+		t.Fatalf("the holder's buffer broke: %v", err)
+	}
+	if got := contents(t, o); string(got) != string(rec)+"\n" {
+		t.Fatalf("the holder's object holds %q", got)
+	}
+	o.Release()
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sink.SpoolLockFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lock file after Close: %v", err)
+	}
+	third, err := sink.NewSpool(sink.SpoolConfig{Dir: dir})
+	if err != nil {
+		t.Fatalf("after Close the directory is still refused: %v", err)
+	}
+	if err := third.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func listDir(t testing.TB, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
@@ -233,7 +294,9 @@ func listDir(t testing.TB, dir string) []string {
 	}
 	var names []string
 	for _, e := range es {
-		names = append(names, e.Name())
+		if e.Name() != sink.SpoolLockFile { // held by the open spool, not a spill file
+			names = append(names, e.Name())
+		}
 	}
 	sort.Strings(names)
 	return names

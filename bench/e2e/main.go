@@ -26,7 +26,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -102,8 +101,9 @@ func run(o options) error {
 	bin := o.bin
 	if bin == "" {
 		bin = filepath.Join(dir, "hitship")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/hitship").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v: %s", err, out)
+		// Named like a Makefile build (hitship_build_info names the commit).
+		if err := testenv.BuildHitship(ctx, ".", bin); err != nil {
+			return err
 		}
 	}
 	b := &bench{o: o, k: k, dir: dir, bin: bin}

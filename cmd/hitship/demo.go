@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,29 +20,41 @@ import (
 	"hitship/consumer"
 	"hitship/internal/testenv"
 	"hitship/service"
+	"hitship/sink"
 )
 
 // cmdDemo runs hitship end to end on embedded parts: a kfake broker, gofakes3 whose
 // objects are plain files under <dir>/s3/, Redis (the local server if one answers on
 // 127.0.0.1:6379, else in-process), and a synthetic feed of hits from three tenants,
 // two of them with an integration (one JSON, one NDJSON).
+//
+// Every run has an id of its own (demoRunID): its spool directory
+// (<dir>/spool/<id>), its Redis key prefix (hitship-demo:<id>:) and its objects'
+// prefix (wallarm/<id>/) are its alone, so demos can run side by side on one
+// directory and one Redis; a busy metrics port is replaced by a free one.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", "var", "where the demo keeps its S3 objects (<dir>/s3) and spool")
+	fs := newFlagSet("demo", "demo [flags]")
+	dir := fs.String("dir", "var", "where the demo keeps its S3 objects (<dir>/s3) and spools (<dir>/spool/<run>)")
 	rate := fs.Float64("rate", 200, "hits per second of the synthetic feed")
 	win := fs.Duration("window", time.Minute, "window size")
 	grace := fs.Duration("grace", 5*time.Second, "grace")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	listen := fs.String("listen", "127.0.0.1:9464", "metrics listener (a free port is taken if it is busy)")
 	verbose := fs.Bool("v", false, "log every delivery and the group's life (text logs)")
-	redisMode := fs.String("redis", demoRedisAuto, `"auto": the local Redis on 127.0.0.1:6379 if it answers, else in-process; "memory": always in-process`)
-	if err := fs.Parse(args); err != nil {
+	redisMode := fs.String("redis", demoRedisAuto, `"auto": the local Redis on 127.0.0.1:6379 if it answers, else in-process; "memory": always in-process; or the host:port of a Redis server`)
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hitship demo: unexpected argument %q (demo -h lists the flags)\n", pos[0])
 		return 2
 	}
 	if *redisMode != demoRedisAuto && *redisMode != demoRedisMemory {
-		fmt.Fprintf(stderr, "hitship demo: -redis: unknown mode %q; use %q or %q\n", *redisMode, demoRedisAuto, demoRedisMemory)
-		return 2
+		if _, _, err := net.SplitHostPort(*redisMode); err != nil {
+			fmt.Fprintf(stderr, "hitship demo: -redis: unknown mode %q; use %q, %q or the host:port of a Redis server\n", *redisMode, demoRedisAuto, demoRedisMemory)
+			return 2
+		}
 	}
 	if *dur > 0 {
 		var cancel context.CancelFunc
@@ -79,6 +92,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("redis", err)
 	}
 	defer closeRedis()
+	run := demoRunID()
+	prefix := demoKeyPrefix + run + ":"
+	spoolRoot := filepath.Join(*dir, "spool")
+	removeStaleDemoRuns(ctx, spoolRoot, rdb, log)
+	// This run's Redis keys are of no use to any later run (its Kafka is gone
+	// with it): delete them at the end, whatever ctx says by then.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := clearDemoState(cctx, rdb, prefix); err != nil {
+			fmt.Fprintf(stderr, "hitship demo: redis: clearing this run's keys under %s: %v\n", prefix, err)
+		}
+	}()
 
 	// The integrations authenticate like production ones: a key id and a secret read
 	// from an environment variable (gofakes3 accepts any signature).
@@ -90,13 +116,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic, cfg.Kafka.Group = topic, dlqTopic, "hitship-demo"
 	cfg.Kafka.SessionTimeout, cfg.Kafka.RebalanceTimeout, cfg.Kafka.HeartbeatInterval = 6*time.Second, 6*time.Second, time.Second
 	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = *win, *grace, 10*time.Second
-	cfg.Spool.Dir = filepath.Join(*dir, "spool")
+	cfg.Spool.Dir = filepath.Join(spoolRoot, run)
+	defer os.RemoveAll(cfg.Spool.Dir) // after svc.Run released it
 	cfg.S3.Endpoint, cfg.S3.PathStyle = st.URL(), true
 	cfg.Log.Format = config.LogText
-	cfg.Redis.KeyPrefix = "hitship-demo:" // apart from any real hitship on the same Redis
+	// Apart from any real hitship and any other demo on the same Redis.
+	cfg.Redis.KeyPrefix = prefix
+	objPrefix := "wallarm/" + run + "/"
 	mk := func(name string, client int64, bucket, format string) config.Integration {
 		in := config.DefaultIntegration()
-		in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format = name, client, testenv.S3Region, bucket, "wallarm/", format
+		in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format = name, client, testenv.S3Region, bucket, objPrefix, format
 		in.Credentials.AccessKeyID, in.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0001", "HITSHIP_DEMO_S3_SECRET"
 		return in
 	}
@@ -105,11 +134,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("config", config.AsError(problems))
 	}
 
+	metricsNote := ""
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			return fail("listen", err)
 		}
+		metricsNote = fmt.Sprintf(" (%s is busy, another demo? this run took a free port; -listen chooses one)", *listen)
 	}
 	var mu sync.Mutex
 	objects := 0
@@ -129,27 +160,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			time.Now().Format("15:04:05"), j.Target.Name, time.UnixMilli(j.WindowStart).UTC().Format("15:04"),
 			j.Records, size, late, filepath.Join(s3dir, bucket, j.Key))
 	}
-	// The embedded Kafka starts empty every time, so what an earlier demo left in
-	// Redis (partition claims of its generations, idle closes, window snapshots)
-	// describes another topic: clear it, or the new generations would be fenced.
-	if err := clearDemoState(ctx, rdb, cfg.Redis.KeyPrefix); err != nil {
-		return fail("redis", err)
-	}
 	svc, err := service.New(&cfg, service.Deps{Logger: log, Registry: newRegistry(), Redis: rdb, Delivered: delivered, Listener: ln})
 	if err != nil {
 		return fail("service", err)
 	}
 
-	fmt.Fprintf(stdout, `hitship demo
+	fmt.Fprintf(stdout, `hitship demo, run %s
   kafka   %s (in-process kfake), topic %q, 3 partitions; bad records go to %q
-  s3      %s (in-process gofakes3); objects are plain files under %s/<bucket>/
-  redis   %s
-  metrics http://%s/metrics   (also /healthz, /readyz)
+  s3      %s (in-process gofakes3); objects are plain files under %s/<bucket>/%s
+  redis   %s; this run's keys under %s
+  spool   %s
+  metrics http://%s/metrics   (also /healthz, /readyz)%s
   feed    %.0f hits/s from tenants 1 (acme-json: JSON array), 2 (globex-ndjson: NDJSON) and 3 (no integration: skipped),
           with 1%% late and 0.5%% malformed records
   windows %s, grace %s: the first objects land about %s after a window ends. Ctrl-C stops.
 
-`, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, redisWhere, ln.Addr(), *rate, *win, *grace, *grace)
+`, run, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, objPrefix, redisWhere, prefix, cfg.Spool.Dir, ln.Addr(), metricsNote, *rate, *win, *grace, *grace)
 
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	feedDone := make(chan struct{})
@@ -182,19 +208,69 @@ const (
 	demoRedisMemory = "memory" // always in-process (tests: never touch a developer's Redis)
 )
 
-// demoRedis uses the local Redis server if one answers and mode is auto, else an
-// in-process one.
+// demoKeyPrefix starts every demo run's Redis key prefix: hitship-demo:<run>:.
+const demoKeyPrefix = "hitship-demo:"
+
+// demoRunID names one demo run: its start time (so that runs sort) and six
+// random hex digits (so that two runs started in the same second differ).
+func demoRunID() string {
+	return fmt.Sprintf("%s-%06x", time.Now().UTC().Format("20060102-150405"), rand.Uint32()&0xffffff)
+}
+
+// removeStaleDemoRuns removes the spool directories under root that no live
+// demo holds (a run killed before it could remove its own), with their Redis
+// keys. A directory whose lock a running demo holds, or one younger than a
+// minute, is left alone.
+func removeStaleDemoRuns(ctx context.Context, root string, rdb redis.UniversalClient, log *slog.Logger) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		// A directory of the last minute may be a demo that is still starting
+		// (it creates the directory, then locks it).
+		if fi, err := e.Info(); err != nil || !e.IsDir() || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		d := filepath.Join(root, e.Name())
+		sp, err := sink.NewSpool(sink.SpoolConfig{Dir: d})
+		if err != nil {
+			continue // a running demo's (or unreadable): not ours to remove
+		}
+		_ = sp.Close()
+		if err := os.RemoveAll(d); err != nil {
+			log.Warn("removing a stale demo spool", "dir", d, "err", err)
+		}
+		if err := clearDemoState(ctx, rdb, demoKeyPrefix+e.Name()+":"); err != nil {
+			log.Warn("clearing a stale demo run's Redis keys", "run", e.Name(), "err", err)
+		}
+	}
+}
+
+// demoRedis uses the Redis server at mode if it is an address, the local one if
+// it answers and mode is auto, else an in-process one.
 func demoRedis(mode string) (redis.UniversalClient, string, func(), error) {
 	why := "-redis memory"
-	if mode == demoRedisAuto {
+	switch mode {
+	case demoRedisAuto:
 		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: 300 * time.Millisecond})
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		if c.Ping(ctx).Err() == nil {
-			return c, "127.0.0.1:6379 (the local server; keys under hitship-demo:)", func() { _ = c.Close() }, nil
+			return c, "127.0.0.1:6379 (the local server)", func() { _ = c.Close() }, nil
 		}
 		_ = c.Close()
 		why = "no local Redis server answered"
+	case demoRedisMemory:
+	default:
+		c := redis.NewClient(&redis.Options{Addr: mode, DialTimeout: time.Second})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := c.Ping(ctx).Err(); err != nil {
+			_ = c.Close()
+			return nil, "", nil, fmt.Errorf("-redis %s: %w", mode, err)
+		}
+		return c, mode, func() { _ = c.Close() }, nil
 	}
 	m, err := miniredis.Run()
 	if err != nil {

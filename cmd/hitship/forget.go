@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/user"
 	"time"
 
 	"hitship/service"
@@ -16,18 +13,18 @@ import (
 // in the config: its runtime state, health ledger, retry entries and
 // inline-failure notes, and with --purge its parked and dead objects.
 func cmdForget(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("forget", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("forget", "forget --config FILE [--purge] NAME")
 	path := fs.String("config", "", "config file (the integration must no longer be in it)")
 	purge := fs.Bool("purge", false, "also delete its parked and dead objects (else they stay for hitship redeliver)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() != 1 {
+	if *path == "" || len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: hitship forget --config FILE [--purge] NAME")
 		return 2
 	}
-	name := fs.Arg(0)
+	name := pos[0]
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 1
@@ -70,16 +67,4 @@ func cmdForget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "event %s %s by %s\n", out.Event.Type, out.Event.ID, out.Event.By)
 	return 0
-}
-
-// cliActor is the "by" of a change made from the command line.
-func cliActor() string {
-	who := "unknown"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		who = u.Username
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		who += "@" + h
-	}
-	return "cli:" + who
 }

@@ -5,6 +5,7 @@
 //	hitship gen [flags]              produce seed-shaped hits to a Kafka topic
 //	hitship check-config FILE        list every problem of a config file
 //	hitship forget --config FILE NAME   forget an integration that left the config
+//	hitship enable|disable|status    integrations' runtime state (as the admin API)
 //	hitship version
 //
 // main parses flags and config, wires the service and shuts it down; nothing else.
@@ -13,7 +14,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,12 +22,16 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
+	"hitship/internal/buildinfo"
+	"hitship/internal/logx"
 	"hitship/service"
 	"hitship/sink"
 )
@@ -51,6 +55,12 @@ commands:
                         queue dead-lettered objects again
   forget --config FILE [--purge] NAME
                         remove what hitship keeps for an integration no longer in the config
+  enable --config FILE NAME
+                        enable an integration again at runtime (as the admin API does)
+  disable --config FILE [--reason R] NAME
+                        disable an integration at runtime: its records are skipped
+  status --config FILE [NAME...]
+                        integrations' config and runtime state and 12-hour health
   version               print the build
 `
 
@@ -64,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return cmdRun(ctx, rest, stderr)
+		return cmdRun(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "gen":
@@ -79,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdForget(ctx, rest, stdout, stderr)
 	case "test-integration":
 		return cmdTestIntegration(ctx, rest, stdout, stderr)
+	case "enable", "disable":
+		return cmdSetState(ctx, cmd, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
@@ -90,12 +104,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return "hitship " + bi.Main.Version + " (" + bi.GoVersion + ")"
-	}
-	return "hitship (unknown build)"
-}
+// version is the build's one-line description (internal/buildinfo).
+func version() string { return buildinfo.Get().String() }
 
 // loadConfig loads and validates a config file; problems are printed, one per line.
 func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
@@ -120,16 +130,16 @@ func keyTemplateCheck(s string) error {
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlagSet("check-config", "check-config FILE")
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: hitship check-config FILE")
 		return 2
 	}
-	cfg, ok := loadConfig(fs.Arg(0), stderr)
+	cfg, ok := loadConfig(pos[0], stderr)
 	if !ok {
 		return 1
 	}
@@ -140,20 +150,33 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d integrations, %d enabled; topic %s, group %s, window %s)\n",
-		fs.Arg(0), len(cfg.Integrations), enabled, cfg.Kafka.Topic, cfg.Kafka.Group, cfg.Window.Size)
+		pos[0], len(cfg.Integrations), enabled, cfg.Kafka.Topic, cfg.Kafka.Group, cfg.Window.Size)
 	return 0
 }
 
+// repeatInterval is how often a repeating warning is logged (logx.RepeatLimit).
+const repeatInterval = 30 * time.Second
+
+// newLogger returns the process's logger: JSON or text on w, with repeated
+// warnings held back (the first, then one per repeatInterval with a count).
+// It also becomes the logger of everything that does not take one: slog's
+// default (and through it the standard log package), go-redis, and the AWS
+// SDK's default configuration (sink.DefaultBaseCredentials), so that every line
+// on w has the chosen format.
 func newLogger(format, level string, w io.Writer) *slog.Logger {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == config.LogText {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	log := slog.New(logx.RepeatLimit(h, repeatInterval))
+	slog.SetDefault(log)
+	redis.SetLogger(logx.Redis(log))
+	return log
 }
 
 func newRegistry() *prometheus.Registry {
@@ -163,12 +186,16 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "run --config FILE")
 	path := fs.String("config", "", "config file (YAML)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (benchmarks)")
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hitship run: unexpected argument %q\nusage: hitship run --config FILE\n", pos[0])
 		return 2
 	}
 	if *cpuprofile != "" {
@@ -211,11 +238,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", "gen [flags]")
 	var o genOptions
 	o.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hitship gen: unexpected argument %q (gen -h lists the flags)\n", pos[0])
 		return 2
 	}
 	if err := o.validate(); err != nil {
@@ -271,14 +302,14 @@ func reloadOnHUP(ctx context.Context, path string, svc *service.Service, log *sl
 }
 
 func cmdExternalID(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("external-id", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("external-id", "external-id --client ID --config FILE")
 	client := fs.Int64("client", 0, "the customer's client id")
 	path := fs.String("config", "", "config file (its external_id section holds the server secret)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *client <= 0 || *path == "" {
+	if *client <= 0 || *path == "" || len(pos) > 0 {
 		fmt.Fprintln(stderr, "usage: hitship external-id --client ID --config FILE")
 		return 2
 	}
@@ -301,30 +332,31 @@ func cmdExternalID(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdTestIntegration(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("test-integration", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("test-integration", "test-integration --config FILE NAME")
 	path := fs.String("config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() != 1 {
+	if *path == "" || len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: hitship test-integration --config FILE NAME")
 		return 2
 	}
+	name := pos[0]
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 1
 	}
-	ans, err := service.TestIntegration(ctx, cfg, fs.Arg(0), nil)
+	ans, err := service.TestIntegration(ctx, cfg, name, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "hitship test-integration: %v\n", err)
 		return 1
 	}
 	if ans.OK {
-		fmt.Fprintf(stdout, "%s: ok: %s\n", fs.Arg(0), ans.Message)
+		fmt.Fprintf(stdout, "%s: ok: %s\n", name, ans.Message)
 		return 0
 	}
-	fmt.Fprintf(stdout, "%s: failed (%s): %s\n", fs.Arg(0), ans.Problem, ans.Message)
+	fmt.Fprintf(stdout, "%s: failed (%s): %s\n", name, ans.Problem, ans.Message)
 	if ans.Fix != "" {
 		fmt.Fprintf(stdout, "fix: %s\n", ans.Fix)
 	}

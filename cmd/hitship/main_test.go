@@ -214,6 +214,27 @@ func TestCommands(t *testing.T) {
 	}
 }
 
+// TestHelpExitsZero: an explicit -h or --help on any subcommand prints its
+// usage on stdout and exits 0 (before, 2 with the usage on stderr: the flag
+// package's ErrHelp was taken for a bad flag).
+func TestHelpExitsZero(t *testing.T) {
+	for _, cmd := range []string{"run", "demo", "gen", "check-config", "external-id", "test-integration", "redeliver",
+		"enable", "disable", "status", "forget"} {
+		for _, h := range []string{"-h", "--help"} {
+			t.Run(cmd+" "+h, func(t *testing.T) {
+				code, out, errs := runCmd(cmd, h)
+				if code != 0 || !strings.HasPrefix(out, "usage: hitship "+cmd) || errs != "" {
+					t.Fatalf("exit %d, want 0 with the usage on stdout\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+				}
+			})
+		}
+	}
+	// A bad flag is still an error, with the usage on stderr.
+	if code, out, errs := runCmd("redeliver", "--nope"); code != 2 || out != "" || !strings.Contains(errs, "usage: hitship redeliver") {
+		t.Fatalf("bad flag: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
 // TestGenFlagValidation: invalid flags are refused before any broker is dialled
 // (the brokers below do not exist), with every problem named.
 func TestGenFlagValidation(t *testing.T) {
@@ -276,7 +297,7 @@ func TestDemoSmoke(t *testing.T) {
 		printed[m[1]] = true
 	}
 
-	keyRE := regexp.MustCompile(`^wallarm/wallarm_hits_(\d+)_(\d+)_(\d+)\.(json|jsonl)$`)
+	keyRE := regexp.MustCompile(`^wallarm/[0-9]{8}-[0-9]{6}-[0-9a-f]{6}/wallarm_hits_(\d+)_(\d+)_(\d+)\.(json|jsonl)$`)
 	for _, b := range []struct{ bucket, ext string }{{"acme-hits", "json"}, {"globex-hits", "jsonl"}} {
 		root := filepath.Join(tmp, "s3", b.bucket)
 		var files []string

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -28,15 +27,15 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // cmdRedeliver queues dead letters again (after the customer fixed the bucket).
 func cmdRedeliver(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("redeliver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("redeliver", "redeliver --config FILE [--integration NAME] [--since T]")
 	integration := fs.String("integration", "", "only this integration's dead letters (default: all)")
 	since := fs.String("since", "", "only dead letters from this time on (RFC 3339, or a duration before now such as 24h)")
 	cfgPath := fs.String("config", "", "config file (required)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *cfgPath == "" || fs.NArg() != 0 {
+	if *cfgPath == "" || len(pos) != 0 {
 		fmt.Fprintln(stderr, "usage: hitship redeliver [--integration NAME] [--since T] --config FILE")
 		return 2
 	}
@@ -49,6 +48,13 @@ func cmdRedeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cfg, ok := loadConfig(*cfgPath, stderr)
 	if !ok {
 		return 1
+	}
+	if *integration != "" {
+		// A mistyped name would match no dead letter and report success.
+		if err := service.CheckIntegration(cfg, *integration); err != nil {
+			fmt.Fprintf(stderr, "hitship redeliver: --integration: %v\n", err)
+			return 1
+		}
 	}
 	if !cfg.Parking.Enabled() {
 		fmt.Fprintln(stderr, "hitship: no parking bucket configured (parking.bucket): there are no dead letters")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +49,37 @@ func TestRedeliverUsage(t *testing.T) {
 				t.Errorf("exit %d; want %d (stderr %q)", got, tc.want, errb.String())
 			}
 		})
+	}
+}
+
+// TestRedeliverUnknownIntegration: a mistyped --integration exits 1 naming the
+// configured integrations, before Redis or the parking bucket is asked (the
+// addresses below do not answer). Before, it matched no dead letter and
+// reported "0 dead letter(s) queued for delivery", exit 0.
+func TestRedeliverUnknownIntegration(t *testing.T) {
+	t.Setenv("HITSHIP_REDELIVER_SECRET", "redeliver-test-secret")
+	cfg := writeFile(t, "hitship.yaml", fmt.Sprintf(`kafka: {brokers: ["127.0.0.1:9092"]}
+spool: {dir: %q}
+redis: {addr: "127.0.0.1:1"}
+parking:
+  bucket: park-bucket
+  region: us-east-1
+  endpoint: "http://127.0.0.1:1"
+  credentials: {access_key_id: TESTACCESSKEY0002, secret_access_key_env: HITSHIP_REDELIVER_SECRET}
+integrations:
+  - name: acme-json
+    client_id: 7
+    region: us-east-1
+    bucket: acme-hits
+    credentials: {access_key_id: TESTACCESSKEY0001, secret_access_key_env: HITSHIP_REDELIVER_SECRET}
+  - name: globex
+    client_id: 8
+    region: us-east-1
+    bucket: globex-hits
+    credentials: {access_key_id: TESTACCESSKEY0001, secret_access_key_env: HITSHIP_REDELIVER_SECRET}
+`, t.TempDir()))
+	code, out, errs := runCmd("redeliver", "--config", cfg, "--integration", "acme")
+	if code != 1 || !strings.Contains(errs, `"acme"`) || !strings.Contains(errs, "acme-json, globex") || strings.Contains(out, "queued") {
+		t.Fatalf("exit %d, want 1 naming the configured integrations\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 }
