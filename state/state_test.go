@@ -140,6 +140,106 @@ func TestOwnsUnclaimed(t *testing.T) {
 	}
 }
 
+// TestOwnership: the owner key says owned, not owned (a newer generation or
+// another member of ours) or unclaimed (no key, or an older generation's:
+// Redis lost data) — never "not owned" for a key that is gone.
+func TestOwnership(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	me := Owner{5, "me"}
+	tests := []struct {
+		name  string
+		claim *Owner // nil: no key
+		flush bool   // FLUSHALL after the claim
+		want  Ownership
+	}{
+		{name: "never claimed", want: Unclaimed},
+		{name: "mine", claim: &me, want: Owned},
+		{name: "flushed after my claim", claim: &me, flush: true, want: Unclaimed},
+		{name: "newer generation", claim: &Owner{6, "other"}, want: NotOwned},
+		{name: "other member of my generation", claim: &Owner{5, "other"}, want: NotOwned},
+		{name: "older generation (a zombie re-created the key)", claim: &Owner{4, "zombie"}, want: Unclaimed},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.claim != nil {
+				if err := s.Claim(ctx, topic, i, *tt.claim); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.flush {
+				if err := rdb.FlushAll(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.Ownership(ctx, topic, i, me)
+			if err != nil || got != tt.want {
+				t.Fatalf("Ownership = %v, %v; want %v", got, err, tt.want)
+			}
+			if got == Unclaimed {
+				// A re-claim succeeds and makes it ours again.
+				if err := s.Claim(ctx, topic, i, me); err != nil {
+					t.Fatalf("re-claim of an unclaimed partition: %v", err)
+				}
+				if got, err := s.Ownership(ctx, topic, i, me); err != nil || got != Owned {
+					t.Fatalf("after the re-claim: %v, %v", got, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRecordIdleCloseReclaims: after Redis lost the owner key, recording an
+// idle close claims the partition again in the same script and says so; a
+// newer generation's claim in between still refuses it.
+func TestRecordIdleCloseReclaims(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	me := Owner{3, "me"}
+	c := IdleClose{NextOffset: 10, Boundary: 1687241400000}
+	if err := s.Claim(ctx, topic, 0, me); err != nil {
+		t.Fatal(err)
+	}
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || re {
+		t.Fatalf("owner's record = reclaimed %v, %v; want false, nil", re, err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.NextOffset = 20
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || !re {
+		t.Fatalf("record after FLUSHALL = reclaimed %v, %v; want true, nil", re, err)
+	}
+	if got, err := s.Ownership(ctx, topic, 0, me); err != nil || got != Owned {
+		t.Fatalf("ownership after the reclaiming record: %v, %v", got, err)
+	}
+	if got, err := s.IdleCloses(ctx, topic, 0, 0); err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("idle log %v, %v; want [%v]", got, err, c)
+	}
+	// A zombie of an older generation re-created the key after a loss: the
+	// newer owner takes it back.
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim(ctx, topic, 0, Owner{2, "zombie"}); err != nil {
+		t.Fatal(err)
+	}
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || !re {
+		t.Fatalf("record over an older generation's key = reclaimed %v, %v; want true, nil", re, err)
+	}
+	// A newer generation claimed: refused, nothing recorded.
+	if err := s.Claim(ctx, topic, 0, Owner{4, "next"}); err != nil {
+		t.Fatal(err)
+	}
+	c.NextOffset = 30
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); !IsFenced(err) || re {
+		t.Fatalf("record after a newer claim = reclaimed %v, %v; want fenced", re, err)
+	}
+	if got, _ := s.IdleCloses(ctx, topic, 0, 30); len(got) != 0 {
+		t.Fatalf("a refused close was recorded: %v", got)
+	}
+}
+
 func TestInvalidArguments(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := ctxT(t)
@@ -174,7 +274,9 @@ func TestRecordIdleCloseFencing(t *testing.T) {
 	}{
 		{name: "owner records", claims: []Owner{{1, "a"}}, recorder: Owner{1, "a"}},
 		{name: "zombie of older generation fenced", claims: []Owner{{1, "a"}, {2, "b"}}, recorder: Owner{1, "a"}, wantFenced: true},
-		{name: "never claimed fenced", claims: nil, recorder: Owner{1, "a"}, wantFenced: true},
+		// No owner key: Redis lost it (or nobody claimed yet). The recorder
+		// takes the partition and records (see TestRecordIdleCloseReclaims).
+		{name: "never claimed: claimed and recorded", claims: nil, recorder: Owner{1, "a"}},
 		{name: "other member fenced", claims: []Owner{{1, "a"}}, recorder: Owner{1, "b"}, wantFenced: true},
 	}
 	s, _, _ := newStore(t)
