@@ -286,7 +286,10 @@ func (s *Store) RecordIdleClose(ctx context.Context, topic string, partition int
 // RecordIdleCloseClaim is RecordIdleClose that also reports whether o had
 // to claim the partition again first (reclaimed: the owner key was missing,
 // or named an older generation, so Redis lost data and the caller should
-// write back what it knows of the partition's replay state).
+// write back what it knows of the partition's replay state). The script is
+// sent once, without the client's retries: an error satisfying
+// IsNotExecuted proves it did not run, any other may hide a close that was
+// recorded (record it again: it is idempotent).
 func (s *Store) RecordIdleCloseClaim(ctx context.Context, topic string, partition int, o Owner, c IdleClose) (reclaimed bool, err error) {
 	k, err := s.keys(topic, partition)
 	if err != nil {
@@ -298,7 +301,7 @@ func (s *Store) RecordIdleCloseClaim(ctx context.Context, topic string, partitio
 	if c.NextOffset < 0 || c.Boundary < 0 {
 		return false, fmt.Errorf("state: invalid idle close %+v", c)
 	}
-	res, err := recordIdleScript.Run(ctx, s.rdb, []string{k.owner, k.idle},
+	res, err := recordIdleScript.Run(ctx, onceScripter{s.rdb}, []string{k.owner, k.idle},
 		strconv.FormatInt(int64(o.Generation), 10), o.Member, encodeIdle(c), SnapshotTTL.Milliseconds()).Slice()
 	if err != nil {
 		return false, fmt.Errorf("state: record idle close %s/%d: %w", topic, partition, err)

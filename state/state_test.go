@@ -721,3 +721,62 @@ func TestDeadLettered(t *testing.T) {
 		t.Fatalf("dead-letter record TTL %s, %v; want it to expire within %s", ttl, err, SnapshotTTL)
 	}
 }
+
+// TestRecordIdleCloseInDoubt: an idle close whose reply is lost after Redis ran
+// it returns an error that does not claim it was not executed — even from a
+// client that retries by default and whose retry is refused — and recording
+// it again is idempotent. A refused connection proves it was not run.
+func TestRecordIdleCloseInDoubt(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	if r.Miniredis() {
+		t.Skip("needs a redis-server binary")
+	}
+	p := testenv.MustProxy(t, r.Addr())
+	// go-redis's defaults: MaxRetries 3, so a lost reply would be retried.
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), DialTimeout: time.Second})
+	defer rdb.Close()
+	s, err := New(rdb, "hitship:", "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	me := Owner{1, "me"}
+	if err := s.Claim(ctx, topic, 0, me); err != nil {
+		t.Fatal(err)
+	}
+	c := IdleClose{NextOffset: 42, Boundary: 1687241400000}
+	entry := []byte(encodeIdle(c))
+	// Not the NOSCRIPT answer to EVALSHA: the reply of the script that ran.
+	ran := func(req, reply []byte) bool { return bytes.Contains(req, entry) && len(reply) > 0 && reply[0] != '-' }
+
+	p.LoseReplyThenRefuse(ran)
+	_, err = s.RecordIdleCloseClaim(ctx, topic, 0, me, c)
+	if err == nil || IsNotExecuted(err) || IsFenced(err) {
+		t.Fatalf("lost reply then refused: err = %v (not executed: %v); want an error in doubt", err, IsNotExecuted(err))
+	}
+	if p.Lost() != 1 {
+		t.Fatalf("the proxy lost %d replies, want 1", p.Lost())
+	}
+	got, err := s.IdleCloses(ctx, topic, 0, 0)
+	if err == nil {
+		t.Fatal("IdleCloses answered through a refusing proxy")
+	}
+	direct, _ := New(r.Client(), "hitship:", "g1")
+	if got, err = direct.IdleCloses(ctx, topic, 0, 0); err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("idle log %v, %v: the close whose reply was lost did not run", got, err)
+	}
+	// While refused: proof of non-execution.
+	if _, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, IdleClose{NextOffset: 50, Boundary: c.Boundary}); !IsNotExecuted(err) {
+		t.Fatalf("refused connection: err = %v, want IsNotExecuted", err)
+	}
+	if err := p.Refuse(false); err != nil {
+		t.Fatal(err)
+	}
+	// Recording the close in doubt again settles it: one entry.
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || re {
+		t.Fatalf("again: reclaimed %v, %v", re, err)
+	}
+	if got, err = s.IdleCloses(ctx, topic, 0, 0); err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("idle log after recording again: %v, %v", got, err)
+	}
+}
