@@ -21,7 +21,9 @@ func TestProxyLoseReply(t *testing.T) {
 	if err := c.Set(ctx, "a", "1", 0).Err(); err != nil {
 		t.Fatalf("through the proxy: %v", err)
 	}
-	p.LoseReply(func(req, _ []byte) bool { return bytes.Contains(req, []byte("INCR")) || bytes.Contains(req, []byte("incr")) })
+	p.LoseReply(func(req, _ []byte) bool {
+		return bytes.Contains(req, []byte("INCR")) || bytes.Contains(req, []byte("incr"))
+	})
 	if err := c.Incr(ctx, "n").Err(); err == nil {
 		t.Fatal("INCR answered although its reply was dropped")
 	}
