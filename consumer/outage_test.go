@@ -168,6 +168,32 @@ func TestPendingSnapshots(t *testing.T) {
 	}
 }
 
+// TestPendingKeepsTheConfirmedSnapshot (issue #11): while Redis is down and
+// Kafka refuses commits, snapshots of offsets never committed pile up after the
+// one Kafka confirmed last. The cap evicts the oldest of the others, never the
+// confirmed one: a crash restarts the partition at that offset, and without its
+// snapshot the next owner would start empty (duplicates). Before, the oldest
+// went first, whatever it was.
+func TestPendingKeepsTheConfirmedSnapshot(t *testing.T) {
+	st := &fakeState{down: true}
+	w, _ := testWorker(st)
+	w.c.keepSnapshot(w.partition, 10, []byte(`{}`), errDown)
+	w.c.noteCommitted(w.partition, 10)                // Kafka took 10
+	for _, off := range []int64{20, 30, 40, 50, 60} { // Kafka refuses these commits
+		w.c.keepSnapshot(w.partition, off, []byte(`{}`), errDown)
+	}
+	if got, want := pendingOffsets(w.c, w.partition), []int64{10, 40, 50, 60}; !slices.Equal(got, want) {
+		t.Fatalf("held snapshots %v, want %v: the confirmed offset's must stay", got, want)
+	}
+	st.down = false
+	if !w.c.writeBackAll(context.Background()) {
+		t.Fatal("write-back failed with Redis up")
+	}
+	if !slices.Equal(st.saved, []int64{10, 40, 50, 60}) || !slices.Equal(st.pruned, []int64{10}) {
+		t.Fatalf("saved %v pruned %v", st.saved, st.pruned)
+	}
+}
+
 // TestWriteBackStopsAtFirstFailure: a partial write-back keeps the rest, in order,
 // and does not prune.
 func TestWriteBackStopsAtFirstFailure(t *testing.T) {
