@@ -465,3 +465,67 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 	}
 	return nil
 }
+
+// dropFromScript: KEYS[1] owner, KEYS[2] idle log, KEYS[3] dead letters,
+// KEYS[4] snapshot index, KEYS[5..] snapshot keys; ARGV gen, member, from
+// (encoded), then the index members of KEYS[5..]. Like recordIdleScript it
+// refuses a newer generation or another member and claims an Unclaimed
+// partition; then it removes every entry at or after from.
+var dropFromScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
+local gen = tonumber(ARGV[1])
+if cur[1] then
+  local cgen = tonumber(cur[1])
+  if cgen > gen or (cgen == gen and cur[2] ~= ARGV[2]) then
+    return {0, cur[1], cur[2] or ''}
+  end
+end
+redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
+redis.call('ZREMRANGEBYLEX', KEYS[2], '[' .. ARGV[3], '+')
+redis.call('ZREMRANGEBYLEX', KEYS[3], '[' .. ARGV[3], '+')
+for i = 5, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('ZREM', KEYS[4], ARGV[i - 1])
+end
+return {1}
+`)
+
+// DropFrom removes the replay state of (topic, partition) at offsets >= from:
+// idle closes with NextOffset >= from, dead-letter records and snapshots of
+// offsets >= from. It is for a log truncation (an unclean leader election,
+// a re-created topic): that state describes records the log no longer has,
+// and applied to the new records at those offsets it would close windows in
+// the wrong places and skip bad records without a dead letter. Fenced like
+// RecordIdleClose (an Unclaimed partition is claimed for o); the snapshots
+// are found first and removed by the script, so one written meanwhile (only
+// the owner writes them) may stay.
+func (s *Store) DropFrom(ctx context.Context, topic string, partition int, o Owner, from int64) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if err := checkOwner(o); err != nil {
+		return err
+	}
+	from = max(from, 0)
+	enc := encodeOffset(from)
+	snaps, err := s.rdb.ZRangeByLex(ctx, k.snaps, &redis.ZRangeBy{Min: "[" + enc, Max: "+"}).Result()
+	if err != nil {
+		return fmt.Errorf("state: drop replay state of %s/%d from %d: %w", topic, partition, from, err)
+	}
+	ks := []string{k.owner, k.idle, k.dead, k.snaps}
+	args := []any{strconv.FormatInt(int64(o.Generation), 10), o.Member, enc}
+	for _, sn := range snaps {
+		ks = append(ks, k.snap+sn)
+		args = append(args, sn)
+	}
+	res, err := dropFromScript.Run(ctx, s.rdb, ks, args...).Slice()
+	if err != nil {
+		return fmt.Errorf("state: drop replay state of %s/%d from %d: %w", topic, partition, from, err)
+	}
+	if len(res) == 3 {
+		return fmt.Errorf("%w: drop of %s/%d's replay state by generation %d member %q refused, owner is generation %q member %q",
+			ErrFenced, topic, partition, o.Generation, o.Member, res[1], res[2])
+	}
+	return nil
+}

@@ -780,3 +780,45 @@ func TestRecordIdleCloseInDoubt(t *testing.T) {
 		t.Fatalf("idle log after recording again: %v, %v", got, err)
 	}
 }
+
+// TestDropFrom: after a log truncation the replay state at and after the new
+// position is dropped (idle closes, dead letters, snapshots), what lies before
+// stays, and only the owner may drop.
+func TestDropFrom(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := ctxT(t)
+	me := Owner{2, "me"}
+	if err := s.Claim(ctx, topic, 0, me); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{10, 20, 30} {
+		if err := s.RecordIdleClose(ctx, topic, 0, me, IdleClose{NextOffset: off, Boundary: 1687241400000}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveSnapshot(ctx, topic, 0, off, []byte("snap")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.NoteDeadLettered(ctx, topic, 0, []int64{15, 20, 25}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropFrom(ctx, topic, 0, Owner{1, "zombie"}, 20); !IsFenced(err) {
+		t.Fatalf("a zombie's drop: %v, want fenced", err)
+	}
+	if err := s.DropFrom(ctx, topic, 0, me, 20); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := s.IdleCloses(ctx, topic, 0, 0)
+	if err != nil || len(idle) != 1 || idle[0].NextOffset != 10 {
+		t.Fatalf("idle closes after the drop: %v, %v", idle, err)
+	}
+	dead, err := s.DeadLettered(ctx, topic, 0, 0)
+	if err != nil || !reflect.DeepEqual(dead, []int64{15}) {
+		t.Fatalf("dead letters after the drop: %v, %v", dead, err)
+	}
+	for off, want := range map[int64]bool{10: true, 20: false, 30: false} {
+		if _, ok, err := s.LoadSnapshot(ctx, topic, 0, off); err != nil || ok != want {
+			t.Fatalf("snapshot %d after the drop: %v, %v; want %v", off, ok, err, want)
+		}
+	}
+}
