@@ -296,6 +296,30 @@ func (k *Kafka) Commit(ctx context.Context, group, topic string, partition int, 
 	return nil
 }
 
+// RecreateTopic deletes topic and creates it again, empty, with partitions
+// partitions (a topic re-created by an operator: offsets start again at 0).
+func (k *Kafka) RecreateTopic(ctx context.Context, topic string, partitions int) error {
+	tr := k.transport()
+	defer tr.CloseIdleConnections()
+	c := k.client(tr)
+	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
+		return fmt.Errorf("testenv: delete topic %q: %w", topic, err)
+	}
+	for {
+		resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+		if err == nil {
+			err = resp.Errors[topic]
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, kafka.TopicAlreadyExists) || ctx.Err() != nil {
+			return fmt.Errorf("testenv: create topic %q: %w", topic, errors.Join(err, ctx.Err()))
+		}
+		time.Sleep(50 * time.Millisecond) // the deletion is still under way
+	}
+}
+
 // offsets lists the first and the high-water offsets of every partition.
 func (k *Kafka) offsets(ctx context.Context, topic string) (first, high map[int]int64, err error) {
 	tr := k.transport()
