@@ -48,6 +48,32 @@ type fetcher struct {
 	// checkRange: the broker said offset is out of range; the next connection
 	// reads the partition's first and last offsets before it fetches.
 	checkRange bool
+	// truncRef, if set, says after which Kafka time every record the caller
+	// has not read was written: where a log truncation resumes (see resolve).
+	truncRef func() (time.Time, bool)
+}
+
+// truncationMargin is how much earlier than the reference time a truncation
+// resumes: producers' clocks and Kafka's CreateTime disagree by that much.
+const truncationMargin = time.Minute
+
+// truncatedError says the offset to read is past the partition's end: the log
+// was truncated (an unclean leader election) or the topic re-created. To is
+// where reading should resume: the first offset whose record was written at or
+// after the reference time less truncationMargin, or the log start without a
+// reference. The fetcher does not move there itself: the caller must drop its
+// state first.
+type truncatedError struct {
+	Partition        int
+	From, To         int64
+	First, End       int64
+	Ref              time.Time // zero: none
+	ByTimestampError error     // why To is the log start although Ref is set
+}
+
+func (e *truncatedError) Error() string {
+	return fmt.Sprintf("offset %d is past the end of partition %d (%d..%d): the log was truncated or the topic re-created; reading resumes at %d",
+		e.From, e.Partition, e.First, e.End, e.To)
 }
 
 // batchTimeout bounds the reading of one batch beyond maxWait. The worker may
@@ -147,12 +173,17 @@ func (f *fetcher) connect(ctx context.Context) error {
 
 // resolve reads the partition's first and last offsets on conn: a negative
 // offset (nothing committed) becomes the first; an offset whose records are
-// gone (retention) moves up to the first, loudly; one past the end is an error
-// until records reach it.
+// gone (retention) moves up to the first, loudly. An offset past the end means
+// the log lost records hitship had read (an unclean leader election) or the
+// topic was re-created: records written since then sit at offsets below it and
+// would never be read. resolve returns a *truncatedError naming where to
+// resume: the first record written after the reference time (truncRef) less
+// truncationMargin — records older than the last one read are not new — or the
+// log start when there is no reference.
 func (f *fetcher) resolve(conn *kafka.Conn) error {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	first, last, err := conn.ReadOffsets()
-	_ = conn.SetDeadline(time.Time{})
 	switch {
 	case err != nil:
 		return fmt.Errorf("read the offsets of partition %d: %w", f.partition, err)
@@ -163,7 +194,22 @@ func (f *fetcher) resolve(conn *kafka.Conn) error {
 			"from", f.offset, "to", first, "records", first-f.offset)
 		f.offset = first
 	case f.offset > last:
-		return fmt.Errorf("offset %d is past the end of partition %d (%d): %w", f.offset, f.partition, last, kafka.OffsetOutOfRange)
+		te := &truncatedError{Partition: f.partition, From: f.offset, To: first, First: first, End: last}
+		if f.truncRef != nil {
+			if ref, ok := f.truncRef(); ok {
+				te.Ref = ref
+				off, err := conn.ReadOffset(ref.Add(-truncationMargin))
+				switch {
+				case err != nil:
+					te.ByTimestampError = err
+				case off < 0: // no record written that late: only new ones are to come
+					te.To = last
+				default:
+					te.To = min(max(off, first), last)
+				}
+			}
+		}
+		return te
 	}
 	f.checkRange = false
 	return nil

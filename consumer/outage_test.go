@@ -54,13 +54,19 @@ func (f *fakeState) Claim(context.Context, string, int, state.Owner) error {
 	return nil
 }
 
-func (f *fakeState) Owns(context.Context, string, int, state.Owner) (bool, error) {
+func (f *fakeState) Ownership(context.Context, string, int, state.Owner) (state.Ownership, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return true, f.fail()
+	return state.Owned, f.fail()
 }
 
-func (f *fakeState) RecordIdleClose(context.Context, string, int, state.Owner, state.IdleClose) error {
+func (f *fakeState) RecordIdleCloseClaim(context.Context, string, int, state.Owner, state.IdleClose) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return false, f.fail()
+}
+
+func (f *fakeState) DropFrom(context.Context, string, int, state.Owner, int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.fail()
@@ -292,12 +298,12 @@ func TestCommittedAtDefersPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.c.keepSnapshot(w.partition, 7, []byte(`{}`), errDown)
-	w.committedAt(context.Background(), 7)
+	w.committedAt(context.Background(), 7, nil, w.epoch)
 	if len(st.pruned) != 0 {
 		t.Fatalf("pruned %v with the snapshot still pending", st.pruned)
 	}
 	w.c.pending.parts = nil
-	w.committedAt(context.Background(), 9)
+	w.committedAt(context.Background(), 9, nil, w.epoch)
 	if !slices.Equal(st.pruned, []int64{9}) {
 		t.Fatalf("pruned %v, want [9]", st.pruned)
 	}
