@@ -356,6 +356,11 @@ func (w *worker) life(ctx, wctx context.Context, offset int64) error {
 	// closes the connection at once.
 	f := newFetcher(w.c.cfg.Dialer, w.c.cfg.Brokers, w.topic, w.partition, offset, w.c.cfg.MaxFetchBytes, time.Second, w.log)
 	f.truncRef = w.truncationRef
+	f.idle = func() { // a fetch found nothing to hand out: the partition is caught up
+		w.mu.Lock()
+		w.caughtUp = true
+		w.mu.Unlock()
+	}
 	err := w.fetchLoop(rctx, f)
 	f.close()
 	stop()

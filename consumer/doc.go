@@ -119,7 +119,13 @@
 // Reading: each worker fetches its partition itself over a kafka-go Conn to the
 // leader (fetch.go), batch by batch, in its own goroutine; kafka.Reader's
 // goroutine and per-record channel hand-off cost more than the rest of the
-// pipeline's routing and windowing (bench/README.md). A lost connection or a
+// pipeline's routing and windowing (bench/README.md). It reads with isolation
+// level ReadCommitted: nothing past the last stable offset, and neither the
+// records of aborted transactions nor transaction markers are handed out.
+// kafka-go's Conn does not filter them (it drops the fetch response's aborted
+// transactions and the batches' producer ids), so the connection's bytes pass
+// through a parser of the protocol's framing (txn.go) that keeps what the
+// filter needs; with TLS the fetcher does the handshake itself, below it. A lost connection or a
 // leader change reconnects and goes on at the offset after the last record
 // handed out; an offset whose records retention deleted moves up to the
 // partition's first offset with an error in the log.

@@ -3,6 +3,7 @@ package consumer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,9 +43,17 @@ type fetcher struct {
 	conn   *kafka.Conn
 	unhook func() bool // stops closing conn when ctx ends
 	batch  *kafka.Batch
-	offset int64 // next offset to read; < 0: the first offset of the partition
-	msg    kafka.Message
-	errs   int // consecutive failures, for the backoff
+	// tap follows conn's protocol stream (the last connection dialled: the
+	// leader's), filter drops the current batch's aborted and control records.
+	tap    *txnTap
+	filter txnFilter
+	// yielded: the current fetch has handed out a record; idle, if set, is
+	// called when a fetch ends without one (the partition is caught up).
+	yielded bool
+	idle    func()
+	offset  int64 // next offset to read; < 0: the first offset of the partition
+	msg     kafka.Message
+	errs    int // consecutive failures, for the backoff
 	// checkRange: the broker said offset is out of range; the next connection
 	// reads the partition's first and last offsets before it fetches.
 	checkRange bool
@@ -84,8 +93,69 @@ func newFetcher(dialer *kafka.Dialer, brokers []string, topic string, partition 
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
 	}
-	return &fetcher{dialer: ReadAheadDialer(dialer), brokers: brokers, topic: topic, partition: partition,
+	f := &fetcher{brokers: brokers, topic: topic, partition: partition,
 		offset: offset, maxBytes: maxBytes, maxWait: maxWait, log: log}
+	f.dialer = tapDialer(ReadAheadDialer(dialer), func(t *txnTap) { f.tap = t })
+	return f
+}
+
+// tapDialer returns a copy of d whose connections pass through a txnTap, given
+// to onDial as each is dialled. TLS, if any, moves below the tap (the tap must
+// see the protocol in the clear); SASL stays on top, as kafka-go does it.
+func tapDialer(d *kafka.Dialer, onDial func(*txnTap)) *kafka.Dialer {
+	td := *d
+	dial := d.DialFunc // ReadAheadDialer always sets it
+	cfg := d.TLS
+	td.TLS = nil
+	td.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		if cfg != nil {
+			tc := cfg
+			if tc.ServerName == "" { // as kafka-go infers it
+				tc = cfg.Clone()
+				host, _, err := net.SplitHostPort(address)
+				if err != nil {
+					host = address
+				}
+				tc.ServerName = host
+			}
+			t := tls.Client(c, tc)
+			if err := t.HandshakeContext(ctx); err != nil {
+				_ = c.Close()
+				return nil, err
+			}
+			c = t
+		}
+		tap := newTxnTap()
+		onDial(tap)
+		return &tapConn{Conn: c, tap: tap}, nil
+	}
+	return &td
+}
+
+// tapConn feeds a txnTap with what passes.
+type tapConn struct {
+	net.Conn
+	tap *txnTap
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.tap.read(p[:n])
+	}
+	return n, err
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.tap.wrote(p[:n])
+	}
+	return n, err
 }
 
 // next returns the next record; the message and its slices stay valid until
@@ -107,11 +177,18 @@ func (f *fetcher) next(ctx context.Context) (*kafka.Message, error) {
 		if err == nil {
 			f.errs = 0
 			f.offset = m.Offset + 1
+			if f.filter.dropped(m.Offset) {
+				continue // an aborted transaction's record, or a transaction marker
+			}
+			f.yielded = true
 			f.msg = m
 			return &f.msg, nil
 		}
 		if errors.Is(err, io.EOF) {
 			err = nil // the batch is done; Close says whether it ended well
+		}
+		if (err == nil || errors.Is(err, kafka.RequestTimedOut)) && !f.yielded && f.idle != nil {
+			f.idle() // a fetch with nothing to hand out: caught up
 		}
 		if cerr := f.batch.Close(); err == nil {
 			err = cerr
@@ -143,7 +220,13 @@ func (f *fetcher) fetch(ctx context.Context) error {
 		return err
 	}
 	_ = f.conn.SetReadDeadline(time.Now().Add(f.maxWait + batchTimeout))
-	f.batch = f.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
+	// ReadCommitted: records up to the last stable offset only, so every
+	// transactional record returned has its outcome; the filter drops the
+	// aborted ones and the markers (txn.go).
+	f.batch = f.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait,
+		IsolationLevel: kafka.ReadCommitted})
+	f.filter.reset(f.tap)
+	f.yielded = false
 	return nil
 }
 
