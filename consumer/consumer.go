@@ -108,6 +108,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	wbDone := make(chan struct{})
 	go func() { defer close(wbDone); c.writeBackLoop(ctx) }()
 	defer func() { <-wbDone }()
+	var leaving sync.WaitGroup
+	defer leaving.Wait()
+	lastMember := "" // this member's id in its last generation
 	for {
 		gen, err := group.Next(ctx)
 		if ctx.Err() != nil {
@@ -115,11 +118,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			c.log.Warn("joining the consumer group failed; retrying", "err", err)
-			if !sleep(ctx, time.Second) {
+			if lastMember != "" && !errors.Is(err, kafka.RebalanceInProgress) {
+				// kafka-go gave the member id up after this error and joins as a
+				// new member (ConsumerGroup.run); the coordinator keeps the old one
+				// until its session times out and holds the rebalance for it.
+				leaving.Add(1)
+				go func(id string) { defer leaving.Done(); c.leaveAbandoned(ctx, id) }(lastMember)
+				lastMember = ""
+			}
+			// kafka-go backs off (JoinGroupBackoff) before its next attempt.
+			if !sleep(ctx, 100*time.Millisecond) {
 				return nil
 			}
 			continue
 		}
+		lastMember = gen.MemberID
 		done := make(chan struct{})
 		gen.Start(func(gctx context.Context) {
 			defer close(done)
@@ -130,6 +143,53 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			<-done // the clean stop: let the generation drain and commit before Close
 			return nil
+		}
+	}
+}
+
+// leaveAbandoned removes this process's member id of an ended generation from
+// the group, once the coordinator answers. kafka-go gives its member id up when
+// it cannot rejoin at once (the coordinator unreachable: a broker cut, a
+// network outage) and joins again as a new member; the coordinator keeps the
+// old member until its session times out and holds the next rebalance for it,
+// so after a cut the group sat idle for up to a session timeout (30 s by
+// default) plus a rebalance. The LeaveGroup kafka-go itself sends for it fails
+// while the coordinator is unreachable; this one is retried until it is
+// answered or a session timeout has passed (the coordinator dropped the member
+// by then).
+func (c *Consumer) leaveAbandoned(ctx context.Context, memberID string) {
+	d := c.cfg.Dialer
+	if d == nil {
+		d = kafka.DefaultDialer
+	}
+	tr := &kafka.Transport{Dial: d.DialFunc, DialTimeout: d.Timeout, TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID,
+		IdleTimeout: time.Second, MetadataTTL: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: tr, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(max(c.cfg.SessionTimeout, 10*time.Second))
+	for attempt := 1; time.Now().Before(deadline); attempt++ {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := cl.LeaveGroup(lctx, &kafka.LeaveGroupRequest{GroupID: c.cfg.Group, Members: []kafka.LeaveGroupRequestMember{{ID: memberID}}})
+		cancel()
+		if err == nil && resp.Error == nil {
+			for _, m := range resp.Members {
+				if m.Error != nil {
+					err = m.Error
+				}
+			}
+		}
+		if err == nil {
+			err = resp.Error
+		}
+		switch {
+		case err == nil:
+			c.log.Info("the member id kafka-go gave up after losing the coordinator has left the group: the rebalance need not wait for its session to time out", "member", memberID, "attempts", attempt)
+			return
+		case errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.InvalidGroupId):
+			return // gone already
+		}
+		if !sleep(ctx, 500*time.Millisecond) {
+			return
 		}
 	}
 }

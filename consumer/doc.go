@@ -45,6 +45,12 @@
 //     context ends) workers stop fetching, wait up to Config.ShutdownTimeout for
 //     closed buffers and dead letters, the committer commits a last time, and the
 //     member leaves.
+//   - Rejoining: when the coordinator is unreachable (a broker cut, a network
+//     outage) kafka-go gives its member id up and joins again as a new member,
+//     and the coordinator would hold the next rebalance until the old member's
+//     session timed out (30 s by default). Run sends the LeaveGroup for the
+//     abandoned id as soon as the coordinator answers, so after a 10-s cut
+//     commits resume within seconds of the broker's return.
 //   - Back-pressure: a worker does not fetch while the spool is over its disk
 //     limit, while more than 256 of its closed buffers wait for the delivery, or
 //     while 1,024 of its dead letters wait for the topic (its commits go on up to

@@ -133,6 +133,8 @@ type memberOpts struct {
 	deadLetters func(DeadLetters) DeadLetters
 	spool       *sink.Spool
 	session     time.Duration
+	rebalance   time.Duration
+	heartbeat   time.Duration
 	store       *sink.MemStore  // nil: the world's
 	gate        <-chan struct{} // deliveries wait for it (see memDelivery)
 }
@@ -148,6 +150,12 @@ func (wd *world) start(name string, o memberOpts) *member {
 	}
 	if o.session == 0 {
 		o.session = 3 * time.Second
+	}
+	if o.rebalance == 0 {
+		o.rebalance = 3 * time.Second
+	}
+	if o.heartbeat == 0 {
+		o.heartbeat = 300 * time.Millisecond
 	}
 	if o.state == nil {
 		o.state = wd.st
@@ -181,7 +189,7 @@ func (wd *world) start(name string, o memberOpts) *member {
 		}
 	}
 	c, err := New(Config{Brokers: wd.kafka.Addrs(), Topic: wTopic, Group: o.group, Dialer: &kafka.Dialer{Timeout: 2 * time.Second},
-		SessionTimeout: o.session, RebalanceTimeout: 3 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
+		SessionTimeout: o.session, RebalanceTimeout: o.rebalance, HeartbeatInterval: o.heartbeat,
 		CommitInterval: 200 * time.Millisecond, ShutdownTimeout: 5 * time.Second, IdleTimeout: o.idle,
 		MaxRecordBytes: 1 << 20, MaxDepth: 64, Window: wcfg},
 		Deps{Logger: log, Metrics: m, State: o.state, Routes: routes, Spool: o.spool,
