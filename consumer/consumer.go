@@ -355,6 +355,11 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	wctx, abort := context.WithCancelCause(wctx)
 	defer abort(nil)
 	w.abort = abort
+	defer func() { // a close left in doubt goes to the next owner: Status forgets it
+		w.mu.Lock()
+		w.endDoubt(w.idleDoubt)
+		w.mu.Unlock()
+	}()
 	w.deliverCtx = wctx
 	// start may wait for Redis: a shutdown must end that wait too.
 	sctx, scancel := context.WithCancel(wctx)

@@ -42,7 +42,7 @@ const idleRetry = 5 * time.Second
 func (w *worker) idleTick() bool {
 	now := w.c.now()
 	if w.idlePending != nil {
-		return w.idleDoubt && !now.Before(w.doubtRetryAt)
+		return w.idleDoubt && !time.Now().Before(w.doubtRetryAt)
 	}
 	if len(w.idle) > 0 || w.next < 0 || w.fatal != nil {
 		return false // still replaying recorded closes, or nothing read yet
@@ -142,6 +142,11 @@ func (w *worker) recordPending(ctx context.Context) bool {
 		w.mu.Unlock()
 		w.log.Warn("degraded: cannot record the idle close, buffers stay open until a record or Redis comes", "retry_in", idleRetry, "err", err)
 		return true
+	case ctx.Err() != nil:
+		// The worker is stopping: the close stays pending (no record follows it
+		// here); the next owner applies it if Redis holds it.
+		w.mu.Unlock()
+		return false
 	default:
 		if !doubt {
 			w.idleDoubt = true
@@ -153,7 +158,7 @@ func (w *worker) recordPending(ctx context.Context) bool {
 		} else {
 			w.doubtBackoff = min(2*w.doubtBackoff, 5*time.Second)
 		}
-		w.doubtRetryAt = now.Add(w.doubtBackoff)
+		w.doubtRetryAt = time.Now().Add(w.doubtBackoff) // a backoff: the real clock
 		w.mu.Unlock()
 		return false
 	}
@@ -176,7 +181,7 @@ func (w *worker) settleIdle(ctx context.Context) bool {
 		pending := w.idlePending != nil
 		wait := time.Duration(0)
 		if pending && w.idleDoubt {
-			wait = time.Until(w.doubtRetryAt) // set from c.now(); a real clock here is only the backoff
+			wait = time.Until(w.doubtRetryAt)
 		}
 		w.mu.Unlock()
 		if !pending {

@@ -81,7 +81,7 @@ type worker struct {
 	// idle close on its way to Redis (idle.go). Under mu.
 	idlePending  *state.IdleClose
 	idleDoubt    bool      // the last attempt may have recorded it: never drop it
-	doubtRetryAt time.Time // the ticker's next attempt while in doubt
+	doubtRetryAt time.Time // the next attempt while in doubt (real clock: a backoff)
 	doubtBackoff time.Duration
 	idleMu       sync.Mutex // one attempt at a time
 
