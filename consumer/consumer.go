@@ -360,7 +360,6 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 		w.endDoubt(w.idleDoubt)
 		w.mu.Unlock()
 	}()
-	w.deliverCtx = wctx
 	// start may wait for Redis: a shutdown must end that wait too.
 	sctx, scancel := context.WithCancel(wctx)
 	unhook := context.AfterFunc(ctx, scancel)

@@ -149,7 +149,6 @@ type respParser struct {
 	varBytes  int   // bytes of the varint being read
 	varVal    uint64
 	varDone   func(v int64)
-	skipVars  int // varints left to skip before the control record's key
 }
 
 // feed consumes p. Every byte of a frame is counted in frameLeft, so a frame

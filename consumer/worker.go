@@ -66,9 +66,9 @@ type worker struct {
 	spoolHeldSince time.Time
 	fatal          error
 
-	// replay memory (replay.go): what this worker knows of the replay state at
-	// and after its committed offset, to restart on it (a spool error, a log
-	// truncation) or to write it back after Redis lost it. Under mu.
+	// Replay memory: what this worker knows of the replay state at and after
+	// its committed offset, to restart on it (a spool error, restart.go) or to
+	// write it back after Redis lost it (owner.go). Under mu.
 	lastSnap []byte            // the snapshot saved for committed (nil: the empty state)
 	taken    []state.IdleClose // idle closes at NextOffset >= committed, loaded or recorded
 	// mustCommit: committed was set by a restart below what Kafka holds (a log
@@ -92,7 +92,7 @@ type worker struct {
 
 	committed int64 // last committed offset; the committer writes it under mu
 	// undelivered counts this partition's closed buffers handed to the delivery
-	// and not done yet (see waitDeliveries).
+	// and not done yet (the fetch loop holds past maxUndelivered, worker.hold).
 	undelivered atomic.Int64
 	// ownsUntil (Unix ns) caches a positive ownership answer (or a Redis error) for fenceCacheTTL;
 	// fenced is final once Redis said another generation owns the partition.
@@ -447,21 +447,6 @@ func (w *worker) hand(bs *bufState) {
 // up with, and without a bound the pile (stacks to scan, objects over the
 // memory budget) drives the GC to take most of the CPU (bench/README.md).
 const maxUndelivered = 256
-
-// waitDeliveries blocks while more than maxUndelivered closed buffers of this
-// partition wait for the delivery, or until ctx ends: back-pressure on the fetch
-// loop. It reports whether it waited. Call it without mu (deliveries finish
-// without it).
-func (w *worker) waitDeliveries(ctx context.Context) bool {
-	waited := false
-	for w.undelivered.Load() > maxUndelivered {
-		waited = true
-		if !sleep(ctx, 5*time.Millisecond) {
-			break
-		}
-	}
-	return waited
-}
 
 // deadLetter queues a bad record for the dead-letter topic; its offset is held
 // until the topic acknowledged it. Called with mu held.
