@@ -403,10 +403,16 @@ func (w *worker) life(ctx, wctx context.Context, offset int64) error {
 	w.mu.Lock()
 	w.deliverCtx = lctx
 	w.mu.Unlock()
-	rctx, stop := context.WithCancel(lctx)
+	rctx, stopCause := context.WithCancelCause(lctx)
+	stop := func() { stopCause(nil) }
 	defer stop()
 	unhook := context.AfterFunc(ctx, stop) // shutdown: stop fetching, keep delivering
 	defer unhook()
+	// A delivery's spool error must reach a fetch loop blocked in a fetch (an
+	// idle partition): it ends the fetch (spoolFailed).
+	w.mu.Lock()
+	w.stopFetch = stopCause
+	w.mu.Unlock()
 
 	dctx, dstop := context.WithCancel(lctx)
 	dlqDone := make(chan struct{})
@@ -429,6 +435,11 @@ func (w *worker) life(ctx, wctx context.Context, offset int64) error {
 	f.close()
 	stop()
 	<-tickDone
+	if err == nil && ctx.Err() == nil && wctx.Err() == nil {
+		if se := w.spool.take(); se != nil {
+			err = &restartError{spool: se} // spoolFailed ended the fetch
+		}
+	}
 
 	var rs *restartError
 	switch {

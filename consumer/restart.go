@@ -61,7 +61,15 @@ type spoolTrouble struct {
 func (w *worker) spoolFailed(op string, err error) {
 	w.c.deps.Metrics.SpoolErrors.WithLabelValues(op).Inc()
 	w.spool.fail(op, err)
+	w.mu.Lock()
+	stop := w.stopFetch
+	w.mu.Unlock()
+	if stop != nil {
+		stop(errSpoolRestart) // wake a fetch loop waiting for records
+	}
 }
+
+var errSpoolRestart = errors.New("spool error: restarting the partition")
 
 func (s *spoolTrouble) fail(op string, err error) {
 	s.mu.Lock()
@@ -156,6 +164,7 @@ func (w *worker) restartState() int64 {
 	dead := w.dl.ackedFrom(from)
 	snap := w.lastSnap
 	_ = w.begin(at, snap, idle, dead, false) // a snapshot this worker restored or saved restores again
+	w.spool.take()                           // failures of the deliveries the restart waited for
 	w.spool.mu.Lock()
 	w.spool.restartAt = at
 	w.spool.mu.Unlock()

@@ -101,10 +101,12 @@ type worker struct {
 	reclaimMu sync.Mutex
 	// abort ends the worker's run with a cause (fenced): set once by run before
 	// anything can call it.
-	abort    context.CancelCauseFunc
-	lag      lagState
-	inflight sync.WaitGroup
-	dl       deadLetterQueue
+	abort context.CancelCauseFunc
+	// stopFetch ends the current life's fetch loop (under mu; spoolFailed).
+	stopFetch context.CancelCauseFunc
+	lag       lagState
+	inflight  sync.WaitGroup
+	dl        deadLetterQueue
 
 	// spool is the state of a spool-error episode (restart.go).
 	spool spoolTrouble
