@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,14 @@ type Consumer struct {
 	skipped  prometheus.Counter
 	disabled prometheus.Counter // (record, integration) pairs skipped because it is disabled
 	pending  pendingSnapshots   // window snapshots Redis has not taken yet
+
+	// For Status (/readyz): partitions not consumed because they wait for Redis
+	// (start, an idle close in doubt) or for the spool's disk.
+	waitingRedis atomic.Int64
+	inDoubt      atomic.Int64
+	redisErr     atomic.Pointer[string]
+	spoolMu      sync.Mutex
+	spoolErrs    map[int]string
 }
 
 // Joined reports whether this member is in a live generation (it may have no
@@ -99,6 +108,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	wbDone := make(chan struct{})
 	go func() { defer close(wbDone); c.writeBackLoop(ctx) }()
 	defer func() { <-wbDone }()
+	var leaving sync.WaitGroup
+	defer leaving.Wait()
+	lastMember := "" // this member's id in its last generation
 	for {
 		gen, err := group.Next(ctx)
 		if ctx.Err() != nil {
@@ -106,11 +118,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			c.log.Warn("joining the consumer group failed; retrying", "err", err)
-			if !sleep(ctx, time.Second) {
+			if lastMember != "" && !errors.Is(err, kafka.RebalanceInProgress) {
+				// kafka-go gave the member id up after this error and joins as a
+				// new member (ConsumerGroup.run); the coordinator keeps the old one
+				// until its session times out and holds the rebalance for it.
+				leaving.Add(1)
+				go func(id string) { defer leaving.Done(); c.leaveAbandoned(ctx, id) }(lastMember)
+				lastMember = ""
+			}
+			// kafka-go backs off (JoinGroupBackoff) before its next attempt.
+			if !sleep(ctx, 100*time.Millisecond) {
 				return nil
 			}
 			continue
 		}
+		lastMember = gen.MemberID
 		done := make(chan struct{})
 		gen.Start(func(gctx context.Context) {
 			defer close(done)
@@ -121,6 +143,53 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			<-done // the clean stop: let the generation drain and commit before Close
 			return nil
+		}
+	}
+}
+
+// leaveAbandoned removes this process's member id of an ended generation from
+// the group, once the coordinator answers. kafka-go gives its member id up when
+// it cannot rejoin at once (the coordinator unreachable: a broker cut, a
+// network outage) and joins again as a new member; the coordinator keeps the
+// old member until its session times out and holds the next rebalance for it,
+// so after a cut the group sat idle for up to a session timeout (30 s by
+// default) plus a rebalance. The LeaveGroup kafka-go itself sends for it fails
+// while the coordinator is unreachable; this one is retried until it is
+// answered or a session timeout has passed (the coordinator dropped the member
+// by then).
+func (c *Consumer) leaveAbandoned(ctx context.Context, memberID string) {
+	d := c.cfg.Dialer
+	if d == nil {
+		d = kafka.DefaultDialer
+	}
+	tr := &kafka.Transport{Dial: d.DialFunc, DialTimeout: d.Timeout, TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID,
+		IdleTimeout: time.Second, MetadataTTL: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: tr, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(max(c.cfg.SessionTimeout, 10*time.Second))
+	for attempt := 1; time.Now().Before(deadline); attempt++ {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := cl.LeaveGroup(lctx, &kafka.LeaveGroupRequest{GroupID: c.cfg.Group, Members: []kafka.LeaveGroupRequestMember{{ID: memberID}}})
+		cancel()
+		if err == nil && resp.Error == nil {
+			for _, m := range resp.Members {
+				if m.Error != nil {
+					err = m.Error
+				}
+			}
+		}
+		if err == nil {
+			err = resp.Error
+		}
+		switch {
+		case err == nil:
+			c.log.Info("the member id kafka-go gave up after losing the coordinator has left the group: the rebalance need not wait for its session to time out", "member", memberID, "attempts", attempt)
+			return
+		case errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.InvalidGroupId):
+			return // gone already
+		}
+		if !sleep(ctx, 500*time.Millisecond) {
+			return
 		}
 	}
 }
@@ -149,7 +218,7 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	for _, a := range assigned {
 		workers = append(workers, &worker{
 			c: c, topic: c.cfg.Topic, partition: a.ID, owner: owner, partLabel: strconv.Itoa(a.ID),
-			log: log.With("partition", a.ID), dlq: make(chan deadLetter, 1024),
+			log:      log.With("partition", a.ID),
 			consumed: c.deps.Metrics.RecordsConsumed.WithLabelValues(strconv.Itoa(a.ID)),
 		})
 	}
@@ -219,6 +288,8 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 	type prepared struct {
 		w      *worker
 		offset int64
+		data   []byte
+		epoch  uint64
 	}
 	var ready []prepared
 	offsets := map[int]int64{}
@@ -226,7 +297,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 	// outage would otherwise cost each of them a timeout at every tick.
 	redisOK := c.writeBackAll(gctx) // this partition's and those of ended generations
 	for _, w := range workers {
-		off, snap, ok := w.prepareCommit()
+		off, snap, epoch, ok := w.prepareCommit()
 		if !ok {
 			continue
 		}
@@ -251,7 +322,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 			redisOK = false
 			c.keepSnapshot(w.partition, off, data, err)
 		}
-		ready = append(ready, prepared{w, off})
+		ready = append(ready, prepared{w, off, data, epoch})
 		offsets[w.partition] = off
 	}
 	if len(ready) == 0 || gctx.Err() != nil {
@@ -262,7 +333,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 		return
 	}
 	for _, p := range ready {
-		p.w.committedAt(gctx, p.offset)
+		p.w.committedAt(gctx, p.offset, p.data, p.epoch)
 	}
 }
 
@@ -277,9 +348,18 @@ func reportLag(workers []*worker, now time.Time) {
 var errRedisDown = errors.New("redis failed earlier in this commit tick")
 
 // run is the worker's life: start, fetch and process until wctx ends (drop) or ctx
-// ends (drain), and return an error only for what should end the generation.
+// ends (drain), and return an error only for what should end the generation:
+// another member owns the partition, or a failure no local restart mends. A
+// spool error or a log truncation restarts the worker in place (restart.go).
 func (w *worker) run(ctx, wctx context.Context, offset int64) error {
-	w.deliverCtx = wctx
+	wctx, abort := context.WithCancelCause(wctx)
+	defer abort(nil)
+	w.abort = abort
+	defer func() { // a close left in doubt goes to the next owner: Status forgets it
+		w.mu.Lock()
+		w.endDoubt(w.idleDoubt)
+		w.mu.Unlock()
+	}()
 	// start may wait for Redis: a shutdown must end that wait too.
 	sctx, scancel := context.WithCancel(wctx)
 	unhook := context.AfterFunc(ctx, scancel)
@@ -288,25 +368,55 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	scancel()
 	if err != nil {
 		if wctx.Err() != nil || ctx.Err() != nil {
-			return nil
+			return w.stopCause(wctx)
 		}
 		return err
 	}
 	defer w.dropOpen()
-	rctx, stop := context.WithCancel(wctx)
-	defer stop()
-	go func() {
-		select {
-		case <-ctx.Done(): // shutdown: stop fetching, keep delivering
-			stop()
-		case <-rctx.Done():
-		}
-	}()
+	if err := w.runLives(ctx, wctx, offset); err != nil {
+		return err
+	}
+	return w.stopCause(wctx)
+}
 
-	dctx, dstop := context.WithCancel(wctx)
+// stopCause is the error that ended the run from inside (stopFenced), nil when
+// the generation or the member ended it.
+func (w *worker) stopCause(wctx context.Context) error {
+	if w.fenced.Load() {
+		if cause := context.Cause(wctx); cause != nil && state.IsFenced(cause) {
+			return cause
+		}
+		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
+	}
+	return nil
+}
+
+// life runs the fetch loop, the idle ticker and the dead-letter writer from
+// offset until the fetch loop ends, and stops all of them before it returns
+// (the ticker too: it used to be waited for before it was told to stop, a
+// silent deadlock after a fatal error). On a clean stop it lets the closed
+// buffers and dead letters finish first; before a restart it drops the open
+// buffers and waits for what is in flight (quiesce).
+func (w *worker) life(ctx, wctx context.Context, offset int64) error {
+	lctx, lcancel := context.WithCancel(wctx) // this life's deliveries
+	defer lcancel()
+	w.mu.Lock()
+	w.deliverCtx = lctx
+	w.mu.Unlock()
+	rctx, stopCause := context.WithCancelCause(lctx)
+	stop := func() { stopCause(nil) }
+	defer stop()
+	unhook := context.AfterFunc(ctx, stop) // shutdown: stop fetching, keep delivering
+	defer unhook()
+	// A delivery's spool error must reach a fetch loop blocked in a fetch (an
+	// idle partition): it ends the fetch (spoolFailed).
+	w.mu.Lock()
+	w.stopFetch = stopCause
+	w.mu.Unlock()
+
+	dctx, dstop := context.WithCancel(lctx)
 	dlqDone := make(chan struct{})
 	go func() { defer close(dlqDone); w.runDeadLetters(dctx) }()
-	defer func() { dstop(); <-dlqDone }()
 	tickDone := make(chan struct{})
 	go func() { defer close(tickDone); w.runTicker(rctx) }()
 
@@ -315,39 +425,50 @@ func (w *worker) run(ctx, wctx context.Context, offset int64) error {
 	// or a GC pause does not make idle fetches time out and reconnect. A stop
 	// closes the connection at once.
 	f := newFetcher(w.c.cfg.Dialer, w.c.cfg.Brokers, w.topic, w.partition, offset, w.c.cfg.MaxFetchBytes, time.Second, w.log)
-	err = w.fetchLoop(rctx, f)
+	f.truncRef = w.truncationRef
+	f.idle = func() { // a fetch found nothing to hand out: the partition is caught up
+		w.mu.Lock()
+		w.caughtUp = true
+		w.mu.Unlock()
+	}
+	err := w.fetchLoop(rctx, f)
 	f.close()
+	stop()
 	<-tickDone
+	if err == nil && ctx.Err() == nil && wctx.Err() == nil {
+		if se := w.spool.take(); se != nil {
+			err = &restartError{spool: se} // spoolFailed ended the fetch
+		}
+	}
 
-	if err == nil && ctx.Err() != nil && wctx.Err() == nil {
+	var rs *restartError
+	switch {
+	case errors.As(err, &rs):
+		dstop()
+		<-dlqDone
+		w.quiesce(lcancel)
+		return err
+	case err == nil && ctx.Err() != nil && wctx.Err() == nil:
 		w.drain(wctx)
 	}
+	dstop()
+	<-dlqDone
 	return err
 }
 
 func (w *worker) fetchLoop(ctx context.Context, f *fetcher) error {
-	paused := false
 	for {
-		for w.c.deps.Spool.Full() {
-			if !paused {
-				paused = true
-				w.c.deps.Metrics.PausedPartitions.Inc()
-				w.log.Warn("spool full: fetching paused until deliveries free space")
-			}
-			if !sleep(ctx, 100*time.Millisecond) {
-				w.c.deps.Metrics.PausedPartitions.Dec()
-				return nil
-			}
-		}
-		if paused {
-			paused = false
-			w.c.deps.Metrics.PausedPartitions.Dec()
-			f.touch()
+		if err := w.hold(ctx, f); err != nil || ctx.Err() != nil {
+			return err
 		}
 		m, err := f.next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			var te *truncatedError
+			if errors.As(err, &te) {
+				return &restartError{truncated: te}
 			}
 			w.log.Warn("fetch failed; retrying", "err", err)
 			if !sleep(ctx, 500*time.Millisecond) {
@@ -356,31 +477,103 @@ func (w *worker) fetchLoop(ctx context.Context, f *fetcher) error {
 			continue
 		}
 		w.lag.observe(m.Offset, m.HighWaterMark, m.Time)
-		w.mu.Lock()
+		if m.Time.After(w.lastRead) {
+			w.lastRead = m.Time
+		}
+		// An idle close decided before this record happens before it, once Redis
+		// has it (idle.go); the wait holds no lock.
+		for {
+			if !w.settleIdle(ctx) {
+				return nil
+			}
+			w.mu.Lock()
+			if w.idlePending == nil {
+				break // with mu held
+			}
+			w.mu.Unlock()
+		}
+		if w.held {
+			w.held = false
+			f.touch()
+		}
+		w.caughtUp = m.Offset+1 >= m.HighWaterMark
 		w.process(ctx, m)
 		fatal := w.fatal
 		w.mu.Unlock()
 		if fatal != nil {
+			var se *spoolError
+			if errors.As(fatal, &se) {
+				w.c.deps.Metrics.SpoolErrors.WithLabelValues(se.op).Inc()
+				return &restartError{spool: se}
+			}
 			return fatal
-		}
-		if w.waitDeliveries(ctx) {
-			f.touch()
 		}
 	}
 }
 
-func (w *worker) runTicker(ctx context.Context) {
-	every := min(w.c.cfg.IdleTimeout/4, time.Second)
-	t := time.NewTicker(max(every, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+const spoolFullReason = "spool full: fetching paused until deliveries free space"
+
+// hold makes the fetch loop wait, without mu, while the partition must not read
+// on: the spool is over its disk limit, more than maxUndelivered closed buffers
+// wait for the delivery, or maxUnackedDeadLetters dead letters wait for the
+// topic. Commits go on meanwhile. It returns a restartError when a delivery
+// reported a spool error, and nil when the fetch loop may go on or ctx ended.
+// The idle clock does not run while it holds.
+func (w *worker) hold(ctx context.Context, f *fetcher) error {
+	held, gauged, logged, spoolFull := false, false, "", false
+	defer func() {
+		if gauged {
+			w.c.deps.Metrics.PausedPartitions.Dec()
+		}
+		if held {
 			w.mu.Lock()
-			w.idleTick(ctx)
+			w.held, w.spoolHeldSince = false, time.Time{}
 			w.mu.Unlock()
+			f.touch()
+		}
+	}()
+	for {
+		if se := w.spool.take(); se != nil {
+			return &restartError{spool: se}
+		}
+		reason := ""
+		switch {
+		case w.c.deps.Spool.Full():
+			reason = spoolFullReason
+		case w.dl.over():
+			reason = "dead-letter topic behind: fetching paused until it acknowledges the queued bad records (other partitions, and this one's commits up to its first unacknowledged dead letter, go on)"
+		case w.undelivered.Load() > maxUndelivered:
+			reason = "deliveries" // short and frequent during a catch-up: neither logged nor gauged
+		}
+		if reason == "" {
+			return nil
+		}
+		if !held {
+			held = true
+			w.setHeld(true)
+		}
+		if full := reason == spoolFullReason; full != spoolFull {
+			spoolFull = full
+			w.mu.Lock()
+			if full {
+				w.spoolHeldSince = w.c.now()
+			} else {
+				w.spoolHeldSince = time.Time{}
+			}
+			w.mu.Unlock()
+		}
+		if reason != "deliveries" {
+			if !gauged {
+				gauged = true
+				w.c.deps.Metrics.PausedPartitions.Inc()
+			}
+			if logged != reason {
+				logged = reason
+				w.log.Warn(reason)
+			}
+		}
+		if !sleep(ctx, 5*time.Millisecond) {
+			return nil
 		}
 	}
 }
@@ -401,31 +594,45 @@ func (w *worker) drain(ctx context.Context) {
 }
 
 // prepareCommit returns the committable offset and the window state just before it,
-// if it moved since the last commit.
-func (w *worker) prepareCommit() (int64, any, bool) {
+// if it moved since the last commit, and the epoch of the window state it came
+// from (a restart begins a new one).
+func (w *worker) prepareCommit() (int64, any, uint64, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.part == nil || w.next < 0 {
-		return 0, nil, false
+		return 0, nil, 0, false
 	}
 	c := w.tr.committable()
-	if c <= w.committed {
-		return 0, nil, false
+	if c < w.committed || c == w.committed && !w.mustCommit {
+		return 0, nil, 0, false
 	}
 	snap, ok := w.part.Snapshot(c)
 	if !ok {
 		w.log.Error("no window snapshot for the committable offset; not committing", "offset", c)
-		return 0, nil, false
+		return 0, nil, 0, false
 	}
-	return c, snap, true
+	return c, snap, w.epoch, true
 }
 
-// committedAt forgets what the window kept for replays before offset.
-func (w *worker) committedAt(ctx context.Context, offset int64) {
+// committedAt notes that Kafka took offset, whose window snapshot is data, and
+// forgets what the window and the replay memory kept for replays before it.
+// When the window state was rebuilt since the offset was prepared (a restart,
+// epoch), the commit still stands: offset and data become what a later restart
+// starts from, and the new state forgets nothing yet.
+func (w *worker) committedAt(ctx context.Context, offset int64, data []byte, epoch uint64) {
 	w.mu.Lock()
-	w.committed = offset
-	w.part.Forget(offset)
+	w.committed, w.lastSnap, w.mustCommit = offset, data, false
+	if epoch == w.epoch {
+		w.part.Forget(offset)
+	}
+	w.taken = slices.DeleteFunc(w.taken, func(c state.IdleClose) bool { return c.NextOffset < offset })
 	w.mu.Unlock()
+	w.dl.forgetBelow(offset)
+	w.spool.mu.Lock()
+	if offset > w.spool.restartAt {
+		w.spool.backoff = 0 // a restart that got this far worked
+	}
+	w.spool.mu.Unlock()
 	w.c.deps.Metrics.CommittedOffset.WithLabelValues(w.partLabel).Set(float64(offset))
 	if !w.c.noteCommitted(w.partition, offset) { // else the write-back prunes once the snapshots are in Redis
 		w.prune(ctx, offset)

@@ -28,14 +28,56 @@
 //     the same bytes. During a Redis outage the snapshot is held in memory and the
 //     commit goes on (see Redis outage below).
 //   - Fencing: a worker claims its partition in Redis before reading; idle closes are
-//     recorded only while the claim is ours (a refused worker ends the generation),
-//     and a delivery checks the claim before each upload.
+//     recorded only while the claim is ours, and a delivery checks the claim before
+//     each upload (owner.go). Ownership is tri-state: another owner ends the worker
+//     and its generation (the member rejoins, logged at error level); no owner key
+//     means Redis lost data: the worker claims the partition again (refused only if
+//     a newer generation claimed meanwhile), writes back what it holds of the
+//     replay state (the snapshot of its committed offset, its idle closes and
+//     acknowledged dead letters from there) and goes on.
+//   - Nothing that waits (Redis, Kafka, a delivery, the dead-letter topic, the
+//     spool's disk) holds a worker's lock; the committer takes it at every tick,
+//     so one stuck partition never stops the commits of the others.
 //   - When a generation ends (rebalance), workers stop at once and drop their open
-//     buffers; uploads in flight are cancelled. On a clean stop (Run's context ends)
-//     workers stop fetching, wait up to Config.ShutdownTimeout for closed buffers and
-//     dead letters, the committer commits a last time, and the member leaves.
-//   - Back-pressure: while the spool is over its disk limit, workers do not fetch;
-//     idle closes still close buffers, so deliveries free space.
+//     buffers; uploads in flight are cancelled. A dead-letter write in flight
+//     finishes, with its Redis note, on a context of its own (at most 10 s), so
+//     the next owner does not send those records again. On a clean stop (Run's
+//     context ends) workers stop fetching, wait up to Config.ShutdownTimeout for
+//     closed buffers and dead letters, the committer commits a last time, and the
+//     member leaves.
+//   - Rejoining: when the coordinator is unreachable (a broker cut, a network
+//     outage) kafka-go gives its member id up and joins again as a new member,
+//     and the coordinator would hold the next rebalance until the old member's
+//     session timed out (30 s by default). Run sends the LeaveGroup for the
+//     abandoned id as soon as the coordinator answers, so after a 10-s cut
+//     commits resume within seconds of the broker's return.
+//   - Back-pressure: a worker does not fetch while the spool is over its disk
+//     limit, while more than 256 of its closed buffers wait for the delivery, or
+//     while 1,024 of its dead letters wait for the topic (its commits go on up to
+//     the first unacknowledged one). When the spool is full of the partition's own
+//     open buffers and nothing is in delivery, the worker closes its oldest window
+//     early after idle_timeout (the watermark moves to the next window boundary,
+//     not the wall clock; recorded like an idle close).
+//   - Spool errors (a full disk): a failed append, or a closed buffer the delivery
+//     cannot finish, restarts the worker in place (restart.go): it drops its open
+//     buffers, lets the deliveries in flight finish (10 s, then cancels them),
+//     waits until the spool's disk takes writes again (1 s doubling to 30 s;
+//     logged once at error level, hitship_spool_errors_total{op},
+//     hitship_paused_partitions, Status for /readyz) and starts again from its
+//     committed offset with that offset's snapshot and the idle closes and dead
+//     letters recorded from there — the replay a new owner would make, without a
+//     rebalance. Nothing is lost; objects already written are written again under
+//     the same keys with the same bytes.
+//   - Log truncation: a committed or read offset past the log end (an unclean
+//     leader election, a re-created topic) is logged at error level and counted
+//     (hitship_log_truncations_total). Reading resumes at the first record written
+//     at or after one minute before the newest record the worker read (or, at
+//     start, before the newest event time of its snapshot less max_future_skew;
+//     without either, at the log start); the replay state Redis holds at and after
+//     that offset is dropped (state.DropFrom, fenced), the window state starts
+//     empty there and is committed at once. Records delivered between the resume
+//     offset and the truncation point may be delivered again; nothing written
+//     after the truncation is skipped.
 //
 // # Redis outage
 //
@@ -63,20 +105,33 @@
 //     answers, and needs the member to die in it.
 //   - Idle closes need the fenced idle-close log in Redis before they happen (a
 //     replay must close at the same place). While Redis is down none is taken: open
-//     windows wait for records (record-driven closes go on) or for Redis. After a
-//     failed attempt the worker does not ask again for 5 s.
+//     windows wait for records (record-driven closes go on) or for Redis. After an
+//     attempt that provably did not run (state.IsNotExecuted: refused or failed
+//     dial, pool time-out) the worker does not ask again for 5 s. After one whose
+//     outcome is unknown (a time-out, a connection lost after sending) the close
+//     is in doubt: Redis may hold it and a replay would apply it, so the worker
+//     reads no further record until it has recorded the same close again
+//     (idempotent) and applied it, waiting without its lock, with backoff,
+//     logged once as degraded and counted by Status (idle.go).
 //   - A worker already running keeps going. A worker starting during the outage
 //     (a rebalance) waits for its claim, snapshot and idle-close log with backoff
-//     from 100 ms to 5 s, logging "degraded", until Redis answers or the generation
-//     or the member stops; it does not fetch meanwhile (its partition does not
-//     commit). A refused claim still ends the generation at once.
+//     from 100 ms to 5 s, logging once that its partition is not consumed until
+//     Redis answers, until Redis answers or the generation or the member stops; it
+//     does not fetch meanwhile (its partition does not commit), and Status counts it
+//     (/readyz answers 503). A refused claim still ends the generation at once.
 //   - Fencing checks before uploads treat a Redis error as "still ours" (a zombie's
 //     upload is deterministic and harmless).
 //
 // Reading: each worker fetches its partition itself over a kafka-go Conn to the
 // leader (fetch.go), batch by batch, in its own goroutine; kafka.Reader's
 // goroutine and per-record channel hand-off cost more than the rest of the
-// pipeline's routing and windowing (bench/README.md). A lost connection or a
+// pipeline's routing and windowing (bench/README.md). It reads with isolation
+// level ReadCommitted: nothing past the last stable offset, and neither the
+// records of aborted transactions nor transaction markers are handed out.
+// kafka-go's Conn does not filter them (it drops the fetch response's aborted
+// transactions and the batches' producer ids), so the connection's bytes pass
+// through a parser of the protocol's framing (txn.go) that keeps what the
+// filter needs; with TLS the fetcher does the handshake itself, below it. A lost connection or a
 // leader change reconnects and goes on at the offset after the last record
 // handed out; an offset whose records retention deleted moves up to the
 // partition's first offset with an error in the log.
@@ -85,6 +140,10 @@
 // (Config.MaxFetchBytes) and the connection's 256 KiB read-ahead buffer.
 //
 // The idle clock: a partition counts as quiet once its worker's ticker (every
-// min(idle_timeout/4, 1 s)) sees no new record; an idle close happens idle_timeout
-// after that, so up to one tick later than the last record plus idle_timeout.
+// min(idle_timeout/4, 1 s)) sees no new record while the partition is caught up
+// (its last record was at the high-water mark of its fetch) and its fetch loop is
+// not held (back-pressure, Redis, the spool); an idle close happens idle_timeout
+// after that, so up to one tick later than the last record plus idle_timeout. A
+// pause or a backlog never counts as quiet: it would turn the rest of a backlog
+// late.
 package consumer

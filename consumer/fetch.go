@@ -3,6 +3,7 @@ package consumer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,12 +43,46 @@ type fetcher struct {
 	conn   *kafka.Conn
 	unhook func() bool // stops closing conn when ctx ends
 	batch  *kafka.Batch
-	offset int64 // next offset to read; < 0: the first offset of the partition
-	msg    kafka.Message
-	errs   int // consecutive failures, for the backoff
+	// tap follows conn's protocol stream (the last connection dialled: the
+	// leader's), filter drops the current batch's aborted and control records.
+	tap    *txnTap
+	filter txnFilter
+	// yielded: the current fetch has handed out a record; idle, if set, is
+	// called when a fetch ends without one (the partition is caught up).
+	yielded bool
+	idle    func()
+	offset  int64 // next offset to read; < 0: the first offset of the partition
+	msg     kafka.Message
+	errs    int // consecutive failures, for the backoff
 	// checkRange: the broker said offset is out of range; the next connection
 	// reads the partition's first and last offsets before it fetches.
 	checkRange bool
+	// truncRef, if set, says after which Kafka time every record the caller
+	// has not read was written: where a log truncation resumes (see resolve).
+	truncRef func() (time.Time, bool)
+}
+
+// truncationMargin is how much earlier than the reference time a truncation
+// resumes: producers' clocks and Kafka's CreateTime disagree by that much.
+const truncationMargin = time.Minute
+
+// truncatedError says the offset to read is past the partition's end: the log
+// was truncated (an unclean leader election) or the topic re-created. To is
+// where reading should resume: the first offset whose record was written at or
+// after the reference time less truncationMargin, or the log start without a
+// reference. The fetcher does not move there itself: the caller must drop its
+// state first.
+type truncatedError struct {
+	Partition        int
+	From, To         int64
+	First, End       int64
+	Ref              time.Time // zero: none
+	ByTimestampError error     // why To is the log start although Ref is set
+}
+
+func (e *truncatedError) Error() string {
+	return fmt.Sprintf("offset %d is past the end of partition %d (%d..%d): the log was truncated or the topic re-created; reading resumes at %d",
+		e.From, e.Partition, e.First, e.End, e.To)
 }
 
 // batchTimeout bounds the reading of one batch beyond maxWait. The worker may
@@ -58,8 +93,69 @@ func newFetcher(dialer *kafka.Dialer, brokers []string, topic string, partition 
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
 	}
-	return &fetcher{dialer: ReadAheadDialer(dialer), brokers: brokers, topic: topic, partition: partition,
+	f := &fetcher{brokers: brokers, topic: topic, partition: partition,
 		offset: offset, maxBytes: maxBytes, maxWait: maxWait, log: log}
+	f.dialer = tapDialer(ReadAheadDialer(dialer), func(t *txnTap) { f.tap = t })
+	return f
+}
+
+// tapDialer returns a copy of d whose connections pass through a txnTap, given
+// to onDial as each is dialled. TLS, if any, moves below the tap (the tap must
+// see the protocol in the clear); SASL stays on top, as kafka-go does it.
+func tapDialer(d *kafka.Dialer, onDial func(*txnTap)) *kafka.Dialer {
+	td := *d
+	dial := d.DialFunc // ReadAheadDialer always sets it
+	cfg := d.TLS
+	td.TLS = nil
+	td.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		if cfg != nil {
+			tc := cfg
+			if tc.ServerName == "" { // as kafka-go infers it
+				tc = cfg.Clone()
+				host, _, err := net.SplitHostPort(address)
+				if err != nil {
+					host = address
+				}
+				tc.ServerName = host
+			}
+			t := tls.Client(c, tc)
+			if err := t.HandshakeContext(ctx); err != nil {
+				_ = c.Close()
+				return nil, err
+			}
+			c = t
+		}
+		tap := newTxnTap()
+		onDial(tap)
+		return &tapConn{Conn: c, tap: tap}, nil
+	}
+	return &td
+}
+
+// tapConn feeds a txnTap with what passes.
+type tapConn struct {
+	net.Conn
+	tap *txnTap
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.tap.read(p[:n])
+	}
+	return n, err
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.tap.wrote(p[:n])
+	}
+	return n, err
 }
 
 // next returns the next record; the message and its slices stay valid until
@@ -81,11 +177,18 @@ func (f *fetcher) next(ctx context.Context) (*kafka.Message, error) {
 		if err == nil {
 			f.errs = 0
 			f.offset = m.Offset + 1
+			if f.filter.dropped(m.Offset) {
+				continue // an aborted transaction's record, or a transaction marker
+			}
+			f.yielded = true
 			f.msg = m
 			return &f.msg, nil
 		}
 		if errors.Is(err, io.EOF) {
 			err = nil // the batch is done; Close says whether it ended well
+		}
+		if (err == nil || errors.Is(err, kafka.RequestTimedOut)) && !f.yielded && f.idle != nil {
+			f.idle() // a fetch with nothing to hand out: caught up
 		}
 		if cerr := f.batch.Close(); err == nil {
 			err = cerr
@@ -117,7 +220,13 @@ func (f *fetcher) fetch(ctx context.Context) error {
 		return err
 	}
 	_ = f.conn.SetReadDeadline(time.Now().Add(f.maxWait + batchTimeout))
-	f.batch = f.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
+	// ReadCommitted: records up to the last stable offset only, so every
+	// transactional record returned has its outcome; the filter drops the
+	// aborted ones and the markers (txn.go).
+	f.batch = f.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait,
+		IsolationLevel: kafka.ReadCommitted})
+	f.filter.reset(f.tap)
+	f.yielded = false
 	return nil
 }
 
@@ -147,12 +256,17 @@ func (f *fetcher) connect(ctx context.Context) error {
 
 // resolve reads the partition's first and last offsets on conn: a negative
 // offset (nothing committed) becomes the first; an offset whose records are
-// gone (retention) moves up to the first, loudly; one past the end is an error
-// until records reach it.
+// gone (retention) moves up to the first, loudly. An offset past the end means
+// the log lost records hitship had read (an unclean leader election) or the
+// topic was re-created: records written since then sit at offsets below it and
+// would never be read. resolve returns a *truncatedError naming where to
+// resume: the first record written after the reference time (truncRef) less
+// truncationMargin — records older than the last one read are not new — or the
+// log start when there is no reference.
 func (f *fetcher) resolve(conn *kafka.Conn) error {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	first, last, err := conn.ReadOffsets()
-	_ = conn.SetDeadline(time.Time{})
 	switch {
 	case err != nil:
 		return fmt.Errorf("read the offsets of partition %d: %w", f.partition, err)
@@ -163,7 +277,22 @@ func (f *fetcher) resolve(conn *kafka.Conn) error {
 			"from", f.offset, "to", first, "records", first-f.offset)
 		f.offset = first
 	case f.offset > last:
-		return fmt.Errorf("offset %d is past the end of partition %d (%d): %w", f.offset, f.partition, last, kafka.OffsetOutOfRange)
+		te := &truncatedError{Partition: f.partition, From: f.offset, To: first, First: first, End: last}
+		if f.truncRef != nil {
+			if ref, ok := f.truncRef(); ok {
+				te.Ref = ref
+				off, err := conn.ReadOffset(ref.Add(-truncationMargin))
+				switch {
+				case err != nil:
+					te.ByTimestampError = err
+				case off < 0: // no record written that late: only new ones are to come
+					te.To = last
+				default:
+					te.To = min(max(off, first), last)
+				}
+			}
+		}
+		return te
 	}
 	f.checkRange = false
 	return nil

@@ -158,17 +158,38 @@ func TestFetcherRetention(t *testing.T) {
 	readUpTo(t, f, 200, 500, nil)
 }
 
-// TestFetcherPastEnd: an offset beyond the end of the partition is an error
-// until records reach it; then reading goes on from exactly there.
+// TestFetcherPastEnd: an offset beyond the end of the partition is a
+// *truncatedError naming where reading should resume (the log start without a
+// reference time, the first record written after it with one); the fetcher
+// itself does not move (the worker drops its state first, truncate.go), and
+// once records reach the offset reading goes on from exactly there.
 func TestFetcherPastEnd(t *testing.T) {
 	k := fetchWorld(t, 100)
 	f := newTestFetcher(k, 150, 4<<20)
 	defer f.close()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := f.next(ctx); err == nil || ctx.Err() != nil {
-		t.Fatalf("next past the end: %v, want an error", err)
+	var te *truncatedError
+	for ctx.Err() == nil && te == nil { // the first answer is Offset Out Of Range
+		if _, err := f.next(ctx); err == nil {
+			t.Fatal("next past the end returned a record")
+		} else if !errors.As(err, &te) && ctx.Err() != nil {
+			t.Fatalf("next past the end: %v", err)
+		}
 	}
+	if te.From != 150 || te.To != 0 || te.End != 100 {
+		t.Fatalf("truncation %+v, want from 150 to 0 (the log start) with end 100", te)
+	}
+	f.truncRef = func() (time.Time, bool) { return time.Now().Add(time.Hour), true }
+	te = nil
+	for ctx.Err() == nil && te == nil {
+		_, err := f.next(ctx)
+		errors.As(err, &te)
+	}
+	if te.To != 100 {
+		t.Fatalf("with a reference after every record: resume at %d, want the end 100", te.To)
+	}
+	f.truncRef = nil
 	produceN(t, k, 100, 100)
 	readUpTo(t, f, 150, 200, nil)
 }

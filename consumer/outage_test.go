@@ -54,13 +54,19 @@ func (f *fakeState) Claim(context.Context, string, int, state.Owner) error {
 	return nil
 }
 
-func (f *fakeState) Owns(context.Context, string, int, state.Owner) (bool, error) {
+func (f *fakeState) Ownership(context.Context, string, int, state.Owner) (state.Ownership, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return true, f.fail()
+	return state.Owned, f.fail()
 }
 
-func (f *fakeState) RecordIdleClose(context.Context, string, int, state.Owner, state.IdleClose) error {
+func (f *fakeState) RecordIdleCloseClaim(context.Context, string, int, state.Owner, state.IdleClose) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return false, f.fail()
+}
+
+func (f *fakeState) DropFrom(context.Context, string, int, state.Owner, int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.fail()
@@ -168,6 +174,32 @@ func TestPendingSnapshots(t *testing.T) {
 	}
 }
 
+// TestPendingKeepsTheConfirmedSnapshot (issue #11): while Redis is down and
+// Kafka refuses commits, snapshots of offsets never committed pile up after the
+// one Kafka confirmed last. The cap evicts the oldest of the others, never the
+// confirmed one: a crash restarts the partition at that offset, and without its
+// snapshot the next owner would start empty (duplicates). Before, the oldest
+// went first, whatever it was.
+func TestPendingKeepsTheConfirmedSnapshot(t *testing.T) {
+	st := &fakeState{down: true}
+	w, _ := testWorker(st)
+	w.c.keepSnapshot(w.partition, 10, []byte(`{}`), errDown)
+	w.c.noteCommitted(w.partition, 10)                // Kafka took 10
+	for _, off := range []int64{20, 30, 40, 50, 60} { // Kafka refuses these commits
+		w.c.keepSnapshot(w.partition, off, []byte(`{}`), errDown)
+	}
+	if got, want := pendingOffsets(w.c, w.partition), []int64{10, 40, 50, 60}; !slices.Equal(got, want) {
+		t.Fatalf("held snapshots %v, want %v: the confirmed offset's must stay", got, want)
+	}
+	st.down = false
+	if !w.c.writeBackAll(context.Background()) {
+		t.Fatal("write-back failed with Redis up")
+	}
+	if !slices.Equal(st.saved, []int64{10, 40, 50, 60}) || !slices.Equal(st.pruned, []int64{10}) {
+		t.Fatalf("saved %v pruned %v", st.saved, st.pruned)
+	}
+}
+
 // TestWriteBackStopsAtFirstFailure: a partial write-back keeps the rest, in order,
 // and does not prune.
 func TestWriteBackStopsAtFirstFailure(t *testing.T) {
@@ -266,12 +298,12 @@ func TestCommittedAtDefersPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.c.keepSnapshot(w.partition, 7, []byte(`{}`), errDown)
-	w.committedAt(context.Background(), 7)
+	w.committedAt(context.Background(), 7, nil, w.epoch)
 	if len(st.pruned) != 0 {
 		t.Fatalf("pruned %v with the snapshot still pending", st.pruned)
 	}
 	w.c.pending.parts = nil
-	w.committedAt(context.Background(), 9)
+	w.committedAt(context.Background(), 9, nil, w.epoch)
 	if !slices.Equal(st.pruned, []int64{9}) {
 		t.Fatalf("pruned %v, want [9]", st.pruned)
 	}

@@ -8,8 +8,10 @@ import (
 )
 
 // maxPendingSnapshots is how many snapshots a partition keeps in memory during a
-// Redis outage: the latest matters (it is the committed offset); a few older ones
-// cover commits that Kafka refused after the snapshot was taken.
+// Redis outage: the latest matters (it is about to be committed), and so does the
+// one of the offset Kafka last confirmed, which is never evicted (while Kafka
+// refuses commits the latest ones pile up after it); the others cover commits
+// that Kafka refused after the snapshot was taken.
 const maxPendingSnapshots = 4
 
 type pendingSnapshot struct {
@@ -63,7 +65,13 @@ func (c *Consumer) keepSnapshot(partition int, offset int64, data []byte, err er
 	p.snaps = append(p.snaps, pendingSnapshot{offset: offset, data: data})
 	c.deps.Metrics.PendingSnapshots.Inc()
 	if len(p.snaps) > maxPendingSnapshots {
-		p.snaps = slices.Delete(p.snaps, 0, 1)
+		// The oldest but the one of the offset Kafka confirmed last: a crash now
+		// restarts the partition there, and the next owner needs its snapshot.
+		i := 0
+		if p.snaps[0].offset == p.committed {
+			i = 1
+		}
+		p.snaps = slices.Delete(p.snaps, i, i+1)
 		c.deps.Metrics.PendingSnapshots.Dec()
 	}
 }

@@ -68,8 +68,9 @@ type Delivery interface {
 // zombies (state.Store implements it).
 type PartitionState interface {
 	Claim(ctx context.Context, topic string, partition int, o state.Owner) error
-	Owns(ctx context.Context, topic string, partition int, o state.Owner) (bool, error)
-	RecordIdleClose(ctx context.Context, topic string, partition int, o state.Owner, c state.IdleClose) error
+	Ownership(ctx context.Context, topic string, partition int, o state.Owner) (state.Ownership, error)
+	RecordIdleCloseClaim(ctx context.Context, topic string, partition int, o state.Owner, c state.IdleClose) (reclaimed bool, err error)
+	DropFrom(ctx context.Context, topic string, partition int, o state.Owner, from int64) error
 	IdleCloses(ctx context.Context, topic string, partition int, fromOffset int64) ([]state.IdleClose, error)
 	SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error
 	LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) ([]byte, bool, error)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ type bufState struct {
 
 // worker consumes one partition for one generation. The fetch loop and the ticker
 // (idle closes, commit preparation) share the window state under mu; deliveries
-// report back through the tracker, which has its own lock.
+// report back through the tracker, which has its own lock. Nothing that waits for
+// Redis, Kafka or a delivery holds mu: the committer needs it at every tick.
 type worker struct {
 	c         *Consumer
 	topic     string
@@ -51,36 +53,70 @@ type worker struct {
 	deadDone map[int64]struct{}
 	next     int64 // offset after the last record read; -1 before the first
 	// The idle clock, without a time.Now per record: process counts records, the
-	// ticker notes when the count last changed.
+	// ticker notes when the count last changed. It runs only while the partition
+	// is caught up (its last record was at the high-water mark) and the fetch loop
+	// is not held (idle.go).
 	received  uint64
 	seen      uint64
 	quietFrom time.Time
-	fatal     error
+	caughtUp  bool
+	held      bool
+	// spoolHeldSince: the fetch loop has been held by a full spool since then
+	// (zero: it is not); see pressureClose.
+	spoolHeldSince time.Time
+	fatal          error
 
-	// deliverCtx is what deliveries run under: the generation's, not the fetch
-	// loop's, so that a clean stop lets closed buffers finish uploading.
+	// Replay memory: what this worker knows of the replay state at and after
+	// its committed offset, to restart on it (a spool error, restart.go) or to
+	// write it back after Redis lost it (owner.go). Under mu.
+	lastSnap []byte            // the snapshot saved for committed (nil: the empty state)
+	taken    []state.IdleClose // idle closes at NextOffset >= committed, loaded or recorded
+	// mustCommit: committed was set by a restart below what Kafka holds (a log
+	// truncation); the next committable offset is committed even if equal.
+	mustCommit bool
+	// epoch counts the window states begin built; a commit prepared in one
+	// epoch does not make a later one forget (committedAt).
+	epoch uint64
+
+	// idle close on its way to Redis (idle.go). Under mu.
+	idlePending  *state.IdleClose
+	idleDoubt    bool      // the last attempt may have recorded it: never drop it
+	doubtRetryAt time.Time // the next attempt while in doubt (real clock: a backoff)
+	doubtBackoff time.Duration
+	idleMu       sync.Mutex // one attempt at a time
+
+	// deliverCtx is what deliveries run under: the run's, not the fetch loop's, so
+	// that a clean stop lets closed buffers finish uploading. A local restart
+	// cancels it after its grace (restart.go).
 	deliverCtx context.Context
 
-	committed int64 // last committed offset; only the committer touches it
+	committed int64 // last committed offset; the committer writes it under mu
 	// undelivered counts this partition's closed buffers handed to the delivery
-	// and not done yet (see waitDeliveries).
+	// and not done yet (the fetch loop holds past maxUndelivered, worker.hold).
 	undelivered atomic.Int64
 	// ownsUntil (Unix ns) caches a positive ownership answer (or a Redis error) for fenceCacheTTL;
 	// fenced is final once Redis said another generation owns the partition.
 	ownsUntil atomic.Int64
 	fenced    atomic.Bool
+	reclaimMu sync.Mutex
+	// abort ends the worker's run with a cause (fenced): set once by run before
+	// anything can call it.
+	abort context.CancelCauseFunc
+	// stopFetch ends the current life's fetch loop (under mu; spoolFailed).
+	stopFetch context.CancelCauseFunc
 	lag       lagState
 	inflight  sync.WaitGroup
-	dlq       chan deadLetter
+	dl        deadLetterQueue
+
+	// spool is the state of a spool-error episode (restart.go).
+	spool spoolTrouble
 
 	// idleRetryAt: after Redis failed to record an idle close, the ticker does not
-	// ask again before this time (the fetch loop waits for mu meanwhile).
+	// ask again before this time.
 	idleRetryAt time.Time
-}
-
-type deadLetter struct {
-	msg    kafka.Message
-	offset int64
+	// lastRead is the Kafka time of the newest record read (fetch loop only): a
+	// log truncation resumes at the first record written after it (truncate.go).
+	lastRead time.Time
 }
 
 // start claims the partition, restores the window state saved at the committed
@@ -122,24 +158,45 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	if offset >= 0 && !ok {
 		data, ok = w.awaitSnapshot(ctx, offset)
 	}
-
+	if !ok {
+		data = nil
+	}
 	// The committer reads this state (prepareCommit) from its first tick on.
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.committed = max(offset, -1) // kafka-go says -2 (FirstOffset) for "nothing committed"
+	return w.begin(w.committed, data, idle, dead, true)
+}
+
+// begin builds the window state at offset (nothing committed when < 0) from
+// the snapshot data (nil: empty) and the recorded idle closes and dead letters
+// at or after it, and sets the tracker there. start and restart use it; logged
+// says whether a missing or unusable snapshot is worth a warning. Called with
+// mu held.
+func (w *worker) begin(offset int64, data []byte, idle []state.IdleClose, dead []int64, logged bool) error {
+	var err error
+	w.epoch++
 	w.tr = newTracker(offset)
 	w.open = make(map[*window.Buffer]*bufState)
-	w.next, w.committed = -1, -1
+	w.next = -1
 	w.quietFrom = w.c.now()
-	w.idle = idle
+	w.received, w.seen = 0, 0
+	w.caughtUp = false
+	w.fatal = nil
+	w.idle = slices.Clone(idle)
+	w.taken = slices.Clone(idle)
 	w.deadDone = make(map[int64]struct{}, len(dead))
 	for _, o := range dead {
 		w.deadDone[o] = struct{}{}
 	}
+	w.dl.resetAcked(dead)
+	w.lastSnap = nil
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
 		w.part, err = window.NewPartition(w.c.cfg.Window)
 		return err
 	}
-	w.next, w.committed = offset, offset
+	w.next = offset
+	ok := data != nil
 	if ok {
 		var s window.Snapshot
 		if err = json.Unmarshal(data, &s); err == nil {
@@ -151,8 +208,10 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 			// generation. Start empty and say so.
 			w.log.Warn("window snapshot unusable: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset, "err", err)
 			ok = false
+		} else {
+			w.lastSnap = data
 		}
-	} else {
+	} else if logged {
 		w.log.Warn("no window snapshot for the committed offset: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset)
 	}
 	if !ok {
@@ -192,7 +251,14 @@ func (w *worker) awaitSnapshot(ctx context.Context, offset int64) (data []byte, 
 
 // waitRedis runs fn until it succeeds, fails with a fenced error, or ctx ends;
 // other errors (Redis unreachable) are retried with backoff from 100 ms to 5 s.
+// While it waits the partition counts as waiting for Redis (Consumer.Status).
 func (w *worker) waitRedis(ctx context.Context, fn func(context.Context) error) error {
+	waiting := false
+	defer func() {
+		if waiting {
+			w.c.waitingRedis.Add(-1)
+		}
+	}()
 	for backoff, attempt := 100*time.Millisecond, 1; ; backoff, attempt = min(2*backoff, 5*time.Second), attempt+1 {
 		actx, cancel := context.WithTimeout(ctx, stateTimeout)
 		err := fn(actx)
@@ -206,7 +272,16 @@ func (w *worker) waitRedis(ctx context.Context, fn func(context.Context) error) 
 		if state.IsFenced(err) || ctx.Err() != nil {
 			return err
 		}
-		w.log.Warn("degraded: Redis unreachable, the partition waits for its claim and replay state", "attempt", attempt, "retry_in", backoff, "err", err)
+		if !waiting {
+			waiting = true
+			n := w.c.waitingRedis.Add(1)
+			w.c.noteRedisError(err)
+			w.log.Warn("degraded: Redis unreachable: this partition is not consumed until Redis answers (it needs its claim and replay state); partitions already running go on delivering and committing",
+				"waiting_partitions", n, "assigned_partitions", w.c.Assigned(), "err", err)
+		} else {
+			w.c.noteRedisError(err)
+			w.log.Debug("Redis still unreachable; the partition keeps waiting for its claim and replay state", "attempt", attempt, "retry_in", backoff, "err", err)
+		}
 		if !sleep(ctx, backoff) {
 			return ctx.Err()
 		}
@@ -288,9 +363,10 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 			met.OpenBuffers.Inc()
 		}
 		if err := bs.buf.Append(rec); err != nil {
-			// The spool cannot take the record (disk error). Stop the worker: the
-			// offset is held, the next owner replays. Never drop it.
-			w.fatal = fmt.Errorf("spool append for %s: %w", t.Name, err)
+			// The spool cannot take the record (disk error). The worker restarts
+			// from its committed offset once the spool works (restart.go): the
+			// offset is held meanwhile. Never drop it.
+			w.fatal = spoolFailure(opAppend, fmt.Errorf("spool append for %s: %w", t.Name, err))
 			return
 		}
 	}
@@ -315,51 +391,6 @@ func (w *worker) applyRecordedIdle(pos int64) {
 		w.idle = w.idle[1:]
 		w.closeAll(w.part.ApplyIdle(c.NextOffset, c.Boundary))
 	}
-}
-
-// idleRetry is how long the idle clock waits after Redis failed to record a close.
-const idleRetry = 5 * time.Second
-
-// idleTick advances the watermark on the wall clock when the partition has been
-// quiet for the idle timeout. The advance is recorded (fenced) before any buffer
-// closes. Called with mu held.
-func (w *worker) idleTick(ctx context.Context) {
-	if len(w.idle) > 0 || w.next < 0 || w.fatal != nil {
-		return // still replaying recorded closes, or nothing read yet
-	}
-	now := w.c.now()
-	if w.received != w.seen {
-		w.seen, w.quietFrom = w.received, now
-		return
-	}
-	if now.Sub(w.quietFrom) < w.c.cfg.IdleTimeout {
-		return
-	}
-	b, ok := w.part.IdleBoundary(now.UnixMilli())
-	if !ok {
-		return
-	}
-	if now.Before(w.idleRetryAt) {
-		return // Redis failed lately: do not hold mu on it at every tick
-	}
-	c := state.IdleClose{NextOffset: w.next, Boundary: b}
-	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
-	err := w.c.deps.State.RecordIdleClose(rctx, w.topic, w.partition, w.owner, c)
-	cancel()
-	if err != nil {
-		if state.IsFenced(err) {
-			w.fatal = fmt.Errorf("idle close refused, another member owns partition %d: %w", w.partition, err)
-			return
-		}
-		// An idle close must be in the fenced log before it happens, or a replay
-		// could not close at the same place: without Redis the windows wait for
-		// records (which close them as usual) or for Redis.
-		w.idleRetryAt = now.Add(idleRetry)
-		w.log.Warn("degraded: cannot record the idle close, buffers stay open until a record or Redis comes", "retry_in", idleRetry, "err", err)
-		return
-	}
-	w.c.deps.Metrics.IdleCloses.Inc()
-	w.closeAll(w.part.ApplyIdle(c.NextOffset, c.Boundary))
 }
 
 // closeAll hands closed buffers to the delivery. Called with mu held.
@@ -405,6 +436,8 @@ func (w *worker) hand(bs *bufState) {
 		w.c.deps.Metrics.Undelivered.Dec()
 		if err == nil {
 			w.tr.release(first)
+		} else if sink.IsSpoolError(err) {
+			w.spoolFailed(opFinish, err) // the fetch loop restarts the worker (restart.go)
 		}
 		w.inflight.Done()
 	})
@@ -417,57 +450,9 @@ func (w *worker) hand(bs *bufState) {
 // memory budget) drives the GC to take most of the CPU (bench/README.md).
 const maxUndelivered = 256
 
-// waitDeliveries blocks while more than maxUndelivered closed buffers of this
-// partition wait for the delivery, or until ctx ends: back-pressure on the fetch
-// loop. It reports whether it waited. Call it without mu (deliveries finish
-// without it).
-func (w *worker) waitDeliveries(ctx context.Context) bool {
-	waited := false
-	for w.undelivered.Load() > maxUndelivered {
-		waited = true
-		if !sleep(ctx, 5*time.Millisecond) {
-			break
-		}
-	}
-	return waited
-}
-
-// fence reports a lost claim. A Redis error does not fence: the write is
-// deterministic and conditional, a zombie's upload is harmless.
-//
-// A positive answer (or an error) is reused for fenceCacheTTL: with many tenants a window
-// end closes thousands of objects per partition, and one Redis round trip
-// each was a sixth of their cost (bench/README.md). The check is advisory for
-// uploads (see above), so a second's delay in noticing a newer owner changes
-// nothing; a refusal is final.
-func (w *worker) fence(ctx context.Context) error {
-	if w.fenced.Load() {
-		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
-	}
-	now := time.Now().UnixNano()
-	if now < w.ownsUntil.Load() {
-		return nil
-	}
-	octx, cancel := context.WithTimeout(ctx, stateTimeout)
-	defer cancel()
-	ok, err := w.c.deps.State.Owns(octx, w.topic, w.partition, w.owner)
-	if err == nil && !ok {
-		w.fenced.Store(true)
-		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
-	}
-	// A Redis error is reused like a positive answer: when Redis hangs, every
-	// object would otherwise wait out the time-out in one of the delivery's few
-	// runners.
-	w.ownsUntil.Store(now + int64(fenceCacheTTL))
-	return nil
-}
-
-// fenceCacheTTL is how long worker.fence trusts a positive ownership answer.
-const fenceCacheTTL = time.Second
-
 // deadLetter queues a bad record for the dead-letter topic; its offset is held
 // until the topic acknowledged it. Called with mu held.
-func (w *worker) deadLetter(ctx context.Context, m *kafka.Message, err error) {
+func (w *worker) deadLetter(_ context.Context, m *kafka.Message, err error) {
 	reason := string(hit.ReasonNotJSON)
 	var he *hit.Error
 	if errors.As(err, &he) {
@@ -514,87 +499,10 @@ func (w *worker) deadLetter(ctx context.Context, m *kafka.Message, err error) {
 		headers = append(headers, kafka.Header{Key: "hitship_truncated_from", Value: []byte(strconv.Itoa(len(value)))})
 		value = value[:min(len(value), w.c.cfg.MaxRecordBytes, room)]
 	}
-	dl := deadLetter{offset: m.Offset, msg: kafka.Message{Key: key, Value: value, Headers: headers, Time: m.Time}}
+	// Never blocks (mu is held): the fetch loop waits, without mu, while too many
+	// dead letters are unacknowledged (deadletter.go).
 	w.inflight.Add(1)
-	select {
-	case w.dlq <- dl:
-	case <-ctx.Done():
-		w.inflight.Done() // never acknowledged: the offset stays held
-	}
-}
-
-// runDeadLetters writes queued bad records in batches, retrying until the topic
-// acknowledges them or the worker stops.
-func (w *worker) runDeadLetters(ctx context.Context) {
-	defer func() { // what was not written stays held; only the accounting ends
-		for {
-			select {
-			case <-w.dlq:
-				w.inflight.Done()
-			default:
-				return
-			}
-		}
-	}()
-	batch := make([]deadLetter, 0, 256)
-	msgs := make([]kafka.Message, 0, 256)
-	for {
-		batch, msgs = batch[:0], msgs[:0]
-		select {
-		case <-ctx.Done():
-			return
-		case d := <-w.dlq:
-			batch = append(batch, d)
-		}
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case d := <-w.dlq:
-				batch = append(batch, d)
-			default:
-				break fill
-			}
-		}
-		for _, d := range batch {
-			msgs = append(msgs, d.msg)
-		}
-		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-			err := w.c.deps.DeadLetters.WriteMessages(ctx, msgs...)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				for range batch {
-					w.inflight.Done()
-				}
-				return
-			}
-			w.log.Warn("dead-letter write failed; the partition's offset is held until it succeeds", "records", len(msgs), "err", err)
-			if !sleep(ctx, backoff) {
-				for range batch {
-					w.inflight.Done()
-				}
-				return
-			}
-		}
-		// Record the acknowledged offsets before releasing them: once released, a
-		// commit may pass them, and a replay from an earlier commit must know.
-		// Without Redis they are released anyway; a replay may send them again.
-		offs := make([]int64, len(batch))
-		for i, d := range batch {
-			offs[i] = d.offset
-		}
-		nctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		if err := w.c.deps.State.NoteDeadLettered(nctx, w.topic, w.partition, offs); err != nil && ctx.Err() == nil {
-			w.log.Debug("dead letters not recorded in Redis; a replay may send them again", "err", err)
-		}
-		cancel()
-		for _, d := range batch {
-			w.tr.release(d.offset)
-			w.inflight.Done()
-		}
-		w.c.deps.Metrics.DeadLettered.Add(float64(len(batch)))
-	}
+	w.dl.push(deadLetter{offset: m.Offset, msg: kafka.Message{Key: key, Value: value, Headers: headers, Time: m.Time}})
 }
 
 // dropOpen discards every open buffer (the generation ended: the next owner replays).

@@ -96,7 +96,7 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 		disabled: m.RecordsSkipped.WithLabelValues("disabled"),
 	}
 	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: 1, Member: "m"},
-		consumed: m.RecordsConsumed.WithLabelValues("0"), dlq: make(chan deadLetter, 1)}
+		consumed: m.RecordsConsumed.WithLabelValues("0")}
 	w.deliverCtx = context.Background()
 	if err := w.start(context.Background(), -1); err != nil {
 		tb.Fatal(err)

@@ -214,9 +214,11 @@ func (d *Inline) deliver(ctx context.Context, j *consumer.Job, leave func()) err
 		"window", time.UnixMilli(j.WindowStart).UTC().Format(time.RFC3339), "key", j.Key)
 	obj, err := j.Buffer.Finish(j.Target.Compression)
 	if err != nil {
-		// The spool could not finish the object (local disk). The offset stays held
-		// and the next owner replays; nothing is lost.
-		log.Error("cannot finish object from the spool", "err", err)
+		// The spool could not finish the object (local disk). The error satisfies
+		// sink.IsSpoolError: the worker restarts from its committed offset once
+		// the disk takes writes (it logs the episode at error level); the offset
+		// stays held meanwhile, nothing is lost.
+		log.Warn("cannot finish object from the spool", "err", err)
 		m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
 		return err
 	}

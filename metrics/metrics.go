@@ -47,6 +47,13 @@ type Metrics struct {
 	// PendingSnapshots counts window snapshots of committed offsets held in memory
 	// because Redis did not take them; they are written back when it answers.
 	PendingSnapshots prometheus.Gauge
+	// SpoolErrors counts spool disk errors (a full disk) by op: append (a record
+	// into a buffer) or finish (a closed buffer into an object). Each makes the
+	// partition restart from its committed offset once the disk takes writes.
+	SpoolErrors *prometheus.CounterVec // op
+	// LogTruncations counts partitions found with their committed or read offset
+	// past the log end (unclean leader election, topic re-created).
+	LogTruncations prometheus.Counter
 
 	// ConsumerLag is the partition's high-water mark minus this replica's
 	// committed offset, by partition (records).
@@ -112,9 +119,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		IdleCloses:       f.NewCounter(prometheus.CounterOpts{Name: "hitship_idle_closes_total", Help: "Watermark advances taken on the wall clock because a partition was idle."}),
 		Generation:       f.NewGauge(prometheus.GaugeOpts{Name: "hitship_kafka_group_generation", Help: "Current consumer group generation id of this replica."}),
 		AssignedParts:    f.NewGauge(prometheus.GaugeOpts{Name: "hitship_kafka_assigned_partitions", Help: "Partitions assigned to this replica."}),
-		PausedPartitions: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_paused_partitions", Help: "Partitions not fetching because the spool is full (back-pressure)."}),
+		PausedPartitions: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_paused_partitions", Help: "Partitions not fetching: the spool is over its disk limit, the dead-letter topic is 1,024 records behind, or a spool error waits for the disk (back-pressure)."}),
 		RedisUp:          f.NewGauge(prometheus.GaugeOpts{Name: "hitship_redis_up", Help: "1 while Redis answers the periodic PING, 0 while it is unreachable (degraded)."}),
 		PendingSnapshots: f.NewGauge(prometheus.GaugeOpts{Name: "hitship_pending_snapshots", Help: "Window snapshots of committed offsets held in memory until Redis takes them."}),
+		SpoolErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_spool_errors_total",
+			Help: "Spool disk errors (disk full), by op: append or finish; the partition restarts from its committed offset once the disk takes writes."}, []string{"op"}),
+		LogTruncations: f.NewCounter(prometheus.CounterOpts{Name: "hitship_log_truncations_total",
+			Help: "Times a partition's committed or read offset was past the log end (unclean leader election, topic re-created); reading moved back to the first record it may not have read."}),
 
 		ConsumerLag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_consumer_lag_records",
 			Help: "High-water mark minus the committed offset, by partition assigned to this replica."}, []string{"partition"}),
@@ -154,6 +165,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, a := range []string{"restored", "published", "removed"} {
 		m.StatesReconciled.WithLabelValues(a)
+	}
+	for _, op := range []string{"append", "finish"} {
+		m.SpoolErrors.WithLabelValues(op)
 	}
 	return m
 }

@@ -289,7 +289,7 @@ func (s *Service) probeRedis(stop <-chan struct{}) {
 		err := s.pingRedis(ctx)
 		cancel()
 		if err != nil && s.redisDown.CompareAndSwap(false, true) {
-			s.log.Warn("degraded: Redis unreachable; deliveries and commits go on, idle closes wait, snapshots are kept in memory", "err", err)
+			s.log.Warn("degraded: Redis unreachable; partitions already running go on delivering and committing (window snapshots kept in memory, idle closes wait), partitions starting now are not consumed until Redis answers (they need their claim and replay state)", "err", err)
 		} else if err == nil && s.redisDown.CompareAndSwap(true, false) {
 			s.log.Info("Redis answers again")
 		}
@@ -343,27 +343,43 @@ func (s *Service) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if !s.consumer.Joined() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready: not yet a member of the consumer group\n"))
-			return
-		}
-		// Without Redis the pipeline still delivers and commits (DESIGN §5): the
-		// replica stays in the load balancer, and says it is degraded.
-		if err := s.pingRedis(ctx); err != nil {
-			_, _ = fmt.Fprintf(w, "degraded: redis unreachable: %v\n", err)
-			return
-		}
-		if n := s.consumer.Assigned(); n > 0 {
-			_, _ = fmt.Fprintf(w, "ready: %d partitions\n", n)
-		} else {
-			// More replicas than partitions: a spare member, ready to take over.
-			_, _ = w.Write([]byte("ready: member without partitions (more replicas than partitions)\n"))
-		}
+		code, msg := s.readiness(r.Context())
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(msg + "\n"))
 	})
 	return mux
+}
+
+// readiness is /readyz: 503 while this replica is not a member of the group,
+// while one of its partitions waits for the spool's disk after a spool error,
+// or while partitions are not consumed because they wait for Redis (a worker
+// starting needs its claim and replay state; an idle close in doubt holds its
+// partition) — those partitions do not move. 200 "degraded" while Redis is
+// unreachable but every partition runs: deliveries and commits go on
+// (DESIGN §5), so the replica stays in service and says what is missing.
+func (s *Service) readiness(ctx context.Context) (int, string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st := s.consumer.Status()
+	if !st.Joined {
+		return http.StatusServiceUnavailable, "not ready: not yet a member of the consumer group"
+	}
+	if st.SpoolErr != "" {
+		return http.StatusServiceUnavailable, fmt.Sprintf("not ready: spool: %s (%d of %d partitions wait for the spool's disk, then start again from their committed offset)",
+			st.SpoolErr, st.SpoolPartitions, st.Assigned)
+	}
+	if st.WaitingRedis > 0 {
+		return http.StatusServiceUnavailable, fmt.Sprintf("not ready: %d of %d partitions wait for Redis (their claim and replay state, or an idle close in doubt) and are not consumed: %s",
+			st.WaitingRedis, st.Assigned, st.RedisErr)
+	}
+	if err := s.pingRedis(ctx); err != nil {
+		return http.StatusOK, fmt.Sprintf("degraded: redis unreachable: %v", err)
+	}
+	if st.Assigned > 0 {
+		return http.StatusOK, fmt.Sprintf("ready: %d partitions", st.Assigned)
+	}
+	// More replicas than partitions: a spare member, ready to take over.
+	return http.StatusOK, "ready: member without partitions (more replicas than partitions)"
 }
 
 // Reload applies a new, validated config without a restart: integrations added,

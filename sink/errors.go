@@ -23,6 +23,9 @@ var (
 	ErrReleased = errors.New("object released")
 	// ErrBufferDone is returned by Buffer.Append after Finish or Discard.
 	ErrBufferDone = errors.New("buffer finished or discarded")
+	// ErrSpool marks a failed disk operation of the spool (a full disk, an I/O
+	// error) in Buffer.Append, Buffer.Finish, Object.Open and Spool.Check.
+	ErrSpool = errors.New("sink: spool")
 )
 
 // StoreError is a failed store call with the S3 error code and HTTP status
@@ -71,6 +74,11 @@ func storeErr(err error) (*StoreError, bool) {
 
 // IsInvalid reports whether err is a configuration error.
 func IsInvalid(err error) bool { return errors.Is(err, ErrInvalid) }
+
+// IsSpoolError reports whether err is a failed disk operation of the spool:
+// the records are intact in Kafka, and the caller should read them again once
+// the disk takes writes (Spool.Check).
+func IsSpoolError(err error) bool { return errors.Is(err, ErrSpool) }
 
 // IsAlreadyExists reports whether a conditional Put found the object already
 // there (412). The delivery counts it as delivered.

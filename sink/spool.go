@@ -156,6 +156,33 @@ func (s *Spool) Close() error {
 	return nil
 }
 
+// spoolErr marks a failed disk operation of a buffer or object: it satisfies
+// IsSpoolError and reads "sink: spool: <err>".
+func spoolErr(err error) error { return fmt.Errorf("%w: %w", ErrSpool, err) }
+
+// Check writes a file of size bytes in the spool directory, syncs it and
+// removes it: whether the spool's disk takes writes now (after a disk-full
+// error, before starting again). The error satisfies IsSpoolError.
+func (s *Spool) Check(size int) error {
+	path := s.newPath(".check" + bufferFileSuffix) // a stale one goes with the next NewSpool
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return spoolErr(err)
+	}
+	defer os.Remove(path)
+	_, err = f.Write(make([]byte, size))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return spoolErr(err)
+	}
+	return nil
+}
+
 // Full reports whether the spill files reached MaxBytes: the caller should
 // pause fetching until objects are released.
 func (s *Spool) Full() bool {
@@ -245,7 +272,7 @@ func (s *Spool) appendFile(path string, create bool, data ...[]byte) (int64, err
 	}
 	f, err := os.OpenFile(path, flags, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("sink: spool: %w", err)
+		return 0, spoolErr(err)
 	}
 	if create {
 		s.files.Add(1)
@@ -257,11 +284,11 @@ func (s *Spool) appendFile(path string, create bool, data ...[]byte) (int64, err
 		s.diskBytes.Add(int64(m))
 		if err != nil {
 			_ = f.Close()
-			return n, fmt.Errorf("sink: spool: %w", err)
+			return n, spoolErr(err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return n, fmt.Errorf("sink: spool: %w", err)
+		return n, spoolErr(err)
 	}
 	return n, nil
 }
@@ -581,13 +608,13 @@ func (b *Buffer) discardLocked() {
 func (b *Buffer) gzipFile() (path string, size int64, err error) {
 	in, err := os.Open(b.path)
 	if err != nil {
-		return "", 0, fmt.Errorf("sink: spool: %w", err)
+		return "", 0, spoolErr(err)
 	}
 	defer in.Close()
 	path = b.s.newPath(objectFileSuffix)
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", 0, fmt.Errorf("sink: spool: %w", err)
+		return "", 0, spoolErr(err)
 	}
 	b.s.files.Add(1)
 	cw := &countWriter{w: out}
@@ -607,7 +634,7 @@ func (b *Buffer) gzipFile() (path string, size int64, err error) {
 	b.s.diskBytes.Add(cw.n)
 	if err != nil {
 		b.s.removeFile(path, cw.n)
-		return "", 0, fmt.Errorf("sink: spool: gzip: %w", err)
+		return "", 0, spoolErr(fmt.Errorf("gzip: %w", err))
 	}
 	return path, cw.n, nil
 }
@@ -659,7 +686,7 @@ func (o *Object) Open() (io.ReadSeekCloser, error) {
 	}
 	f, err := os.Open(o.path)
 	if err != nil {
-		return nil, fmt.Errorf("sink: spool: %w", err)
+		return nil, spoolErr(err)
 	}
 	return f, nil
 }

@@ -695,3 +695,35 @@ func TestAppendRefusesNonLines(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoolCheckAndIsSpoolError: Check writes and removes a file; a disk
+// operation that fails (here: the directory is gone) satisfies IsSpoolError,
+// as do the buffer's own spill errors.
+func TestSpoolCheckAndIsSpoolError(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sink.NewSpool(sink.SpoolConfig{Dir: dir, MemoryBytes: 4 << 10, BufferMemoryBytes: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(64 << 10); err != nil {
+		t.Fatalf("Check on a healthy disk: %v", err)
+	}
+	if st := s.Stats(); st.Files != 0 || st.DiskBytes != 0 {
+		t.Fatalf("Check left %+v", st)
+	}
+	b := s.NewBuffer(sink.FormatNDJSON)
+	defer b.Discard()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(1); !sink.IsSpoolError(err) {
+		t.Fatalf("Check without its directory: %v, want IsSpoolError", err)
+	}
+	var appendErr error
+	for i := 0; i < 100 && appendErr == nil; i++ {
+		appendErr = b.Append([]byte(`{"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`))
+	}
+	if !sink.IsSpoolError(appendErr) || sink.IsInvalid(appendErr) {
+		t.Fatalf("Append that must spill without a directory: %v, want IsSpoolError", appendErr)
+	}
+}

@@ -24,10 +24,25 @@
 //     generation; the current owner may re-claim. Generations therefore only
 //     move forward, and of two racing claims of the same generation exactly
 //     one wins.
+//   - Ownership is tri-state: Owned, NotOwned (a newer generation, or
+//     another member of the caller's) and Unclaimed (no owner key, or one of
+//     an older generation). Nothing deletes an owner key and Claim refuses
+//     older generations, so Unclaimed means Redis lost data (FLUSHALL, a
+//     restart without persistence, a failover that missed writes): the owner
+//     claims again, and the claim fails only if a newer generation claimed
+//     meanwhile. A missing key is never read as "another owner".
 //   - RecordIdleClose checks ownership and appends in one Lua script: a
 //     worker whose generation has been superseded can never add an idle close
-//     (it gets ErrFenced and must stop without uploading). Duplicate records
-//     of the same close collapse into one entry.
+//     (it gets ErrFenced and must stop without uploading). On an Unclaimed
+//     partition the script claims it for the caller and records
+//     (RecordIdleCloseClaim reports that). Duplicate records of the same
+//     close collapse into one entry.
+//   - After a data loss a zombie of an older generation may claim an
+//     Unclaimed partition; the live owner's next check sees Unclaimed (an
+//     older generation) and takes it back. An idle close the zombie recorded
+//     in between stays in the log: a later replay may close there (a
+//     possible duplicate, never loss; it needs Redis data loss and a zombie
+//     at once).
 //   - IdleCloses are returned ordered by NextOffset, then Boundary.
 //   - Prune drops idle closes with NextOffset < committed and snapshots of
 //     offsets < committed; nothing at or after the committed offset is

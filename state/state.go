@@ -128,19 +128,72 @@ func (s *Store) Claim(ctx context.Context, topic string, partition int, o Owner)
 	return nil
 }
 
-// Owns reports whether o is still the owner of (topic, partition).
-func (s *Store) Owns(ctx context.Context, topic string, partition int, o Owner) (bool, error) {
+// Ownership is what the owner key of a partition says about one Owner.
+type Ownership int
+
+const (
+	// Owned: the key names the caller.
+	Owned Ownership = iota
+	// NotOwned: the key names a newer generation, or another member of the
+	// caller's generation. The caller's generation is over (or the claim was
+	// never its own): it must stop without uploading.
+	NotOwned
+	// Unclaimed: there is no owner key, or it names an older generation.
+	// Claim refuses older generations and nothing deletes the key, so either
+	// means Redis lost data (FLUSHALL, a restart without persistence, a
+	// failover to a replica that missed writes; an older generation's key is
+	// one a zombie wrote after the loss). The caller may Claim again: the
+	// claim succeeds unless a newer generation claimed meanwhile.
+	Unclaimed
+)
+
+func (o Ownership) String() string {
+	switch o {
+	case Owned:
+		return "owned"
+	case NotOwned:
+		return "not owned"
+	case Unclaimed:
+		return "unclaimed"
+	}
+	return "Ownership(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Ownership reports what the owner key of (topic, partition) says about o:
+// Owned, NotOwned (another owner) or Unclaimed (no key: Redis lost it). One
+// round trip; a Redis error is returned as it is, never as NotOwned.
+func (s *Store) Ownership(ctx context.Context, topic string, partition int, o Owner) (Ownership, error) {
 	k, err := s.keys(topic, partition)
 	if err != nil {
-		return false, err
+		return NotOwned, err
 	}
 	cur, err := s.rdb.HMGet(ctx, k.owner, "gen", "member").Result()
 	if err != nil {
-		return false, fmt.Errorf("state: owner of %s/%d: %w", topic, partition, err)
+		return NotOwned, fmt.Errorf("state: owner of %s/%d: %w", topic, partition, err)
 	}
 	gen, _ := cur[0].(string)
 	member, _ := cur[1].(string)
-	return gen == strconv.FormatInt(int64(o.Generation), 10) && member == o.Member && member != "", nil
+	if gen == "" {
+		return Unclaimed, nil
+	}
+	g, err := strconv.ParseInt(gen, 10, 32)
+	if err != nil {
+		return NotOwned, fmt.Errorf("state: owner of %s/%d: bad generation %q", topic, partition, gen)
+	}
+	switch {
+	case int32(g) == o.Generation && member == o.Member && member != "":
+		return Owned, nil
+	case int32(g) < o.Generation:
+		return Unclaimed, nil
+	}
+	return NotOwned, nil
+}
+
+// Owns reports whether o is still the owner of (topic, partition): false
+// for Unclaimed as for NotOwned. Use Ownership to tell them apart.
+func (s *Store) Owns(ctx context.Context, topic string, partition int, o Owner) (bool, error) {
+	own, err := s.Ownership(ctx, topic, partition, o)
+	return err == nil && own == Owned, err
 }
 
 // offsetWidth is the width of a zero-padded non-negative int64.
@@ -191,42 +244,74 @@ func decodeIdle(s string) (IdleClose, error) {
 }
 
 // recordIdleScript: KEYS[1] owner, KEYS[2] idle log; ARGV gen, member,
-// entry, ttl ms. Appends only while ARGV owns the partition.
+// entry, ttl ms. Appends while ARGV owns the partition; when there is no
+// owner key, or one of an older generation (Redis lost data), it makes ARGV
+// the owner first and answers {2}. It refuses a newer generation and another
+// member of the same one with {0, gen, member}.
 var recordIdleScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
-if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then
-  return {0, cur[1] or '', cur[2] or ''}
+local gen = tonumber(ARGV[1])
+local res = {1}
+if cur[1] then
+  local cgen = tonumber(cur[1])
+  if cgen > gen or (cgen == gen and cur[2] ~= ARGV[2]) then
+    return {0, cur[1], cur[2] or ''}
+  end
+  if cgen < gen then
+    res = {2}
+  end
+else
+  res = {2}
+end
+if res[1] == 2 then
+  redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {1}
+return res
 `)
 
 // RecordIdleClose appends c to the idle-close log of (topic, partition),
 // atomically with a check that o still owns it (one Lua script). It returns
-// an error satisfying IsFenced, and records nothing, when o is not the
-// owner. Recording the same close twice keeps one entry.
+// an error satisfying IsFenced, and records nothing, when another owner
+// holds the partition (see Ownership). Recording the same close twice keeps
+// one entry. When the partition is Unclaimed (Redis lost the owner key), o
+// claims it in the same script and the close is recorded; RecordIdleCloseClaim
+// says when that happened.
 func (s *Store) RecordIdleClose(ctx context.Context, topic string, partition int, o Owner, c IdleClose) error {
+	_, err := s.RecordIdleCloseClaim(ctx, topic, partition, o, c)
+	return err
+}
+
+// RecordIdleCloseClaim is RecordIdleClose that also reports whether o had
+// to claim the partition again first (reclaimed: the owner key was missing,
+// or named an older generation, so Redis lost data and the caller should
+// write back what it knows of the partition's replay state). The script is
+// sent once, without the client's retries: an error satisfying
+// IsNotExecuted proves it did not run, any other may hide a close that was
+// recorded (record it again: it is idempotent).
+func (s *Store) RecordIdleCloseClaim(ctx context.Context, topic string, partition int, o Owner, c IdleClose) (reclaimed bool, err error) {
 	k, err := s.keys(topic, partition)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := checkOwner(o); err != nil {
-		return err
+		return false, err
 	}
 	if c.NextOffset < 0 || c.Boundary < 0 {
-		return fmt.Errorf("state: invalid idle close %+v", c)
+		return false, fmt.Errorf("state: invalid idle close %+v", c)
 	}
-	res, err := recordIdleScript.Run(ctx, s.rdb, []string{k.owner, k.idle},
+	res, err := recordIdleScript.Run(ctx, onceScripter{s.rdb}, []string{k.owner, k.idle},
 		strconv.FormatInt(int64(o.Generation), 10), o.Member, encodeIdle(c), SnapshotTTL.Milliseconds()).Slice()
 	if err != nil {
-		return fmt.Errorf("state: record idle close %s/%d: %w", topic, partition, err)
+		return false, fmt.Errorf("state: record idle close %s/%d: %w", topic, partition, err)
 	}
 	if len(res) == 3 {
-		return fmt.Errorf("%w: idle close of %s/%d by generation %d member %q refused, owner is generation %q member %q",
+		return false, fmt.Errorf("%w: idle close of %s/%d by generation %d member %q refused, owner is generation %q member %q",
 			ErrFenced, topic, partition, o.Generation, o.Member, res[1], res[2])
 	}
-	return nil
+	code, _ := res[0].(int64)
+	return code == 2, nil
 }
 
 // IdleCloses returns the recorded idle closes of (topic, partition) with
@@ -377,6 +462,70 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 	})
 	if err != nil {
 		return fmt.Errorf("state: prune %s/%d: %w", topic, partition, err)
+	}
+	return nil
+}
+
+// dropFromScript: KEYS[1] owner, KEYS[2] idle log, KEYS[3] dead letters,
+// KEYS[4] snapshot index, KEYS[5..] snapshot keys; ARGV gen, member, from
+// (encoded), then the index members of KEYS[5..]. Like recordIdleScript it
+// refuses a newer generation or another member and claims an Unclaimed
+// partition; then it removes every entry at or after from.
+var dropFromScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
+local gen = tonumber(ARGV[1])
+if cur[1] then
+  local cgen = tonumber(cur[1])
+  if cgen > gen or (cgen == gen and cur[2] ~= ARGV[2]) then
+    return {0, cur[1], cur[2] or ''}
+  end
+end
+redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
+redis.call('ZREMRANGEBYLEX', KEYS[2], '[' .. ARGV[3], '+')
+redis.call('ZREMRANGEBYLEX', KEYS[3], '[' .. ARGV[3], '+')
+for i = 5, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('ZREM', KEYS[4], ARGV[i - 1])
+end
+return {1}
+`)
+
+// DropFrom removes the replay state of (topic, partition) at offsets >= from:
+// idle closes with NextOffset >= from, dead-letter records and snapshots of
+// offsets >= from. It is for a log truncation (an unclean leader election,
+// a re-created topic): that state describes records the log no longer has,
+// and applied to the new records at those offsets it would close windows in
+// the wrong places and skip bad records without a dead letter. Fenced like
+// RecordIdleClose (an Unclaimed partition is claimed for o); the snapshots
+// are found first and removed by the script, so one written meanwhile (only
+// the owner writes them) may stay.
+func (s *Store) DropFrom(ctx context.Context, topic string, partition int, o Owner, from int64) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if err := checkOwner(o); err != nil {
+		return err
+	}
+	from = max(from, 0)
+	enc := encodeOffset(from)
+	snaps, err := s.rdb.ZRangeByLex(ctx, k.snaps, &redis.ZRangeBy{Min: "[" + enc, Max: "+"}).Result()
+	if err != nil {
+		return fmt.Errorf("state: drop replay state of %s/%d from %d: %w", topic, partition, from, err)
+	}
+	ks := []string{k.owner, k.idle, k.dead, k.snaps}
+	args := []any{strconv.FormatInt(int64(o.Generation), 10), o.Member, enc}
+	for _, sn := range snaps {
+		ks = append(ks, k.snap+sn)
+		args = append(args, sn)
+	}
+	res, err := dropFromScript.Run(ctx, s.rdb, ks, args...).Slice()
+	if err != nil {
+		return fmt.Errorf("state: drop replay state of %s/%d from %d: %w", topic, partition, from, err)
+	}
+	if len(res) == 3 {
+		return fmt.Errorf("%w: drop of %s/%d's replay state by generation %d member %q refused, owner is generation %q member %q",
+			ErrFenced, topic, partition, o.Generation, o.Member, res[1], res[2])
 	}
 	return nil
 }

@@ -140,6 +140,106 @@ func TestOwnsUnclaimed(t *testing.T) {
 	}
 }
 
+// TestOwnership: the owner key says owned, not owned (a newer generation or
+// another member of ours) or unclaimed (no key, or an older generation's:
+// Redis lost data) — never "not owned" for a key that is gone.
+func TestOwnership(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	me := Owner{5, "me"}
+	tests := []struct {
+		name  string
+		claim *Owner // nil: no key
+		flush bool   // FLUSHALL after the claim
+		want  Ownership
+	}{
+		{name: "never claimed", want: Unclaimed},
+		{name: "mine", claim: &me, want: Owned},
+		{name: "flushed after my claim", claim: &me, flush: true, want: Unclaimed},
+		{name: "newer generation", claim: &Owner{6, "other"}, want: NotOwned},
+		{name: "other member of my generation", claim: &Owner{5, "other"}, want: NotOwned},
+		{name: "older generation (a zombie re-created the key)", claim: &Owner{4, "zombie"}, want: Unclaimed},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.claim != nil {
+				if err := s.Claim(ctx, topic, i, *tt.claim); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.flush {
+				if err := rdb.FlushAll(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.Ownership(ctx, topic, i, me)
+			if err != nil || got != tt.want {
+				t.Fatalf("Ownership = %v, %v; want %v", got, err, tt.want)
+			}
+			if got == Unclaimed {
+				// A re-claim succeeds and makes it ours again.
+				if err := s.Claim(ctx, topic, i, me); err != nil {
+					t.Fatalf("re-claim of an unclaimed partition: %v", err)
+				}
+				if got, err := s.Ownership(ctx, topic, i, me); err != nil || got != Owned {
+					t.Fatalf("after the re-claim: %v, %v", got, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRecordIdleCloseReclaims: after Redis lost the owner key, recording an
+// idle close claims the partition again in the same script and says so; a
+// newer generation's claim in between still refuses it.
+func TestRecordIdleCloseReclaims(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	me := Owner{3, "me"}
+	c := IdleClose{NextOffset: 10, Boundary: 1687241400000}
+	if err := s.Claim(ctx, topic, 0, me); err != nil {
+		t.Fatal(err)
+	}
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || re {
+		t.Fatalf("owner's record = reclaimed %v, %v; want false, nil", re, err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.NextOffset = 20
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || !re {
+		t.Fatalf("record after FLUSHALL = reclaimed %v, %v; want true, nil", re, err)
+	}
+	if got, err := s.Ownership(ctx, topic, 0, me); err != nil || got != Owned {
+		t.Fatalf("ownership after the reclaiming record: %v, %v", got, err)
+	}
+	if got, err := s.IdleCloses(ctx, topic, 0, 0); err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("idle log %v, %v; want [%v]", got, err, c)
+	}
+	// A zombie of an older generation re-created the key after a loss: the
+	// newer owner takes it back.
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim(ctx, topic, 0, Owner{2, "zombie"}); err != nil {
+		t.Fatal(err)
+	}
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || !re {
+		t.Fatalf("record over an older generation's key = reclaimed %v, %v; want true, nil", re, err)
+	}
+	// A newer generation claimed: refused, nothing recorded.
+	if err := s.Claim(ctx, topic, 0, Owner{4, "next"}); err != nil {
+		t.Fatal(err)
+	}
+	c.NextOffset = 30
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); !IsFenced(err) || re {
+		t.Fatalf("record after a newer claim = reclaimed %v, %v; want fenced", re, err)
+	}
+	if got, _ := s.IdleCloses(ctx, topic, 0, 30); len(got) != 0 {
+		t.Fatalf("a refused close was recorded: %v", got)
+	}
+}
+
 func TestInvalidArguments(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := ctxT(t)
@@ -174,7 +274,9 @@ func TestRecordIdleCloseFencing(t *testing.T) {
 	}{
 		{name: "owner records", claims: []Owner{{1, "a"}}, recorder: Owner{1, "a"}},
 		{name: "zombie of older generation fenced", claims: []Owner{{1, "a"}, {2, "b"}}, recorder: Owner{1, "a"}, wantFenced: true},
-		{name: "never claimed fenced", claims: nil, recorder: Owner{1, "a"}, wantFenced: true},
+		// No owner key: Redis lost it (or nobody claimed yet). The recorder
+		// takes the partition and records (see TestRecordIdleCloseReclaims).
+		{name: "never claimed: claimed and recorded", claims: nil, recorder: Owner{1, "a"}},
 		{name: "other member fenced", claims: []Owner{{1, "a"}}, recorder: Owner{1, "b"}, wantFenced: true},
 	}
 	s, _, _ := newStore(t)
@@ -617,5 +719,106 @@ func TestDeadLettered(t *testing.T) {
 	}
 	if ttl, err := rdb.PTTL(ctx, keys[0]).Result(); err != nil || ttl <= 0 || ttl > SnapshotTTL {
 		t.Fatalf("dead-letter record TTL %s, %v; want it to expire within %s", ttl, err, SnapshotTTL)
+	}
+}
+
+// TestRecordIdleCloseInDoubt: an idle close whose reply is lost after Redis ran
+// it returns an error that does not claim it was not executed — even from a
+// client that retries by default and whose retry is refused — and recording
+// it again is idempotent. A refused connection proves it was not run.
+func TestRecordIdleCloseInDoubt(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	if r.Miniredis() {
+		t.Skip("needs a redis-server binary")
+	}
+	p := testenv.MustProxy(t, r.Addr())
+	// go-redis's defaults: MaxRetries 3, so a lost reply would be retried.
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), DialTimeout: time.Second})
+	defer rdb.Close()
+	s, err := New(rdb, "hitship:", "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	me := Owner{1, "me"}
+	if err := s.Claim(ctx, topic, 0, me); err != nil {
+		t.Fatal(err)
+	}
+	c := IdleClose{NextOffset: 42, Boundary: 1687241400000}
+	entry := []byte(encodeIdle(c))
+	// Not the NOSCRIPT answer to EVALSHA: the reply of the script that ran.
+	ran := func(req, reply []byte) bool { return bytes.Contains(req, entry) && len(reply) > 0 && reply[0] != '-' }
+
+	p.LoseReplyThenRefuse(ran)
+	_, err = s.RecordIdleCloseClaim(ctx, topic, 0, me, c)
+	if err == nil || IsNotExecuted(err) || IsFenced(err) {
+		t.Fatalf("lost reply then refused: err = %v (not executed: %v); want an error in doubt", err, IsNotExecuted(err))
+	}
+	if p.Lost() != 1 {
+		t.Fatalf("the proxy lost %d replies, want 1", p.Lost())
+	}
+	if _, err := s.IdleCloses(ctx, topic, 0, 0); err == nil {
+		t.Fatal("IdleCloses answered through a refusing proxy")
+	}
+	direct, _ := New(r.Client(), "hitship:", "g1")
+	got, err := direct.IdleCloses(ctx, topic, 0, 0)
+	if err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("idle log %v, %v: the close whose reply was lost did not run", got, err)
+	}
+	// While refused: proof of non-execution.
+	if _, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, IdleClose{NextOffset: 50, Boundary: c.Boundary}); !IsNotExecuted(err) {
+		t.Fatalf("refused connection: err = %v, want IsNotExecuted", err)
+	}
+	if err := p.Refuse(false); err != nil {
+		t.Fatal(err)
+	}
+	// Recording the close in doubt again settles it: one entry.
+	if re, err := s.RecordIdleCloseClaim(ctx, topic, 0, me, c); err != nil || re {
+		t.Fatalf("again: reclaimed %v, %v", re, err)
+	}
+	if got, err = s.IdleCloses(ctx, topic, 0, 0); err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("idle log after recording again: %v, %v", got, err)
+	}
+}
+
+// TestDropFrom: after a log truncation the replay state at and after the new
+// position is dropped (idle closes, dead letters, snapshots), what lies before
+// stays, and only the owner may drop.
+func TestDropFrom(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := ctxT(t)
+	me := Owner{2, "me"}
+	if err := s.Claim(ctx, topic, 0, me); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{10, 20, 30} {
+		if err := s.RecordIdleClose(ctx, topic, 0, me, IdleClose{NextOffset: off, Boundary: 1687241400000}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveSnapshot(ctx, topic, 0, off, []byte("snap")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.NoteDeadLettered(ctx, topic, 0, []int64{15, 20, 25}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropFrom(ctx, topic, 0, Owner{1, "zombie"}, 20); !IsFenced(err) {
+		t.Fatalf("a zombie's drop: %v, want fenced", err)
+	}
+	if err := s.DropFrom(ctx, topic, 0, me, 20); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := s.IdleCloses(ctx, topic, 0, 0)
+	if err != nil || len(idle) != 1 || idle[0].NextOffset != 10 {
+		t.Fatalf("idle closes after the drop: %v, %v", idle, err)
+	}
+	dead, err := s.DeadLettered(ctx, topic, 0, 0)
+	if err != nil || !reflect.DeepEqual(dead, []int64{15}) {
+		t.Fatalf("dead letters after the drop: %v, %v", dead, err)
+	}
+	for off, want := range map[int64]bool{10: true, 20: false, 30: false} {
+		if _, ok, err := s.LoadSnapshot(ctx, topic, 0, off); err != nil || ok != want {
+			t.Fatalf("snapshot %d after the drop: %v, %v; want %v", off, ok, err, want)
+		}
 	}
 }

@@ -277,6 +277,49 @@ func (k *Kafka) Committed(ctx context.Context, group, topic string) (map[int]int
 	return out, nil
 }
 
+// Commit commits offset for partition of topic in group from outside the
+// group (generation -1, as an admin tool does), e.g. to put a committed offset
+// past the log end. The group must have no live members.
+func (k *Kafka) Commit(ctx context.Context, group, topic string, partition int, offset int64) error {
+	tr := k.transport()
+	defer tr.CloseIdleConnections()
+	resp, err := k.client(tr).OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: partition, Offset: offset}}}})
+	if err != nil {
+		return fmt.Errorf("testenv: commit %q/%q[%d]: %w", group, topic, partition, err)
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return fmt.Errorf("testenv: commit %q/%q[%d]: %w", group, topic, partition, p.Error)
+		}
+	}
+	return nil
+}
+
+// RecreateTopic deletes topic and creates it again, empty, with partitions
+// partitions (a topic re-created by an operator: offsets start again at 0).
+func (k *Kafka) RecreateTopic(ctx context.Context, topic string, partitions int) error {
+	tr := k.transport()
+	defer tr.CloseIdleConnections()
+	c := k.client(tr)
+	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
+		return fmt.Errorf("testenv: delete topic %q: %w", topic, err)
+	}
+	for {
+		resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+		if err == nil {
+			err = resp.Errors[topic]
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, kafka.TopicAlreadyExists) || ctx.Err() != nil {
+			return fmt.Errorf("testenv: create topic %q: %w", topic, errors.Join(err, ctx.Err()))
+		}
+		time.Sleep(50 * time.Millisecond) // the deletion is still under way
+	}
+}
+
 // offsets lists the first and the high-water offsets of every partition.
 func (k *Kafka) offsets(ctx context.Context, topic string) (first, high map[int]int64, err error) {
 	tr := k.transport()

@@ -45,3 +45,14 @@ func MustRedis(t testing.TB, opts RedisOptions) *Redis {
 	})
 	return r
 }
+
+// MustProxy starts a Proxy in front of target for t and closes it in t.Cleanup.
+func MustProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p, err := StartProxy(target)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
