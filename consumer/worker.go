@@ -25,6 +25,10 @@ type bufState struct {
 	target *Target
 	w      *window.Buffer
 	buf    *sink.Buffer
+	// digest names the records appended so far (sink.DigestOffset over their
+	// offsets): the object's key carries it, so that an object with other
+	// records never takes the key of one already written.
+	digest uint64
 }
 
 // worker consumes one partition for one generation. The fetch loop and the ticker
@@ -281,7 +285,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 		late = late || b.Key.Late
 		bs, _ := b.Payload.(*bufState)
 		if bs == nil {
-			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format)}
+			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format), digest: sink.DigestSeed}
 			b.Payload = bs
 			w.open[b] = bs
 			w.tr.hold(b.FirstOffset)
@@ -293,6 +297,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 			w.fatal = fmt.Errorf("spool append for %s: %w", t.Name, err)
 			return
 		}
+		bs.digest = sink.DigestOffset(bs.digest, off)
 	}
 	if late {
 		met.LateHits.Inc()
@@ -395,7 +400,7 @@ func (w *worker) hand(bs *bufState) {
 		Buffer:      bs.buf,
 		Fence:       w.fence,
 	}
-	j.Key = t.Keys.Key(keyParams(t, w.topic, w.partition, start, b.FirstOffset))
+	j.Key = t.Keys.Key(keyParams(t, w.topic, w.partition, start, b.FirstOffset, bs.digest))
 	first := b.FirstOffset
 	w.inflight.Add(1)
 	w.undelivered.Add(1)
@@ -651,12 +656,13 @@ func parseClientID(b []byte) (int64, bool) {
 	return n, n > 0
 }
 
-func keyParams(t *Target, topic string, partition int, start, first int64) sink.KeyParams {
+func keyParams(t *Target, topic string, partition int, start, first int64, digest uint64) sink.KeyParams {
 	return sink.KeyParams{
 		Prefix:      t.Prefix,
 		WindowStart: start,
 		Partition:   partition,
 		FirstOffset: first,
+		Digest:      digest,
 		Format:      t.Format,
 		Compression: t.Compression,
 		ClientID:    t.ClientID,

@@ -18,7 +18,8 @@
 //
 // Guarantees: an object is written under its deterministic key, with
 // `If-None-Match: *` where the integration asks for it; a 412 counts as delivered
-// (the same object is already there). done is called exactly once per job.
+// (keys name the records an object holds, sink.DigestOffset: an object with
+// exactly these records is already there). done is called exactly once per job.
 //
 // Goroutines: jobs wait in one FIFO queue and at most Config.Concurrency runner
 // goroutines take them; a runner whose job has to wait before a retry gives up its
