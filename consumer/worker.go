@@ -150,9 +150,12 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 			w.part, err = window.Restore(w.c.cfg.Window, s)
 		}
 		if err != nil {
-			// A snapshot of another window size (the config changed) or a corrupt
-			// one cannot be replayed exactly; failing here would only end every
-			// generation. Start empty and say so.
+			// A snapshot taken under other window settings (size, grace, max
+			// future skew, timestamp mode: the config changed, or an earlier
+			// version that did not record them wrote it) or a corrupt one cannot
+			// be replayed exactly, and its ghosts could swallow records the first
+			// run put into other buffers; failing here would only end every
+			// generation. Start empty and say so: duplicates possible, no loss.
 			w.log.Warn("window snapshot unusable: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset, "err", err)
 			ok = false
 		}

@@ -131,3 +131,51 @@ func TestLostIdleCloseDivergedReplay(t *testing.T) {
 	t.Logf("%d (hit, integration) pairs written twice after the idle close was lost", dups)
 	checkUnchanged(t, atKill, objectBytes(t, e, buckets...))
 }
+
+// TestGraceChangeRollingDeploy is defect 4 of issue #11: a snapshot restored
+// under another grace. The first member (grace 10 s) closes window A on a
+// record of the next window, puts later hits of A into a late buffer and
+// commits (the snapshot holds A as a ghost); it stops cleanly with the late
+// buffer open. A member with a 5-minute grace replays from the commit: with
+// the old snapshot restored, A was still open when those hits came, so the
+// ghost swallowed them and nobody wrote them. The snapshot now names its
+// settings and is refused under others: the new member starts empty and
+// delivers them.
+func TestGraceChangeRollingDeploy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const parts = 1
+	in := integ("one-json", 1, "b-one", "json")
+	e := newEnv(t, parts, "b-one")
+	cfg := e.config(t, in)
+	cfg.Window.Grace = 10 * time.Second
+	cfg.Window.IdleTimeout = time.Minute // record-driven closes only
+	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC).Unix()
+	var specs []hitAt
+	for i := range 50 { // window A [06:00, 06:10)
+		specs = append(specs, hitAt{client: 1, ts: base + int64(i)*10})
+	}
+	specs = append(specs, hitAt{client: 1, ts: base + 630}) // 06:10:30: W 06:10:20 closes A
+	for range 20 {
+		specs = append(specs, hitAt{client: 1, ts: base + 300}) // 06:05, late: a late buffer of A
+	}
+	hits := produceHitsAt(t, e, 51, specs)
+	m1 := e.startMember(t, "grace-10s", cfg)
+	waitFor(t, 30*time.Second, "window A delivered and offset 50 committed", func() bool {
+		c := committedOffsets(t, e, cfg.Kafka.Group)
+		return c[0] == 50 && len(objectBytes(t, e, "b-one")) == 1
+	})
+	m1.stop(t) // the late buffer is open: dropped, replayed by the next member
+
+	cfg2 := *cfg
+	cfg2.Window.Grace = 5 * time.Minute
+	e.startMember(t, "grace-5m", &cfg2)
+	// A hit of a tenant without integration at 07:00 moves the watermark past
+	// every window so far; it opens no buffer.
+	produceHitsAt(t, e, 52, []hitAt{{client: 9, ts: base + 3600}})
+	waitFor(t, 60*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg.Kafka.Group) })
+	if dups := checkAtLeastOnce(t, e, hits, []config.Integration{in}); dups != 0 {
+		t.Fatalf("%d hits written twice: the new member started empty at the commit, after window A's object", dups)
+	}
+}

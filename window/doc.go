@@ -51,7 +51,13 @@
 //     the same place. Records that went to buffers with a first offset < C (already
 //     delivered, because C was committable) land in "ghost" buffers
 //     ([Buffer.Ghost]) that the caller must discard; ghosts close exactly like the
-//     originals did.
+//     originals did. This holds for the settings the snapshot was taken with
+//     (size, grace, max future skew, timestamp mode; a snapshot names them):
+//     under others the ghosts could swallow records the original run put into
+//     other buffers, so Restore refuses such a snapshot, and one that names no
+//     settings (written before they were recorded), with ErrBadSnapshot. The
+//     caller then starts from an empty state: records of the windows open at C
+//     may be written again, none is lost.
 //   - Memory: open buffers, plus the metadata of closed buffers and dead-letter
 //     marks not yet passed by [Partition.Forget].
 //   - Hot path: Advance and Assign do not allocate when the buffer already exists

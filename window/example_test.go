@@ -85,7 +85,7 @@ func ExampleRestore() {
 	b = q.Assign(2, 4*minute, "acme")
 	fmt.Printf("acme first offset %d ghost=%t\n", b.FirstOffset, b.Ghost)
 	// Output:
-	// {"offset":1,"size_ms":600000,"watermark_ms":60000,"max_ts_ms":120000,"ghosts":[{"integration":"acme","start_ms":0,"late":false,"close_at_ms":600000,"first_offset":0}]}
+	// {"offset":1,"size_ms":600000,"grace_ms":60000,"max_future_skew_ms":0,"timestamp":"event","watermark_ms":60000,"max_ts_ms":120000,"ghosts":[{"integration":"acme","start_ms":0,"late":false,"close_at_ms":600000,"first_offset":0}]}
 	// globex first offset 1 ghost=false
 	// acme first offset 0 ghost=true
 }
