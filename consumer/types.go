@@ -3,7 +3,11 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -14,8 +18,18 @@ import (
 	"hitship/window"
 )
 
-// Target is one enabled integration as the hot path sees it.
+// Target is one integration as the hot path sees it: one tenant's destination.
 type Target struct {
+	// ID names what the target is: its integration's name, its client id and
+	// a fingerprint of everything that decides where and for whom records go
+	// (client id, bucket, region, endpoint, path style, prefix, format,
+	// compression; not the credentials). See NewTargetID. Window buffers are
+	// keyed by it and keep the Target they were created with, so a buffer
+	// belongs to one tenant and one destination whatever a reload does: a
+	// reload that changes any of these makes new buffers, and the old ones
+	// close as usual and go to the old destination with the old tenant's
+	// records only.
+	ID          string
 	Name        string
 	ClientID    int64
 	Prefix      string
@@ -24,6 +38,33 @@ type Target struct {
 	Keys        *sink.KeyTemplate
 	Store       sink.Store
 	IfNoneMatch bool
+}
+
+// NewTargetID returns the ID of a target (Target.ID): "name:clientID:fp",
+// where fp is 16 hex digits of FNV-1a 64 over destination, the values that
+// decide where its records go (bucket, region, endpoint, path style, prefix,
+// format, compression), in a fixed order. Integration names hold no ':'.
+func NewTargetID(name string, clientID int64, destination ...string) string {
+	h := fnv.New64a()
+	for _, d := range destination {
+		_, _ = h.Write([]byte(d))
+		_, _ = h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%s:%d:%016x", name, clientID, h.Sum64())
+}
+
+// TargetClient returns the client id an ID made by NewTargetID names.
+func TargetClient(id string) (int64, bool) {
+	_, rest, ok := strings.Cut(id, ":")
+	if !ok {
+		return 0, false
+	}
+	c, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(c, 10, 64)
+	return n, err == nil
 }
 
 // Routes maps a tenant to its enabled integrations, and says how many of its

@@ -281,7 +281,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	}
 	late := false
 	for _, t := range targets {
-		b := w.part.Assign(off, ts, t.Name)
+		b := w.part.Assign(off, ts, t.ID)
 		if b.Ghost {
 			continue // already delivered before the committed offset
 		}

@@ -83,7 +83,8 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 		if c%2 == 0 {
 			f = sink.FormatNDJSON
 		}
-		routes[c] = []*Target{{Name: "tenant-" + strconv.FormatInt(c, 10), ClientID: c, Format: f, Keys: keys}}
+		name := "tenant-" + strconv.FormatInt(c, 10)
+		routes[c] = []*Target{{ID: NewTargetID(name, c, "bucket-"+name), Name: name, ClientID: c, Format: f, Keys: keys}}
 	}
 	m := metrics.New(prometheus.NewRegistry())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

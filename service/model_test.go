@@ -179,3 +179,89 @@ func TestGraceChangeRollingDeploy(t *testing.T) {
 		t.Fatalf("%d hits written twice: the new member started empty at the commit, after window A's object", dups)
 	}
 }
+
+// TestReloadChangesTenant is defect 5 of issue #11: buffers were keyed by
+// integration name only, so a reload that gave integration "x" another
+// client_id (a name reused for another customer, with their bucket) wrote the
+// new tenant's hits into the open windows of the old one, and so into the old
+// tenant's bucket. Buffers are now keyed by target ID (name, client id and
+// destination): mid-window under traffic, a reload changing x's client_id
+// and bucket, and y's bucket, sends no hit of one tenant to the other's
+// bucket, every record read before the reload to the old destination and
+// every record read after it to the new one, and loses nothing.
+func TestReloadChangesTenant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const parts = 2
+	buckets := []string{"b-x", "b-x3", "b-y", "b-y2"}
+	e := newEnv(t, parts, buckets...)
+	x1, y := integ("x", 1, "b-x", "ndjson"), integ("y", 2, "b-y", "json")
+	x3, y2 := x1, y
+	x3.ClientID, x3.Bucket = 3, "b-x3"
+	y2.Bucket = "b-y2"
+	cfg1, cfg2 := e.config(t, x1, y), e.config(t, x3, y2)
+	for _, c := range []*config.Config{cfg1, cfg2} {
+		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
+	}
+	cfg2.Spool.Dir = cfg1.Spool.Dir
+	svc, reg := startService(t, "a", cfg1)
+	clients := []int64{1, 2, 3}
+
+	// Early in a window, so that the reload falls inside it: the buffers
+	// opened before it are still open after it.
+	waitWindowPhase(cfg1.Window.Size, time.Second, 3*time.Second)
+	now := time.Now().Unix()
+	spec := func(n int, seed int64) []hitAt {
+		out := make([]hitAt, n)
+		for i := range out {
+			c := clients[i%len(clients)]
+			out[i] = hitAt{client: c, partition: (i / len(clients)) % parts, ts: now}
+		}
+		return out
+	}
+	before := produceHitsAt(t, e, 61, spec(600, 61))
+	waitFor(t, 10*time.Second, "the first batch read", func() bool {
+		return metricSum(t, reg, "hitship_records_consumed_total") >= float64(len(before))
+	})
+	if err := svc.Reload(cfg2); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	after := produceHitsAt(t, e, 62, spec(600, 62))
+	if time.Now().Unix() >= now+9 {
+		t.Fatal("test setup: the window ended before the second batch was produced")
+	}
+	waitFor(t, 60*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg1.Kafka.Group) })
+
+	inOf := map[string]config.Integration{"b-x": x1, "b-x3": x3, "b-y": y, "b-y2": y2}
+	where := map[string][]string{} // request id -> buckets
+	for _, o := range e.objects(t, buckets...) {
+		for _, r := range o.records {
+			id := failIDRE.FindSubmatch(r)
+			where[string(id[1])] = append(where[string(id[1])], o.bucket)
+		}
+	}
+	check := func(batch string, hits []sent, want map[int64]string) {
+		t.Helper()
+		var bad []string
+		for _, h := range hits {
+			got := where[h.id]
+			for _, b := range got {
+				if inOf[b].ClientID != h.client {
+					bad = append(bad, fmt.Sprintf("%s: hit %s of client %d in %s, the bucket of client %d", batch, h.id, h.client, b, inOf[b].ClientID))
+				}
+			}
+			switch w := want[h.client]; {
+			case w == "" && len(got) > 0:
+				bad = append(bad, fmt.Sprintf("%s: hit %s of client %d (no integration then) in %v", batch, h.id, h.client, got))
+			case w != "" && (len(got) != 1 || got[0] != w):
+				bad = append(bad, fmt.Sprintf("%s: hit %s of client %d in %v, want once in %s", batch, h.id, h.client, got, w))
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("%d problems, first ones:\n%s", len(bad), strings.Join(bad[:min(len(bad), 8)], "\n"))
+		}
+	}
+	check("before the reload", before, map[int64]string{1: "b-x", 2: "b-y"})
+	check("after the reload", after, map[int64]string{2: "b-y2", 3: "b-x3"})
+}

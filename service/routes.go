@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,12 +164,20 @@ func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactor
 		if err != nil {
 			return nil, err
 		}
-		t := &consumer.Target{Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
+		t := &consumer.Target{ID: targetID(cfg, in), Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
 			Keys: keys, Store: st, IfNoneMatch: cfg.S3.IfNoneMatch}
 		b.byName[in.Name] = builtTarget{cfg: in, target: t}
 		b.all = append(b.all, t)
 	}
 	return b, nil
+}
+
+// targetID is the consumer.Target ID of integration in under cfg: what decides
+// where and for whom its records go (the credentials do not).
+func targetID(cfg *config.Config, in config.Integration) string {
+	endpoint, pathStyle := cfg.EndpointFor(in)
+	return consumer.NewTargetID(in.Name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
+		in.Prefix, in.Format, in.Compression)
 }
 
 // built is the targets of one config, with what they were built from.

@@ -342,9 +342,13 @@ func (s *Service) Handler() http.Handler {
 
 // Reload applies a new, validated config without a restart: integrations added,
 // changed and removed take effect at once; the targets of unchanged integrations
-// are kept as they are, so their open buffers go on. A changed integration's open
-// buffers are written with its old settings when they close, and new windows use
-// the new ones; a removed integration's open buffers are still delivered. Only
+// are kept as they are, so their open buffers go on. Buffers are keyed by target
+// ID (consumer.Target): when a reload changes what decides where and for whom
+// an integration's records go (client id, bucket, region, endpoint, path style,
+// prefix, format, compression), records read after it go to new buffers, and
+// the open buffers close as usual and go to the old destination with the old
+// tenant's records only; a removed integration's open buffers are still
+// delivered. Only
 // the integrations and the s3 settings other than key_template may change; any
 // other difference refuses the whole reload and the running config stays. Safe
 // for concurrent use.

@@ -446,8 +446,8 @@ func TestRestoredGhosts(t *testing.T) {
 	closed := p.Advance(21, 310)
 	var got []string
 	for _, b := range closed {
-		got = append(got, b.Key.Integration)
-		if b.Ghost != (b.Key.Integration == "a") {
+		got = append(got, b.Key.Target)
+		if b.Ghost != (b.Key.Target == "a") {
 			t.Fatalf("closed %+v ghost %t", b.Key, b.Ghost)
 		}
 	}

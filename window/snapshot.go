@@ -28,7 +28,7 @@ type Snapshot struct {
 
 // GhostBuffer is a buffer open at a snapshot's offset.
 type GhostBuffer struct {
-	Integration string `json:"integration"`
+	Target      string `json:"target"` // Key.Target
 	Start       int64  `json:"start_ms"`
 	Late        bool   `json:"late"`
 	CloseAt     int64  `json:"close_at_ms"`
@@ -89,10 +89,10 @@ func (p *Partition) stateBefore(offset int64) (w, maxTs int64, ok bool) {
 }
 
 func ghostOf(k Key, closeAt, first int64) GhostBuffer {
-	return GhostBuffer{Integration: k.Integration, Start: k.Start, Late: k.Late, CloseAt: closeAt, FirstOffset: first}
+	return GhostBuffer{Target: k.Target, Start: k.Start, Late: k.Late, CloseAt: closeAt, FirstOffset: first}
 }
 
-func (g GhostBuffer) key() Key { return Key{Integration: g.Integration, Start: g.Start, Late: g.Late} }
+func (g GhostBuffer) key() Key { return Key{Target: g.Target, Start: g.Start, Late: g.Late} }
 
 // Forget drops what the partition remembers of closed buffers and marks that no
 // snapshot at an offset >= committed needs. Call it after committing. Snapshots
@@ -163,10 +163,10 @@ func checkSnapshot(cfg Config, s Snapshot) error {
 	seen := make(map[Key]bool, len(s.Ghosts))
 	for _, g := range s.Ghosts {
 		if err := checkGhost(cfg, s, g); err != nil {
-			return fmt.Errorf("ghost %q start %d late %t: %w", g.Integration, g.Start, g.Late, err)
+			return fmt.Errorf("ghost %q start %d late %t: %w", g.Target, g.Start, g.Late, err)
 		}
 		if seen[g.key()] {
-			return fmt.Errorf("ghost %q start %d late %t twice: %w", g.Integration, g.Start, g.Late, ErrBadSnapshot)
+			return fmt.Errorf("ghost %q start %d late %t twice: %w", g.Target, g.Start, g.Late, ErrBadSnapshot)
 		}
 		seen[g.key()] = true
 	}
