@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"hitship/config"
+	"hitship/internal/testenv"
+	"hitship/internal/testenv/fakests"
 )
 
 // checkAtLeastOnce asserts that every hit is in at least one object of every
@@ -264,4 +266,55 @@ func TestReloadChangesTenant(t *testing.T) {
 	}
 	check("before the reload", before, map[int64]string{1: "b-x", 2: "b-y"})
 	check("after the reload", after, map[int64]string{2: "b-y2", 3: "b-x3"})
+}
+
+// TestReloadRotatesCredentials is the "also found" of issue #11: without
+// parking, a reload that rotated an integration's credentials stranded its
+// open windows on the old ones until a restart (the buffers kept the old
+// target and its store, whose key the bucket no longer accepts). A reload
+// that changes only the credentials keeps the target (its ID names no
+// credential) and swaps its store: the windows open before the reload, and
+// objects already retrying, are written with the new key.
+func TestReloadRotatesCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	e := newEnv(t, 2, "b-rot")
+	auth, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, Region: testenv.S3Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = auth.Close() })
+	const oldKey, newKey = "TESTACCESSKEYOLD1", "TESTACCESSKEYNEW1"
+	t.Setenv("HITSHIP_TEST_NEW_SECRET", "the-new-secret-value-99")
+	auth.AllowKey("b-rot", oldKey, e.secret)
+	in := integ("rot", 1, "b-rot", "ndjson")
+	in.Endpoint, in.PathStyle = auth.URL(), true
+	in.Credentials.AccessKeyID = oldKey
+	rotated := in
+	rotated.Credentials.AccessKeyID, rotated.Credentials.SecretAccessKeyEnv = newKey, "HITSHIP_TEST_NEW_SECRET"
+	cfg1, cfg2 := e.config(t, in), e.config(t, rotated)
+	for _, c := range []*config.Config{cfg1, cfg2} {
+		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
+	}
+	cfg2.Spool.Dir = cfg1.Spool.Dir
+	svc, reg := startService(t, "a", cfg1)
+
+	waitWindowPhase(cfg1.Window.Size, time.Second, 3*time.Second)
+	before := e.produceHits(t, 300, []int64{1}, time.Now(), time.Second, 1, 71)
+	waitFor(t, 10*time.Second, "the hits read into open windows", func() bool {
+		return metricSum(t, reg, "hitship_records_consumed_total") >= float64(len(before))
+	})
+	// The customer rotates the key: the bucket takes only the new one.
+	auth.AllowKey("b-rot", newKey, "the-new-secret-value-99")
+	auth.RevokeKey(oldKey)
+	if err := svc.Reload(cfg2); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	after := e.produceHits(t, 300, []int64{1}, time.Now(), time.Second, 1, 72)
+	waitFor(t, 60*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg1.Kafka.Group) })
+	checkExactlyOnce(t, e, append(before, after...), []config.Integration{rotated})
+	if c := auth.Counts(); c.Refused["InvalidAccessKeyId"] > 0 {
+		t.Logf("refused with the revoked key before the reload took effect: %d", c.Refused["InvalidAccessKeyId"])
+	}
 }

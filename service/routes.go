@@ -139,18 +139,27 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 // buildTargets makes the targets of the config's enabled integrations. A target
 // whose integration (and the shared S3 settings) did not change since prev is
 // reused as it is, so the buffers collecting for it are untouched by a reload.
+// A target whose ID did not change (same tenant and destination) but whose
+// credentials or shared S3 settings did is reused too, with a store built
+// from the new settings that activate swaps in once the whole reload is
+// accepted: its open windows and in-process retries go on with the new
+// credentials. (Target.IfNoneMatch stays as it was built; the store's own
+// setting follows the reload, and a Put is conditional if either asks.)
 func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory, prev *built) (*built, error) {
-	b := &built{s3: cfg.S3, byName: map[string]builtTarget{}}
+	b := &built{s3: cfg.S3, byName: map[string]builtTarget{}, byID: map[string]builtTarget{}}
 	for _, in := range cfg.Integrations {
 		if !in.Enabled {
 			continue
 		}
-		if prev != nil && reflect.DeepEqual(prev.s3, cfg.S3) {
-			if old, ok := prev.byName[in.Name]; ok && reflect.DeepEqual(old.cfg, in) {
-				b.byName[in.Name] = old
-				b.all = append(b.all, old.target)
-				continue
-			}
+		id := targetID(cfg, in)
+		var old builtTarget
+		reuse := false
+		if prev != nil {
+			old, reuse = prev.byID[id]
+		}
+		if reuse && reflect.DeepEqual(prev.s3, cfg.S3) && reflect.DeepEqual(old.cfg, in) {
+			b.add(old)
+			continue
 		}
 		f, err := sink.ParseFormat(in.Format)
 		if err != nil {
@@ -164,10 +173,16 @@ func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactor
 		if err != nil {
 			return nil, err
 		}
-		t := &consumer.Target{ID: targetID(cfg, in), Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
-			Keys: keys, Store: st, IfNoneMatch: cfg.S3.IfNoneMatch}
-		b.byName[in.Name] = builtTarget{cfg: in, target: t}
-		b.all = append(b.all, t)
+		if reuse {
+			sw := old.store
+			b.swaps = append(b.swaps, func() { sw.Swap(st) })
+			b.add(builtTarget{cfg: in, target: old.target, store: old.store})
+			continue
+		}
+		sw := sink.NewSwapStore(st)
+		t := &consumer.Target{ID: id, Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
+			Keys: keys, Store: sw, IfNoneMatch: cfg.S3.IfNoneMatch}
+		b.add(builtTarget{cfg: in, target: t, store: sw})
 	}
 	return b, nil
 }
@@ -184,10 +199,30 @@ func targetID(cfg *config.Config, in config.Integration) string {
 type built struct {
 	s3     config.S3
 	byName map[string]builtTarget
+	byID   map[string]builtTarget
 	all    []*consumer.Target
+	// swaps put the stores of reused targets whose credentials changed in
+	// place; activate runs them once the config is accepted.
+	swaps []func()
+}
+
+func (b *built) add(bt builtTarget) {
+	b.byName[bt.cfg.Name] = bt
+	b.byID[bt.target.ID] = bt
+	b.all = append(b.all, bt.target)
+}
+
+// activate swaps the new stores of reused targets in. Call it once, when the
+// config these targets were built from is accepted.
+func (b *built) activate() {
+	for _, swap := range b.swaps {
+		swap()
+	}
+	b.swaps = nil
 }
 
 type builtTarget struct {
 	cfg    config.Integration
 	target *consumer.Target
+	store  *sink.SwapStore // target.Store
 }

@@ -366,6 +366,7 @@ func (s *Service) Reload(cfg *config.Config) error {
 	for _, t := range b.all {
 		s.metrics.Integration(t.Name)
 	}
+	b.activate()
 	s.routes.set(b.all, nil)
 	s.built, s.cfg = b, cfg
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
@@ -400,7 +401,7 @@ func diffTargets(old, cur *built) (added, changed, removed []string) {
 		switch o, ok := old.byName[name]; {
 		case !ok:
 			added = append(added, name)
-		case o.target != t.target:
+		case o.target != t.target || !reflect.DeepEqual(o.cfg, t.cfg):
 			changed = append(changed, name)
 		}
 	}
