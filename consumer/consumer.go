@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,8 @@ type Consumer struct {
 	skipped  prometheus.Counter
 	disabled prometheus.Counter // (record, integration) pairs skipped because it is disabled
 	pending  pendingSnapshots   // window snapshots Redis has not taken yet
+	// incarnation is the topic incarnation of the last generation (logs).
+	incarnation atomic.Pointer[string]
 }
 
 // Joined reports whether this member is in a live generation (it may have no
@@ -139,6 +142,10 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	c.assigned.Store(int64(len(assigned)))
 	defer c.assigned.Store(0)
 	log.Info("generation started", "partitions", len(assigned))
+	inc, st, ok := c.bind(ctx, gctx, log)
+	if !ok {
+		return // the generation or the member ended while waiting
+	}
 
 	// wctx ends the workers: on shutdown (ctx) they drain, on generation end (gctx)
 	// or a fatal error of one of them they drop everything.
@@ -149,6 +156,7 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	for _, a := range assigned {
 		workers = append(workers, &worker{
 			c: c, topic: c.cfg.Topic, partition: a.ID, owner: owner, partLabel: strconv.Itoa(a.ID),
+			inc: inc, st: st,
 			log: log.With("partition", a.ID), dlq: make(chan deadLetter, 1024),
 			consumed: c.deps.Metrics.RecordsConsumed.WithLabelValues(strconv.Itoa(a.ID)),
 		})
@@ -207,6 +215,40 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	}
 }
 
+// bind learns the topic's incarnation and binds the partition state to it
+// (Deps.Incarnations, Deps.StateFor). It retries every second while Kafka
+// does not answer; ok is false when the generation or the member ended first.
+func (c *Consumer) bind(ctx, gctx context.Context, log *slog.Logger) (inc string, st PartitionState, ok bool) {
+	if c.deps.Incarnations == nil {
+		return "", c.deps.State, true
+	}
+	for attempt := 1; ; attempt++ {
+		ictx, cancel := context.WithTimeout(gctx, 15*time.Second)
+		inc, err := c.deps.Incarnations.Incarnation(ictx, c.cfg.Topic)
+		cancel()
+		st := c.deps.State
+		if err == nil && c.deps.StateFor != nil {
+			st, err = c.deps.StateFor(inc)
+		}
+		if err == nil {
+			if prev := c.incarnation.Swap(&inc); prev == nil || *prev != inc {
+				log.Info("topic incarnation: replay state in Redis is kept per incarnation", "incarnation", inc)
+				if prev != nil {
+					log.Warn("the topic is another one than before (cluster rebuilt or topic re-created): the earlier incarnation's replay state is ignored", "was", *prev, "now", inc)
+				}
+				if !strings.Contains(inc, ".") {
+					log.Warn("the brokers give no topic id (Kafka before 2.8): replay state is kept per cluster only, so a topic deleted and re-created in this cluster would find its predecessor's", "incarnation", inc)
+				}
+			}
+			return inc, st, true
+		}
+		log.Warn("cannot learn the topic's incarnation; the partitions wait for it (their replay state in Redis is kept per incarnation)", "attempt", attempt, "err", err)
+		if ctx.Err() != nil || !sleep(gctx, time.Second) {
+			return "", nil, false
+		}
+	}
+}
+
 // stateTimeout bounds one Redis call of the committer and of the idle clock, so
 // that an unreachable Redis (a dial that hangs) delays neither for long.
 const stateTimeout = 2 * time.Second
@@ -239,7 +281,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 		}
 		if redisOK {
 			sctx, cancel := context.WithTimeout(gctx, stateTimeout)
-			err = c.deps.State.SaveSnapshot(sctx, w.topic, w.partition, off, data)
+			err = w.st.SaveSnapshot(sctx, w.topic, w.partition, off, data)
 			cancel()
 		} else {
 			err = errRedisDown
@@ -249,7 +291,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 				return
 			}
 			redisOK = false
-			c.keepSnapshot(w.partition, off, data, err)
+			c.keepSnapshotIn(w.inc, w.st, w.partition, off, data, err)
 		}
 		ready = append(ready, prepared{w, off})
 		offsets[w.partition] = off
@@ -439,7 +481,7 @@ func (w *worker) prune(ctx context.Context, offset int64) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	if err := w.c.deps.State.Prune(pctx, w.topic, w.partition, offset); err != nil {
+	if err := w.st.Prune(pctx, w.topic, w.partition, offset); err != nil {
 		w.log.Debug("pruning replay state failed", "err", err)
 	}
 }

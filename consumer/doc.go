@@ -27,6 +27,15 @@
 //     recorded idle closes at their offsets, so a replay produces the same keys with
 //     the same bytes. During a Redis outage the snapshot is held in memory and the
 //     commit goes on (see Redis outage below).
+//   - Topic identity: at the start of every generation the consumer asks the
+//     brokers for the topic's incarnation (cluster id and topic id,
+//     KafkaIncarnations) and the workers wait for it; all partition state in
+//     Redis is kept per incarnation (Deps.StateFor), so after a cluster rebuild
+//     or a re-created topic (offsets and generation ids start again) the
+//     earlier state (owner claims, dead-letter notes, idle closes, snapshots) is
+//     ignored, never applied. The incarnation also seeds the objects' {digest},
+//     so objects of the new records never take the keys of the old ones. Kafka
+//     before 2.8 gives no topic id: the incarnation is then the cluster id.
 //   - Fencing: a worker claims its partition in Redis before reading; idle closes are
 //     recorded only while the claim is ours (a refused worker ends the generation),
 //     and a delivery checks the claim before each upload.

@@ -166,12 +166,21 @@ func (c *Config) Validate() error {
 
 // Deps are the consumer's collaborators.
 type Deps struct {
-	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
-	State       PartitionState
-	Routes      Routes
-	Spool       *sink.Spool
-	Delivery    Delivery
-	DeadLetters DeadLetters
-	Now         func() time.Time // the wall clock (idle closes); nil: time.Now
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// State is the partition state; with Incarnations and StateFor set, the
+	// state of the topic's current incarnation is used instead.
+	State PartitionState
+	// Incarnations, if set, names the topic's incarnation at the start of every
+	// generation (the workers wait for it), and StateFor binds the partition
+	// state to it (state.Store.ForIncarnation), so that state written for an
+	// earlier incarnation of the topic (a rebuilt cluster, a re-created topic)
+	// is never applied. The incarnation also seeds the objects' {digest}.
+	Incarnations Incarnations
+	StateFor     func(incarnation string) (PartitionState, error)
+	Routes       Routes
+	Spool        *sink.Spool
+	Delivery     Delivery
+	DeadLetters  DeadLetters
+	Now          func() time.Time // the wall clock (idle closes); nil: time.Now
 }

@@ -39,6 +39,11 @@ type worker struct {
 	topic     string
 	partition int
 	owner     state.Owner
+	// inc is the topic's incarnation and st the partition state of it (see
+	// Deps.StateFor); seed starts every buffer's digest (digestSeed).
+	inc       string
+	st        PartitionState
+	seed      uint64
 	log       *slog.Logger
 	partLabel string
 	consumed  prometheus.Counter // this partition's records-consumed series, looked up once
@@ -99,23 +104,27 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 		idle []state.IdleClose
 		dead []int64
 	)
+	if w.st == nil { // built without a generation's binding (tests)
+		w.st = w.c.deps.State
+	}
+	w.seed = digestSeed(w.inc)
 	err := w.waitRedis(ctx, func(ctx context.Context) error {
-		if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
+		if err := w.st.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
 			return fmt.Errorf("claim partition %d: %w", w.partition, err)
 		}
 		var err error
 		from := max(offset, 0)
 		if offset >= 0 {
-			if data, ok, err = w.c.deps.State.LoadSnapshot(ctx, w.topic, w.partition, offset); err != nil {
+			if data, ok, err = w.st.LoadSnapshot(ctx, w.topic, w.partition, offset); err != nil {
 				return fmt.Errorf("load window snapshot at offset %d: %w", offset, err)
 			}
 		}
 		// From the start too: an earlier owner may have closed windows on idle and
 		// died before its first commit; the replay must close at the same places.
-		if idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, from); err != nil {
+		if idle, err = w.st.IdleCloses(ctx, w.topic, w.partition, from); err != nil {
 			return fmt.Errorf("load idle closes from offset %d: %w", from, err)
 		}
-		if dead, err = w.c.deps.State.DeadLettered(ctx, w.topic, w.partition, from); err != nil {
+		if dead, err = w.st.DeadLettered(ctx, w.topic, w.partition, from); err != nil {
 			return fmt.Errorf("load dead letters from offset %d: %w", from, err)
 		}
 		return nil
@@ -187,7 +196,7 @@ func (w *worker) awaitSnapshot(ctx context.Context, offset int64) (data []byte, 
 			return nil, false
 		}
 		lctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		data, ok, err := w.c.deps.State.LoadSnapshot(lctx, w.topic, w.partition, offset)
+		data, ok, err := w.st.LoadSnapshot(lctx, w.topic, w.partition, offset)
 		cancel()
 		if err == nil && ok {
 			w.log.Info("window snapshot of the committed offset arrived", "offset", offset)
@@ -288,7 +297,7 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 		late = late || b.Key.Late
 		bs, _ := b.Payload.(*bufState)
 		if bs == nil {
-			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format), digest: sink.DigestSeed}
+			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format), digest: w.seed}
 			b.Payload = bs
 			w.open[b] = bs
 			w.tr.hold(b.FirstOffset)
@@ -352,7 +361,7 @@ func (w *worker) idleTick(ctx context.Context) {
 	}
 	c := state.IdleClose{NextOffset: w.next, Boundary: b}
 	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
-	err := w.c.deps.State.RecordIdleClose(rctx, w.topic, w.partition, w.owner, c)
+	err := w.st.RecordIdleClose(rctx, w.topic, w.partition, w.owner, c)
 	cancel()
 	if err != nil {
 		if state.IsFenced(err) {
@@ -458,7 +467,7 @@ func (w *worker) fence(ctx context.Context) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	ok, err := w.c.deps.State.Owns(octx, w.topic, w.partition, w.owner)
+	ok, err := w.st.Owns(octx, w.topic, w.partition, w.owner)
 	if err == nil && !ok {
 		w.fenced.Store(true)
 		return fmt.Errorf("partition %d: %w", w.partition, state.ErrFenced)
@@ -593,7 +602,7 @@ func (w *worker) runDeadLetters(ctx context.Context) {
 			offs[i] = d.offset
 		}
 		nctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		if err := w.c.deps.State.NoteDeadLettered(nctx, w.topic, w.partition, offs); err != nil && ctx.Err() == nil {
+		if err := w.st.NoteDeadLettered(nctx, w.topic, w.partition, offs); err != nil && ctx.Err() == nil {
 			w.log.Debug("dead letters not recorded in Redis; a replay may send them again", "err", err)
 		}
 		cancel()

@@ -8,13 +8,19 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
 	"hitship/config"
 	"hitship/internal/testenv"
 	"hitship/internal/testenv/fakests"
+	"hitship/service"
 )
 
 // checkAtLeastOnce asserts that every hit is in at least one object of every
@@ -317,4 +323,194 @@ func TestReloadRotatesCredentials(t *testing.T) {
 	if c := auth.Counts(); c.Refused["InvalidAccessKeyId"] > 0 {
 		t.Logf("refused with the revoked key before the reload took effect: %d", c.Refused["InvalidAccessKeyId"])
 	}
+}
+
+// startLoggedMember is startMember whose log (warnings and up) is also kept
+// in the returned buffer.
+func (e *env) startLoggedMember(t *testing.T, name string, cfg *config.Config) (*member, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", name)
+	own := *cfg
+	own.Spool.Dir = t.TempDir()
+	svc, err := service.New(&own, service.Deps{Logger: log, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{name: name, cancel: cancel, done: make(chan error, 1), reg: reg}
+	go func() { m.done <- svc.Run(ctx) }()
+	t.Cleanup(func() { m.stop(t) })
+	return m, logs
+}
+
+// produceBad writes n records that are not JSON to partition p.
+func produceBad(t *testing.T, e *env, p, n int) {
+	t.Helper()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Partition: p, Value: []byte(fmt.Sprintf("not json %d", i)), Time: time.Now(),
+			Headers: []kafka.Header{{Key: "client_id", Value: []byte("1")}}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.kafka.Produce(ctx, e.topic, msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadLetters returns how many records the dead-letter topic holds.
+func deadLetters(t *testing.T, e *env) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := e.kafka.ReadAll(ctx, e.dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(msgs)
+}
+
+// firstIncarnation leaves in Redis the replay state an earlier incarnation of
+// the topic would leave: owner claims of generation 3 or more, an idle close
+// recorded at offset 40 of partition 0 (not pruned: the commit is 40), and
+// dead letters noted at offsets 1-5 of partition 1 (not pruned: an open
+// window holds the commit at 0 when the member stops).
+func firstIncarnation(t *testing.T, e *env, cfg *config.Config) []sent {
+	t.Helper()
+	gen := func(m *member) float64 { return metricSum(t, m.reg, "hitship_kafka_group_generation") }
+	parts := func(m *member) float64 { return metricSum(t, m.reg, "hitship_kafka_assigned_partitions") }
+	a := e.startMember(t, "first-a", cfg)
+	waitFor(t, 30*time.Second, "member a owns both partitions", func() bool { return parts(a) == 2 })
+	b := e.startMember(t, "first-b", cfg)
+	waitFor(t, 30*time.Second, "members a and b share the partitions", func() bool { return parts(a) == 1 && parts(b) == 1 })
+	b.stop(t)
+	waitFor(t, 30*time.Second, "member a owns both partitions again", func() bool { return parts(a) == 2 && gen(a) >= 3 })
+
+	// Partition 0: a window that already ended, closed on idle at offset 40.
+	prev := time.Now().Truncate(cfg.Window.Size).Add(-cfg.Window.Size).Unix()
+	specs := make([]hitAt, 40)
+	for i := range specs {
+		specs[i] = hitAt{client: 1, partition: 0, ts: prev + int64(i%9)}
+	}
+	hits := produceHitsAt(t, e, 81, specs)
+	waitFor(t, 30*time.Second, "partition 0 closed on idle and committed", func() bool {
+		return committedOffsets(t, e, cfg.Kafka.Group)[0] == 40
+	})
+	// Partition 1: a hit of the current window, then 5 bad records.
+	waitWindowPhase(cfg.Window.Size, time.Second, 3*time.Second)
+	hits = append(hits, produceHitsAt(t, e, 82, []hitAt{{client: 1, partition: 1, ts: time.Now().Unix()}})...)
+	produceBad(t, e, 1, 5)
+	waitFor(t, 5*time.Second, "5 dead letters", func() bool { return deadLetters(t, e) == 5 })
+	waitFor(t, 5*time.Second, "the dead letters noted in Redis", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n := 0
+		keys, _ := e.redis.Client().Keys(ctx, "*:dead").Result()
+		for _, k := range keys {
+			c, _ := e.redis.Client().ZCard(ctx, k).Result()
+			n += int(c)
+		}
+		return n == 5
+	})
+	a.stop(t)
+	if c := committedOffsets(t, e, cfg.Kafka.Group); c[1] != 0 {
+		t.Fatalf("test setup: partition 1 committed %d, want 0 (its open window holds it)", c[1])
+	}
+	return hits
+}
+
+// secondIncarnation runs a member on the topic's new incarnation and checks
+// that the earlier one's state was not applied: no claim is refused, the
+// quiet partition 0 closes on idle (the stale idle close at 40 is not waited
+// for), and the bad records at offsets 1-5 of partition 1 are dead-lettered
+// (they were noted for the old records at those offsets).
+func secondIncarnation(t *testing.T, e *env, cfg *config.Config, earlier []sent, deadBefore int) {
+	t.Helper()
+	in := cfg.Integrations[0]
+	now := time.Now().Unix()
+	var specs []hitAt
+	for range 10 {
+		specs = append(specs, hitAt{client: 1, partition: 0, ts: now})
+	}
+	hits := produceHitsAt(t, e, 91, specs)
+	hits = append(hits, produceHitsAt(t, e, 92, []hitAt{{client: 1, partition: 1, ts: now}})...)
+	produceBad(t, e, 1, 5)
+	hits = append(hits, produceHitsAt(t, e, 93, []hitAt{{client: 1, partition: 1, ts: now}, {client: 1, partition: 1, ts: now}})...)
+	_, logs := e.startLoggedMember(t, "second", cfg)
+	waitFor(t, 40*time.Second, "offsets of the new incarnation committed to the end", func() bool {
+		return e.committedToEnd(t, cfg.Kafka.Group)
+	})
+	if got := deadLetters(t, e) - deadBefore; got != 5 {
+		t.Errorf("the new incarnation's 5 bad records gave %d dead letters", got)
+	}
+	if strings.Contains(logs.String(), "refused") {
+		t.Errorf("a claim or idle close was refused by the earlier incarnation's state:\n%s", logs.String())
+	}
+	where := deliveredWhere(t, e, append(hits, earlier...), []config.Integration{in})[in.Name]
+	for _, h := range hits {
+		if len(where[h.id]) != 1 {
+			t.Errorf("hit %s of the new incarnation in %d objects", h.id, len(where[h.id]))
+		}
+	}
+}
+
+// TestKafkaRebuiltSameRedis is defect 11 of issue #11, a rebuilt cluster: the
+// same topic and group on a new Kafka cluster, the same Redis. The earlier
+// cluster's state used to be applied to the new offsets: its owner claims of
+// higher generations refused the new ones (generation ids start again at 1),
+// its idle close at offset 40 stopped wall-clock closes of a partition with
+// fewer records, and its dead-letter notes dropped the bad records at the
+// same offsets without a dead letter. State keys now name the topic's
+// incarnation (cluster id and topic id): none of it is applied.
+func TestKafkaRebuiltSameRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	e := newEnv(t, 2, "b-one")
+	cfg := e.config(t, integ("one", 1, "b-one", "ndjson"))
+	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
+	earlier := firstIncarnation(t, e, cfg)
+
+	e.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: e.parts, Topics: []string{e.topic, e.dlq},
+		GroupMinSessionTimeout: time.Second, DataDir: t.TempDir()})
+	cfg2 := *cfg
+	cfg2.Kafka.Brokers = e.kafka.Addrs()
+	secondIncarnation(t, e, &cfg2, earlier, 0)
+}
+
+// TestTopicRecreatedSameRedis is defect 11 of issue #11, a re-created topic:
+// the topic deleted and created again in the same cluster (its offsets start
+// again; Kafka drops the group's commits), the same Redis.
+func TestTopicRecreatedSameRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	e := newEnv(t, 2, "b-one")
+	cfg := e.config(t, integ("one", 1, "b-one", "ndjson"))
+	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
+	earlier := firstIncarnation(t, e, cfg)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(e.kafka.Addrs()...), Timeout: 10 * time.Second, Transport: tr}
+	if _, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.topic}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: e.topic, NumPartitions: e.parts, ReplicationFactor: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, err := range res.Errors {
+		if err != nil {
+			t.Fatalf("create %s: %v", topic, err)
+		}
+	}
+	if c := committedOffsets(t, e, cfg.Kafka.Group); len(c) > 0 {
+		t.Fatalf("test setup: the group's commits survived the topic's deletion: %v", c)
+	}
+	secondIncarnation(t, e, cfg, earlier, deadLetters(t, e))
 }

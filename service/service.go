@@ -163,6 +163,10 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.dlq = deadLetterWriter(cfg.Kafka, mech, tc)
+	incs, err := incarnations(cfg.Kafka, tc)
+	if err != nil {
+		return nil, err
+	}
 	wc := window.Config{Size: cfg.Window.Size.Milliseconds(), Grace: cfg.Window.Grace.Milliseconds(),
 		MaxFutureSkew: cfg.Window.MaxFutureSkew.Milliseconds(), UseRecordTime: cfg.Window.Timestamp == config.TimestampRecord}
 	s.consumer, err = consumer.New(consumer.Config{
@@ -179,7 +183,8 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		MaxDepth:          cfg.Kafka.MaxDepth,
 		Window:            wc,
 	}, consumer.Deps{Logger: s.log, Metrics: s.metrics, State: st, Routes: s.routes, Spool: s.spool,
-		Delivery: del, DeadLetters: s.dlq, Now: deps.Now})
+		Delivery: del, DeadLetters: s.dlq, Now: deps.Now, Incarnations: incs,
+		StateFor: func(inc string) (consumer.PartitionState, error) { return st.ForIncarnation(inc) }})
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	group  string
+	inc    string // the topic's incarnation ("" when unknown); see ForIncarnation
 }
 
 // New returns a Store over rdb. Keys start with prefix (e.g. "hitship:");
@@ -62,8 +63,30 @@ func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
 	return &Store{rdb: rdb, prefix: prefix, group: group}, nil
 }
 
+// ForIncarnation returns a Store over the same Redis whose per-partition keys
+// name one incarnation of the topic (for example the Kafka cluster id and the
+// topic id): state written for another incarnation (a rebuilt cluster, a
+// deleted and re-created topic, whose offsets and generation ids start again)
+// is never read back, and so never applied to records it does not describe.
+// inc may hold letters, digits, '.', '_' and '-' (at most 128); "" is the
+// keys without an incarnation.
+func (s *Store) ForIncarnation(inc string) (*Store, error) {
+	if len(inc) > 128 || strings.ContainsFunc(inc, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) {
+		return nil, fmt.Errorf("state: invalid incarnation %q", inc)
+	}
+	c := *s
+	c.inc = inc
+	return &c, nil
+}
+
+// Incarnation returns the incarnation the Store's keys name ("" for none).
+func (s *Store) Incarnation() string { return s.inc }
+
 // keys of one partition. All share the hash tag {group:topic:partition}, so
 // they live in one Cluster slot and the Lua scripts may touch them together.
+// The topic's incarnation follows the tag.
 type keys struct {
 	owner string // hash: gen, member
 	idle  string // zset, all scores 0, members encodeIdle(...)
@@ -80,6 +103,9 @@ func (s *Store) keys(topic string, partition int) (keys, error) {
 		return keys{}, fmt.Errorf("state: invalid partition %d", partition)
 	}
 	base := s.prefix + "{" + s.group + ":" + topic + ":" + strconv.Itoa(partition) + "}:"
+	if s.inc != "" {
+		base += s.inc + ":"
+	}
 	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead"}, nil
 }
 
