@@ -29,6 +29,7 @@ type Consumer struct {
 	// the series is looked up once.
 	skipped  prometheus.Counter
 	disabled prometheus.Counter // (record, integration) pairs skipped because it is disabled
+	removed  prometheus.Counter // (record, target) pairs skipped because the target is no longer configured
 	pending  pendingSnapshots   // window snapshots Redis has not taken yet
 	// incarnation is the topic incarnation of the last generation (logs).
 	incarnation atomic.Pointer[string]
@@ -62,7 +63,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}
 	return &Consumer{cfg: cfg, deps: deps, log: deps.Logger.With("topic", cfg.Topic, "group", cfg.Group),
 		skipped:  deps.Metrics.RecordsSkipped.WithLabelValues("no_integration"),
-		disabled: deps.Metrics.RecordsSkipped.WithLabelValues("disabled")}, nil
+		disabled: deps.Metrics.RecordsSkipped.WithLabelValues("disabled"),
+		removed:  deps.Metrics.RecordsSkipped.WithLabelValues("removed")}, nil
 }
 
 func (c *Consumer) now() time.Time {
@@ -398,6 +400,9 @@ func (w *worker) fetchLoop(ctx context.Context, f *fetcher) error {
 			continue
 		}
 		w.lag.observe(m.Offset, m.HighWaterMark, m.Time)
+		if err := w.route(ctx, m); err != nil {
+			return err
+		}
 		w.mu.Lock()
 		w.process(ctx, m)
 		fatal := w.fatal
@@ -472,6 +477,7 @@ func (w *worker) committedAt(ctx context.Context, offset int64) {
 	if !w.c.noteCommitted(w.partition, offset) { // else the write-back prunes once the snapshots are in Redis
 		w.prune(ctx, offset)
 	}
+	w.touchRouteSet(ctx)
 }
 
 // prune drops the replay state below offset in Redis. Committer only.

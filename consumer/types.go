@@ -2,10 +2,13 @@ package consumer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,13 +70,57 @@ func TargetClient(id string) (int64, bool) {
 	return n, err == nil
 }
 
-// Routes maps a tenant to its enabled integrations, and says how many of its
-// integrations are disabled at runtime (their records are skipped and counted). It
-// is called for every record, concurrently from every partition worker: it must be
-// cheap and must not allocate. Declared here because the consumer is what routes;
-// the service implements it.
+// RouteSet is a membership: the set of targets a partition's records may be
+// routed to. Each record goes to the members whose ClientID is its tenant.
+// Immutable once made (NewRouteSet).
+type RouteSet struct {
+	ID      string    // RouteSetID(IDs): names the set's content
+	IDs     []string  // the members' IDs, sorted
+	Members []*Target // in the order of IDs
+}
+
+// NewRouteSet returns the set of targets, sorted by ID, with its ID.
+func NewRouteSet(targets []*Target) *RouteSet {
+	ms := slices.Clone(targets)
+	slices.SortFunc(ms, func(a, b *Target) int { return strings.Compare(a.ID, b.ID) })
+	ids := make([]string, len(ms))
+	for i, t := range ms {
+		ids[i] = t.ID
+	}
+	return &RouteSet{ID: RouteSetID(ids), IDs: ids, Members: ms}
+}
+
+// RouteSetID is the content id of a set of target IDs given sorted: 32 hex
+// digits of SHA-256 over the IDs, each followed by a newline.
+func RouteSetID(sortedIDs []string) string {
+	h := sha256.New()
+	for _, id := range sortedIDs {
+		_, _ = h.Write([]byte(id))
+		_, _ = h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Routes is the service's routing table as the consumer sees it. A partition
+// worker routes with a membership of its own (a RouteSet it recorded in, or
+// read from, the partition's routing log in Redis), not with the live one:
+// routing is replay state (see doc.go). Declared here because the consumer is
+// what routes; the service implements it. Safe for concurrent use; nothing
+// blocks.
 type Routes interface {
-	Targets(clientID int64) (targets []*Target, disabled int)
+	// Live returns the live membership: the targets of the integrations
+	// enabled in the config and at runtime. It is called for every record,
+	// concurrently from every partition worker: one atomic load, no
+	// allocation; a new *RouteSet (with the same ID if its content did not
+	// change) replaces it when the config or a runtime state changes.
+	Live() *RouteSet
+	// All returns every configured target, disabled ones (in the config or at
+	// runtime) included: the conservative membership.
+	All() *RouteSet
+	// Target returns the configured target with that ID, disabled or not;
+	// false when no configured integration has it any more (removed, or
+	// changed by a reload into another target).
+	Target(id string) (*Target, bool)
 }
 
 // Job is one closed buffer on its way to a bucket.
@@ -112,6 +159,11 @@ type PartitionState interface {
 	Owns(ctx context.Context, topic string, partition int, o state.Owner) (bool, error)
 	RecordIdleClose(ctx context.Context, topic string, partition int, o state.Owner, c state.IdleClose) error
 	IdleCloses(ctx context.Context, topic string, partition int, fromOffset int64) ([]state.IdleClose, error)
+	// The routing log (see membership.go).
+	SaveRouteSet(ctx context.Context, id string, members []string) error
+	LoadRouteSet(ctx context.Context, id string) ([]string, bool, error)
+	RecordRoute(ctx context.Context, topic string, partition int, o state.Owner, e state.RouteEntry) error
+	RouteLog(ctx context.Context, topic string, partition int) ([]state.RouteEntry, error)
 	SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error
 	LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) ([]byte, bool, error)
 	Prune(ctx context.Context, topic string, partition int, committed int64) error

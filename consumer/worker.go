@@ -85,6 +85,21 @@ type worker struct {
 	// idleRetryAt: after Redis failed to record an idle close, the ticker does not
 	// ask again before this time (the fetch loop waits for mu meanwhile).
 	idleRetryAt time.Time
+
+	// Routing (membership.go). The fetch goroutine alone uses these, except
+	// rerecord (any goroutine), curSet (read by the committer) and
+	// routeTouchedAt (the committer's).
+	mem            *membership
+	liveSeen       *RouteSet     // the live set last found equal to mem, or adopted
+	routeLog       []loggedRoute // recorded changes not reached yet
+	replayEnd      int64         // live changes are adopted from this offset on
+	needHWM        bool          // replayEnd waits for the first fetched high-water mark
+	routeRetryAt   time.Time     // after Redis failed to record a change
+	routeDegraded  bool
+	rerecord       atomic.Bool // onReclaimed
+	curSet         atomic.Pointer[routeSetRef]
+	routeTouchedAt time.Time
+	loggedRemoved  map[string]bool // removed target IDs already logged
 }
 
 type deadLetter struct {
@@ -103,6 +118,7 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 		ok   bool
 		idle []state.IdleClose
 		dead []int64
+		plan routePlan
 	)
 	if w.st == nil { // built without a generation's binding (tests)
 		w.st = w.c.deps.State
@@ -127,6 +143,9 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 		if dead, err = w.st.DeadLettered(ctx, w.topic, w.partition, from); err != nil {
 			return fmt.Errorf("load dead letters from offset %d: %w", from, err)
 		}
+		if plan, err = w.loadRoutes(ctx, offset); err != nil {
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -148,6 +167,7 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	for _, o := range dead {
 		w.deadDone[o] = struct{}{}
 	}
+	w.applyPlan(plan)
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
 		w.part, err = window.NewPartition(w.c.cfg.Window)
 		return err
@@ -273,14 +293,21 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	}
 	w.closeAll(w.part.Advance(off, ts))
 
-	targets, disabled := w.c.deps.Routes.Targets(client)
-	if disabled > 0 {
-		w.c.disabled.Add(float64(disabled))
+	// The worker's own membership (membership.go), never the live table.
+	tr := w.mem.byClient[client]
+	if tr == nil {
+		w.c.skipped.Inc()
+		w.advanceRead(off)
+		return
 	}
+	if tr.others > 0 {
+		w.c.disabled.Add(float64(tr.others))
+	}
+	if len(tr.removed) > 0 {
+		w.skipRemoved(tr.removed)
+	}
+	targets := tr.targets
 	if len(targets) == 0 {
-		if disabled == 0 {
-			w.c.skipped.Inc()
-		}
 		w.advanceRead(off)
 		return
 	}
@@ -315,6 +342,21 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 		met.LateHits.Inc()
 	}
 	w.advanceRead(off)
+}
+
+// skipRemoved counts a record of members no configured integration has any
+// more, and logs each such member once. Called with mu held.
+func (w *worker) skipRemoved(ids []string) {
+	w.c.removed.Add(float64(len(ids)))
+	for _, id := range ids {
+		if !w.loggedRemoved[id] {
+			if w.loggedRemoved == nil {
+				w.loggedRemoved = map[string]bool{}
+			}
+			w.loggedRemoved[id] = true
+			w.log.Warn("records routed to an integration that is no longer configured (removed, or changed into another target by a reload) are skipped: removing an integration is final for what it had not delivered", "target", id)
+		}
+	}
 }
 
 // advanceRead marks off as read and applies the idle closes recorded right after it.

@@ -119,7 +119,10 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.routes = &routes{}
-	s.routes.set(s.built.all, s.watcher.Disabled)
+	s.routes.set(s.built.routeTargets(), s.watcher.Disabled)
+	if len(s.built.unbuilt) > 0 {
+		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", s.built.unbuilt)
+	}
 	if s.health, err = s.newHealth(); err != nil {
 		return nil, err
 	}
@@ -353,7 +356,9 @@ func (s *Service) Handler() http.Handler {
 // prefix, format, compression), records read after it go to new buffers, and
 // the open buffers close as usual and go to the old destination with the old
 // tenant's records only; a removed integration's open buffers are still
-// delivered. Only
+// delivered. Every partition worker records the new membership in its
+// routing log before it routes with it (consumer/membership.go), so a replay
+// after a crash routes each record as the first run did. Only
 // the integrations and the s3 settings other than key_template may change; any
 // other difference refuses the whole reload and the running config stays. Safe
 // for concurrent use.
@@ -372,7 +377,10 @@ func (s *Service) Reload(cfg *config.Config) error {
 		s.metrics.Integration(t.Name)
 	}
 	b.activate()
-	s.routes.set(b.all, nil)
+	s.routes.set(b.routeTargets(), nil)
+	if len(b.unbuilt) > 0 {
+		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", b.unbuilt)
+	}
 	s.built, s.cfg = b, cfg
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
 	return nil

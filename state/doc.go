@@ -12,6 +12,8 @@
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:snaps     zset  index of snapshot offsets
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:snap:<o>  string snapshot before offset o
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:dead      zset  dead letters acknowledged
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:routes    zset  routing log: <offset>:<set id>
+//	{prefix}routeset:<group>:<set id>                     string a route set's target IDs, one a line
 //
 // The braces are a Redis Cluster hash tag: a partition's keys share one slot,
 // so the Lua scripts and MULTI blocks work on a cluster as on one server.
@@ -38,6 +40,13 @@
 //     (it gets ErrFenced and must stop without uploading). Duplicate records
 //     of the same close collapse into one entry.
 //   - IdleCloses are returned ordered by NextOffset, then Boundary.
+//   - RecordRoute checks ownership and appends to the routing log in one Lua
+//     script, like RecordIdleClose; an entry at the same offset is replaced.
+//     Route sets are content-addressed (the set id names the members), shared
+//     by the group's partitions, written before the entry that names them
+//     (outside the partition's slot), and live RouteSetTTL after their last
+//     write or read. Prune keeps the latest routing entry at or below the
+//     committed offset.
 //   - Prune drops idle closes with NextOffset < committed and snapshots of
 //     offsets < committed; nothing at or after the committed offset is
 //     touched.

@@ -93,6 +93,7 @@ type keys struct {
 	snaps string // zset index of snapshot offsets, members encodeOffset(...)
 	snap  string // + encodeOffset(offset): string, the snapshot bytes
 	dead  string // zset, all scores 0, members encodeOffset(...): dead letters acknowledged
+	route string // zset, all scores 0, members encodeRoute(...): the routing log
 }
 
 func (s *Store) keys(topic string, partition int) (keys, error) {
@@ -106,7 +107,7 @@ func (s *Store) keys(topic string, partition int) (keys, error) {
 	if s.inc != "" {
 		base += s.inc + ":"
 	}
-	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead"}, nil
+	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead", route: base + "routes"}, nil
 }
 
 func checkOwner(o Owner) error {
@@ -372,8 +373,10 @@ func (s *Store) DeadLettered(ctx context.Context, topic string, partition int, f
 }
 
 // Prune drops the idle closes with NextOffset < committed, the snapshots and
-// the dead-letter records of offsets < committed: a replay never starts before
-// the committed offset.
+// the dead-letter records of offsets < committed, and the routing log's
+// entries below committed except the latest at or below it (the membership
+// at the committed offset): a replay never starts before the committed
+// offset. It refreshes the routing log's expiry.
 // It is not fenced: pruning below a committed offset is safe for any caller.
 func (s *Store) Prune(ctx context.Context, topic string, partition int, committed int64) error {
 	k, err := s.keys(topic, partition)
@@ -391,6 +394,7 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRemRangeByLex(ctx, k.idle, "-", below)
 		p.ZRemRangeByLex(ctx, k.dead, "-", below)
+		pruneRouteScript.Eval(ctx, p, []string{k.route}, "("+encodeOffset(committed)+";", SnapshotTTL.Milliseconds())
 		if len(old) > 0 {
 			dels := make([]string, len(old))
 			for i, enc := range old {

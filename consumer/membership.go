@@ -1,0 +1,339 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"hitship/state"
+)
+
+// Routing is replay state.
+//
+// A partition worker routes with a membership of its own (the set of target
+// IDs its records may go to), never with the live routing table: which
+// integrations are enabled changes at any time (a reload, a disable or an
+// enable by hand, an auto-disable), and a replay after a crash must route
+// every record as the first run did, or it writes records a second time under
+// other keys (the first run's objects hold them) or skips records that the
+// first run had in buffers it never delivered.
+//
+// So before a worker routes with a membership other than the one it has, it
+// records it in the partition's routing log in Redis, at the offset of the
+// record it applies from, fenced like an idle close (the set itself is
+// stored once per content, before). A worker starting at committed offset C
+// reads the log: the membership at C is the latest entry at or below C (Prune
+// keeps it), later entries apply when the read position reaches them, and it
+// follows them up to replayEnd = max(last entry + 1, the high-water mark at
+// its first fetch): the previous owner may have read that far with its last
+// membership. From replayEnd on it adopts the live membership, recording it.
+// Records routed to a target while it was a member stay in the buffers that
+// hold them and are delivered (or retried, or dead-lettered) as usual, even
+// if it is disabled or removed before they close.
+//
+// Without an entry at or below C:
+//   - nothing committed and no log at all (the partition's first start): the
+//     live membership is recorded at offset 0 and used at once;
+//   - otherwise (Redis lost its data, or the first start after upgrading
+//     from a version without the log) the worker cannot know what the
+//     previous run did, so it routes conservatively, to every configured
+//     target of each tenant, disabled ones included, until replayEnd,
+//     recording that set at C; then it adopts the live membership. That may
+//     cost duplicates and deliveries to integrations disabled meanwhile,
+//     never a lost record.
+//
+// A member ID that no configured integration has any more (removed, or
+// changed by a reload into another target) cannot be delivered: its records
+// are skipped and counted (reason "removed") and the ID is logged once.
+// Removing an integration is final for what it had not delivered.
+//
+// When Redis fails, the worker keeps routing with its current membership and
+// tries again after idleRetry: live changes wait for Redis.
+
+// tenantRoute is where one tenant's records go under a membership.
+type tenantRoute struct {
+	targets []*Target // configured members of the tenant
+	others  int       // configured targets of the tenant that are not members
+	removed []string  // members of the tenant no configured integration has
+}
+
+// membership is a worker's own routing table. Immutable; only the fetch
+// goroutine holds one.
+type membership struct {
+	id           string
+	ids          []string
+	conservative bool // every configured target, chosen for lack of routing state
+	byClient     map[int64]*tenantRoute
+}
+
+// newMembership resolves the route set (id, ids) against the configured
+// targets of r: members by resolve (nil: r.Target), the others of each
+// tenant from r.All().
+func newMembership(id string, ids []string, r Routes, resolve func(string) (*Target, bool)) *membership {
+	if resolve == nil {
+		resolve = r.Target
+	}
+	m := &membership{id: id, ids: ids, byClient: map[int64]*tenantRoute{}}
+	tenant := func(c int64) *tenantRoute {
+		tr := m.byClient[c]
+		if tr == nil {
+			tr = &tenantRoute{}
+			m.byClient[c] = tr
+		}
+		return tr
+	}
+	in := make(map[string]bool, len(ids))
+	for _, x := range ids {
+		in[x] = true
+		if t, ok := resolve(x); ok {
+			tr := tenant(t.ClientID)
+			tr.targets = append(tr.targets, t)
+			continue
+		}
+		if c, ok := TargetClient(x); ok {
+			tr := tenant(c)
+			tr.removed = append(tr.removed, x)
+		}
+	}
+	for _, t := range r.All().Members {
+		if !in[t.ID] {
+			tenant(t.ClientID).others++
+		}
+	}
+	return m
+}
+
+// membershipOf is the membership of a RouteSet of configured targets.
+func membershipOf(set *RouteSet, r Routes) *membership {
+	byID := make(map[string]*Target, len(set.Members))
+	for _, t := range set.Members {
+		byID[t.ID] = t
+	}
+	return newMembership(set.ID, set.IDs, r, func(id string) (*Target, bool) { t, ok := byID[id]; return t, ok })
+}
+
+// loggedRoute is an entry of the routing log with its set, as loaded at start.
+type loggedRoute struct {
+	offset int64
+	id     string
+	ids    []string
+	known  bool // the set was in Redis; false: route conservatively
+}
+
+// routePlan is what start decides about routing.
+type routePlan struct {
+	base      loggedRoute   // the membership at the start
+	pending   []loggedRoute // entries above the start, applied when reached
+	replayEnd int64
+	needHWM   bool // replayEnd waits for the first fetched high-water mark
+	// conservative is set when no routing state was found for the start.
+	conservative bool
+	recorded     bool // start recorded base in the log
+}
+
+// loadRoutes reads the partition's routing log and decides the membership at
+// the start offset (committed, or -1: none), recording it when the log has
+// none there (see the comment at the top). Called by start under waitRedis,
+// after the claim.
+func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, error) {
+	entries, err := w.st.RouteLog(ctx, w.topic, w.partition)
+	if err != nil {
+		return routePlan{}, fmt.Errorf("load routing log: %w", err)
+	}
+	load := func(e state.RouteEntry) (loggedRoute, error) {
+		ids, ok, err := w.st.LoadRouteSet(ctx, e.SetID)
+		if err != nil {
+			return loggedRoute{}, fmt.Errorf("load route set %s: %w", e.SetID, err)
+		}
+		return loggedRoute{offset: e.Offset, id: e.SetID, ids: ids, known: ok}, nil
+	}
+	c := max(committed, 0)
+	var p routePlan
+	base := -1
+	for i, e := range entries {
+		if e.Offset <= c {
+			base = i
+		}
+	}
+	for _, e := range entries[base+1:] {
+		lr, err := load(e)
+		if err != nil {
+			return routePlan{}, err
+		}
+		p.pending = append(p.pending, lr)
+	}
+	if len(entries) > 0 {
+		p.replayEnd, p.needHWM = entries[len(entries)-1].Offset+1, true
+	}
+	if base >= 0 {
+		if p.base, err = load(entries[base]); err != nil {
+			return routePlan{}, err
+		}
+		if p.base.known {
+			return p, nil
+		}
+	}
+	var set *RouteSet
+	if committed < 0 && len(entries) == 0 {
+		set = w.c.deps.Routes.Live() // the partition's first start
+	} else {
+		set = w.c.deps.Routes.All() // no routing state for the start: conservative
+		p.conservative, p.needHWM = true, true
+		p.replayEnd = max(p.replayEnd, c)
+	}
+	if err := w.recordRoute(ctx, c, set.ID, set.IDs); err != nil {
+		return routePlan{}, err
+	}
+	p.base = loggedRoute{offset: c, id: set.ID, ids: set.IDs, known: true}
+	p.recorded = true
+	return p, nil
+}
+
+// recordRoute stores the route set and records it in the routing log at
+// offset (fenced).
+func (w *worker) recordRoute(ctx context.Context, offset int64, id string, ids []string) error {
+	if err := w.st.SaveRouteSet(ctx, id, ids); err != nil {
+		return fmt.Errorf("save route set: %w", err)
+	}
+	if err := w.st.RecordRoute(ctx, w.topic, w.partition, w.owner, state.RouteEntry{Offset: offset, SetID: id}); err != nil {
+		return fmt.Errorf("record routing change at offset %d: %w", offset, err)
+	}
+	return nil
+}
+
+// applyPlan installs what loadRoutes decided. Called by start with mu held.
+func (w *worker) applyPlan(p routePlan) {
+	w.setMembership(w.membershipFor(p.base))
+	w.routeLog = p.pending
+	w.replayEnd, w.needHWM = p.replayEnd, p.needHWM
+	w.liveSeen = nil
+	if p.conservative {
+		w.log.Warn("no routing state for the committed offset (Redis lost data, or the first start of this version): routing every tenant's records to all its configured integrations, disabled ones included, until the previous owner's last read position; possible duplicates and deliveries to integrations disabled meanwhile, never a lost record",
+			"offset", p.base.offset)
+	}
+}
+
+// membershipFor resolves a logged route set; a set Redis no longer holds
+// stands for every configured target (conservative).
+func (w *worker) membershipFor(lr loggedRoute) *membership {
+	if !lr.known {
+		w.log.Warn("a route set of the routing log is gone from Redis: routing conservatively from there, to every configured integration", "set", lr.id, "offset", lr.offset)
+		all := w.c.deps.Routes.All()
+		m := membershipOf(all, w.c.deps.Routes)
+		m.conservative = true
+		return m
+	}
+	return newMembership(lr.id, lr.ids, w.c.deps.Routes, nil)
+}
+
+func (w *worker) setMembership(m *membership) {
+	w.mem = m
+	w.curSet.Store(&routeSetRef{id: m.id, ids: m.ids})
+}
+
+// routeSetRef is the current membership's set, for the committer's touch.
+type routeSetRef struct {
+	id  string
+	ids []string
+}
+
+// route brings the worker's membership up to the record m: the logged
+// changes its offset reached, then, from replayEnd on, the live membership
+// (recorded first) or, after a re-claim, the current one again. It is called
+// by the fetch loop before process, without mu (only the fetch goroutine
+// touches the membership); a Redis call happens only when the membership
+// changes. It returns an error only when another member owns the partition.
+func (w *worker) route(ctx context.Context, m *kafka.Message) error {
+	off := m.Offset
+	if w.needHWM {
+		w.needHWM = false
+		w.replayEnd = max(w.replayEnd, m.HighWaterMark)
+	}
+	for len(w.routeLog) > 0 && w.routeLog[0].offset <= off {
+		w.setMembership(w.membershipFor(w.routeLog[0]))
+		w.routeLog = w.routeLog[1:]
+	}
+	rerecord := w.rerecord.Load()
+	live := w.c.deps.Routes.Live()
+	if !rerecord && (off < w.replayEnd || live == w.liveSeen) {
+		return nil
+	}
+	if !rerecord && live.ID == w.mem.id {
+		w.liveSeen = live
+		return nil
+	}
+	now := time.Now()
+	if now.Before(w.routeRetryAt) {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	var err error
+	adopt := off >= w.replayEnd && live.ID != w.mem.id
+	switch {
+	case adopt:
+		err = w.recordRoute(rctx, off, live.ID, live.IDs)
+	default: // re-claimed: the log may be gone with the owner key
+		err = w.recordRoute(rctx, off, w.mem.id, w.mem.ids)
+	}
+	if err == nil && rerecord {
+		for _, lr := range w.routeLog { // still to be applied: record them again too
+			if lr.known {
+				if err = w.recordRoute(rctx, lr.offset, lr.id, lr.ids); err != nil {
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		if state.IsFenced(err) {
+			return fmt.Errorf("routing change refused, another member owns partition %d: %w", w.partition, err)
+		}
+		w.routeRetryAt = now.Add(idleRetry)
+		if !w.routeDegraded {
+			w.routeDegraded = true
+			w.log.Warn("degraded: cannot record the routing change in Redis; the partition keeps routing with its current integrations until Redis answers", "retry_in", idleRetry, "err", err)
+		}
+		return nil
+	}
+	if w.routeDegraded {
+		w.routeDegraded = false
+		w.log.Info("routing change recorded: Redis answers")
+	}
+	if rerecord {
+		w.rerecord.Store(false)
+	}
+	if adopt {
+		w.setMembership(membershipOf(live, w.c.deps.Routes))
+		w.liveSeen = live
+	}
+	return nil
+}
+
+// onReclaimed is called after the worker claimed its partition again because
+// its owner key was gone (Redis lost data while it ran): the routing log went
+// with it, so the current membership (and the logged changes still ahead)
+// are recorded again before the next record. Safe from any goroutine.
+func (w *worker) onReclaimed() { w.rerecord.Store(true) }
+
+// routeSetTouchEvery is how often the committer re-writes the route set the
+// worker routes with, so that it outlives RouteSetTTL however long it stays.
+const routeSetTouchEvery = time.Hour
+
+// touchRouteSet re-writes the current route set when routeSetTouchEvery has
+// passed. Committer only.
+func (w *worker) touchRouteSet(ctx context.Context) {
+	cur := w.curSet.Load()
+	if cur == nil || time.Since(w.routeTouchedAt) < routeSetTouchEvery {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	if err := w.st.SaveRouteSet(tctx, cur.id, cur.ids); err != nil {
+		w.log.Debug("refreshing the route set failed", "err", err)
+		return
+	}
+	w.routeTouchedAt = time.Now()
+}
