@@ -401,6 +401,9 @@ func (w *worker) fetchLoop(ctx context.Context, f *fetcher) error {
 		}
 		w.lag.observe(m.Offset, m.HighWaterMark, m.Time)
 		if err := w.route(ctx, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
 		w.mu.Lock()

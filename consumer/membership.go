@@ -2,9 +2,13 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"hitship/state"
@@ -50,7 +54,9 @@ import (
 // Removing an integration is final for what it had not delivered.
 //
 // When Redis fails, the worker keeps routing with its current membership and
-// tries again after idleRetry: live changes wait for Redis.
+// tries again after idleRetry: live changes wait for Redis. When the failure
+// does not prove the entry was not written (a lost reply), the change is in
+// doubt: the partition reads no further record until Redis confirms it.
 
 // tenantRoute is where one tenant's records go under a membership.
 type tenantRoute struct {
@@ -192,15 +198,53 @@ func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, er
 }
 
 // recordRoute stores the route set and records it in the routing log at
-// offset (fenced).
-func (w *worker) recordRoute(ctx context.Context, offset int64, id string, ids []string) error {
+// offset (fenced). inDoubt is set when the entry may have been recorded
+// although an error came back (a reply lost after Redis ran the script).
+func (w *worker) recordRoute(ctx context.Context, offset int64, id string, ids []string) (err error) {
+	_, err = w.recordRouteDoubt(ctx, offset, id, ids)
+	return err
+}
+
+func (w *worker) recordRouteDoubt(ctx context.Context, offset int64, id string, ids []string) (inDoubt bool, err error) {
 	if err := w.st.SaveRouteSet(ctx, id, ids); err != nil {
-		return fmt.Errorf("save route set: %w", err)
+		return false, fmt.Errorf("save route set: %w", err)
 	}
 	if err := w.st.RecordRoute(ctx, w.topic, w.partition, w.owner, state.RouteEntry{Offset: offset, SetID: id}); err != nil {
-		return fmt.Errorf("record routing change at offset %d: %w", offset, err)
+		return !state.IsFenced(err) && !notSent(err), fmt.Errorf("record routing change at offset %d: %w", offset, err)
 	}
-	return nil
+	return false, nil
+}
+
+// notSent reports whether err proves that Redis never got the command: no
+// connection could be made, the client had none to give, or it is closed.
+// Any other error (a time-out, a connection lost mid-call) leaves it in
+// doubt.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
+}
+
+// settleDoubt records the change at offset again until Redis takes it (the
+// entry is replaced in place, so this is idempotent), the worker is fenced,
+// or ctx ends. Until then the partition does not read on: a change Redis may
+// hold must be the one the worker routes with. It logs once.
+func (w *worker) settleDoubt(ctx context.Context, offset int64, id string, ids []string, first error) error {
+	w.log.Warn("degraded: a routing change may or may not be in Redis (its reply was lost); the partition waits until Redis confirms it", "offset", offset, "err", first)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		err := w.recordRoute(rctx, offset, id, ids)
+		cancel()
+		if err == nil || state.IsFenced(err) {
+			if err == nil {
+				w.log.Info("routing change confirmed by Redis", "offset", offset)
+			}
+			return err
+		}
+	}
 }
 
 // applyPlan installs what loadRoutes decided. Called by start with mu held.
@@ -244,7 +288,9 @@ type routeSetRef struct {
 // (recorded first) or, after a re-claim, the current one again. It is called
 // by the fetch loop before process, without mu (only the fetch goroutine
 // touches the membership); a Redis call happens only when the membership
-// changes. It returns an error only when another member owns the partition.
+// changes. It returns an error when another member owns the partition, or
+// when ctx ended while a change was in doubt (then the record must not be
+// processed).
 func (w *worker) route(ctx context.Context, m *kafka.Message) error {
 	off := m.Offset
 	if w.needHWM {
@@ -274,7 +320,14 @@ func (w *worker) route(ctx context.Context, m *kafka.Message) error {
 	adopt := off >= w.replayEnd && live.ID != w.mem.id
 	switch {
 	case adopt:
-		err = w.recordRoute(rctx, off, live.ID, live.IDs)
+		var doubt bool
+		if doubt, err = w.recordRouteDoubt(rctx, off, live.ID, live.IDs); doubt {
+			// Redis may hold the change: the worker must route with it, and
+			// may not before Redis confirms it.
+			if err = w.settleDoubt(ctx, off, live.ID, live.IDs, err); err != nil && !state.IsFenced(err) {
+				return err // ctx ended: the generation or the member stops
+			}
+		}
 	default: // re-claimed: the log may be gone with the owner key
 		err = w.recordRoute(rctx, off, w.mem.id, w.mem.ids)
 	}

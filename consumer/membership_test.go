@@ -1,6 +1,8 @@
 package consumer
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -242,5 +244,52 @@ func TestRoutingChangeWaitsForRedis(t *testing.T) {
 	routeAt(t, w, 3, 5)
 	if len(st.routes) != n+1 || st.routes[n].Offset != 3 || st.routes[n].SetID != w.mem.id {
 		t.Fatalf("after a re-claim the log got %v, want the current set at 3", st.routes[n:])
+	}
+}
+
+// lostReply is the real state store whose next RecordRoute calls run in
+// Redis and then report a time-out, as when the reply is lost.
+type lostReply struct {
+	*state.Store
+	lose atomic.Int32
+}
+
+func (l *lostReply) RecordRoute(ctx context.Context, topic string, partition int, o state.Owner, e state.RouteEntry) error {
+	err := l.Store.RecordRoute(ctx, topic, partition, o, e)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return fmt.Errorf("redis: i/o timeout (reply lost): %w", context.DeadlineExceeded)
+	}
+	return err
+}
+
+// TestRoutingChangeInDoubt: Redis ran the routing change but its reply was
+// lost. The log holds the new membership at that offset, so the worker must
+// route the record with it, not keep the old one (a replay would apply the
+// change there): it records it again until Redis confirms, then adopts it.
+func TestRoutingChangeInDoubt(t *testing.T) {
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	base, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &lostReply{Store: base}
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New(prometheus.NewRegistry())
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st, Routes: r}, log: log}
+	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: 1, Member: "m"}}
+	if err := w.start(t.Context(), -1); err != nil {
+		t.Fatal(err)
+	}
+	routeAt(t, w, 0, 5)
+	r.setLive(a)
+	st.lose.Store(2)
+	routeAt(t, w, 1, 5)
+	if got := routesTo(w, 2); len(got) != 0 {
+		t.Fatalf("the record after a change Redis holds goes to %v, want the new membership", got)
+	}
+	if got := routeLog(t, base); len(got) != 2 || got[1].Offset != 1 || got[1].SetID != r.Live().ID {
+		t.Fatalf("routing log %v, want the change once at 1", got)
 	}
 }
