@@ -402,7 +402,7 @@ func (d *Inline) park(ctx context.Context, j *consumer.Job, obj *sink.Object, pk
 		return err
 	}
 	_, err := pk.Queue.Enqueue(actx, retry.Entry{
-		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, ParkedKey: key, Key: j.Key,
+		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, Target: j.Target.ID, ParkedKey: key, Key: j.Key,
 		Cycle: next.Cycle, Attempt: next.Attempt, Due: due, LastError: lastErr.Error(),
 		Topic: j.Topic, Partition: j.Partition, WindowStart: j.WindowStart, FirstOffset: j.FirstOffset,
 		Records: obj.Records, Bytes: obj.Size(), ContentType: obj.ContentType, Enqueued: pk.Clock.Now(),

@@ -514,3 +514,41 @@ func TestTopicRecreatedSameRedis(t *testing.T) {
 	}
 	secondIncarnation(t, e, cfg, earlier, deadLetters(t, e))
 }
+
+// TestParkedObjectStaysWithItsTenant is defect 5 of issue #11 on the parking
+// path: retry entries named only their integration, and the retry worker
+// sent a parked object through whatever target carries that name now. After
+// a reload that gave integration x another client_id and bucket, tenant 1's
+// parked hits went to tenant 3's bucket. An entry now names the target it
+// was built for, and is sent there or nowhere.
+func TestParkedObjectStaysWithItsTenant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	x1 := integ("x", 1, "b-x", "ndjson")
+	x3 := x1
+	x3.ClientID, x3.Bucket = 3, "b-x3"
+	e := newEnv(t, 1, "b-x", "b-x3", parkBucket)
+	cfg1 := withParking(t, e, e.config(t, x1))
+	cfg2 := withParking(t, e, e.config(t, x3))
+	cfg2.Spool.Dir = cfg1.Spool.Dir
+	e.s3.FailBucket("b-x", 503)
+	hits := produceHitsAt(t, e, 131, spreadHits(100, []int64{1}, 1, time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC), 10*time.Minute, 1, 131))
+	svc, _ := startService(t, "a", cfg1)
+	waitFor(t, 60*time.Second, "tenant 1's object parked after cycle 1", func() bool {
+		return len(parkedKeys(t, e, "hitship/parked/x/")) > 0 && e.committedToEnd(t, cfg1.Kafka.Group)
+	})
+	if err := svc.Reload(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	e.s3.HealBucket("b-x")
+	// The retry worker tries the entry at once (cycle 2 starts at 0 s).
+	time.Sleep(5 * time.Second)
+	where := deliveredWhere(t, e, hits, []config.Integration{x3})
+	if n := len(where["x"]); n > 0 {
+		t.Fatalf("%d of tenant 1's parked hits were sent to tenant 3's bucket b-x3", n)
+	}
+	if n := len(parkedKeys(t, e, "hitship/parked/x/")); n == 0 {
+		t.Fatal("the parked object is gone, yet it was delivered nowhere")
+	}
+}
