@@ -79,8 +79,9 @@
 //	s3.multipart_threshold         multipart above this size, >= 5MiB (64MiB)
 //	s3.part_size                   5MiB..5GiB (16MiB)
 //	s3.allow_abort                 AbortMultipartUpload is granted (false)
-//	s3.key_template                object key layout, checked by the injected parser
-//	                               ({prefix}wallarm_hits_{window_start}_{partition}_{first_offset}.{ext})
+//	s3.key_template                object key layout, checked by the injected parser; needs
+//	                               {prefix} first, {partition}, {first_offset} and {digest}
+//	                               ({prefix}wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext})
 //	redis.addr                     host:port (127.0.0.1:6379)
 //	redis.username                 ACL user; needs a password
 //	redis.password_env             env var holding the password; none = no AUTH

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ type Consumer struct {
 	// the series is looked up once.
 	skipped  prometheus.Counter
 	disabled prometheus.Counter // (record, integration) pairs skipped because it is disabled
+	removed  prometheus.Counter // (record, target) pairs skipped because the target is no longer configured
 	pending  pendingSnapshots   // window snapshots Redis has not taken yet
 
 	// For Status (/readyz): partitions not consumed because they wait for Redis
@@ -38,6 +40,8 @@ type Consumer struct {
 	redisErr     atomic.Pointer[string]
 	spoolMu      sync.Mutex
 	spoolErrs    map[int]string
+	// incarnation is the topic incarnation of the last generation (logs).
+	incarnation atomic.Pointer[string]
 }
 
 // Joined reports whether this member is in a live generation (it may have no
@@ -68,7 +72,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}
 	return &Consumer{cfg: cfg, deps: deps, log: deps.Logger.With("topic", cfg.Topic, "group", cfg.Group),
 		skipped:  deps.Metrics.RecordsSkipped.WithLabelValues("no_integration"),
-		disabled: deps.Metrics.RecordsSkipped.WithLabelValues("disabled")}, nil
+		disabled: deps.Metrics.RecordsSkipped.WithLabelValues("disabled"),
+		removed:  deps.Metrics.RecordsSkipped.WithLabelValues("removed")}, nil
 }
 
 func (c *Consumer) now() time.Time {
@@ -208,6 +213,10 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	c.assigned.Store(int64(len(assigned)))
 	defer c.assigned.Store(0)
 	log.Info("generation started", "partitions", len(assigned))
+	inc, st, ok := c.bind(ctx, gctx, log)
+	if !ok {
+		return // the generation or the member ended while waiting
+	}
 
 	// wctx ends the workers: on shutdown (ctx) they drain, on generation end (gctx)
 	// or a fatal error of one of them they drop everything.
@@ -218,6 +227,7 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	for _, a := range assigned {
 		workers = append(workers, &worker{
 			c: c, topic: c.cfg.Topic, partition: a.ID, owner: owner, partLabel: strconv.Itoa(a.ID),
+			inc: inc, st: st,
 			log:      log.With("partition", a.ID),
 			consumed: c.deps.Metrics.RecordsConsumed.WithLabelValues(strconv.Itoa(a.ID)),
 		})
@@ -276,6 +286,40 @@ func (c *Consumer) runGeneration(ctx, gctx context.Context, gen *kafka.Generatio
 	}
 }
 
+// bind learns the topic's incarnation and binds the partition state to it
+// (Deps.Incarnations, Deps.StateFor). It retries every second while Kafka
+// does not answer; ok is false when the generation or the member ended first.
+func (c *Consumer) bind(ctx, gctx context.Context, log *slog.Logger) (inc string, st PartitionState, ok bool) {
+	if c.deps.Incarnations == nil {
+		return "", c.deps.State, true
+	}
+	for attempt := 1; ; attempt++ {
+		ictx, cancel := context.WithTimeout(gctx, 15*time.Second)
+		inc, err := c.deps.Incarnations.Incarnation(ictx, c.cfg.Topic)
+		cancel()
+		st := c.deps.State
+		if err == nil && c.deps.StateFor != nil {
+			st, err = c.deps.StateFor(inc)
+		}
+		if err == nil {
+			if prev := c.incarnation.Swap(&inc); prev == nil || *prev != inc {
+				log.Info("topic incarnation: replay state in Redis is kept per incarnation", "incarnation", inc)
+				if prev != nil {
+					log.Warn("the topic is another one than before (cluster rebuilt or topic re-created): the earlier incarnation's replay state is ignored", "was", *prev, "now", inc)
+				}
+				if !strings.Contains(inc, ".") {
+					log.Warn("the brokers give no topic id (Kafka before 2.8): replay state is kept per cluster only, so a topic deleted and re-created in this cluster would find its predecessor's", "incarnation", inc)
+				}
+			}
+			return inc, st, true
+		}
+		log.Warn("cannot learn the topic's incarnation; the partitions wait for it (their replay state in Redis is kept per incarnation)", "attempt", attempt, "err", err)
+		if ctx.Err() != nil || !sleep(gctx, time.Second) {
+			return "", nil, false
+		}
+	}
+}
+
 // stateTimeout bounds one Redis call of the committer and of the idle clock, so
 // that an unreachable Redis (a dial that hangs) delays neither for long.
 const stateTimeout = 2 * time.Second
@@ -310,7 +354,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 		}
 		if redisOK {
 			sctx, cancel := context.WithTimeout(gctx, stateTimeout)
-			err = c.deps.State.SaveSnapshot(sctx, w.topic, w.partition, off, data)
+			err = w.st.SaveSnapshot(sctx, w.topic, w.partition, off, data)
 			cancel()
 		} else {
 			err = errRedisDown
@@ -320,7 +364,7 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 				return
 			}
 			redisOK = false
-			c.keepSnapshot(w.partition, off, data, err)
+			c.keepSnapshotIn(w.inc, w.st, w.partition, off, data, err)
 		}
 		ready = append(ready, prepared{w, off, data, epoch})
 		offsets[w.partition] = off
@@ -480,6 +524,14 @@ func (w *worker) fetchLoop(ctx context.Context, f *fetcher) error {
 		if m.Time.After(w.lastRead) {
 			w.lastRead = m.Time
 		}
+		// A routing change decided before this record is recorded before it
+		// (membership.go); the wait holds no lock.
+		if err := w.route(ctx, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		// An idle close decided before this record happens before it, once Redis
 		// has it (idle.go); the wait holds no lock.
 		for {
@@ -628,6 +680,7 @@ func (w *worker) committedAt(ctx context.Context, offset int64, data []byte, epo
 	w.taken = slices.DeleteFunc(w.taken, func(c state.IdleClose) bool { return c.NextOffset < offset })
 	w.mu.Unlock()
 	w.dl.forgetBelow(offset)
+	w.pruneRoutes(offset)
 	w.spool.mu.Lock()
 	if offset > w.spool.restartAt {
 		w.spool.backoff = 0 // a restart that got this far worked
@@ -637,6 +690,7 @@ func (w *worker) committedAt(ctx context.Context, offset int64, data []byte, epo
 	if !w.c.noteCommitted(w.partition, offset) { // else the write-back prunes once the snapshots are in Redis
 		w.prune(ctx, offset)
 	}
+	w.touchRouteSet(ctx)
 }
 
 // prune drops the replay state below offset in Redis. Committer only.
@@ -646,7 +700,7 @@ func (w *worker) prune(ctx context.Context, offset int64) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	if err := w.c.deps.State.Prune(pctx, w.topic, w.partition, offset); err != nil {
+	if err := w.st.Prune(pctx, w.topic, w.partition, offset); err != nil {
 		w.log.Debug("pruning replay state failed", "err", err)
 	}
 }

@@ -219,7 +219,7 @@ func (w *worker) writeDeadLetters(ctx context.Context, batch []deadLetter) bool 
 		offs[i] = d.offset
 	}
 	nctx, cancel := context.WithTimeout(detached, stateTimeout)
-	if err := w.c.deps.State.NoteDeadLettered(nctx, w.topic, w.partition, offs); err != nil {
+	if err := w.st.NoteDeadLettered(nctx, w.topic, w.partition, offs); err != nil {
 		w.log.Debug("dead letters not recorded in Redis; a replay may send them again", "err", err)
 	}
 	cancel()

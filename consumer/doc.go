@@ -13,8 +13,9 @@
 // timestamp (event time, fallback, clamp) feeds the partition's window state
 // (package window), the buffers it closes are handed to the Delivery, and the
 // original bytes (compacted only when they had whitespace) are appended to a
-// spooled buffer of every enabled integration of the record's tenant. A record whose
-// tenant has no integration is done at once.
+// spooled buffer of every target of the record's tenant in the worker's
+// membership (see Routing below). A record whose tenant has no integration is
+// done at once.
 //
 // # Guarantees
 //
@@ -27,6 +28,28 @@
 //     recorded idle closes at their offsets, so a replay produces the same keys with
 //     the same bytes. During a Redis outage the snapshot is held in memory and the
 //     commit goes on (see Redis outage below).
+//   - Topic identity: at the start of every generation the consumer asks the
+//     brokers for the topic's incarnation (cluster id and topic id,
+//     KafkaIncarnations) and the workers wait for it; all partition state in
+//     Redis is kept per incarnation (Deps.StateFor), so after a cluster rebuild
+//     or a re-created topic (offsets and generation ids start again) the
+//     earlier state (owner claims, dead-letter notes, idle closes, snapshots) is
+//     ignored, never applied. The incarnation also seeds the objects' {digest},
+//     so objects of the new records never take the keys of the old ones. Kafka
+//     before 2.8 gives no topic id: the incarnation is then the cluster id.
+//   - Routing is replay state (membership.go): a worker routes with a
+//     membership of its own, recorded in the partition's routing log in Redis
+//     (fenced) at the record it applies from before it is used, never with the
+//     live table; a replay follows the log up to the high-water mark it found,
+//     then adopts the live membership. Records routed to a target while it was
+//     a member are delivered (or retried, or dead-lettered) even if it is
+//     disabled or removed before they close: disabling applies to records that
+//     arrive after it. Without routing state for a committed offset (Redis lost
+//     data) it routes to every configured target, disabled ones included,
+//     until that high-water mark: possible duplicates and deliveries to
+//     integrations disabled meanwhile, never a lost record. A live change
+//     waits while Redis does not take it. Records of a member no configured
+//     integration has any more are skipped ("removed").
 //   - Fencing: a worker claims its partition in Redis before reading; idle closes are
 //     recorded only while the claim is ours, and a delivery checks the claim before
 //     each upload (owner.go). Ownership is tri-state: another owner ends the worker

@@ -66,15 +66,21 @@ func newWorld(t *testing.T, parts int) *world {
 	}
 	wd.targets = map[int64][]*Target{}
 	for c := int64(1); c <= 3; c++ {
-		wd.targets[c] = []*Target{{Name: "t" + strconv.FormatInt(c, 10), ClientID: c, Prefix: fmt.Sprintf("c%d/", c),
+		name := "t" + strconv.FormatInt(c, 10)
+		wd.targets[c] = []*Target{{ID: NewTargetID(name, c, "mem"), Name: name, ClientID: c, Prefix: fmt.Sprintf("c%d/", c),
 			Format: sink.FormatNDJSON, Keys: wd.keys, Store: wd.store}}
 	}
 	return wd
 }
 
-type worldRoutes map[int64][]*Target
-
-func (r worldRoutes) Targets(clientID int64) ([]*Target, int) { return r[clientID], 0 }
+// worldRoutes routes every tenant to its targets, all of them live.
+func worldRoutes(byClient map[int64][]*Target) staticRoutes {
+	var all []*Target
+	for _, ts := range byClient {
+		all = append(all, ts...)
+	}
+	return newStaticRoutes(all...)
+}
 
 // memDelivery delivers like delivery.Inline, without retries: finish, fence,
 // put; asynchronously.
@@ -181,12 +187,13 @@ func (wd *world) start(name string, o memberOpts) *member {
 	del := &memDelivery{gate: o.gate}
 	routes := worldRoutes(wd.targets)
 	if o.store != nil {
-		routes = worldRoutes{}
+		byClient := map[int64][]*Target{}
 		for c, ts := range wd.targets {
 			t := *ts[0]
 			t.Store = o.store
-			routes[c] = []*Target{&t}
+			byClient[c] = []*Target{&t}
 		}
+		routes = worldRoutes(byClient)
 	}
 	c, err := New(Config{Brokers: wd.kafka.Addrs(), Topic: wTopic, Group: o.group, Dialer: &kafka.Dialer{Timeout: 2 * time.Second},
 		SessionTimeout: o.session, RebalanceTimeout: o.rebalance, HeartbeatInterval: o.heartbeat,

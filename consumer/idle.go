@@ -104,7 +104,7 @@ func (w *worker) recordPending(ctx context.Context) bool {
 	}
 	c := *p
 	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
-	reclaimed, err := w.c.deps.State.RecordIdleCloseClaim(rctx, w.topic, w.partition, w.owner, c)
+	reclaimed, err := w.st.RecordIdleCloseClaim(rctx, w.topic, w.partition, w.owner, c)
 	cancel()
 
 	w.mu.Lock()

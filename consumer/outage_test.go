@@ -32,6 +32,8 @@ type fakeState struct {
 	calls  int
 	saved  []int64 // offsets of the snapshots taken, in order
 	pruned []int64
+	sets   map[string][]string
+	routes []state.RouteEntry
 }
 
 func (f *fakeState) fail() error {
@@ -106,6 +108,45 @@ func (f *fakeState) LoadSnapshot(context.Context, string, int, int64) ([]byte, b
 	return nil, false, f.fail()
 }
 
+func (f *fakeState) SaveRouteSet(_ context.Context, id string, members []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return err
+	}
+	if f.sets == nil {
+		f.sets = map[string][]string{}
+	}
+	f.sets[id] = members
+	return nil
+}
+
+func (f *fakeState) LoadRouteSet(_ context.Context, id string) ([]string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return nil, false, err
+	}
+	m, ok := f.sets[id]
+	return m, ok, nil
+}
+
+func (f *fakeState) RecordRouteClaim(_ context.Context, _ string, _ int, _ state.Owner, e state.RouteEntry) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return false, err
+	}
+	f.routes = append(f.routes, e)
+	return false, nil
+}
+
+func (f *fakeState) RouteLog(context.Context, string, int) ([]state.RouteEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes), f.fail()
+}
+
 func (f *fakeState) Prune(_ context.Context, _ string, _ int, committed int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -121,7 +162,7 @@ var _ PartitionState = (*fakeState)(nil)
 func testWorker(st PartitionState) (*worker, *metrics.Metrics) {
 	m := metrics.New(prometheus.NewRegistry())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st}, log: log}
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st, Routes: newStaticRoutes()}, log: log}
 	return &worker{c: c, topic: "hits", partition: 3, log: log, owner: state.Owner{Generation: 1, Member: "m"}}, m
 }
 

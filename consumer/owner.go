@@ -34,7 +34,7 @@ func (w *worker) fence(ctx context.Context) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	own, err := w.c.deps.State.Ownership(octx, w.topic, w.partition, w.owner)
+	own, err := w.st.Ownership(octx, w.topic, w.partition, w.owner)
 	switch {
 	case err != nil:
 		// A Redis error is reused like a positive answer: when Redis hangs, every
@@ -76,14 +76,14 @@ func (w *worker) reclaim(ctx context.Context, foundBy string) error {
 	defer w.reclaimMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 3*stateTimeout)
 	defer cancel()
-	own, err := w.c.deps.State.Ownership(ctx, w.topic, w.partition, w.owner)
+	own, err := w.st.Ownership(ctx, w.topic, w.partition, w.owner)
 	if err != nil || own == state.Owned {
 		return err // another caller reclaimed it meanwhile
 	}
 	if own == state.NotOwned {
 		return fmt.Errorf("partition %d: a newer generation claimed it: %w", w.partition, state.ErrFenced)
 	}
-	if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
+	if err := w.st.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
 		return err
 	}
 	w.log.Warn("Redis lost this partition's owner key (data loss): claimed it again; writing back the replay state this worker holds", "found_by", foundBy)
@@ -106,7 +106,7 @@ func (w *worker) restoreAfterLoss(ctx context.Context) {
 	dead := w.dl.ackedFrom(from)
 	var failed error
 	if committed >= 0 && snap != nil {
-		if err := w.c.deps.State.SaveSnapshot(ctx, w.topic, w.partition, committed, snap); err != nil {
+		if err := w.st.SaveSnapshot(ctx, w.topic, w.partition, committed, snap); err != nil {
 			failed = err
 		}
 	}
@@ -117,26 +117,20 @@ func (w *worker) restoreAfterLoss(ctx context.Context) {
 		if c.NextOffset < from {
 			continue
 		}
-		if _, err := w.c.deps.State.RecordIdleCloseClaim(ctx, w.topic, w.partition, w.owner, c); err != nil {
+		if _, err := w.st.RecordIdleCloseClaim(ctx, w.topic, w.partition, w.owner, c); err != nil {
 			failed = err
 		}
 	}
 	if failed == nil && len(dead) > 0 {
-		failed = w.c.deps.State.NoteDeadLettered(ctx, w.topic, w.partition, dead)
+		failed = w.st.NoteDeadLettered(ctx, w.topic, w.partition, dead)
 	}
 	if failed != nil {
 		w.log.Warn("could not write back all replay state after Redis lost it; a replay after a crash may write some records again", "err", failed)
 		return
 	}
+	if err := w.rerecordRoutes(ctx, committed); err != nil {
+		w.log.Warn("could not write back the routing log after Redis lost it; a replay after a crash routes conservatively (possible duplicates)", "err", err)
+		return
+	}
 	w.log.Info("replay state written back after Redis lost it", "committed", committed, "snapshot", snap != nil, "idle_closes", len(idle), "dead_letters", len(dead))
-	w.onReclaimed(ctx)
-}
-
-// onReclaimed is called after the worker claimed its partition again because
-// Redis lost the owner key, once the replay state above is written back. It is
-// the hook for replay state kept by other parts of the worker (the routing log
-// of issue #12 re-records itself here). Empty for now. Must not take mu for
-// long; ctx bounds its Redis calls.
-func (w *worker) onReclaimed(ctx context.Context) {
-	_ = ctx
 }

@@ -35,6 +35,11 @@ type pendingSnapshots struct {
 }
 
 type pendingPart struct {
+	// inc and st are the topic incarnation the snapshots were taken in and its
+	// partition state: they are written back there, whatever the current
+	// incarnation is.
+	inc   string
+	st    PartitionState
 	snaps []pendingSnapshot // oldest first
 	// committed is the last offset Kafka confirmed through this process
 	// (-1: none yet): once every snapshot is in, Redis is pruned below it.
@@ -44,16 +49,32 @@ type pendingPart struct {
 // writeBackEvery is how often held snapshots are retried outside commit ticks.
 const writeBackEvery = 250 * time.Millisecond
 
-// keepSnapshot holds the snapshot of offset in memory until Redis answers.
+// keepSnapshot holds the snapshot of offset in memory until Redis answers, for
+// the state of Deps.State.
 func (c *Consumer) keepSnapshot(partition int, offset int64, data []byte, err error) {
+	c.keepSnapshotIn("", c.deps.State, partition, offset, data, err)
+}
+
+// keepSnapshotIn holds the snapshot of offset, taken in topic incarnation inc
+// whose partition state is st, in memory until Redis answers. Snapshots of
+// the partition held for another incarnation are dropped: they describe a
+// topic that is gone.
+func (c *Consumer) keepSnapshotIn(inc string, st PartitionState, partition int, offset int64, data []byte, err error) {
 	c.pending.mu.Lock()
 	defer c.pending.mu.Unlock()
 	if c.pending.parts == nil {
 		c.pending.parts = map[int]*pendingPart{}
 	}
 	p := c.pending.parts[partition]
+	if p != nil && p.inc != inc {
+		c.log.Warn("dropping window snapshots held for an earlier incarnation of the topic", "partition", partition,
+			"snapshots", len(p.snaps), "was", p.inc, "now", inc)
+		c.deps.Metrics.PendingSnapshots.Sub(float64(len(p.snaps)))
+		delete(c.pending.parts, partition)
+		p = nil
+	}
 	if p == nil {
-		p = &pendingPart{committed: -1}
+		p = &pendingPart{committed: -1, inc: inc, st: st}
 		c.pending.parts[partition] = p
 		c.log.Warn("Redis did not take the window snapshot: committing without it and keeping it in memory until Redis answers; a crash before then replays this offset without its snapshot (possible duplicates, never loss)",
 			"partition", partition, "offset", offset, "err", err)
@@ -127,7 +148,7 @@ func (c *Consumer) writeBackLocked(ctx context.Context, partition int) bool {
 	for len(p.snaps) > 0 {
 		s := p.snaps[0]
 		sctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		err := c.deps.State.SaveSnapshot(sctx, c.cfg.Topic, partition, s.offset, s.data)
+		err := p.st.SaveSnapshot(sctx, c.cfg.Topic, partition, s.offset, s.data)
 		cancel()
 		if err != nil {
 			c.log.Debug("Redis still does not take the pending window snapshots", "partition", partition, "pending", len(p.snaps), "err", err)
@@ -140,7 +161,7 @@ func (c *Consumer) writeBackLocked(ctx context.Context, partition int) bool {
 	delete(c.pending.parts, partition)
 	if p.committed > 0 {
 		pctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		if err := c.deps.State.Prune(pctx, c.cfg.Topic, partition, p.committed); err != nil {
+		if err := p.st.Prune(pctx, c.cfg.Topic, partition, p.committed); err != nil {
 			c.log.Debug("pruning replay state failed", "partition", partition, "err", err)
 		}
 		cancel()

@@ -163,8 +163,9 @@ func (w *worker) restartState() int64 {
 	idle := slices.DeleteFunc(slices.Clone(w.taken), func(c state.IdleClose) bool { return c.NextOffset < from })
 	dead := w.dl.ackedFrom(from)
 	snap := w.lastSnap
-	_ = w.begin(at, snap, idle, dead, false) // a snapshot this worker restored or saved restores again
-	w.spool.take()                           // failures of the deliveries the restart waited for
+	plan := w.replanAt(at, w.next)                 // the routing this worker recorded from there on
+	_ = w.begin(at, snap, idle, dead, plan, false) // a snapshot this worker restored or saved restores again
+	w.spool.take()                                 // failures of the deliveries the restart waited for
 	w.spool.mu.Lock()
 	w.spool.restartAt = at
 	w.spool.mu.Unlock()

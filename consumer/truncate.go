@@ -54,8 +54,15 @@ func (w *worker) truncate(ctx context.Context, te *truncatedError) (int64, error
 		args = append(args, "by_time_err", te.ByTimestampError)
 	}
 	w.log.Error("log truncated (unclean leader election) or topic re-created: the offset to read is past the log end; reading moves back to the first record that may be new, the replay state at and after it is dropped, and records between there and the truncation may be delivered again", args...)
+	// The records from te.To on are new: they are routed with the membership
+	// the worker has, recorded at te.To (the log's entries from there went
+	// with DropFrom).
+	mem := w.mem
 	err := w.waitRedis(ctx, func(ctx context.Context) error {
-		return w.c.deps.State.DropFrom(ctx, w.topic, w.partition, w.owner, te.To)
+		if err := w.st.DropFrom(ctx, w.topic, w.partition, w.owner, te.To); err != nil {
+			return err
+		}
+		return w.recordRoute(ctx, te.To, mem.id, mem.ids)
 	})
 	if err != nil {
 		if state.IsFenced(err) {
@@ -67,7 +74,8 @@ func (w *worker) truncate(ctx context.Context, te *truncatedError) (int64, error
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.committed, w.mustCommit = te.To, true
-	if err := w.begin(te.To, nil, nil, nil, false); err != nil {
+	plan := routePlan{base: loggedRoute{offset: te.To, id: mem.id, ids: mem.ids, known: true}, replayEnd: te.To}
+	if err := w.begin(te.To, nil, nil, nil, plan, false); err != nil {
 		return 0, err
 	}
 	return te.To, nil

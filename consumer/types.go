@@ -2,8 +2,15 @@ package consumer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -14,8 +21,18 @@ import (
 	"hitship/window"
 )
 
-// Target is one enabled integration as the hot path sees it.
+// Target is one integration as the hot path sees it: one tenant's destination.
 type Target struct {
+	// ID names what the target is: its integration's name, its client id and
+	// a fingerprint of everything that decides where and for whom records go
+	// (client id, bucket, region, endpoint, path style, prefix, format,
+	// compression; not the credentials). See NewTargetID. Window buffers are
+	// keyed by it and keep the Target they were created with, so a buffer
+	// belongs to one tenant and one destination whatever a reload does: a
+	// reload that changes any of these makes new buffers, and the old ones
+	// close as usual and go to the old destination with the old tenant's
+	// records only.
+	ID          string
 	Name        string
 	ClientID    int64
 	Prefix      string
@@ -26,13 +43,84 @@ type Target struct {
 	IfNoneMatch bool
 }
 
-// Routes maps a tenant to its enabled integrations, and says how many of its
-// integrations are disabled at runtime (their records are skipped and counted). It
-// is called for every record, concurrently from every partition worker: it must be
-// cheap and must not allocate. Declared here because the consumer is what routes;
-// the service implements it.
+// NewTargetID returns the ID of a target (Target.ID): "name:clientID:fp",
+// where fp is 16 hex digits of FNV-1a 64 over destination, the values that
+// decide where its records go (bucket, region, endpoint, path style, prefix,
+// format, compression), in a fixed order. Integration names hold no ':'.
+func NewTargetID(name string, clientID int64, destination ...string) string {
+	h := fnv.New64a()
+	for _, d := range destination {
+		_, _ = h.Write([]byte(d))
+		_, _ = h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%s:%d:%016x", name, clientID, h.Sum64())
+}
+
+// TargetClient returns the client id an ID made by NewTargetID names.
+func TargetClient(id string) (int64, bool) {
+	_, rest, ok := strings.Cut(id, ":")
+	if !ok {
+		return 0, false
+	}
+	c, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(c, 10, 64)
+	return n, err == nil
+}
+
+// RouteSet is a membership: the set of targets a partition's records may be
+// routed to. Each record goes to the members whose ClientID is its tenant.
+// Immutable once made (NewRouteSet).
+type RouteSet struct {
+	ID      string    // RouteSetID(IDs): names the set's content
+	IDs     []string  // the members' IDs, sorted
+	Members []*Target // in the order of IDs
+}
+
+// NewRouteSet returns the set of targets, sorted by ID, with its ID.
+func NewRouteSet(targets []*Target) *RouteSet {
+	ms := slices.Clone(targets)
+	slices.SortFunc(ms, func(a, b *Target) int { return strings.Compare(a.ID, b.ID) })
+	ids := make([]string, len(ms))
+	for i, t := range ms {
+		ids[i] = t.ID
+	}
+	return &RouteSet{ID: RouteSetID(ids), IDs: ids, Members: ms}
+}
+
+// RouteSetID is the content id of a set of target IDs given sorted: 32 hex
+// digits of SHA-256 over the IDs, each followed by a newline.
+func RouteSetID(sortedIDs []string) string {
+	h := sha256.New()
+	for _, id := range sortedIDs {
+		_, _ = h.Write([]byte(id))
+		_, _ = h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Routes is the service's routing table as the consumer sees it. A partition
+// worker routes with a membership of its own (a RouteSet it recorded in, or
+// read from, the partition's routing log in Redis), not with the live one:
+// routing is replay state (see doc.go). Declared here because the consumer is
+// what routes; the service implements it. Safe for concurrent use; nothing
+// blocks.
 type Routes interface {
-	Targets(clientID int64) (targets []*Target, disabled int)
+	// Live returns the live membership: the targets of the integrations
+	// enabled in the config and at runtime. It is called for every record,
+	// concurrently from every partition worker: one atomic load, no
+	// allocation; a new *RouteSet (with the same ID if its content did not
+	// change) replaces it when the config or a runtime state changes.
+	Live() *RouteSet
+	// All returns every configured target, disabled ones (in the config or at
+	// runtime) included: the conservative membership.
+	All() *RouteSet
+	// Target returns the configured target with that ID, disabled or not;
+	// false when no configured integration has it any more (removed, or
+	// changed by a reload into another target).
+	Target(id string) (*Target, bool)
 }
 
 // Job is one closed buffer on its way to a bucket.
@@ -72,6 +160,11 @@ type PartitionState interface {
 	RecordIdleCloseClaim(ctx context.Context, topic string, partition int, o state.Owner, c state.IdleClose) (reclaimed bool, err error)
 	DropFrom(ctx context.Context, topic string, partition int, o state.Owner, from int64) error
 	IdleCloses(ctx context.Context, topic string, partition int, fromOffset int64) ([]state.IdleClose, error)
+	// The routing log (see membership.go).
+	SaveRouteSet(ctx context.Context, id string, members []string) error
+	LoadRouteSet(ctx context.Context, id string) ([]string, bool, error)
+	RecordRouteClaim(ctx context.Context, topic string, partition int, o state.Owner, e state.RouteEntry) (reclaimed bool, err error)
+	RouteLog(ctx context.Context, topic string, partition int) ([]state.RouteEntry, error)
 	SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error
 	LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) ([]byte, bool, error)
 	Prune(ctx context.Context, topic string, partition int, committed int64) error
@@ -126,12 +219,21 @@ func (c *Config) Validate() error {
 
 // Deps are the consumer's collaborators.
 type Deps struct {
-	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
-	State       PartitionState
-	Routes      Routes
-	Spool       *sink.Spool
-	Delivery    Delivery
-	DeadLetters DeadLetters
-	Now         func() time.Time // the wall clock (idle closes); nil: time.Now
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// State is the partition state; with Incarnations and StateFor set, the
+	// state of the topic's current incarnation is used instead.
+	State PartitionState
+	// Incarnations, if set, names the topic's incarnation at the start of every
+	// generation (the workers wait for it), and StateFor binds the partition
+	// state to it (state.Store.ForIncarnation), so that state written for an
+	// earlier incarnation of the topic (a rebuilt cluster, a re-created topic)
+	// is never applied. The incarnation also seeds the objects' {digest}.
+	Incarnations Incarnations
+	StateFor     func(incarnation string) (PartitionState, error)
+	Routes       Routes
+	Spool        *sink.Spool
+	Delivery     Delivery
+	DeadLetters  DeadLetters
+	Now          func() time.Time // the wall clock (idle closes); nil: time.Now
 }

@@ -26,6 +26,10 @@ type bufState struct {
 	target *Target
 	w      *window.Buffer
 	buf    *sink.Buffer
+	// digest names the records appended so far (sink.DigestOffset over their
+	// offsets): the object's key carries it, so that an object with other
+	// records never takes the key of one already written.
+	digest uint64
 }
 
 // worker consumes one partition for one generation. The fetch loop and the ticker
@@ -37,6 +41,11 @@ type worker struct {
 	topic     string
 	partition int
 	owner     state.Owner
+	// inc is the topic's incarnation and st the partition state of it (see
+	// Deps.StateFor); seed starts every buffer's digest (digestSeed).
+	inc       string
+	st        PartitionState
+	seed      uint64
 	log       *slog.Logger
 	partLabel string
 	consumed  prometheus.Counter // this partition's records-consumed series, looked up once
@@ -117,6 +126,26 @@ type worker struct {
 	// lastRead is the Kafka time of the newest record read (fetch loop only): a
 	// log truncation resumes at the first record written after it (truncate.go).
 	lastRead time.Time
+
+	// Routing (membership.go). The fetch goroutine alone uses these, except
+	// curSet (read by the committer), routeTouchedAt (the committer's) and
+	// routeHist.
+	mem            *membership
+	liveSeen       *RouteSet     // the live set last found equal to mem, or adopted
+	routeLog       []loggedRoute // recorded changes not reached yet
+	replayEnd      int64         // live changes are adopted from this offset on
+	needHWM        bool          // replayEnd waits for the first fetched high-water mark
+	routeRetryAt   time.Time     // after Redis failed to record a change
+	routeDegraded  bool
+	curSet         atomic.Pointer[routeSetRef]
+	routeTouchedAt time.Time
+	loggedRemoved  map[string]bool // removed target IDs already logged
+	// routeHist is the routing log as this worker knows it (loaded at start,
+	// recorded since), oldest first, from the latest entry at or below the
+	// committed offset: what a restart replans from and a re-claim writes
+	// back. Under routeMu.
+	routeMu   sync.Mutex
+	routeHist []loggedRoute
 }
 
 // start claims the partition, restores the window state saved at the committed
@@ -130,25 +159,33 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 		ok   bool
 		idle []state.IdleClose
 		dead []int64
+		plan routePlan
 	)
+	if w.st == nil { // built without a generation's binding (tests)
+		w.st = w.c.deps.State
+	}
+	w.seed = digestSeed(w.inc)
 	err := w.waitRedis(ctx, func(ctx context.Context) error {
-		if err := w.c.deps.State.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
+		if err := w.st.Claim(ctx, w.topic, w.partition, w.owner); err != nil {
 			return fmt.Errorf("claim partition %d: %w", w.partition, err)
 		}
 		var err error
 		from := max(offset, 0)
 		if offset >= 0 {
-			if data, ok, err = w.c.deps.State.LoadSnapshot(ctx, w.topic, w.partition, offset); err != nil {
+			if data, ok, err = w.st.LoadSnapshot(ctx, w.topic, w.partition, offset); err != nil {
 				return fmt.Errorf("load window snapshot at offset %d: %w", offset, err)
 			}
 		}
 		// From the start too: an earlier owner may have closed windows on idle and
 		// died before its first commit; the replay must close at the same places.
-		if idle, err = w.c.deps.State.IdleCloses(ctx, w.topic, w.partition, from); err != nil {
+		if idle, err = w.st.IdleCloses(ctx, w.topic, w.partition, from); err != nil {
 			return fmt.Errorf("load idle closes from offset %d: %w", from, err)
 		}
-		if dead, err = w.c.deps.State.DeadLettered(ctx, w.topic, w.partition, from); err != nil {
+		if dead, err = w.st.DeadLettered(ctx, w.topic, w.partition, from); err != nil {
 			return fmt.Errorf("load dead letters from offset %d: %w", from, err)
+		}
+		if plan, err = w.loadRoutes(ctx, offset); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -165,15 +202,15 @@ func (w *worker) start(ctx context.Context, offset int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.committed = max(offset, -1) // kafka-go says -2 (FirstOffset) for "nothing committed"
-	return w.begin(w.committed, data, idle, dead, true)
+	return w.begin(w.committed, data, idle, dead, plan, true)
 }
 
 // begin builds the window state at offset (nothing committed when < 0) from
 // the snapshot data (nil: empty) and the recorded idle closes and dead letters
-// at or after it, and sets the tracker there. start and restart use it; logged
-// says whether a missing or unusable snapshot is worth a warning. Called with
-// mu held.
-func (w *worker) begin(offset int64, data []byte, idle []state.IdleClose, dead []int64, logged bool) error {
+// at or after it, installs the routing plan (membership.go), and sets the
+// tracker there. start and restart use it; logged says whether a missing or
+// unusable snapshot is worth a warning. Called with mu held.
+func (w *worker) begin(offset int64, data []byte, idle []state.IdleClose, dead []int64, plan routePlan, logged bool) error {
 	var err error
 	w.epoch++
 	w.tr = newTracker(offset)
@@ -191,6 +228,7 @@ func (w *worker) begin(offset int64, data []byte, idle []state.IdleClose, dead [
 	}
 	w.dl.resetAcked(dead)
 	w.lastSnap = nil
+	w.applyPlan(plan)
 	if offset < 0 { // nothing committed yet: a fresh partition, an empty state
 		w.part, err = window.NewPartition(w.c.cfg.Window)
 		return err
@@ -203,9 +241,12 @@ func (w *worker) begin(offset int64, data []byte, idle []state.IdleClose, dead [
 			w.part, err = window.Restore(w.c.cfg.Window, s)
 		}
 		if err != nil {
-			// A snapshot of another window size (the config changed) or a corrupt
-			// one cannot be replayed exactly; failing here would only end every
-			// generation. Start empty and say so.
+			// A snapshot taken under other window settings (size, grace, max
+			// future skew, timestamp mode: the config changed, or an earlier
+			// version that did not record them wrote it) or a corrupt one cannot
+			// be replayed exactly, and its ghosts could swallow records the first
+			// run put into other buffers; failing here would only end every
+			// generation. Start empty and say so: duplicates possible, no loss.
 			w.log.Warn("window snapshot unusable: starting from an empty window state; records of windows open at that offset may be written again under new keys", "offset", offset, "err", err)
 			ok = false
 		} else {
@@ -239,7 +280,7 @@ func (w *worker) awaitSnapshot(ctx context.Context, offset int64) (data []byte, 
 			return nil, false
 		}
 		lctx, cancel := context.WithTimeout(ctx, stateTimeout)
-		data, ok, err := w.c.deps.State.LoadSnapshot(lctx, w.topic, w.partition, offset)
+		data, ok, err := w.st.LoadSnapshot(lctx, w.topic, w.partition, offset)
 		cancel()
 		if err == nil && ok {
 			w.log.Info("window snapshot of the committed offset arrived", "offset", offset)
@@ -332,14 +373,21 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	}
 	w.closeAll(w.part.Advance(off, ts))
 
-	targets, disabled := w.c.deps.Routes.Targets(client)
-	if disabled > 0 {
-		w.c.disabled.Add(float64(disabled))
+	// The worker's own membership (membership.go), never the live table.
+	tr := w.mem.byClient[client]
+	if tr == nil {
+		w.c.skipped.Inc()
+		w.advanceRead(off)
+		return
 	}
+	if tr.others > 0 {
+		w.c.disabled.Add(float64(tr.others))
+	}
+	if len(tr.removed) > 0 {
+		w.skipRemoved(tr.removed)
+	}
+	targets := tr.targets
 	if len(targets) == 0 {
-		if disabled == 0 {
-			w.c.skipped.Inc()
-		}
 		w.advanceRead(off)
 		return
 	}
@@ -349,14 +397,14 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 	}
 	late := false
 	for _, t := range targets {
-		b := w.part.Assign(off, ts, t.Name)
+		b := w.part.Assign(off, ts, t.ID)
 		if b.Ghost {
 			continue // already delivered before the committed offset
 		}
 		late = late || b.Key.Late
 		bs, _ := b.Payload.(*bufState)
 		if bs == nil {
-			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format)}
+			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format), digest: w.seed}
 			b.Payload = bs
 			w.open[b] = bs
 			w.tr.hold(b.FirstOffset)
@@ -369,11 +417,27 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 			w.fatal = spoolFailure(opAppend, fmt.Errorf("spool append for %s: %w", t.Name, err))
 			return
 		}
+		bs.digest = sink.DigestOffset(bs.digest, off)
 	}
 	if late {
 		met.LateHits.Inc()
 	}
 	w.advanceRead(off)
+}
+
+// skipRemoved counts a record of members no configured integration has any
+// more, and logs each such member once. Called with mu held.
+func (w *worker) skipRemoved(ids []string) {
+	w.c.removed.Add(float64(len(ids)))
+	for _, id := range ids {
+		if !w.loggedRemoved[id] {
+			if w.loggedRemoved == nil {
+				w.loggedRemoved = map[string]bool{}
+			}
+			w.loggedRemoved[id] = true
+			w.log.Warn("records routed to an integration that is no longer configured (removed, or changed into another target by a reload) are skipped: removing an integration is final for what it had not delivered", "target", id)
+		}
+	}
 }
 
 // advanceRead marks off as read and applies the idle closes recorded right after it.
@@ -426,7 +490,7 @@ func (w *worker) hand(bs *bufState) {
 		Buffer:      bs.buf,
 		Fence:       w.fence,
 	}
-	j.Key = t.Keys.Key(keyParams(t, w.topic, w.partition, start, b.FirstOffset))
+	j.Key = t.Keys.Key(keyParams(t, w.topic, w.partition, start, b.FirstOffset, bs.digest))
 	first := b.FirstOffset
 	w.inflight.Add(1)
 	w.undelivered.Add(1)
@@ -559,12 +623,13 @@ func parseClientID(b []byte) (int64, bool) {
 	return n, n > 0
 }
 
-func keyParams(t *Target, topic string, partition int, start, first int64) sink.KeyParams {
+func keyParams(t *Target, topic string, partition int, start, first int64, digest uint64) sink.KeyParams {
 	return sink.KeyParams{
 		Prefix:      t.Prefix,
 		WindowStart: start,
 		Partition:   partition,
 		FirstOffset: first,
+		Digest:      digest,
 		Format:      t.Format,
 		Compression: t.Compression,
 		ClientID:    t.ClientID,

@@ -32,10 +32,21 @@ const (
 	hotCycle   = int64(200_000)       // ... over this many records (~2,000 per object), then go on
 )
 
-// staticRoutes routes every tenant to its one target.
-type staticRoutes map[int64][]*Target
+// staticRoutes routes to a fixed set of targets, all of them live.
+type staticRoutes struct{ set *RouteSet }
 
-func (r staticRoutes) Targets(clientID int64) ([]*Target, int) { return r[clientID], 0 }
+func newStaticRoutes(targets ...*Target) staticRoutes { return staticRoutes{set: NewRouteSet(targets)} }
+
+func (r staticRoutes) Live() *RouteSet { return r.set }
+func (r staticRoutes) All() *RouteSet  { return r.set }
+func (r staticRoutes) Target(id string) (*Target, bool) {
+	for _, t := range r.set.Members {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return nil, false
+}
 
 // discardDelivery finishes every closed buffer into an object and releases it,
 // as a delivery does after a successful upload.
@@ -73,7 +84,7 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	routes := staticRoutes{}
+	var targets []*Target
 	for c := int64(1); c <= hotTenants; c++ {
 		keys, err := sink.ParseKeyTemplate(sink.DefaultKeyTemplate)
 		if err != nil {
@@ -83,8 +94,10 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 		if c%2 == 0 {
 			f = sink.FormatNDJSON
 		}
-		routes[c] = []*Target{{Name: "tenant-" + strconv.FormatInt(c, 10), ClientID: c, Format: f, Keys: keys}}
+		name := "tenant-" + strconv.FormatInt(c, 10)
+		targets = append(targets, &Target{ID: NewTargetID(name, c, "bucket-"+name), Name: name, ClientID: c, Format: f, Keys: keys})
 	}
+	routes := newStaticRoutes(targets...)
 	m := metrics.New(prometheus.NewRegistry())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	wcfg := window.DefaultConfig()
@@ -93,7 +106,7 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 		cfg:  Config{Window: wcfg, MaxRecordBytes: 1 << 20, MaxDepth: 64, IdleTimeout: time.Minute},
 		deps: Deps{Logger: log, Metrics: m, State: &fakeState{}, Routes: routes, Spool: sp, Delivery: d},
 		log:  log, skipped: m.RecordsSkipped.WithLabelValues("no_integration"),
-		disabled: m.RecordsSkipped.WithLabelValues("disabled"),
+		disabled: m.RecordsSkipped.WithLabelValues("disabled"), removed: m.RecordsSkipped.WithLabelValues("removed"),
 	}
 	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: 1, Member: "m"},
 		consumed: m.RecordsConsumed.WithLabelValues("0")}
@@ -113,6 +126,7 @@ func feed(w *worker, msgs []kafka.Message, i int64) {
 	ts := hotBase + (i%hotCycle)*hotSpan/hotCycle + (i/hotCycle)*hotSpan
 	strconv.AppendInt(m.Value[9:9], ts, 10)
 	m.Time = time.Unix(ts, 0)
+	_ = w.route(context.Background(), m) // what the fetch loop does before process
 	w.process(context.Background(), m)
 }
 

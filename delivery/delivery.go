@@ -19,7 +19,8 @@
 //
 // Guarantees: an object is written under its deterministic key, with
 // `If-None-Match: *` where the integration asks for it; a 412 counts as delivered
-// (the same object is already there). done is called exactly once per job.
+// (keys name the records an object holds, sink.DigestOffset: an object with
+// exactly these records is already there). done is called exactly once per job.
 //
 // Goroutines: jobs wait in one FIFO queue and at most Config.Concurrency runner
 // goroutines take them; a runner whose job has to wait before a retry gives up its
@@ -401,7 +402,7 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 func (d *Inline) park(ctx context.Context, j *consumer.Job, obj *sink.Object, pk *Parking, next retry.Position, due time.Time, lastErr error) error {
 	key := pk.Store.ParkedKey(j.Target.Name, j.Key)
 	e := retry.Entry{
-		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, ParkedKey: key, Key: j.Key,
+		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, Target: j.Target.ID, ParkedKey: key, Key: j.Key,
 		Cycle: next.Cycle, Attempt: next.Attempt, Due: due, LastError: lastErr.Error(),
 		Topic: j.Topic, Partition: j.Partition, WindowStart: j.WindowStart, FirstOffset: j.FirstOffset,
 		Records: obj.Records, Bytes: obj.Size(), ContentType: obj.ContentType, Enqueued: pk.Clock.Now(),

@@ -22,7 +22,7 @@ const (
 // Metrics is the set of hitship metrics.
 type Metrics struct {
 	RecordsConsumed  *prometheus.CounterVec // partition
-	RecordsSkipped   *prometheus.CounterVec // reason: no_integration, disabled
+	RecordsSkipped   *prometheus.CounterVec // reason: no_integration, disabled, removed
 	BadRecords       *prometheus.CounterVec // reason
 	DeadLettered     prometheus.Counter
 	LateHits         prometheus.Counter
@@ -98,7 +98,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{
 		RecordsConsumed: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_records_consumed_total", Help: "Kafka records read, by partition."}, []string{"partition"}),
-		RecordsSkipped:  f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_records_skipped_total", Help: "Well-formed hits not delivered by design: no_integration (tenant has none) or disabled."}, []string{"reason"}),
+		RecordsSkipped:  f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_records_skipped_total", Help: "Well-formed hits not delivered by design: no_integration (tenant has none), disabled (per integration not routed to), or removed (per integration no longer configured)."}, []string{"reason"}),
 		BadRecords:      f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_bad_records_total", Help: "Records sent to the dead-letter topic, by reason."}, []string{"reason"}),
 		DeadLettered:    f.NewCounter(prometheus.CounterOpts{Name: "hitship_dead_letter_records_total", Help: "Records acknowledged by the dead-letter topic."}),
 		LateHits:        f.NewCounter(prometheus.CounterOpts{Name: "hitship_late_hits_total", Help: "Hits whose window had already closed; they go to late buffers."}),
@@ -157,7 +157,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range hit.Reasons() {
 		m.BadRecords.WithLabelValues(string(r))
 	}
-	for _, r := range []string{"no_integration", "disabled"} {
+	for _, r := range []string{"no_integration", "disabled", "removed"} {
 		m.RecordsSkipped.WithLabelValues(r)
 	}
 	for _, w := range []string{"memory", "disk"} {

@@ -19,6 +19,10 @@ import (
 // entry lost with Redis can be made again from the object alone (Scanner).
 const (
 	MetaIntegration = "hitship-integration"
+	// MetaTarget is the entry's Target (integration, tenant, destination):
+	// an entry made again after Redis lost it is sent to that target or
+	// nowhere, as the original would have been.
+	MetaTarget = "hitship-target"
 	MetaTopic       = "hitship-topic"
 	MetaPartition   = "hitship-partition"
 	MetaWindowStart = "hitship-window-start" // Unix ms
@@ -47,6 +51,9 @@ func (e Entry) Metadata() map[string]string {
 	if e.Topic != "" {
 		m[MetaTopic] = e.Topic
 	}
+	if e.Target != "" {
+		m[MetaTarget] = e.Target
+	}
 	return m
 }
 
@@ -63,6 +70,7 @@ func (e *Entry) fromMetadata(m map[string]string) {
 		return ""
 	}
 	e.Topic = get(MetaTopic)
+	e.Target = get(MetaTarget)
 	if v, err := strconv.Atoi(get(MetaPartition)); err == nil {
 		e.Partition = v
 	}

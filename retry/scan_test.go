@@ -51,7 +51,7 @@ func TestScanner(t *testing.T) {
 		}
 	}
 	mk := func(key string, p retry.Position) retry.Entry {
-		return retry.Entry{ID: "acme/" + key, Integration: "acme", ParkedKey: st.ParkedKey("acme", key), Key: key,
+		return retry.Entry{ID: "acme/" + key, Integration: "acme", Target: "acme:7:00000000deadbeef", ParkedKey: st.ParkedKey("acme", key), Key: key,
 			Cycle: p.Cycle, Attempt: p.Attempt, Due: now, Topic: "hits", Partition: 3, WindowStart: 1687240800000,
 			FirstOffset: 42, Records: 7, Bytes: 7, ContentType: "application/json", Enqueued: now.Add(-time.Hour).Truncate(time.Millisecond)}
 	}
@@ -114,7 +114,7 @@ func TestScanner(t *testing.T) {
 	}
 	l := byID[lost.ID]
 	if l.Position() != retry.Requeued || l.State != retry.StateScheduled || l.ParkedKey != lost.ParkedKey || l.Key != lost.Key ||
-		l.Topic != "hits" || l.Partition != 3 || l.WindowStart != lost.WindowStart || l.FirstOffset != 42 || l.Records != 7 ||
+		l.Target != lost.Target || l.Topic != "hits" || l.Partition != 3 || l.WindowStart != lost.WindowStart || l.FirstOffset != 42 || l.Records != 7 ||
 		!l.Enqueued.Equal(lost.Enqueued) || l.Due.After(time.Now()) {
 		t.Errorf("restored entry %+v; want %+v at 2/1, due now", l, lost)
 	}

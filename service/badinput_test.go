@@ -219,7 +219,7 @@ func TestBadInput(t *testing.T) {
 			byID[c.id] = c
 		}
 	}
-	keyRE := regexp.MustCompile(`^hits/wallarm_hits_(\d+)_(\d)_(\d+)\.(json|jsonl)$`)
+	keyRE := regexp.MustCompile(`^hits/wallarm_hits_(\d+)_(\d)_(\d+)_[0-9a-f]{16}\.(json|jsonl)$`)
 	idRE := regexp.MustCompile(`"request_id":"([^"]*)"`)
 	seen := map[string]map[string]int{} // bucket -> id -> count
 	for _, o := range e.objects(t, buckets...) {

@@ -52,7 +52,7 @@ func TestEndToEnd(t *testing.T) {
 		seen[in.name] = map[string]int{}
 		bucketOf[in.bucket] = in.name
 	}
-	keyRE := regexp.MustCompile(`^hits/wallarm_hits_(\d+)_(\d)_(\d+)\.(json|jsonl)$`)
+	keyRE := regexp.MustCompile(`^hits/wallarm_hits_(\d+)_(\d)_(\d+)_[0-9a-f]{16}\.(json|jsonl)$`)
 	idRE := regexp.MustCompile(`"request_id":"([0-9a-f]+)"`)
 	for _, o := range e.objects(t, buckets...) {
 		name := bucketOf[o.bucket]

@@ -70,7 +70,7 @@ func spreadHits(n int, clients []int64, parts int, base time.Time, win time.Dura
 }
 
 var (
-	failKeyRE = regexp.MustCompile(`^hits/wallarm_hits_(\d+)_(\d+)_(\d+)\.(json|jsonl)$`)
+	failKeyRE = regexp.MustCompile(`^hits/wallarm_hits_(\d+)_(\d+)_(\d+)_[0-9a-f]{16}\.(json|jsonl)$`)
 	failIDRE  = regexp.MustCompile(`"request_id":"([0-9a-f]+)"`)
 )
 

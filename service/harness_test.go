@@ -229,8 +229,8 @@ func configYAML(t *testing.T, cfg *config.Config) []byte {
 	fmt.Fprintf(&b, "redis:\n  addr: %s\nhttp:\n  listen: \"127.0.0.1:0\"\nlog:\n  format: json\n  level: %s\n", cfg.Redis.Addr, cfg.Log.Level)
 	b.WriteString("integrations:\n")
 	for _, in := range cfg.Integrations {
-		fmt.Fprintf(&b, "  - name: %s\n    client_id: %d\n    region: %s\n    bucket: %s\n    prefix: %q\n    format: %s\n    compression: %s\n    credentials:\n      access_key_id: %s\n      secret_access_key_env: %s\n",
-			in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format, in.Compression, in.Credentials.AccessKeyID, in.Credentials.SecretAccessKeyEnv)
+		fmt.Fprintf(&b, "  - name: %s\n    client_id: %d\n    enabled: %t\n    region: %s\n    bucket: %s\n    prefix: %q\n    format: %s\n    compression: %s\n    credentials:\n      access_key_id: %s\n      secret_access_key_env: %s\n",
+			in.Name, in.ClientID, in.Enabled, in.Region, in.Bucket, in.Prefix, in.Format, in.Compression, in.Credentials.AccessKeyID, in.Credentials.SecretAccessKeyEnv)
 	}
 	return []byte(b.String())
 }

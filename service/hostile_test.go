@@ -75,7 +75,7 @@ func TestHostileInput(t *testing.T) {
 	buckets := []string{"b-one", "b-two"}
 	e := newEnv(t, 2, buckets...)
 	cfg := e.config(t, integ("one-json", 1, "b-one", "json"), integ("two-ndjson", 2, "b-two", "ndjson"))
-	cfg.S3.KeyTemplate = "{prefix}{client_id}/dt={yyyy}-{mm}-{dd}/hour={hh}/{MM}/{integration}_{topic}_wallarm_hits_{window_start}_{partition}_{first_offset}.{ext}"
+	cfg.S3.KeyTemplate = "{prefix}{client_id}/dt={yyyy}-{mm}-{dd}/hour={hh}/{MM}/{integration}_{topic}_wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext}"
 	if ps := cfg.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err })); len(ps) > 0 {
 		t.Fatal(config.AsError(ps))
 	}
@@ -218,7 +218,7 @@ func TestHostileInput(t *testing.T) {
 			byID[c.id] = c
 		}
 	}
-	keyRE := regexp.MustCompile(`^hits/([12])/dt=(\d{4})-(\d\d)-(\d\d)/hour=(\d\d)/(\d\d)/(one-json|two-ndjson)_hits_wallarm_hits_(\d+)_([01])_(\d+)\.(json|jsonl)$`)
+	keyRE := regexp.MustCompile(`^hits/([12])/dt=(\d{4})-(\d\d)-(\d\d)/hour=(\d\d)/(\d\d)/(one-json|two-ndjson)_hits_wallarm_hits_(\d+)_([01])_(\d+)_[0-9a-f]{16}\.(json|jsonl)$`)
 	idRE := regexp.MustCompile(`"request_id":"([^"]*)"`)
 	seen := map[string]map[string]int{}
 	for _, o := range e.objects(t, buckets...) {

@@ -11,6 +11,9 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kgo"
+	fplain "github.com/twmb/franz-go/pkg/sasl/plain"
+	fscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"hitship/config"
 	"hitship/consumer"
@@ -85,4 +88,29 @@ func deadLetterWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafk
 		MaxAttempts:  3,
 		Transport:    &kafka.Transport{ClientID: k.ClientID, SASL: mech, TLS: tc},
 	}
+}
+
+// incarnations asks the brokers for the topic's incarnation (cluster id and
+// topic id) through franz-go, with the same SASL and TLS settings as the
+// consumer's kafka-go connections.
+func incarnations(k config.Kafka, tc *tls.Config) (consumer.KafkaIncarnations, error) {
+	opts := []kgo.Opt{}
+	if k.ClientID != "" {
+		opts = append(opts, kgo.ClientID(k.ClientID))
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc.Clone()))
+	}
+	switch k.SASL.Mechanism {
+	case "", config.SASLNone:
+	case config.SASLPlain:
+		opts = append(opts, kgo.SASL(fplain.Auth{User: k.SASL.Username, Pass: k.SASL.Password()}.AsMechanism()))
+	case config.SASLScramSHA256:
+		opts = append(opts, kgo.SASL(fscram.Auth{User: k.SASL.Username, Pass: k.SASL.Password()}.AsSha256Mechanism()))
+	case config.SASLScramSHA512:
+		opts = append(opts, kgo.SASL(fscram.Auth{User: k.SASL.Username, Pass: k.SASL.Password()}.AsSha512Mechanism()))
+	default:
+		return consumer.KafkaIncarnations{}, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
+	}
+	return consumer.KafkaIncarnations{Brokers: k.Brokers, Opts: opts}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hitship/config"
+	"hitship/consumer"
 	"hitship/health"
 	"hitship/internal/testenv"
 	"hitship/metrics"
@@ -148,7 +149,18 @@ func TestRedisOutage(t *testing.T) {
 		t.Skip("needs a redis-server binary to stop and start")
 	}
 	cfg := e.config(t, ins...)
-	st, err := state.New(e.redis.Client(), cfg.Redis.KeyPrefix, cfg.Kafka.Group)
+	base0, err := state.New(e.redis.Client(), cfg.Redis.KeyPrefix, cfg.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The members keep the partition state under the topic's incarnation.
+	ictx, icancel := context.WithTimeout(context.Background(), 10*time.Second)
+	inc, err := consumer.KafkaIncarnations{Brokers: e.kafka.Addrs()}.Incarnation(ictx, cfg.Kafka.Topic)
+	icancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := base0.ForIncarnation(inc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,9 +255,12 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	defer inProgress.Dec()
 	s.reloadMu.Lock()
 	bt, ok := s.built.byName[c.Integration]
+	if c.Target != "" { // the destination it was built for, or none
+		bt, ok = s.built.byID[c.Target]
+	}
 	s.reloadMu.Unlock()
 	if !ok {
-		return sink.OwnFailure(fmt.Errorf("integration %s is no longer configured", c.Integration))
+		return sink.OwnFailure(fmt.Errorf("integration %s is no longer configured for the tenant and destination this object was built for (target %s): it is never sent elsewhere", c.Integration, c.Target))
 	}
 	t := bt.target
 	// The read has a bound of its own, apart from the upload's; the object

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,39 +17,53 @@ import (
 	"hitship/sink"
 )
 
-// table maps client ids to their integrations. Immutable once built, so
-// partition workers read it without locks.
+// table is the routing table of one config and one runtime state. Immutable
+// once built, so partition workers read it without locks.
 type table struct {
-	byClient map[int64][]*consumer.Target // enabled in the config and at runtime
-	disabled map[int64]int                // per client: integrations disabled at runtime
+	live *consumer.RouteSet          // enabled in the config and at runtime
+	all  *consumer.RouteSet          // every configured target, disabled ones included
+	byID map[string]*consumer.Target // all, by target ID
 }
 
 // routes is the live routing table: the integrations of the config (replaced on
-// reload) filtered by the runtime state (disabled integrations). Targets is
-// lock-free; rebuilds are serialised by mu.
+// reload) filtered by the runtime state (disabled integrations), plus the
+// lookup by ID of every configured target. Partition workers route with
+// memberships of their own (consumer/membership.go) and compare them with
+// Live at every record; reads are lock-free, rebuilds are serialised by mu.
 type routes struct {
 	cur atomic.Pointer[table]
 
 	mu         sync.Mutex
-	all        []*consumer.Target // enabled in the config
+	all        []routeTarget // every configured target
 	isDisabled func(name string) bool
+}
+
+// routeTarget is a configured target and whether the config file enables it.
+type routeTarget struct {
+	target  *consumer.Target
+	enabled bool
 }
 
 var _ consumer.Routes = (*routes)(nil)
 
-func (r *routes) Targets(clientID int64) ([]*consumer.Target, int) {
-	t := r.cur.Load()
-	return t.byClient[clientID], t.disabled[clientID]
+// Live returns the live membership. One atomic load.
+func (r *routes) Live() *consumer.RouteSet { return r.cur.Load().live }
+
+// All returns every configured target, disabled ones included.
+func (r *routes) All() *consumer.RouteSet { return r.cur.Load().all }
+
+// Target looks a configured target up by ID, disabled or not.
+func (r *routes) Target(id string) (*consumer.Target, bool) {
+	t, ok := r.cur.Load().byID[id]
+	return t, ok
 }
 
 // set installs the config's targets (nil isDisabled keeps the current one) and
 // rebuilds the table.
-func (r *routes) set(all []*consumer.Target, isDisabled func(string) bool) {
+func (r *routes) set(all []routeTarget, isDisabled func(string) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if all != nil {
-		r.all = all
-	}
+	r.all = all
 	if isDisabled != nil {
 		r.isDisabled = isDisabled
 	}
@@ -63,14 +78,17 @@ func (r *routes) rebuild() {
 }
 
 func (r *routes) rebuildLocked() {
-	t := &table{byClient: map[int64][]*consumer.Target{}, disabled: map[int64]int{}}
+	t := &table{byID: make(map[string]*consumer.Target, len(r.all))}
+	var live, all []*consumer.Target
 	for _, x := range r.all {
-		if r.isDisabled != nil && r.isDisabled(x.Name) {
-			t.disabled[x.ClientID]++
+		all = append(all, x.target)
+		t.byID[x.target.ID] = x.target
+		if !x.enabled || r.isDisabled != nil && r.isDisabled(x.target.Name) {
 			continue
 		}
-		t.byClient[x.ClientID] = append(t.byClient[x.ClientID], x)
+		live = append(live, x.target)
 	}
+	t.live, t.all = consumer.NewRouteSet(live), consumer.NewRouteSet(all)
 	r.cur.Store(t)
 }
 
@@ -135,21 +153,32 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 	}
 }
 
-// buildTargets makes the targets of the config's enabled integrations. A target
+// buildTargets makes the targets of the config's integrations, those disabled
+// in the file included (records routed to one while it was enabled are
+// delivered to it, and a replay must find it by ID; the routing table keeps
+// it out of the live membership). A disabled integration whose store cannot
+// be built is left out and named in unbuilt (records a replay routes to it
+// are skipped as removed); for an enabled one it is an error. A target
 // whose integration (and the shared S3 settings) did not change since prev is
 // reused as it is, so the buffers collecting for it are untouched by a reload.
+// A target whose ID did not change (same tenant and destination) but whose
+// credentials or shared S3 settings did is reused too, with a store built
+// from the new settings that activate swaps in once the whole reload is
+// accepted: its open windows and in-process retries go on with the new
+// credentials. (Target.IfNoneMatch stays as it was built; the store's own
+// setting follows the reload, and a Put is conditional if either asks.)
 func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory, prev *built) (*built, error) {
-	b := &built{s3: cfg.S3, byName: map[string]builtTarget{}}
+	b := &built{s3: cfg.S3, byName: map[string]builtTarget{}, byID: map[string]builtTarget{}}
 	for _, in := range cfg.Integrations {
-		if !in.Enabled {
-			continue
+		id := targetID(cfg, in)
+		var old builtTarget
+		reuse := false
+		if prev != nil {
+			old, reuse = prev.byID[id]
 		}
-		if prev != nil && reflect.DeepEqual(prev.s3, cfg.S3) {
-			if old, ok := prev.byName[in.Name]; ok && reflect.DeepEqual(old.cfg, in) {
-				b.byName[in.Name] = old
-				b.all = append(b.all, old.target)
-				continue
-			}
+		if reuse && reflect.DeepEqual(prev.s3, cfg.S3) && reflect.DeepEqual(old.cfg, in) {
+			b.add(old)
+			continue
 		}
 		f, err := sink.ParseFormat(in.Format)
 		if err != nil {
@@ -160,25 +189,74 @@ func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactor
 			return nil, fmt.Errorf("integrations %s: %w", in.Name, err)
 		}
 		st, err := stores(cfg, in)
+		if err != nil && !in.Enabled {
+			b.unbuilt = append(b.unbuilt, fmt.Sprintf("%s: %v", in.Name, err))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		t := &consumer.Target{Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
-			Keys: keys, Store: st, IfNoneMatch: cfg.S3.IfNoneMatch}
-		b.byName[in.Name] = builtTarget{cfg: in, target: t}
-		b.all = append(b.all, t)
+		if reuse {
+			sw := old.store
+			b.swaps = append(b.swaps, func() { sw.Swap(st) })
+			b.add(builtTarget{cfg: in, target: old.target, store: old.store})
+			continue
+		}
+		sw := sink.NewSwapStore(st)
+		t := &consumer.Target{ID: id, Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
+			Keys: keys, Store: sw, IfNoneMatch: cfg.S3.IfNoneMatch}
+		b.add(builtTarget{cfg: in, target: t, store: sw})
 	}
 	return b, nil
+}
+
+// targetID is the consumer.Target ID of integration in under cfg: what decides
+// where and for whom its records go (the credentials do not).
+func targetID(cfg *config.Config, in config.Integration) string {
+	endpoint, pathStyle := cfg.EndpointFor(in)
+	return consumer.NewTargetID(in.Name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
+		in.Prefix, in.Format, in.Compression)
 }
 
 // built is the targets of one config, with what they were built from.
 type built struct {
 	s3     config.S3
 	byName map[string]builtTarget
-	all    []*consumer.Target
+	byID   map[string]builtTarget
+	all    []*consumer.Target // every built target, disabled in the file or not
+	// unbuilt names the disabled integrations whose store could not be built.
+	unbuilt []string
+	// swaps put the stores of reused targets whose credentials changed in
+	// place; activate runs them once the config is accepted.
+	swaps []func()
+}
+
+func (b *built) add(bt builtTarget) {
+	b.byName[bt.cfg.Name] = bt
+	b.byID[bt.target.ID] = bt
+	b.all = append(b.all, bt.target)
+}
+
+// routeTargets returns the targets for the routing table.
+func (b *built) routeTargets() []routeTarget {
+	out := make([]routeTarget, 0, len(b.all))
+	for _, t := range b.all {
+		out = append(out, routeTarget{target: t, enabled: b.byID[t.ID].cfg.Enabled})
+	}
+	return out
+}
+
+// activate swaps the new stores of reused targets in. Call it once, when the
+// config these targets were built from is accepted.
+func (b *built) activate() {
+	for _, swap := range b.swaps {
+		swap()
+	}
+	b.swaps = nil
 }
 
 type builtTarget struct {
 	cfg    config.Integration
 	target *consumer.Target
+	store  *sink.SwapStore // target.Store
 }

@@ -120,7 +120,10 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		return nil, err
 	}
 	s.routes = &routes{}
-	s.routes.set(s.built.all, s.watcher.Disabled)
+	s.routes.set(s.built.routeTargets(), s.watcher.Disabled)
+	if len(s.built.unbuilt) > 0 {
+		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", s.built.unbuilt)
+	}
 	if s.health, err = s.newHealth(); err != nil {
 		return nil, err
 	}
@@ -169,6 +172,10 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		return nil, err
 	}
 	s.dlq = deadLetterWriter(cfg.Kafka, mech, tc)
+	incs, err := incarnations(cfg.Kafka, tc)
+	if err != nil {
+		return nil, err
+	}
 	wc := window.Config{Size: cfg.Window.Size.Milliseconds(), Grace: cfg.Window.Grace.Milliseconds(),
 		MaxFutureSkew: cfg.Window.MaxFutureSkew.Milliseconds(), UseRecordTime: cfg.Window.Timestamp == config.TimestampRecord}
 	s.consumer, err = consumer.New(consumer.Config{
@@ -185,7 +192,8 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		MaxDepth:          cfg.Kafka.MaxDepth,
 		Window:            wc,
 	}, consumer.Deps{Logger: s.log, Metrics: s.metrics, State: st, Routes: s.routes, Spool: s.spool,
-		Delivery: del, DeadLetters: s.dlq, Now: deps.Now})
+		Delivery: del, DeadLetters: s.dlq, Now: deps.Now, Incarnations: incs,
+		StateFor: func(inc string) (consumer.PartitionState, error) { return st.ForIncarnation(inc) }})
 	if err != nil {
 		return nil, err
 	}
@@ -384,9 +392,15 @@ func (s *Service) readiness(ctx context.Context) (int, string) {
 
 // Reload applies a new, validated config without a restart: integrations added,
 // changed and removed take effect at once; the targets of unchanged integrations
-// are kept as they are, so their open buffers go on. A changed integration's open
-// buffers are written with its old settings when they close, and new windows use
-// the new ones; a removed integration's open buffers are still delivered. Only
+// are kept as they are, so their open buffers go on. Buffers are keyed by target
+// ID (consumer.Target): when a reload changes what decides where and for whom
+// an integration's records go (client id, bucket, region, endpoint, path style,
+// prefix, format, compression), records read after it go to new buffers, and
+// the open buffers close as usual and go to the old destination with the old
+// tenant's records only; a removed integration's open buffers are still
+// delivered. Every partition worker records the new membership in its
+// routing log before it routes with it (consumer/membership.go), so a replay
+// after a crash routes each record as the first run did. Only
 // the integrations and the s3 settings other than key_template may change; any
 // other difference refuses the whole reload and the running config stays. Safe
 // for concurrent use. For every integration it removed, it logs what hitship
@@ -416,7 +430,11 @@ func (s *Service) reload(cfg *config.Config) (removed []string, err error) {
 		s.metrics.Integration(t.Name)
 	}
 	s.registry.SetConfigured(configuredClients(cfg)) // before the routes read it
-	s.routes.set(b.all, nil)
+	b.activate()
+	s.routes.set(b.routeTargets(), nil)
+	if len(b.unbuilt) > 0 {
+		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", b.unbuilt)
+	}
 	gone := removedNames(s.cfg, cfg)
 	s.built, s.cfg = b, cfg
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
@@ -451,7 +469,7 @@ func diffTargets(old, cur *built) (added, changed, removed []string) {
 		switch o, ok := old.byName[name]; {
 		case !ok:
 			added = append(added, name)
-		case o.target != t.target:
+		case o.target != t.target || !reflect.DeepEqual(o.cfg, t.cfg):
 			changed = append(changed, name)
 		}
 	}

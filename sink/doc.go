@@ -3,11 +3,16 @@
 // # Keys
 //
 // A KeyTemplate renders object keys from (prefix, window start, partition,
-// first offset, format, compression, ...). Every template contains
-// {partition} and {first_offset} and starts with {prefix}, so a key is unique
-// per buffer and a replay or retry overwrites the same key instead of adding a
-// duplicate. Keys never leave the prefix: substituted values cannot introduce
-// a leading '/', a "." or ".." segment or a control character.
+// first offset, digest, format, compression, ...). Every template contains
+// {partition}, {first_offset} and {digest} and starts with {prefix}, so a key
+// is unique per buffer and a replay or retry of the same records overwrites
+// the same key instead of adding a duplicate. The digest (DigestOffset) names
+// the records an object holds: an object with other records (a replay that
+// diverged after Redis lost state or a config changed) gets another key, so
+// a conditional write answered 412 means that an object with exactly these
+// records is already there. Keys never leave the prefix: substituted values
+// cannot introduce a leading '/', a "." or ".." segment or a control
+// character.
 //
 // # Encoding
 //
@@ -47,12 +52,14 @@
 // multipart create/upload-part/complete calls), plus AbortMultipartUpload only
 // when S3Config.AllowAbort. It sends If-None-Match: * when asked; a 412 is
 // reported as an error satisfying IsAlreadyExists, which the delivery counts
-// as delivered; so is a 412 a server sends before it closes the connection on
-// a body it did not want (the shared client of NewHTTPClient reads it rather
-// than reporting the reset). Stores never retry; errors are classified by
-// IsRetryable, IsAccessDenied, IsBadCredentials, IsNoSuchBucket,
-// IsWrongRegion and IsAlreadyExists, and by Blame into the side of their
-// cause (the customer's, the provider's, hitship's own) for the health ledger.
+// as delivered: keys name their records ({digest}), so the object there holds
+// exactly the same ones; so is a 412 a server sends before it closes the
+// connection on a body it did not want (the shared client of NewHTTPClient
+// reads it rather than reporting the reset). Stores never retry; errors are
+// classified by IsRetryable, IsAccessDenied, IsBadCredentials,
+// IsNoSuchBucket, IsWrongRegion and IsAlreadyExists, and by Blame into the
+// side of their cause (the customer's, the provider's, hitship's own) for
+// the health ledger.
 //
 // A single PutObject is one SigV4-signed PUT made by the store itself on the
 // SDK's endpoint resolution, signer, credentials and error types (s3put.go),

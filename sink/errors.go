@@ -17,7 +17,8 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrAlreadyExists marks a conditional write (If-None-Match: *) refused with
 	// 412 Precondition Failed: the object is already there, written by a replay
-	// or a stale writer with the same key and bytes. Callers count it as delivered.
+	// or a stale writer with the same key, and so (the key's {digest} names
+	// the records) with the same records. Callers count it as delivered.
 	ErrAlreadyExists = errors.New("object already exists")
 	// ErrReleased is returned by Object.Open after Release.
 	ErrReleased = errors.New("object released")

@@ -9,8 +9,41 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultKeyTemplate is the key layout customers know (DESIGN §3).
-const DefaultKeyTemplate = "{prefix}wallarm_hits_{window_start}_{partition}_{first_offset}.{ext}"
+// DefaultKeyTemplate is the key layout customers know (DESIGN §3), plus the
+// digest of the records the object holds.
+const DefaultKeyTemplate = "{prefix}wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext}"
+
+// DigestSeed is the digest of an object without records: the FNV-1a 64-bit
+// offset basis. Extend it with DigestOffset for every record appended.
+const DigestSeed uint64 = 14695981039346656037
+
+// digestPrime is the FNV-1a 64-bit prime.
+const digestPrime uint64 = 1099511628211
+
+// DigestOffset returns d extended by one record offset: FNV-1a 64 over the
+// offset's 8 bytes, little endian. Over the offsets of an object's records in
+// order, from DigestSeed, it is the {digest} of its key: two objects of one
+// window, partition and first offset that hold different records get
+// different keys. It does not allocate.
+func DigestOffset(d uint64, offset int64) uint64 {
+	v := uint64(offset)
+	for range 8 {
+		d ^= v & 0xff
+		d *= digestPrime
+		v >>= 8
+	}
+	return d
+}
+
+// DigestString returns d extended by the bytes of s (FNV-1a 64), e.g. to seed
+// the digests of a topic's objects with the topic's incarnation.
+func DigestString(d uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		d ^= uint64(s[i])
+		d *= digestPrime
+	}
+	return d
+}
 
 // KeyParams are the values a KeyTemplate substitutes.
 type KeyParams struct {
@@ -18,6 +51,9 @@ type KeyParams struct {
 	WindowStart int64  // window start, Unix milliseconds
 	Partition   int
 	FirstOffset int64
+	// Digest names the records of the object (see DigestOffset); rendered as
+	// 16 lowercase hex digits.
+	Digest      uint64
 	Format      Format
 	Compression Compression
 	ClientID    int64
@@ -33,6 +69,7 @@ const (
 	phWindowStart
 	phPartition
 	phFirstOffset
+	phDigest
 	phExt
 	phClientID
 	phIntegration
@@ -49,6 +86,7 @@ var placeholderNames = map[string]placeholder{
 	"window_start": phWindowStart,
 	"partition":    phPartition,
 	"first_offset": phFirstOffset,
+	"digest":       phDigest,
 	"ext":          phExt,
 	"client_id":    phClientID,
 	"integration":  phIntegration,
@@ -75,15 +113,20 @@ type KeyTemplate struct {
 // ParseKeyTemplate parses a key template such as DefaultKeyTemplate.
 //
 // Placeholders: {prefix} {window_start} (Unix seconds) {partition} {first_offset}
-// {ext} ("json"|"jsonl", plus ".gz" with gzip) {client_id} {integration} {topic}
-// and the UTC parts of the window start {yyyy} {mm} {dd} {hh} {MM} (minute).
+// {digest} (16 lowercase hex digits naming the object's records, see
+// DigestOffset) {ext} ("json"|"jsonl", plus ".gz" with gzip) {client_id}
+// {integration} {topic} and the UTC parts of the window start {yyyy} {mm} {dd}
+// {hh} {MM} (minute).
 //
 // The template must start with {prefix} (keys never leave the integration's
 // prefix) and contain {partition} and {first_offset} (they make keys unique
-// across replicas and make a replay overwrite instead of duplicate), each
-// separated from the neighbouring {window_start}, {partition}, {first_offset}
-// or time part by a literal holding a non-digit, so that different objects
-// never render the same key. Unknown
+// across replicas and make a replay overwrite instead of duplicate) and
+// {digest} (an object holding other records than one already written gets
+// another key, so that a conditional write answered 412 proves that an object
+// with exactly these records is there). Each of them is separated from the
+// neighbouring {window_start}, {partition}, {first_offset}, {digest} or time
+// part by a literal holding a non-digit (a digest may be all digits), so that
+// different objects never render the same key. Unknown
 // placeholders, unbalanced braces, control characters, a leading "/" and "." or
 // ".." path segments are refused. All errors satisfy IsInvalid.
 func ParseKeyTemplate(s string) (*KeyTemplate, error) {
@@ -107,7 +150,7 @@ func ParseKeyTemplate(s string) (*KeyTemplate, error) {
 			name := s[i+1 : i+1+end]
 			ph, ok := placeholderNames[name]
 			if !ok {
-				return nil, invalidf("key template %q: unknown placeholder {%s} (known: {prefix} {window_start} {partition} {first_offset} {ext} {client_id} {integration} {topic} {yyyy} {mm} {dd} {hh} {MM})", s, name)
+				return nil, invalidf("key template %q: unknown placeholder {%s} (known: {prefix} {window_start} {partition} {first_offset} {digest} {ext} {client_id} {integration} {topic} {yyyy} {mm} {dd} {hh} {MM})", s, name)
 			}
 			flush()
 			t.parts = append(t.parts, keyPart{ph: ph})
@@ -144,18 +187,22 @@ func ParseKeyTemplate(s string) (*KeyTemplate, error) {
 	if len(missing) > 0 {
 		return nil, invalidf("key template %q lacks %s: keys must be unique per partition and first offset so that retries and replays overwrite instead of duplicating; add e.g. \"_{partition}_{first_offset}\" before the extension as in %q", s, strings.Join(missing, " and "), DefaultKeyTemplate)
 	}
-	// {partition} and {first_offset} change from object to object: a literal
-	// with a non-digit must separate each from the previous and next number
-	// that changes, or two objects could render one key (partition 1 offset
-	// 23 and partition 12 offset 3 are both "123" in {partition}{first_offset})
-	// and one would overwrite the other.
+	if !seen[phDigest] {
+		return nil, invalidf("key template %q lacks {digest}: the key must name the records the object holds, or a replay that builds another object for the same window, partition and first offset (after Redis lost state, or a config change) would find the key taken, count it as delivered and lose the records the first object does not hold; add \"_{digest}\" after {first_offset} as in %q", s, DefaultKeyTemplate)
+	}
+	// {partition}, {first_offset} and {digest} change from object to object:
+	// a literal with a non-digit must separate each from the previous and next
+	// number that changes, or two objects could render one key (partition 1
+	// offset 23 and partition 12 offset 3 are both "123" in
+	// {partition}{first_offset}) and one would overwrite the other.
 	prev, sep := phLiteral, true // previous changing number; a separator since it
+	unique := func(ph placeholder) bool { return ph == phPartition || ph == phFirstOffset || ph == phDigest }
 	for _, p := range t.parts {
 		switch {
 		case p.ph == phLiteral && strings.ContainsFunc(p.lit, func(r rune) bool { return r < '0' || r > '9' }), p.ph == phExt:
 			sep = true
-		case p.ph == phWindowStart || p.ph == phPartition || p.ph == phFirstOffset || p.ph >= phYear:
-			if !sep && prev != phLiteral && (p.ph == phPartition || p.ph == phFirstOffset || prev == phPartition || prev == phFirstOffset) {
+		case p.ph == phWindowStart || unique(p.ph) || p.ph >= phYear:
+			if !sep && prev != phLiteral && (unique(p.ph) || unique(prev)) {
 				return nil, invalidf("key template %q: {%s} and {%s} must be separated by a non-digit character such as '_', or two objects could get the same key", s, phName(prev), phName(p.ph))
 			}
 			prev, sep = p.ph, false
@@ -219,6 +266,8 @@ func (t *KeyTemplate) Key(p KeyParams) string {
 			b.Write(strconv.AppendInt(buf[:0], int64(p.Partition), 10))
 		case phFirstOffset:
 			b.Write(strconv.AppendInt(buf[:0], p.FirstOffset, 10))
+		case phDigest:
+			b.Write(appendHex16(buf[:0], p.Digest))
 		case phExt:
 			b.WriteString(p.Format.Ext())
 			b.WriteString(p.Compression.Ext())
@@ -321,6 +370,15 @@ func appendPadded(dst []byte, v, width int) []byte {
 		dst = append(dst, '0')
 	}
 	return strconv.AppendInt(dst, int64(v), 10)
+}
+
+// appendHex16 appends v as 16 lowercase hex digits.
+func appendHex16(dst []byte, v uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(v>>uint(shift))&0xf])
+	}
+	return dst
 }
 
 func floorDiv(a, b int64) int64 {

@@ -38,22 +38,24 @@ func configAcceptsPrefix(prefix string) bool {
 //     key starts with it byte for byte: keys never leave the integration's
 //     prefix;
 //   - rendering is a function of its inputs (replays write the same key);
-//   - two objects that differ only in partition or first offset get
-//     different keys (the reason the template must contain both).
+//   - two objects that differ only in partition, first offset or digest get
+//     different keys (the reason the template must contain all three).
 //
 // "//" (an empty segment) is not refused: S3 keys are flat strings and the
 // prefix guarantee is a byte-prefix one.
 func FuzzKeyRender(f *testing.F) {
-	f.Add(sink.DefaultKeyTemplate, "hits/", int64(7), 3, int64(42), int64(1687241400000), "acme-json", "hits", uint8(0), false, 4, int64(43))
-	f.Add("{prefix}dt={yyyy}-{mm}-{dd}/hour={hh}/{MM}/wallarm_hits_{window_start}_{partition}_{first_offset}.{ext}", "a/b/", int64(-1), 0, int64(0), int64(-1), "..", "../..", uint8(1), true, 1, int64(1))
-	f.Add("{prefix}{client_id}/{integration}/{topic}/{partition}_{first_offset}.{ext}", "../", int64(1), 1, int64(2), int64(0), "a/../b", "t\x00/..", uint8(1), false, 2, int64(2))
-	f.Add("{prefix}{integration}{topic}/{partition}-{first_offset}", "x/", int64(9), 11, int64(2), int64(0), ".", ".", uint8(0), false, 1, int64(12))
-	f.Add("{prefix}/{partition}_{first_offset}", "hits\u0085/", int64(0), 0, int64(0), int64(0), "\xff", "\u2028", uint8(0), false, 0, int64(1))
-	f.Add("{prefix}.{topic}/{partition}_{first_offset}", ".", int64(0), 0, int64(0), int64(0), "x", ".", uint8(0), false, 0, int64(1))
-	f.Add("{prefix}{partition}_{first_offset}", "a/./b/", int64(0), 0, int64(5), int64(0), "", "", uint8(0), false, 1, int64(5))
-	f.Add("{prefix}{partition}{first_offset}.{ext}", "", int64(0), 1, int64(23), int64(0), "", "", uint8(0), false, 12, int64(3))
+	f.Add(sink.DefaultKeyTemplate, "hits/", int64(7), 3, int64(42), int64(1687241400000), "acme-json", "hits", uint8(0), false, 4, int64(43), uint64(1), uint64(2))
+	f.Add("{prefix}dt={yyyy}-{mm}-{dd}/hour={hh}/{MM}/wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext}", "a/b/", int64(-1), 0, int64(0), int64(-1), "..", "../..", uint8(1), true, 1, int64(1), uint64(0), uint64(0))
+	f.Add("{prefix}{client_id}/{integration}/{topic}/{partition}_{first_offset}_{digest}.{ext}", "../", int64(1), 1, int64(2), int64(0), "a/../b", "t\x00/..", uint8(1), false, 2, int64(2), uint64(3), uint64(4))
+	f.Add("{prefix}{integration}{topic}/{partition}-{first_offset}-{digest}", "x/", int64(9), 11, int64(2), int64(0), ".", ".", uint8(0), false, 1, int64(12), uint64(5), uint64(5))
+	f.Add("{prefix}/{partition}_{first_offset}_{digest}", "hits\u0085/", int64(0), 0, int64(0), int64(0), "\xff", "\u2028", uint8(0), false, 0, int64(1), uint64(0), uint64(1))
+	f.Add("{prefix}.{topic}/{partition}_{first_offset}_{digest}", ".", int64(0), 0, int64(0), int64(0), "x", ".", uint8(0), false, 0, int64(1), uint64(0), uint64(0))
+	f.Add("{prefix}{partition}_{first_offset}_{digest}", "a/./b/", int64(0), 0, int64(5), int64(0), "", "", uint8(0), false, 1, int64(5), uint64(0), uint64(0))
+	f.Add("{prefix}{partition}{first_offset}_{digest}.{ext}", "", int64(0), 1, int64(23), int64(0), "", "", uint8(0), false, 12, int64(3), uint64(0), uint64(0))
+	f.Add("{prefix}{partition}_{first_offset}{digest}.{ext}", "", int64(0), 1, int64(1), int64(0), "", "", uint8(0), false, 1, int64(12), uint64(0x3456789abcdef0), uint64(0x23456789abcdef))
+	f.Add("{prefix}{digest}{partition}_{first_offset}.{ext}", "", int64(0), 1, int64(1), int64(0), "", "", uint8(0), false, 11, int64(1), uint64(0x1234567890123451), uint64(0x1123456789012345))
 	f.Fuzz(func(t *testing.T, tmpl, prefix string, client int64, partition int, offset, ws int64,
-		integration, topic string, format uint8, gz bool, partition2 int, offset2 int64) {
+		integration, topic string, format uint8, gz bool, partition2 int, offset2 int64, digest, digest2 uint64) {
 		kt, err := sink.ParseKeyTemplate(tmpl)
 		if err != nil {
 			if !sink.IsInvalid(err) {
@@ -64,7 +66,7 @@ func FuzzKeyRender(f *testing.F) {
 		// Partitions and offsets as Kafka has them: non-negative.
 		partition, partition2 = absInt(partition), absInt(partition2)
 		offset, offset2 = absInt64(offset), absInt64(offset2)
-		p := sink.KeyParams{Prefix: prefix, WindowStart: ws, Partition: partition, FirstOffset: offset,
+		p := sink.KeyParams{Prefix: prefix, WindowStart: ws, Partition: partition, FirstOffset: offset, Digest: digest,
 			Format: sink.Format(format % 2), ClientID: client, Integration: integration, Topic: topic}
 		if gz {
 			p.Compression = sink.CompressionGzip
@@ -96,10 +98,10 @@ func FuzzKeyRender(f *testing.F) {
 			t.Fatalf("Key is not a function of its inputs: %q then %q", key, again)
 		}
 		q := p
-		q.Partition, q.FirstOffset = partition2, offset2
-		if (q.Partition != p.Partition || q.FirstOffset != p.FirstOffset) && kt.Key(q) == key {
-			t.Fatalf("template %q: partition %d offset %d and partition %d offset %d share the key %q",
-				tmpl, p.Partition, p.FirstOffset, q.Partition, q.FirstOffset, key)
+		q.Partition, q.FirstOffset, q.Digest = partition2, offset2, digest2
+		if (q.Partition != p.Partition || q.FirstOffset != p.FirstOffset || q.Digest != p.Digest) && kt.Key(q) == key {
+			t.Fatalf("template %q: partition %d offset %d digest %x and partition %d offset %d digest %x share the key %q",
+				tmpl, p.Partition, p.FirstOffset, p.Digest, q.Partition, q.FirstOffset, q.Digest, key)
 		}
 	})
 }
@@ -129,15 +131,19 @@ func TestKeyTemplateSeparatesOffsets(t *testing.T) {
 		ok   bool
 	}{
 		{name: "default", tmpl: sink.DefaultKeyTemplate, ok: true},
-		{name: "glued partition and offset", tmpl: "{prefix}{partition}{first_offset}.{ext}"},
-		{name: "glued offset and partition", tmpl: "{prefix}x{first_offset}{partition}.{ext}"},
-		{name: "digits only between them", tmpl: "{prefix}{partition}00{first_offset}.{ext}"},
-		{name: "glued window start", tmpl: "{prefix}{window_start}{partition}_{first_offset}.{ext}"},
-		{name: "glued minute", tmpl: "{prefix}{first_offset}{MM}_{partition}.{ext}"},
-		{name: "digit then a separator", tmpl: "{prefix}{partition}1_{first_offset}.{ext}", ok: true},
-		{name: "separated by ext", tmpl: "{prefix}{partition}.{ext}{first_offset}", ok: true},
-		{name: "hive date parts may touch each other", tmpl: "{prefix}dt={yyyy}{mm}{dd}/{hh}{MM}_{partition}_{first_offset}.{ext}", ok: true},
-		{name: "fixed placeholders do not separate", tmpl: "{prefix}{partition}{client_id}{first_offset}.{ext}"},
+		{name: "glued partition and offset", tmpl: "{prefix}{partition}{first_offset}_{digest}.{ext}"},
+		{name: "glued offset and partition", tmpl: "{prefix}x{first_offset}{partition}_{digest}.{ext}"},
+		{name: "digits only between them", tmpl: "{prefix}{partition}00{first_offset}_{digest}.{ext}"},
+		{name: "glued window start", tmpl: "{prefix}{window_start}{partition}_{first_offset}_{digest}.{ext}"},
+		{name: "glued minute", tmpl: "{prefix}{first_offset}{MM}_{partition}_{digest}.{ext}"},
+		{name: "glued offset and digest", tmpl: "{prefix}{partition}_{first_offset}{digest}.{ext}"},
+		{name: "glued digest and partition", tmpl: "{prefix}{digest}{partition}_{first_offset}.{ext}"},
+		{name: "glued digest and window start", tmpl: "{prefix}{window_start}{digest}/{partition}_{first_offset}.{ext}"},
+		{name: "digest after a hex-looking letter", tmpl: "{prefix}{partition}_{first_offset}a{digest}.{ext}", ok: true},
+		{name: "digit then a separator", tmpl: "{prefix}{partition}1_{first_offset}_{digest}.{ext}", ok: true},
+		{name: "separated by ext", tmpl: "{prefix}{partition}.{ext}{first_offset}/{digest}", ok: true},
+		{name: "hive date parts may touch each other", tmpl: "{prefix}dt={yyyy}{mm}{dd}/{hh}{MM}_{partition}_{first_offset}_{digest}.{ext}", ok: true},
+		{name: "fixed placeholders do not separate", tmpl: "{prefix}{partition}{client_id}{first_offset}_{digest}.{ext}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

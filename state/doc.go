@@ -7,13 +7,24 @@
 //
 // All keys of one partition are
 //
-//	{prefix}{<group>:<topic>:<partition>}:owner     hash  gen, member
-//	{prefix}{<group>:<topic>:<partition>}:idle      zset  idle-close log
-//	{prefix}{<group>:<topic>:<partition>}:snaps     zset  index of snapshot offsets
-//	{prefix}{<group>:<topic>:<partition>}:snap:<o>  string snapshot before offset o
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:owner     hash  gen, member
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:idle      zset  idle-close log
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:snaps     zset  index of snapshot offsets
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:snap:<o>  string snapshot before offset o
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:dead      zset  dead letters acknowledged
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:routes    zset  routing log: <offset>:<set id>
+//	{prefix}routeset:<group>:<set id>                     string a route set's target IDs, one a line
 //
 // The braces are a Redis Cluster hash tag: a partition's keys share one slot,
 // so the Lua scripts and MULTI blocks work on a cluster as on one server.
+// <inc> is the topic's incarnation (Store.ForIncarnation: the consumer uses
+// the Kafka cluster id and the topic id), so the state of a rebuilt cluster
+// or a re-created topic, whose offsets and generation ids start again, is
+// never applied to the new records: a new incarnation starts with no state
+// (no claim to be refused by, no dead letter, idle close or snapshot). A
+// Store without an incarnation uses the keys without ":<inc>". The state of
+// an incarnation nobody reads any more expires with SnapshotTTL, except its
+// owner keys (a few bytes per partition).
 // Offsets are stored zero-padded to 19 digits, so lexicographic order is
 // numeric order and no offset loses precision in a float score.
 //
@@ -44,6 +55,13 @@
 //     possible duplicate, never loss; it needs Redis data loss and a zombie
 //     at once).
 //   - IdleCloses are returned ordered by NextOffset, then Boundary.
+//   - RecordRoute checks ownership and appends to the routing log in one Lua
+//     script, like RecordIdleClose; an entry at the same offset is replaced.
+//     Route sets are content-addressed (the set id names the members), shared
+//     by the group's partitions, written before the entry that names them
+//     (outside the partition's slot), and live RouteSetTTL after their last
+//     write or read. Prune keeps the latest routing entry at or below the
+//     committed offset.
 //   - Prune drops idle closes with NextOffset < committed and snapshots of
 //     offsets < committed; nothing at or after the committed offset is
 //     touched.

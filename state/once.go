@@ -9,15 +9,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// IsNotExecuted reports whether err, returned by RecordIdleClose or
-// RecordIdleCloseClaim, proves that Redis never ran the script: the
+// IsNotExecuted reports whether err, returned by RecordIdleClose,
+// RecordIdleCloseClaim, RecordRoute or RecordRouteClaim, proves that Redis never ran the script: the
 // connection could not be made (refused, dial failure or time-out), the
 // client's pool had no connection to give, or the client is closed. Any
 // other error (a time-out or a connection lost after the command was sent)
 // leaves it in doubt: the script may have run. Recording the same close
 // again is idempotent, so a caller in doubt records again until it knows.
 //
-// Only these two methods give that proof: they send their script once,
+// Only these methods give that proof: they send their script once,
 // without the client's own retries, because a retry after a lost reply
 // could end in a dial error although the first attempt ran.
 func IsNotExecuted(err error) bool {

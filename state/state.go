@@ -44,6 +44,7 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	group  string
+	inc    string // the topic's incarnation ("" when unknown); see ForIncarnation
 }
 
 // New returns a Store over rdb. Keys start with prefix (e.g. "hitship:");
@@ -62,14 +63,37 @@ func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
 	return &Store{rdb: rdb, prefix: prefix, group: group}, nil
 }
 
+// ForIncarnation returns a Store over the same Redis whose per-partition keys
+// name one incarnation of the topic (for example the Kafka cluster id and the
+// topic id): state written for another incarnation (a rebuilt cluster, a
+// deleted and re-created topic, whose offsets and generation ids start again)
+// is never read back, and so never applied to records it does not describe.
+// inc may hold letters, digits, '.', '_' and '-' (at most 128); "" is the
+// keys without an incarnation.
+func (s *Store) ForIncarnation(inc string) (*Store, error) {
+	if len(inc) > 128 || strings.ContainsFunc(inc, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) {
+		return nil, fmt.Errorf("state: invalid incarnation %q", inc)
+	}
+	c := *s
+	c.inc = inc
+	return &c, nil
+}
+
+// Incarnation returns the incarnation the Store's keys name ("" for none).
+func (s *Store) Incarnation() string { return s.inc }
+
 // keys of one partition. All share the hash tag {group:topic:partition}, so
 // they live in one Cluster slot and the Lua scripts may touch them together.
+// The topic's incarnation follows the tag.
 type keys struct {
 	owner string // hash: gen, member
 	idle  string // zset, all scores 0, members encodeIdle(...)
 	snaps string // zset index of snapshot offsets, members encodeOffset(...)
 	snap  string // + encodeOffset(offset): string, the snapshot bytes
 	dead  string // zset, all scores 0, members encodeOffset(...): dead letters acknowledged
+	route string // zset, all scores 0, members encodeRoute(...): the routing log
 }
 
 func (s *Store) keys(topic string, partition int) (keys, error) {
@@ -80,7 +104,10 @@ func (s *Store) keys(topic string, partition int) (keys, error) {
 		return keys{}, fmt.Errorf("state: invalid partition %d", partition)
 	}
 	base := s.prefix + "{" + s.group + ":" + topic + ":" + strconv.Itoa(partition) + "}:"
-	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead"}, nil
+	if s.inc != "" {
+		base += s.inc + ":"
+	}
+	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead", route: base + "routes"}, nil
 }
 
 func checkOwner(o Owner) error {
@@ -431,8 +458,10 @@ func (s *Store) DeadLettered(ctx context.Context, topic string, partition int, f
 }
 
 // Prune drops the idle closes with NextOffset < committed, the snapshots and
-// the dead-letter records of offsets < committed: a replay never starts before
-// the committed offset.
+// the dead-letter records of offsets < committed, and the routing log's
+// entries below committed except the latest at or below it (the membership
+// at the committed offset): a replay never starts before the committed
+// offset. It refreshes the routing log's expiry.
 // It is not fenced: pruning below a committed offset is safe for any caller.
 func (s *Store) Prune(ctx context.Context, topic string, partition int, committed int64) error {
 	k, err := s.keys(topic, partition)
@@ -450,6 +479,7 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRemRangeByLex(ctx, k.idle, "-", below)
 		p.ZRemRangeByLex(ctx, k.dead, "-", below)
+		pruneRouteScript.Eval(ctx, p, []string{k.route}, "("+encodeOffset(committed)+";", SnapshotTTL.Milliseconds())
 		if len(old) > 0 {
 			dels := make([]string, len(old))
 			for i, enc := range old {
@@ -483,9 +513,10 @@ end
 redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
 redis.call('ZREMRANGEBYLEX', KEYS[2], '[' .. ARGV[3], '+')
 redis.call('ZREMRANGEBYLEX', KEYS[3], '[' .. ARGV[3], '+')
-for i = 5, #KEYS do
+redis.call('ZREMRANGEBYLEX', KEYS[5], '[' .. ARGV[3], '+')
+for i = 6, #KEYS do
   redis.call('DEL', KEYS[i])
-  redis.call('ZREM', KEYS[4], ARGV[i - 1])
+  redis.call('ZREM', KEYS[4], ARGV[i - 2])
 end
 return {1}
 `)
@@ -495,7 +526,9 @@ return {1}
 // offsets >= from. It is for a log truncation (an unclean leader election,
 // a re-created topic): that state describes records the log no longer has,
 // and applied to the new records at those offsets it would close windows in
-// the wrong places and skip bad records without a dead letter. Fenced like
+// the wrong places and skip bad records without a dead letter; the routing
+// log entries at offsets >= from go too (they name records that are gone).
+// Fenced like
 // RecordIdleClose (an Unclaimed partition is claimed for o); the snapshots
 // are found first and removed by the script, so one written meanwhile (only
 // the owner writes them) may stay.
@@ -513,7 +546,7 @@ func (s *Store) DropFrom(ctx context.Context, topic string, partition int, o Own
 	if err != nil {
 		return fmt.Errorf("state: drop replay state of %s/%d from %d: %w", topic, partition, from, err)
 	}
-	ks := []string{k.owner, k.idle, k.dead, k.snaps}
+	ks := []string{k.owner, k.idle, k.dead, k.snaps, k.route}
 	args := []any{strconv.FormatInt(int64(o.Generation), 10), o.Member, enc}
 	for _, sn := range snaps {
 		ks = append(ks, k.snap+sn)

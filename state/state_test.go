@@ -822,3 +822,64 @@ func TestDropFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestIncarnationsDoNotShareState: the state of one incarnation of a topic (a
+// rebuilt cluster, a re-created topic) is invisible to another: its owner
+// claim refuses nothing, its dead letters, idle closes and snapshots are not
+// read back; its keys keep the partition's hash tag.
+func TestIncarnationsDoNotShareState(t *testing.T) {
+	base, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	old, err := base.ForIncarnation("kfake.0123456789abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := base.ForIncarnation("kfake.fedcba9876543210fedcba9876543210")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Claim(ctx, topic, 0, Owner{7, "m-old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.RecordIdleClose(ctx, topic, 0, Owner{7, "m-old"}, IdleClose{40, 600}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.NoteDeadLettered(ctx, topic, 0, []int64{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.SaveSnapshot(ctx, topic, 0, 40, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	// Generation ids start again at 1 in a new cluster.
+	if err := cur.Claim(ctx, topic, 0, Owner{1, "m-new"}); err != nil {
+		t.Fatalf("claim in the new incarnation refused by the old one's owner: %v", err)
+	}
+	if idle, err := cur.IdleCloses(ctx, topic, 0, 0); err != nil || len(idle) != 0 {
+		t.Fatalf("new incarnation sees idle closes %v (%v)", idle, err)
+	}
+	if dead, err := cur.DeadLettered(ctx, topic, 0, 0); err != nil || len(dead) != 0 {
+		t.Fatalf("new incarnation sees dead letters %v (%v)", dead, err)
+	}
+	if _, ok, err := cur.LoadSnapshot(ctx, topic, 0, 40); err != nil || ok {
+		t.Fatalf("new incarnation sees the old snapshot (%v)", err)
+	}
+	if ok, err := old.Owns(ctx, topic, 0, Owner{7, "m-old"}); err != nil || !ok {
+		t.Fatalf("the old incarnation's owner changed: %v %v", ok, err)
+	}
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		_, rest, _ := strings.Cut(k, "{")
+		tag, after, ok := strings.Cut(rest, "}")
+		if !ok || tag != "g1:hits:0" || !strings.HasPrefix(after, ":kfake.") {
+			t.Fatalf("key %s: hash tag %q, then %q; want g1:hits:0 then the incarnation", k, tag, after)
+		}
+	}
+	for _, bad := range []string{"a}b", "a{b", "a:b", "a b", strings.Repeat("x", 129)} {
+		if _, err := base.ForIncarnation(bad); err == nil {
+			t.Fatalf("incarnation %q accepted", bad)
+		}
+	}
+}

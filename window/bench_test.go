@@ -59,10 +59,12 @@ func TestAdvanceAssignDoesNotAllocate(t *testing.T) {
 // must reject or accept them without panicking, and an accepted snapshot must
 // read back unchanged and drive a working partition.
 func FuzzRestore(f *testing.F) {
-	f.Add([]byte(`{"offset":1,"size_ms":100,"watermark_ms":60,"max_ts_ms":120,"ghosts":[{"integration":"a","start_ms":0,"late":false,"close_at_ms":100,"first_offset":0}]}`))
-	f.Add([]byte(`{"offset":0,"size_ms":100,"watermark_ms":-9223372036854775808,"max_ts_ms":-9223372036854775808,"ghosts":[]}`))
-	f.Add([]byte(`{"offset":9,"size_ms":100,"watermark_ms":250,"max_ts_ms":255,"ghosts":[{"integration":"a","start_ms":100,"late":true,"close_at_ms":300,"first_offset":3},{"integration":"a","start_ms":200,"close_at_ms":300,"first_offset":4}]}`))
-	f.Add([]byte(`{"offset":5,"size_ms":100,"ghosts":null}`))
+	f.Add([]byte(`{"offset":1,"size_ms":100,"grace_ms":10,"max_future_skew_ms":0,"timestamp":"event","watermark_ms":60,"max_ts_ms":120,"ghosts":[{"target":"a","start_ms":0,"late":false,"close_at_ms":100,"first_offset":0}]}`))
+	f.Add([]byte(`{"offset":0,"size_ms":100,"grace_ms":10,"max_future_skew_ms":0,"timestamp":"event","watermark_ms":-9223372036854775808,"max_ts_ms":-9223372036854775808,"ghosts":[]}`))
+	f.Add([]byte(`{"offset":9,"size_ms":100,"grace_ms":10,"max_future_skew_ms":0,"timestamp":"event","watermark_ms":250,"max_ts_ms":255,"ghosts":[{"target":"a","start_ms":100,"late":true,"close_at_ms":300,"first_offset":3},{"target":"a","start_ms":200,"close_at_ms":300,"first_offset":4}]}`))
+	f.Add([]byte(`{"offset":5,"size_ms":100,"grace_ms":10,"max_future_skew_ms":0,"timestamp":"event","ghosts":null}`))
+	f.Add([]byte(`{"offset":5,"size_ms":100,"ghosts":null}`)) // an earlier version's: refused
+	f.Add([]byte(`{"offset":1,"size_ms":100,"grace_ms":11,"max_future_skew_ms":0,"timestamp":"event","watermark_ms":60,"max_ts_ms":120,"ghosts":[]}`))
 	cfg := window.Config{Size: 100, Grace: 10}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s window.Snapshot

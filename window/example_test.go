@@ -12,7 +12,7 @@ const minute = 60_000
 func show(what string, closed []*window.Buffer) {
 	for _, b := range closed {
 		fmt.Printf("%s closes %s window %dm-%dm late=%t first offset %d ghost=%t\n",
-			what, b.Key.Integration, b.Key.Start/minute, (b.Key.Start+10*minute)/minute, b.Key.Late, b.FirstOffset, b.Ghost)
+			what, b.Key.Target, b.Key.Start/minute, (b.Key.Start+10*minute)/minute, b.Key.Late, b.FirstOffset, b.Ghost)
 	}
 }
 
@@ -29,7 +29,7 @@ func Example() {
 		show(fmt.Sprintf("record %d", offset), p.Advance(offset, ts))
 		b := p.Assign(offset, ts, integration)
 		fmt.Printf("record %d (t=%dm) -> %s window %dm late=%t, closes at W>=%dm\n",
-			offset, ts/minute, b.Key.Integration, b.Key.Start/minute, b.Key.Late, b.CloseAt/minute)
+			offset, ts/minute, b.Key.Target, b.Key.Start/minute, b.Key.Late, b.CloseAt/minute)
 	}
 	record(0, 2*minute, "acme")
 	record(1, 9*minute, "acme")
@@ -85,7 +85,7 @@ func ExampleRestore() {
 	b = q.Assign(2, 4*minute, "acme")
 	fmt.Printf("acme first offset %d ghost=%t\n", b.FirstOffset, b.Ghost)
 	// Output:
-	// {"offset":1,"size_ms":600000,"watermark_ms":60000,"max_ts_ms":120000,"ghosts":[{"integration":"acme","start_ms":0,"late":false,"close_at_ms":600000,"first_offset":0}]}
+	// {"offset":1,"size_ms":600000,"grace_ms":60000,"max_future_skew_ms":0,"timestamp":"event","watermark_ms":60000,"max_ts_ms":120000,"ghosts":[{"target":"acme","start_ms":0,"late":false,"close_at_ms":600000,"first_offset":0}]}
 	// globex first offset 1 ghost=false
 	// acme first offset 0 ghost=true
 }

@@ -13,12 +13,15 @@ const noWatermark = math.MinInt64
 
 // Key names a buffer: at most one open buffer per Key exists in a partition.
 type Key struct {
-	Integration string
-	Start       int64 // window start, ms
-	Late        bool
+	// Target names the destination (the consumer's target ID: one
+	// integration of one tenant with one bucket, prefix and format), so a
+	// buffer never mixes records of two tenants or two destinations.
+	Target string
+	Start  int64 // window start, ms
+	Late   bool
 }
 
-// Buffer collects the records of one (integration, window) of one partition.
+// Buffer collects the records of one (target, window) of one partition.
 // The Partition owns every field but Payload; the caller must not change them.
 type Buffer struct {
 	Key         Key
@@ -98,7 +101,7 @@ func (p *Partition) Open() int { return len(p.open) }
 
 // Advance processes the timestamp ts of the record at offset: maxTs and the
 // watermark move forward, and the buffers that close because of it
-// (CloseAt <= W) are returned, sorted by (CloseAt, Integration, Start, Late,
+// (CloseAt <= W) are returned, sorted by (CloseAt, Target, Start, Late,
 // FirstOffset). Ghosts are among them (Ghost=true) for the caller to drop.
 //
 // The returned slice is reused by the next Advance or ApplyIdle call: consume
@@ -116,14 +119,14 @@ func (p *Partition) Advance(offset, ts int64) []*Buffer {
 }
 
 // Assign returns the buffer that the record at offset with timestamp ts goes to
-// for integration: the open buffer of (integration, window of ts), creating it
+// for target: the open buffer of (target, window of ts), creating it
 // with FirstOffset=offset if there is none. The record is on time when its window
 // end is > W, late otherwise (then it goes to the open late buffer of its window).
 // A returned Ghost buffer means: discard the record. Call it after Advance for the
 // same offset. It does not allocate when the buffer exists.
-func (p *Partition) Assign(offset, ts int64, integration string) *Buffer {
+func (p *Partition) Assign(offset, ts int64, target string) *Buffer {
 	start := Start(clampTs(ts), p.cfg.Size)
-	key := Key{Integration: integration, Start: start}
+	key := Key{Target: target, Start: start}
 	closeAt := start + p.cfg.Size
 	if closeAt <= p.w {
 		key.Late = true
@@ -230,7 +233,7 @@ func compareMeta(ac int64, ak Key, af int64, bc int64, bk Key, bf int64) int {
 	if c := cmp.Compare(ac, bc); c != 0 {
 		return c
 	}
-	if c := strings.Compare(ak.Integration, bk.Integration); c != 0 {
+	if c := strings.Compare(ak.Target, bk.Target); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(ak.Start, bk.Start); c != 0 {

@@ -1,6 +1,7 @@
 package window_test
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -290,7 +291,7 @@ func TestIdleAfterMarkUpdatesIt(t *testing.T) {
 
 func TestRestore(t *testing.T) {
 	cfg := window.Config{Size: 100, Grace: 5}
-	good := window.Snapshot{Offset: 20, Size: 100, Watermark: 250, MaxTs: 255, Ghosts: []window.GhostBuffer{
+	good := window.Snapshot{Offset: 20, Size: 100, Grace: 5, Timestamp: "event", Watermark: 250, MaxTs: 255, Ghosts: []window.GhostBuffer{
 		{"a", 100, true, 300, 12}, {"a", 200, false, 300, 15},
 	}}
 	with := func(f func(*window.Snapshot)) window.Snapshot {
@@ -305,8 +306,13 @@ func TestRestore(t *testing.T) {
 		wantErr bool
 	}{
 		{"good", good, false},
-		{"empty", window.Snapshot{Offset: 0, Size: 100, Watermark: math.MinInt64, MaxTs: math.MinInt64}, false},
+		{"empty", window.Snapshot{Offset: 0, Size: 100, Grace: 5, Timestamp: "event", Watermark: math.MinInt64, MaxTs: math.MinInt64}, false},
 		{"other window size", with(func(s *window.Snapshot) { s.Size = 60 }), true},
+		{"other grace", with(func(s *window.Snapshot) { s.Grace = 6 }), true},
+		{"other max future skew", with(func(s *window.Snapshot) { s.MaxFutureSkew = 1 }), true},
+		{"record time", with(func(s *window.Snapshot) { s.Timestamp = "record" }), true},
+		{"unknown timestamp mode", with(func(s *window.Snapshot) { s.Timestamp = "wall" }), true},
+		{"settings not recorded (an earlier version's snapshot)", with(func(s *window.Snapshot) { s.Grace, s.Timestamp = 0, "" }), true},
 		{"negative offset", with(func(s *window.Snapshot) { s.Offset = -1 }), true},
 		{"ghost at the offset", with(func(s *window.Snapshot) { s.Ghosts[0].FirstOffset = 20 }), true},
 		{"ghost already closed", with(func(s *window.Snapshot) { s.Watermark = 300 }), true},
@@ -339,9 +345,89 @@ func TestRestore(t *testing.T) {
 	}
 }
 
+// TestRestoreUnderOtherSettings is defect 4 of issue #11: only the window size
+// used to be checked. A first run with a small grace closes a window on a
+// record and puts a later record of that window into a late buffer; the
+// snapshot at the commit holds the closed window as a ghost. Restored under a
+// larger grace (a rolling deploy), the ghost is still open when that record
+// comes and swallows it: the record was in no delivered object, so it is
+// lost. Such a snapshot must be refused (the caller starts empty: possible
+// duplicates, never loss); the same settings (and a skew change under record
+// time, which ignores it) restore.
+func TestRestoreUnderOtherSettings(t *testing.T) {
+	taken := window.Config{Size: 100, Grace: 5, MaxFutureSkew: 50}
+	p := newPartition(t, taken)
+	feed(p, rec{0, 50, "a"}, rec{1, 108, "b"}) // W 103: window [0,100) of a closes
+	if b := p.Assign(2, 60, "a"); !b.Key.Late || b.FirstOffset != 2 {
+		t.Fatalf("record 2 went to %+v, want a late buffer of its own", b)
+	}
+	s, ok := p.Snapshot(1) // committed once a's first object was delivered
+	if !ok || len(s.Ghosts) != 1 {
+		t.Fatalf("Snapshot(1) = %+v, %t; want a's window as a ghost", s, ok)
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved window.Snapshot
+	if err := json.Unmarshal(data, &saved); err != nil {
+		t.Fatal(err)
+	}
+	recordTime := taken
+	recordTime.UseRecordTime = true
+	tests := []struct {
+		name   string
+		cfg    window.Config
+		usable bool
+	}{
+		{"same settings", taken, true},
+		{"larger grace", window.Config{Size: 100, Grace: 50, MaxFutureSkew: 50}, false},
+		{"smaller grace", window.Config{Size: 100, Grace: 0, MaxFutureSkew: 50}, false},
+		{"other max future skew", window.Config{Size: 100, Grace: 5, MaxFutureSkew: 10}, false},
+		{"record time", recordTime, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := window.Restore(tt.cfg, saved)
+			if !tt.usable {
+				if err == nil || !window.IsBadSnapshot(err) {
+					t.Fatalf("Restore under %+v = %v, want a bad snapshot", tt.cfg, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Advance(1, 108)
+			q.Assign(1, 108, "b")
+			q.Advance(2, 60)
+			if b := q.Assign(2, 60, "a"); b.Ghost || b.FirstOffset != 2 || !b.Key.Late {
+				t.Fatalf("replayed record 2 went to %+v ghost %t, want the late buffer the first run made", b.Key, b.Ghost)
+			}
+		})
+	}
+	// Under record time the skew changes nothing.
+	rs, ok := newPartitionSnapshot(t, recordTime)
+	if !ok {
+		t.Fatal("no snapshot")
+	}
+	other := recordTime
+	other.MaxFutureSkew = 7
+	if _, err := window.Restore(other, rs); err != nil {
+		t.Fatalf("record time, other skew: %v", err)
+	}
+}
+
+func newPartitionSnapshot(t *testing.T, cfg window.Config) (window.Snapshot, bool) {
+	t.Helper()
+	p := newPartition(t, cfg)
+	feed(p, rec{0, 50, "a"})
+	return p.Snapshot(1)
+}
+
 func TestRestoredGhosts(t *testing.T) {
 	cfg := window.Config{Size: 100, Grace: 5}
-	p, err := window.Restore(cfg, window.Snapshot{Offset: 20, Size: 100, Watermark: 250, MaxTs: 255, Ghosts: []window.GhostBuffer{
+	p, err := window.Restore(cfg, window.Snapshot{Offset: 20, Size: 100, Grace: 5, Timestamp: "event", Watermark: 250, MaxTs: 255, Ghosts: []window.GhostBuffer{
 		{"a", 100, true, 300, 12}, {"a", 200, false, 300, 15},
 	}})
 	if err != nil {
@@ -360,8 +446,8 @@ func TestRestoredGhosts(t *testing.T) {
 	closed := p.Advance(21, 310)
 	var got []string
 	for _, b := range closed {
-		got = append(got, b.Key.Integration)
-		if b.Ghost != (b.Key.Integration == "a") {
+		got = append(got, b.Key.Target)
+		if b.Ghost != (b.Key.Target == "a") {
 			t.Fatalf("closed %+v ghost %t", b.Key, b.Ghost)
 		}
 	}

@@ -213,7 +213,7 @@ func runOriginal(t testing.TB, r *rand.Rand, gp genParams) *original {
 func checkAssigned(t testing.TB, cfg window.Config, p *window.Partition, b *window.Buffer, ts int64, integ string) {
 	t.Helper()
 	start, end := cfg.Window(ts)
-	if b.Key.Integration != integ || b.Key.Start != start {
+	if b.Key.Target != integ || b.Key.Start != start {
 		t.Fatalf("record ts %d integ %q went to %+v", ts, integ, b.Key)
 	}
 	if late := end <= p.Watermark(); b.Key.Late != late {

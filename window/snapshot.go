@@ -8,11 +8,19 @@ import (
 // Snapshot is the state of a partition just before the record at Offset was
 // processed (idle advances applied just before it included). It is what the
 // consumer saves in Redis before committing Offset, as JSON.
+//
+// It names every setting that decides where records go and when buffers
+// close (size, grace, max future skew, timestamp mode): a replay under other
+// settings would not reproduce the original run, and its ghosts could swallow
+// records the original run put into other buffers, so Restore refuses it.
 type Snapshot struct {
-	Offset    int64 `json:"offset"`
-	Size      int64 `json:"size_ms"`      // window size it was taken with
-	Watermark int64 `json:"watermark_ms"` // math.MinInt64: none
-	MaxTs     int64 `json:"max_ts_ms"`    // math.MinInt64: none
+	Offset        int64  `json:"offset"`
+	Size          int64  `json:"size_ms"`            // window size it was taken with
+	Grace         int64  `json:"grace_ms"`           // grace it was taken with
+	MaxFutureSkew int64  `json:"max_future_skew_ms"` // max future skew it was taken with
+	Timestamp     string `json:"timestamp"`          // TimestampEvent or TimestampRecord; "" before it was recorded
+	Watermark     int64  `json:"watermark_ms"`       // math.MinInt64: none
+	MaxTs         int64  `json:"max_ts_ms"`          // math.MinInt64: none
 	// Ghosts are the buffers open at that point (all with FirstOffset < Offset),
 	// sorted like closed buffers. Never nil.
 	Ghosts []GhostBuffer `json:"ghosts"`
@@ -20,7 +28,7 @@ type Snapshot struct {
 
 // GhostBuffer is a buffer open at a snapshot's offset.
 type GhostBuffer struct {
-	Integration string `json:"integration"`
+	Target      string `json:"target"` // Key.Target
 	Start       int64  `json:"start_ms"`
 	Late        bool   `json:"late"`
 	CloseAt     int64  `json:"close_at_ms"`
@@ -40,7 +48,8 @@ func (p *Partition) Snapshot(offset int64) (s Snapshot, ok bool) {
 	if !found {
 		return Snapshot{}, false
 	}
-	s = Snapshot{Offset: offset, Size: p.cfg.Size, Watermark: w, MaxTs: maxTs, Ghosts: []GhostBuffer{}}
+	s = Snapshot{Offset: offset, Size: p.cfg.Size, Grace: p.cfg.Grace, MaxFutureSkew: p.cfg.MaxFutureSkew,
+		Timestamp: p.cfg.TimestampMode(), Watermark: w, MaxTs: maxTs, Ghosts: []GhostBuffer{}}
 	for _, b := range p.open {
 		if b.FirstOffset < offset {
 			s.Ghosts = append(s.Ghosts, ghostOf(b.Key, b.CloseAt, b.FirstOffset))
@@ -80,10 +89,10 @@ func (p *Partition) stateBefore(offset int64) (w, maxTs int64, ok bool) {
 }
 
 func ghostOf(k Key, closeAt, first int64) GhostBuffer {
-	return GhostBuffer{Integration: k.Integration, Start: k.Start, Late: k.Late, CloseAt: closeAt, FirstOffset: first}
+	return GhostBuffer{Target: k.Target, Start: k.Start, Late: k.Late, CloseAt: closeAt, FirstOffset: first}
 }
 
-func (g GhostBuffer) key() Key { return Key{Integration: g.Integration, Start: g.Start, Late: g.Late} }
+func (g GhostBuffer) key() Key { return Key{Target: g.Target, Start: g.Start, Late: g.Late} }
 
 // Forget drops what the partition remembers of closed buffers and marks that no
 // snapshot at an offset >= committed needs. Call it after committing. Snapshots
@@ -108,9 +117,12 @@ func (p *Partition) Forget(committed int64) {
 }
 
 // Restore builds a partition from a snapshot taken with Snapshot(s.Offset) by a
-// partition of the same window size. The snapshot's buffers come back as ghosts.
-// The next record to give Advance is s.Offset or later. An error wrapping
-// ErrBadSnapshot means the snapshot is inconsistent or of another window size.
+// partition of the same settings (SameReplay). The snapshot's buffers come
+// back as ghosts. The next record to give Advance is s.Offset or later. An
+// error wrapping ErrBadSnapshot means the snapshot is inconsistent, was taken
+// under other settings, or names none (it was written by a version that did
+// not record them: its grace, skew and timestamp mode are unknown, so it is
+// refused too); the caller then starts from an empty state.
 func Restore(cfg Config, s Snapshot) (*Partition, error) {
 	p, err := NewPartition(cfg)
 	if err != nil {
@@ -135,8 +147,12 @@ func checkSnapshot(cfg Config, s Snapshot) error {
 	if s.Offset < 0 {
 		return fmt.Errorf("negative offset: %w", ErrBadSnapshot)
 	}
-	if s.Size != cfg.Size {
-		return fmt.Errorf("taken with window size %d ms, not %d: %w", s.Size, cfg.Size, ErrBadSnapshot)
+	if s.Timestamp == "" {
+		return fmt.Errorf("taken by a version that did not record its grace, max future skew and timestamp mode: %w", ErrBadSnapshot)
+	}
+	if taken := (Config{Size: s.Size, Grace: s.Grace, MaxFutureSkew: s.MaxFutureSkew, UseRecordTime: s.Timestamp == TimestampRecord}); s.Timestamp != TimestampEvent && s.Timestamp != TimestampRecord || !taken.SameReplay(cfg) {
+		return fmt.Errorf("taken with window size %d ms, grace %d ms, max future skew %d ms, timestamp %q; now size %d ms, grace %d ms, max future skew %d ms, timestamp %q: %w",
+			s.Size, s.Grace, s.MaxFutureSkew, s.Timestamp, cfg.Size, cfg.Grace, cfg.MaxFutureSkew, cfg.TimestampMode(), ErrBadSnapshot)
 	}
 	if s.Watermark != noWatermark && (s.Watermark < minWatermark || s.Watermark > MaxTimestamp) {
 		return fmt.Errorf("watermark %d out of range: %w", s.Watermark, ErrBadSnapshot)
@@ -147,10 +163,10 @@ func checkSnapshot(cfg Config, s Snapshot) error {
 	seen := make(map[Key]bool, len(s.Ghosts))
 	for _, g := range s.Ghosts {
 		if err := checkGhost(cfg, s, g); err != nil {
-			return fmt.Errorf("ghost %q start %d late %t: %w", g.Integration, g.Start, g.Late, err)
+			return fmt.Errorf("ghost %q start %d late %t: %w", g.Target, g.Start, g.Late, err)
 		}
 		if seen[g.key()] {
-			return fmt.Errorf("ghost %q start %d late %t twice: %w", g.Integration, g.Start, g.Late, ErrBadSnapshot)
+			return fmt.Errorf("ghost %q start %d late %t twice: %w", g.Target, g.Start, g.Late, ErrBadSnapshot)
 		}
 		seen[g.key()] = true
 	}

@@ -33,7 +33,7 @@ var ErrBadSnapshot = errors.New("bad window snapshot")
 func IsInvalidConfig(err error) bool { return errors.Is(err, ErrInvalidConfig) }
 
 // IsBadSnapshot reports whether err means a [Snapshot] cannot be restored
-// (corrupt, or taken with another window size); the caller then starts empty.
+// (corrupt, or taken under other settings); the caller then starts empty.
 func IsBadSnapshot(err error) bool { return errors.Is(err, ErrBadSnapshot) }
 
 // Config is the window configuration of one partition. All durations are ms.
@@ -42,6 +42,29 @@ type Config struct {
 	Grace         int64 // ms (>=0)
 	MaxFutureSkew int64 // ms (>=0); event time more than this ahead of record time is clamped
 	UseRecordTime bool  // `timestamp: record`: ignore event time
+}
+
+// Timestamp modes as a Snapshot names them.
+const (
+	TimestampEvent  = "event"  // event time, falling back to the record time
+	TimestampRecord = "record" // the Kafka record timestamp
+)
+
+// TimestampMode returns TimestampRecord with UseRecordTime, else TimestampEvent.
+func (c Config) TimestampMode() string {
+	if c.UseRecordTime {
+		return TimestampRecord
+	}
+	return TimestampEvent
+}
+
+// SameReplay reports whether a replay under o places every record in the same
+// buffer and closes every buffer at the same place as under c, given the same
+// records and idle advances: the same size, grace and timestamp mode, and with
+// event time the same max future skew (record time ignores it).
+func (c Config) SameReplay(o Config) bool {
+	return c.Size == o.Size && c.Grace == o.Grace && c.UseRecordTime == o.UseRecordTime &&
+		(c.UseRecordTime || c.MaxFutureSkew == o.MaxFutureSkew)
 }
 
 // DefaultConfig returns the defaults: 10m windows, 1m grace, 5m max future skew,

@@ -143,7 +143,7 @@ func selfSigned(certFile string) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// objectKey splits "/bucket/wallarm_hits_{start}_{partition}_{first}.ext".
+// objectKey splits "/bucket/wallarm_hits_{start}_{partition}_{first}_{digest}.ext".
 func objectKey(path string) (bucket string, start int64, partition int, ok bool) {
 	bucket, key, found := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if !found {

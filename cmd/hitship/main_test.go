@@ -297,7 +297,7 @@ func TestDemoSmoke(t *testing.T) {
 		printed[m[1]] = true
 	}
 
-	keyRE := regexp.MustCompile(`^wallarm/[0-9]{8}-[0-9]{6}-[0-9a-f]{6}/wallarm_hits_(\d+)_(\d+)_(\d+)\.(json|jsonl)$`)
+	keyRE := regexp.MustCompile(`^wallarm/[0-9]{8}-[0-9]{6}-[0-9a-f]{6}/wallarm_hits_(\d+)_(\d+)_(\d+)_[0-9a-f]{16}\.(json|jsonl)$`)
 	for _, b := range []struct{ bucket, ext string }{{"acme-hits", "json"}, {"globex-hits", "jsonl"}} {
 		root := filepath.Join(tmp, "s3", b.bucket)
 		var files []string

@@ -111,6 +111,14 @@ func (s *S3) AllowKey(bucket, keyID, secret string) {
 	s.allow(bucket, keyID)
 }
 
+// RevokeKey deactivates a static access key (as IAM does with a rotated
+// one): every request signed with it is refused 403 InvalidAccessKeyId.
+func (s *S3) RevokeKey(keyID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.keys, keyID)
+}
+
 // AllowRole lets temporary credentials of roleARN (issued by the STS) write
 // to bucket: the bucket belongs to that role's account.
 func (s *S3) AllowRole(bucket, roleARN string) {

@@ -1,0 +1,423 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"hitship/state"
+)
+
+// Routing is replay state.
+//
+// A partition worker routes with a membership of its own (the set of target
+// IDs its records may go to), never with the live routing table: which
+// integrations are enabled changes at any time (a reload, a disable or an
+// enable by hand, an auto-disable), and a replay after a crash must route
+// every record as the first run did, or it writes records a second time under
+// other keys (the first run's objects hold them) or skips records that the
+// first run had in buffers it never delivered.
+//
+// So before a worker routes with a membership other than the one it has, it
+// records it in the partition's routing log in Redis, at the offset of the
+// record it applies from, fenced like an idle close (the set itself is
+// stored once per content, before). A worker starting at committed offset C
+// reads the log: the membership at C is the latest entry at or below C (Prune
+// keeps it), later entries apply when the read position reaches them, and it
+// follows them up to replayEnd = max(last entry + 1, the high-water mark at
+// its first fetch): the previous owner may have read that far with its last
+// membership. From replayEnd on it adopts the live membership, recording it.
+// Records routed to a target while it was a member stay in the buffers that
+// hold them and are delivered (or retried, or dead-lettered) as usual, even
+// if it is disabled or removed before they close.
+//
+// Without an entry at or below C:
+//   - nothing committed and no log at all (the partition's first start): the
+//     live membership is recorded at offset 0 and used at once;
+//   - otherwise (Redis lost its data, or the first start after upgrading
+//     from a version without the log) the worker cannot know what the
+//     previous run did, so it routes conservatively, to every configured
+//     target of each tenant, disabled ones included, until replayEnd,
+//     recording that set at C; then it adopts the live membership. That may
+//     cost duplicates and deliveries to integrations disabled meanwhile,
+//     never a lost record.
+//
+// A member ID that no configured integration has any more (removed, or
+// changed by a reload into another target) cannot be delivered: its records
+// are skipped and counted (reason "removed") and the ID is logged once.
+// Removing an integration is final for what it had not delivered.
+//
+// When Redis fails, the worker keeps routing with its current membership and
+// tries again after idleRetry: live changes wait for Redis. When the failure
+// does not prove the entry was not written (a lost reply), the change is in
+// doubt: the partition reads no further record until Redis confirms it.
+
+// tenantRoute is where one tenant's records go under a membership.
+type tenantRoute struct {
+	targets []*Target // configured members of the tenant
+	others  int       // configured targets of the tenant that are not members
+	removed []string  // members of the tenant no configured integration has
+}
+
+// membership is a worker's own routing table. Immutable; only the fetch
+// goroutine holds one.
+type membership struct {
+	id           string
+	ids          []string
+	conservative bool // every configured target, chosen for lack of routing state
+	byClient     map[int64]*tenantRoute
+}
+
+// newMembership resolves the route set (id, ids) against the configured
+// targets of r: members by resolve (nil: r.Target), the others of each
+// tenant from r.All().
+func newMembership(id string, ids []string, r Routes, resolve func(string) (*Target, bool)) *membership {
+	if resolve == nil {
+		resolve = r.Target
+	}
+	m := &membership{id: id, ids: ids, byClient: map[int64]*tenantRoute{}}
+	tenant := func(c int64) *tenantRoute {
+		tr := m.byClient[c]
+		if tr == nil {
+			tr = &tenantRoute{}
+			m.byClient[c] = tr
+		}
+		return tr
+	}
+	in := make(map[string]bool, len(ids))
+	for _, x := range ids {
+		in[x] = true
+		if t, ok := resolve(x); ok {
+			tr := tenant(t.ClientID)
+			tr.targets = append(tr.targets, t)
+			continue
+		}
+		if c, ok := TargetClient(x); ok {
+			tr := tenant(c)
+			tr.removed = append(tr.removed, x)
+		}
+	}
+	for _, t := range r.All().Members {
+		if !in[t.ID] {
+			tenant(t.ClientID).others++
+		}
+	}
+	return m
+}
+
+// membershipOf is the membership of a RouteSet of configured targets.
+func membershipOf(set *RouteSet, r Routes) *membership {
+	byID := make(map[string]*Target, len(set.Members))
+	for _, t := range set.Members {
+		byID[t.ID] = t
+	}
+	return newMembership(set.ID, set.IDs, r, func(id string) (*Target, bool) { t, ok := byID[id]; return t, ok })
+}
+
+// loggedRoute is an entry of the routing log with its set, as loaded at start.
+type loggedRoute struct {
+	offset int64
+	id     string
+	ids    []string
+	known  bool // the set was in Redis; false: route conservatively
+}
+
+// routePlan is what start decides about routing.
+type routePlan struct {
+	base      loggedRoute   // the membership at the start
+	pending   []loggedRoute // entries above the start, applied when reached
+	replayEnd int64
+	needHWM   bool // replayEnd waits for the first fetched high-water mark
+	// conservative is set when no routing state was found for the start.
+	conservative bool
+	recorded     bool // start recorded base in the log
+}
+
+// loadRoutes reads the partition's routing log and decides the membership at
+// the start offset (committed, or -1: none), recording it when the log has
+// none there (see the comment at the top). Called by start under waitRedis,
+// after the claim.
+func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, error) {
+	entries, err := w.st.RouteLog(ctx, w.topic, w.partition)
+	if err != nil {
+		return routePlan{}, fmt.Errorf("load routing log: %w", err)
+	}
+	load := func(e state.RouteEntry) (loggedRoute, error) {
+		ids, ok, err := w.st.LoadRouteSet(ctx, e.SetID)
+		if err != nil {
+			return loggedRoute{}, fmt.Errorf("load route set %s: %w", e.SetID, err)
+		}
+		return loggedRoute{offset: e.Offset, id: e.SetID, ids: ids, known: ok}, nil
+	}
+	c := max(committed, 0)
+	var p routePlan
+	base := -1
+	for i, e := range entries {
+		if e.Offset <= c {
+			base = i
+		}
+	}
+	for _, e := range entries[base+1:] {
+		lr, err := load(e)
+		if err != nil {
+			return routePlan{}, err
+		}
+		p.pending = append(p.pending, lr)
+	}
+	if len(entries) > 0 {
+		p.replayEnd, p.needHWM = entries[len(entries)-1].Offset+1, true
+	}
+	if base >= 0 {
+		if p.base, err = load(entries[base]); err != nil {
+			return routePlan{}, err
+		}
+		if p.base.known {
+			return p, nil
+		}
+	}
+	var set *RouteSet
+	if committed < 0 && len(entries) == 0 {
+		set = w.c.deps.Routes.Live() // the partition's first start
+	} else {
+		set = w.c.deps.Routes.All() // no routing state for the start: conservative
+		p.conservative, p.needHWM = true, true
+		p.replayEnd = max(p.replayEnd, c)
+	}
+	if err := w.recordRoute(ctx, c, set.ID, set.IDs); err != nil {
+		return routePlan{}, err
+	}
+	p.base = loggedRoute{offset: c, id: set.ID, ids: set.IDs, known: true}
+	p.recorded = true
+	return p, nil
+}
+
+// recordRoute stores the route set and records it in the routing log at
+// offset (fenced). inDoubt is set when the entry may have been recorded
+// although an error came back (a reply lost after Redis ran the script).
+func (w *worker) recordRoute(ctx context.Context, offset int64, id string, ids []string) (err error) {
+	_, err = w.recordRouteDoubt(ctx, offset, id, ids)
+	return err
+}
+
+func (w *worker) recordRouteDoubt(ctx context.Context, offset int64, id string, ids []string) (inDoubt bool, err error) {
+	if err := w.st.SaveRouteSet(ctx, id, ids); err != nil {
+		return false, fmt.Errorf("save route set: %w", err)
+	}
+	reclaimed, err := w.st.RecordRouteClaim(ctx, w.topic, w.partition, w.owner, state.RouteEntry{Offset: offset, SetID: id})
+	if err != nil {
+		return !state.IsFenced(err) && !state.IsNotExecuted(err), fmt.Errorf("record routing change at offset %d: %w", offset, err)
+	}
+	if reclaimed {
+		// The owner key was gone: Redis lost data, the log with it.
+		w.log.Warn("Redis lost this partition's owner key (data loss): claimed it again while recording a routing change; writing back the replay state this worker holds")
+		w.restoreAfterLoss(ctx)
+	}
+	return false, nil
+}
+
+// settleDoubt records the change at offset again until Redis takes it (the
+// entry is replaced in place, so this is idempotent), the worker is fenced,
+// or ctx ends. Until then the partition does not read on: a change Redis may
+// hold must be the one the worker routes with. It logs once.
+func (w *worker) settleDoubt(ctx context.Context, offset int64, id string, ids []string, first error) error {
+	w.log.Warn("degraded: a routing change may or may not be in Redis (its reply was lost); the partition waits until Redis confirms it", "offset", offset, "err", first)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		err := w.recordRoute(rctx, offset, id, ids)
+		cancel()
+		if err == nil || state.IsFenced(err) {
+			if err == nil {
+				w.log.Info("routing change confirmed by Redis", "offset", offset)
+			}
+			return err
+		}
+	}
+}
+
+// applyPlan installs what loadRoutes decided. Called by start with mu held.
+func (w *worker) applyPlan(p routePlan) {
+	w.setMembership(w.membershipFor(p.base))
+	w.routeLog = p.pending
+	w.routeMu.Lock()
+	w.routeHist = append(append(w.routeHist[:0], p.base), p.pending...)
+	w.routeMu.Unlock()
+	w.replayEnd, w.needHWM = p.replayEnd, p.needHWM
+	w.liveSeen = nil
+	if p.conservative {
+		w.log.Warn("no routing state for the committed offset (Redis lost data, or the first start of this version): routing every tenant's records to all its configured integrations, disabled ones included, until the previous owner's last read position; possible duplicates and deliveries to integrations disabled meanwhile, never a lost record",
+			"offset", p.base.offset)
+	}
+}
+
+// membershipFor resolves a logged route set; a set Redis no longer holds
+// stands for every configured target (conservative).
+func (w *worker) membershipFor(lr loggedRoute) *membership {
+	if !lr.known {
+		w.log.Warn("a route set of the routing log is gone from Redis: routing conservatively from there, to every configured integration", "set", lr.id, "offset", lr.offset)
+		all := w.c.deps.Routes.All()
+		m := membershipOf(all, w.c.deps.Routes)
+		m.conservative = true
+		return m
+	}
+	return newMembership(lr.id, lr.ids, w.c.deps.Routes, nil)
+}
+
+func (w *worker) setMembership(m *membership) {
+	w.mem = m
+	w.curSet.Store(&routeSetRef{id: m.id, ids: m.ids})
+}
+
+// routeSetRef is the current membership's set, for the committer's touch.
+type routeSetRef struct {
+	id  string
+	ids []string
+}
+
+// route brings the worker's membership up to the record m: the logged
+// changes its offset reached, then, from replayEnd on, the live membership
+// (recorded first) or, after a re-claim, the current one again. It is called
+// by the fetch loop before process, without mu (only the fetch goroutine
+// touches the membership); a Redis call happens only when the membership
+// changes. It returns an error when another member owns the partition, or
+// when ctx ended while a change was in doubt (then the record must not be
+// processed).
+func (w *worker) route(ctx context.Context, m *kafka.Message) error {
+	off := m.Offset
+	if w.needHWM {
+		w.needHWM = false
+		w.replayEnd = max(w.replayEnd, m.HighWaterMark)
+	}
+	for len(w.routeLog) > 0 && w.routeLog[0].offset <= off {
+		w.setMembership(w.membershipFor(w.routeLog[0]))
+		w.routeLog = w.routeLog[1:]
+	}
+	live := w.c.deps.Routes.Live()
+	if off < w.replayEnd || live == w.liveSeen {
+		return nil
+	}
+	if live.ID == w.mem.id {
+		w.liveSeen = live
+		return nil
+	}
+	now := time.Now()
+	if now.Before(w.routeRetryAt) {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	doubt, err := w.recordRouteDoubt(rctx, off, live.ID, live.IDs)
+	if doubt {
+		// Redis may hold the change: the worker must route with it, and
+		// may not before Redis confirms it.
+		if err = w.settleDoubt(ctx, off, live.ID, live.IDs, err); err != nil && !state.IsFenced(err) {
+			return err // ctx ended: the generation or the member stops
+		}
+	}
+	if err != nil {
+		if state.IsFenced(err) {
+			w.stopFenced(err)
+			return fmt.Errorf("routing change refused, another member owns partition %d: %w", w.partition, err)
+		}
+		w.routeRetryAt = now.Add(idleRetry)
+		if !w.routeDegraded {
+			w.routeDegraded = true
+			w.log.Warn("degraded: cannot record the routing change in Redis; the partition keeps routing with its current integrations until Redis answers", "retry_in", idleRetry, "err", err)
+		}
+		return nil
+	}
+	if w.routeDegraded {
+		w.routeDegraded = false
+		w.log.Info("routing change recorded: Redis answers")
+	}
+	w.setMembership(membershipOf(live, w.c.deps.Routes))
+	w.liveSeen = live
+	w.routeMu.Lock()
+	w.routeHist = append(w.routeHist, loggedRoute{offset: off, id: live.ID, ids: live.IDs, known: true})
+	w.routeMu.Unlock()
+	return nil
+}
+
+// rerecordRoutes records again, after Redis lost the partition's state
+// while this worker ran (a re-claim), the routing log entries it knows from
+// the latest one at or below its committed offset on, at their offsets: a
+// replay from the committed offset then routes as this run did. Safe from
+// any goroutine (route records its own new entries; both are idempotent).
+func (w *worker) rerecordRoutes(ctx context.Context, committed int64) error {
+	w.routeMu.Lock()
+	hist := slices.Clone(w.routeHist[latestRoute(w.routeHist, committed):])
+	w.routeMu.Unlock()
+	for _, lr := range hist {
+		if !lr.known {
+			continue
+		}
+		if err := w.recordRoute(ctx, lr.offset, lr.id, lr.ids); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latestRoute is the index in hist (oldest first) of the latest entry at or
+// below offset, 0 when there is none.
+func latestRoute(hist []loggedRoute, offset int64) int {
+	i := 0
+	for j, lr := range hist {
+		if lr.offset <= max(offset, 0) {
+			i = j
+		}
+	}
+	return i
+}
+
+// replanAt is the routing plan of a restart at offset at (the committed
+// offset; restart.go) from what this worker recorded: the membership of the
+// latest entry at or below it, the later ones applied when reached, followed
+// up to the read position the worker had (readNext), since it routed the
+// records before it with them. Called with mu held by a restart.
+func (w *worker) replanAt(at, readNext int64) routePlan {
+	w.routeMu.Lock()
+	defer w.routeMu.Unlock()
+	if len(w.routeHist) == 0 { // never happens after start; conservative
+		return routePlan{base: loggedRoute{offset: max(at, 0)}, replayEnd: max(at, readNext), conservative: true}
+	}
+	i := latestRoute(w.routeHist, at)
+	p := routePlan{base: w.routeHist[i], pending: slices.Clone(w.routeHist[i+1:])}
+	p.replayEnd = max(w.routeHist[len(w.routeHist)-1].offset+1, readNext)
+	return p
+}
+
+// pruneRoutes forgets the entries below the latest one at or below
+// committed. Committer only.
+func (w *worker) pruneRoutes(committed int64) {
+	w.routeMu.Lock()
+	defer w.routeMu.Unlock()
+	if i := latestRoute(w.routeHist, committed); i > 0 {
+		w.routeHist = slices.Delete(w.routeHist, 0, i)
+	}
+}
+
+// routeSetTouchEvery is how often the committer re-writes the route set the
+// worker routes with, so that it outlives RouteSetTTL however long it stays.
+const routeSetTouchEvery = time.Hour
+
+// touchRouteSet re-writes the current route set when routeSetTouchEvery has
+// passed. Committer only.
+func (w *worker) touchRouteSet(ctx context.Context) {
+	cur := w.curSet.Load()
+	if cur == nil || time.Since(w.routeTouchedAt) < routeSetTouchEvery {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	if err := w.st.SaveRouteSet(tctx, cur.id, cur.ids); err != nil {
+		w.log.Debug("refreshing the route set failed", "err", err)
+		return
+	}
+	w.routeTouchedAt = time.Now()
+}

@@ -1,0 +1,301 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+
+	"hitship/internal/testenv"
+	"hitship/metrics"
+	"hitship/state"
+	"hitship/window"
+)
+
+// liveRoutes is a routing table whose live membership the test changes.
+type liveRoutes struct {
+	all  *RouteSet
+	live atomic.Pointer[RouteSet]
+}
+
+func newLiveRoutes(all ...*Target) *liveRoutes {
+	r := &liveRoutes{all: NewRouteSet(all)}
+	r.live.Store(r.all)
+	return r
+}
+
+func (r *liveRoutes) setLive(ts ...*Target) { r.live.Store(NewRouteSet(ts)) }
+func (r *liveRoutes) Live() *RouteSet       { return r.live.Load() }
+func (r *liveRoutes) All() *RouteSet        { return r.all }
+func (r *liveRoutes) Target(id string) (*Target, bool) {
+	for _, t := range r.all.Members {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+func testTarget(name string, client int64) *Target {
+	return &Target{ID: NewTargetID(name, client, "bucket-"+name), Name: name, ClientID: client}
+}
+
+// routingWorker is a worker of generation gen on partition 0 over a real
+// Redis, started at committed offset `from`.
+func routingWorker(t *testing.T, st *state.Store, r Routes, gen int32, from int64) (*worker, *metrics.Metrics) {
+	t.Helper()
+	m := metrics.New(prometheus.NewRegistry())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st, Routes: r}, log: log,
+		removed: m.RecordsSkipped.WithLabelValues("removed")}
+	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: gen, Member: "m"}}
+	if err := w.start(t.Context(), from); err != nil {
+		t.Fatal(err)
+	}
+	return w, m
+}
+
+// routeAt runs the fetch loop's routing step for a record at off.
+func routeAt(t *testing.T, w *worker, off, hwm int64) {
+	t.Helper()
+	if err := w.route(t.Context(), &kafka.Message{Offset: off, HighWaterMark: hwm}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// routesTo returns the names of the targets the worker routes tenant c to.
+func routesTo(w *worker, c int64) []string {
+	var out []string
+	if tr := w.mem.byClient[c]; tr != nil {
+		for _, t := range tr.targets {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+func routeLog(t *testing.T, st *state.Store) []state.RouteEntry {
+	t.Helper()
+	log, err := st.RouteLog(t.Context(), "hits", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
+}
+
+// TestRoutingLogReplay: a first owner records its membership at the start and
+// every live change at the record it applies from; the next owner, starting
+// at a committed offset, routes with the first owner's membership at every
+// offset up to the high-water mark it found, whatever the live table says,
+// and adopts the live membership (recording it) only from there.
+func TestRoutingLogReplay(t *testing.T) {
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	st, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+
+	w1, _ := routingWorker(t, st, r, 1, -1) // the partition's first start
+	if got := routeLog(t, st); len(got) != 1 || got[0].Offset != 0 {
+		t.Fatalf("first start recorded %v, want the live set at 0", got)
+	}
+	for off := int64(0); off < 5; off++ {
+		routeAt(t, w1, off, 10)
+	}
+	r.setLive(a) // b disabled
+	routeAt(t, w1, 5, 10)
+	if got := routesTo(w1, 2); len(got) != 0 {
+		t.Fatalf("after the change tenant 2 goes to %v", got)
+	}
+	log := routeLog(t, st)
+	if len(log) != 2 || log[1].Offset != 5 || log[1].SetID != r.Live().ID {
+		t.Fatalf("routing log %v, want the change at 5", log)
+	}
+
+	// b enabled again while nobody owns the partition; a new owner replays
+	// from committed offset 3, finding records up to 10.
+	r.setLive(a, b)
+	w2, _ := routingWorker(t, st, r, 2, 3)
+	want := map[int64][]string{3: {"b"}, 4: {"b"}, 5: nil, 9: nil, 10: {"b"}, 11: {"b"}}
+	for off := int64(3); off <= 11; off++ {
+		routeAt(t, w2, off, 10)
+		if exp, ok := want[off]; ok && !slices.Equal(routesTo(w2, 2), exp) {
+			t.Fatalf("offset %d: tenant 2 goes to %v, want %v", off, routesTo(w2, 2), exp)
+		}
+	}
+	log = routeLog(t, st)
+	if n := len(log); n != 3 || log[n-1].Offset != 10 || log[n-1].SetID != r.Live().ID {
+		t.Fatalf("routing log %v, want the live set adopted at 10", log)
+	}
+	// The first owner is fenced: it can record no change any more.
+	r.setLive(b)
+	if err := w1.route(t.Context(), &kafka.Message{Offset: 6}); !state.IsFenced(err) {
+		t.Fatalf("a zombie's routing change: %v, want fenced", err)
+	}
+
+	// Pruning at a commit keeps the membership at the committed offset.
+	if err := st.Prune(t.Context(), "hits", 0, 8); err != nil {
+		t.Fatal(err)
+	}
+	w3, _ := routingWorker(t, st, r, 3, 8)
+	routeAt(t, w3, 8, 12)
+	if got := routesTo(w3, 2); len(got) != 0 {
+		t.Fatalf("replay from 8 routes tenant 2 to %v, want nothing (b was out from 5 to 10)", got)
+	}
+}
+
+// TestRoutingWithoutState: a committed offset but no routing log (Redis lost
+// its data) routes conservatively, to every configured target disabled ones
+// included, until the high-water mark, recording that at the committed
+// offset; a member no configured target has any more is skipped as removed.
+func TestRoutingWithoutState(t *testing.T) {
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	st, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+	r.setLive(a) // b disabled
+	w, _ := routingWorker(t, st, r, 1, 7)
+	if !w.mem.conservative && w.mem.id != r.All().ID {
+		t.Fatal("no conservative membership")
+	}
+	routeAt(t, w, 7, 9)
+	if got := routesTo(w, 2); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("conservative routing sends tenant 2 to %v, want b", got)
+	}
+	routeAt(t, w, 8, 9)
+	routeAt(t, w, 9, 9)
+	if got := routesTo(w, 2); len(got) != 0 {
+		t.Fatalf("from the high-water mark on tenant 2 goes to %v, want the live set", got)
+	}
+	if log := routeLog(t, st); len(log) != 2 || log[0].Offset != 7 || log[0].SetID != r.All().ID || log[1].Offset != 9 {
+		t.Fatalf("routing log %v, want the conservative set at 7 and the live one at 9", log)
+	}
+
+	// A configured integration removed: its records are skipped, counted.
+	gone := testTarget("gone", 2)
+	ids := []string{a.ID, gone.ID}
+	slices.Sort(ids)
+	if err := st.SaveRouteSet(t.Context(), RouteSetID(ids), ids); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Claim(t.Context(), "hits", 0, state.Owner{Generation: 2, Member: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordRoute(t.Context(), "hits", 0, state.Owner{Generation: 2, Member: "m"}, state.RouteEntry{Offset: 20, SetID: RouteSetID(ids)}); err != nil {
+		t.Fatal(err)
+	}
+	w2, m := routingWorker(t, st, r, 3, 20)
+	routeAt(t, w2, 20, 30)
+	tr := w2.mem.byClient[2]
+	if tr == nil || len(tr.targets) != 0 || !slices.Equal(tr.removed, []string{gone.ID}) {
+		t.Fatalf("tenant 2 under a set with a removed target: %+v", tr)
+	}
+	w2.skipRemoved(tr.removed)
+	if got := testutil.ToFloat64(m.RecordsSkipped.WithLabelValues("removed")); got != 1 {
+		t.Fatalf("removed skips counted %v, want 1", got)
+	}
+}
+
+// TestRoutingChangeWaitsForRedis: while Redis does not take the change, the
+// worker keeps its membership; the change is recorded and adopted once it
+// does. After a re-claim the entries it knows are recorded again.
+func TestRoutingChangeWaitsForRedis(t *testing.T) {
+	st := &fakeState{}
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New(prometheus.NewRegistry())
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st, Routes: r}, log: log}
+	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: 1, Member: "m"}}
+	if err := w.start(t.Context(), -1); err != nil {
+		t.Fatal(err)
+	}
+	routeAt(t, w, 0, 5)
+	st.mu.Lock()
+	st.down = true
+	st.mu.Unlock()
+	r.setLive(a)
+	routeAt(t, w, 1, 5)
+	if got := routesTo(w, 2); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("with Redis down tenant 2 goes to %v, want b still", got)
+	}
+	st.mu.Lock()
+	st.down = false
+	st.mu.Unlock()
+	w.routeRetryAt = w.routeRetryAt.AddDate(-1, 0, 0) // the retry delay has passed
+	routeAt(t, w, 2, 5)
+	if got := routesTo(w, 2); len(got) != 0 {
+		t.Fatalf("after Redis answered tenant 2 goes to %v, want nothing", got)
+	}
+	// After a re-claim (Redis lost the log) the worker records again what it
+	// knows, at the offsets it applied from: the start's set at 0, the change
+	// at 2.
+	first := st.routes[0]
+	n := len(st.routes)
+	if err := w.rerecordRoutes(t.Context(), w.committed); err != nil {
+		t.Fatal(err)
+	}
+	want := []state.RouteEntry{first, {Offset: 2, SetID: w.mem.id}}
+	if got := st.routes[n:]; !slices.Equal(got, want) {
+		t.Fatalf("after a re-claim the log got %v, want %v", got, want)
+	}
+}
+
+// lostReply is the real state store whose next RecordRouteClaim calls run in
+// Redis and then report a time-out, as when the reply is lost.
+type lostReply struct {
+	*state.Store
+	lose atomic.Int32
+}
+
+func (l *lostReply) RecordRouteClaim(ctx context.Context, topic string, partition int, o state.Owner, e state.RouteEntry) (bool, error) {
+	re, err := l.Store.RecordRouteClaim(ctx, topic, partition, o, e)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return false, fmt.Errorf("redis: i/o timeout (reply lost): %w", context.DeadlineExceeded)
+	}
+	return re, err
+}
+
+// TestRoutingChangeInDoubt: Redis ran the routing change but its reply was
+// lost. The log holds the new membership at that offset, so the worker must
+// route the record with it, not keep the old one (a replay would apply the
+// change there): it records it again until Redis confirms, then adopts it.
+func TestRoutingChangeInDoubt(t *testing.T) {
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	base, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &lostReply{Store: base}
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New(prometheus.NewRegistry())
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st, Routes: r}, log: log}
+	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: 1, Member: "m"}}
+	if err := w.start(t.Context(), -1); err != nil {
+		t.Fatal(err)
+	}
+	routeAt(t, w, 0, 5)
+	r.setLive(a)
+	st.lose.Store(2)
+	routeAt(t, w, 1, 5)
+	if got := routesTo(w, 2); len(got) != 0 {
+		t.Fatalf("the record after a change Redis holds goes to %v, want the new membership", got)
+	}
+	if got := routeLog(t, base); len(got) != 2 || got[1].Offset != 1 || got[1].SetID != r.Live().ID {
+		t.Fatalf("routing log %v, want the change once at 1", got)
+	}
+}
