@@ -22,7 +22,7 @@ const (
 	// MetaTarget is the entry's Target (integration, tenant, destination):
 	// an entry made again after Redis lost it is sent to that target or
 	// nowhere, as the original would have been.
-	MetaTarget = "hitship-target"
+	MetaTarget      = "hitship-target"
 	MetaTopic       = "hitship-topic"
 	MetaPartition   = "hitship-partition"
 	MetaWindowStart = "hitship-window-start" // Unix ms
