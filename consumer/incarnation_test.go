@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hitship/internal/testenv"
+	"hitship/sink"
 )
 
 func TestFormatIncarnation(t *testing.T) {
@@ -59,7 +60,7 @@ func TestKafkaIncarnations(t *testing.T) {
 	if a1 != a2 || a1 == b || !strings.Contains(a1, ".") {
 		t.Fatalf("incarnations a %q then %q, b %q: want a stable one per topic, with a topic id", a1, a2, b)
 	}
-	if digestSeed(a1) == digestSeed(b) || digestSeed("") != digestSeed("") {
+	if digestSeed(a1) == digestSeed(b) || digestSeed("") != sink.DigestSeed {
 		t.Fatal("digest seeds do not follow the incarnation")
 	}
 	if _, err := ki.Incarnation(ctx, "missing"); err == nil {
