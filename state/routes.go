@@ -91,27 +91,9 @@ func decodeRoute(s string) (RouteEntry, error) {
 
 // recordRouteScript: KEYS[1] owner, KEYS[2] routing log; ARGV gen, member,
 // entry, lex range start and end of the entry's offset, ttl ms. Replaces
-// any entry at the same offset, only while ARGV owns the partition; like
-// recordIdleScript, an Unclaimed partition (no owner key, or an older
-// generation's) is claimed for ARGV first and {2} says so.
-var recordRouteScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
-local gen = tonumber(ARGV[1])
-local res = {1}
-if cur[1] then
-  local cgen = tonumber(cur[1])
-  if cgen > gen or (cgen == gen and cur[2] ~= ARGV[2]) then
-    return {0, cur[1], cur[2] or ''}
-  end
-  if cgen < gen then
-    res = {2}
-  end
-else
-  res = {2}
-end
-if res[1] == 2 then
-  redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
-end
+// any entry at the same offset, only while ARGV owns the partition, after
+// fencedClaim (an Unclaimed partition is claimed for ARGV, {2} says so).
+var recordRouteScript = redis.NewScript(fencedClaim + `
 redis.call('ZREMRANGEBYLEX', KEYS[2], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])

@@ -270,12 +270,13 @@ func decodeIdle(s string) (IdleClose, error) {
 	return IdleClose{NextOffset: n, Boundary: b}, nil
 }
 
-// recordIdleScript: KEYS[1] owner, KEYS[2] idle log; ARGV gen, member,
-// entry, ttl ms. Appends while ARGV owns the partition; when there is no
-// owner key, or one of an older generation (Redis lost data), it makes ARGV
-// the owner first and answers {2}. It refuses a newer generation and another
-// member of the same one with {0, gen, member}.
-var recordIdleScript = redis.NewScript(`
+// fencedClaim is the start of every fenced script (idle closes, routing
+// changes, DropFrom): KEYS[1] is the owner hash, ARGV[1] and ARGV[2] the
+// caller's generation and member. It refuses a newer generation and another
+// member of the same one with {0, gen, member}; when there is no owner key,
+// or one of an older generation (Redis lost data), it makes the caller the
+// owner and sets res to {2}, else res is {1}.
+const fencedClaim = `
 local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
 local gen = tonumber(ARGV[1])
 local res = {1}
@@ -293,6 +294,11 @@ end
 if res[1] == 2 then
   redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
 end
+`
+
+// recordIdleScript: KEYS[1] owner, KEYS[2] idle log; ARGV gen, member,
+// entry, ttl ms. Appends while ARGV owns the partition, after fencedClaim.
+var recordIdleScript = redis.NewScript(fencedClaim + `
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return res
@@ -501,16 +507,7 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 // (encoded), then the index members of KEYS[5..]. Like recordIdleScript it
 // refuses a newer generation or another member and claims an Unclaimed
 // partition; then it removes every entry at or after from.
-var dropFromScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'gen', 'member')
-local gen = tonumber(ARGV[1])
-if cur[1] then
-  local cgen = tonumber(cur[1])
-  if cgen > gen or (cgen == gen and cur[2] ~= ARGV[2]) then
-    return {0, cur[1], cur[2] or ''}
-  end
-end
-redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'member', ARGV[2])
+var dropFromScript = redis.NewScript(fencedClaim + `
 redis.call('ZREMRANGEBYLEX', KEYS[2], '[' .. ARGV[3], '+')
 redis.call('ZREMRANGEBYLEX', KEYS[3], '[' .. ARGV[3], '+')
 redis.call('ZREMRANGEBYLEX', KEYS[5], '[' .. ARGV[3], '+')
