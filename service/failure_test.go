@@ -310,6 +310,7 @@ func TestCommitAfterWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	tests := []struct {
 		name    string
 		restart bool
@@ -431,6 +432,7 @@ func TestRebalance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 6
 	ins := []config.Integration{
 		integ("one-json", 1, "b-one", "json"),
@@ -524,6 +526,7 @@ func TestCrashReplay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 4
 	ins := []config.Integration{
 		integ("one-json", 1, "b-one", "json"),

@@ -30,6 +30,7 @@ func TestMoreMembersThanPartitions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e := newEnv(t, 2, "b-one")
 	cfg := e.config(t, integ("one", 1, "b-one", "ndjson"))
 	ms := []*member{e.startMember(t, "a", cfg), e.startMember(t, "b", cfg), e.startMember(t, "c", cfg)}

@@ -45,11 +45,16 @@ type env struct {
 	secret string
 }
 
-const testSecretEnv = "HITSHIP_TEST_S3_SECRET"
+// testSecretEnv holds testSecret for the whole test binary (TestMain): tests
+// that run in parallel cannot set it each (t.Setenv).
+const (
+	testSecretEnv = "HITSHIP_TEST_S3_SECRET"
+	testSecret    = "test-secret-value-42"
+)
 
 func newEnv(t *testing.T, partitions int, buckets ...string) *env {
 	t.Helper()
-	e := &env{t: t, topic: "hits", dlq: "hits-dead-letter", parts: partitions, secret: "test-secret-value-42"}
+	e := &env{t: t, topic: "hits", dlq: "hits-dead-letter", parts: partitions, secret: testSecret}
 	e.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: partitions, Topics: []string{e.topic, e.dlq},
 		GroupMinSessionTimeout: time.Second, DataDir: t.TempDir()})
 	e.s3 = testenv.MustS3(t, testenv.S3Options{Buckets: buckets})
@@ -62,7 +67,6 @@ func newEnv(t *testing.T, partitions int, buckets ...string) *env {
 	t.Cleanup(srv.Close)
 	e.s3URL = srv.URL
 	e.redis = testenv.MustRedis(t, testenv.RedisOptions{})
-	t.Setenv(testSecretEnv, e.secret)
 	return e
 }
 

@@ -17,6 +17,7 @@ func TestSIGHUP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e := newEnv(t, 2, "b-one", "b-two")
 	one := integ("one", 1, "b-one", "ndjson")
 	cfg := e.config(t, one)

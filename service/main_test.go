@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -11,5 +12,8 @@ import (
 // dead-letter writer and HTTP server they started, and the harness must close
 // its Kafka, S3 and Redis.
 func TestMain(m *testing.M) {
+	if err := os.Setenv(testSecretEnv, testSecret); err != nil {
+		panic(err)
+	}
 	goleak.VerifyTestMain(m)
 }

@@ -93,6 +93,7 @@ func TestLostIdleCloseDivergedReplay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 1
 	ins := []config.Integration{integ("one-json", 1, "b-one", "json"), integ("two-ndjson", 2, "b-two", "ndjson")}
 	buckets := []string{"b-one", "b-two"}
@@ -201,6 +202,7 @@ func TestReloadChangesTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 2
 	buckets := []string{"b-x", "b-x3", "b-y", "b-y2"}
 	e := newEnv(t, parts, buckets...)
@@ -468,6 +470,7 @@ func TestKafkaRebuiltSameRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e := newEnv(t, 2, "b-one")
 	cfg := e.config(t, integ("one", 1, "b-one", "ndjson"))
 	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
@@ -487,6 +490,7 @@ func TestTopicRecreatedSameRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e := newEnv(t, 2, "b-one")
 	cfg := e.config(t, integ("one", 1, "b-one", "ndjson"))
 	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
@@ -525,6 +529,7 @@ func TestParkedObjectStaysWithItsTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	x1 := integ("x", 1, "b-x", "ndjson")
 	x3 := x1
 	x3.ClientID, x3.Bucket = 3, "b-x3"

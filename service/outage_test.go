@@ -135,6 +135,7 @@ func TestRedisOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 4
 	ins := []config.Integration{
 		integ("one-json", 1, "b-one", "json"),

@@ -67,6 +67,7 @@ func TestParkingIsolation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	tests := []struct {
 		name        string
 		parkingFail bool

@@ -17,6 +17,7 @@ func TestReload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e := newEnv(t, 3, "b-keep", "b-change", "b-change-new", "b-remove", "b-add")
 	keep, change, remove := integ("keep", 1, "b-keep", "ndjson"), integ("change", 2, "b-change", "json"), integ("remove", 3, "b-remove", "ndjson")
 	cfg1 := e.config(t, keep, change, remove)

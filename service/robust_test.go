@@ -31,6 +31,7 @@ func TestRedisDownAtStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 4
 	ins := []config.Integration{integ("one-json", 1, "b-one", "json")}
 	e := newEnv(t, parts, "b-one")
@@ -132,6 +133,7 @@ func TestSpoolDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	const parts = 2
 	dir := tmpfs(t, 3<<20)
 	ins := []config.Integration{integ("one-ndjson", 1, "b-one", "ndjson"), integ("two-json", 2, "b-two", "json")}

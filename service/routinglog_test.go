@@ -180,6 +180,7 @@ func TestReloadAddsIntegrationThenCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e, one, two, cfg := routingWorld(t)
 	cfg1 := *cfg
 	cfg1.Integrations = []config.Integration{one}
@@ -220,6 +221,7 @@ func TestAutoDisableThenCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e, one, two, cfg := routingWorld(t)
 	reg, err := registry.New(e.redis.Client(), cfg.Redis.KeyPrefix, time.Now)
 	if err != nil {
@@ -268,6 +270,7 @@ func TestFlushAllThenCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // it mostly waits (windows, retries, restarts): overlap it with another
 	e, one, two, cfg := routingWorld(t)
 	cfg.Kafka.CommitInterval = 200 * time.Millisecond
 	p := e.startReloadable(t, cfg)
