@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
+	"hitship/delivery"
+	"hitship/integrations"
 	"hitship/internal/testenv"
 	"hitship/metrics"
 	"hitship/sink"
@@ -42,7 +44,7 @@ type world struct {
 	store *sink.MemStore
 	keys  *sink.KeyTemplate
 	// clients maps a client id to its one integration (NDJSON).
-	targets map[int64][]*Target
+	targets map[int64][]*integrations.Target
 }
 
 func newWorld(t *testing.T, parts int) *world {
@@ -64,18 +66,18 @@ func newWorld(t *testing.T, parts int) *world {
 	if wd.keys, err = sink.ParseKeyTemplate(sink.DefaultKeyTemplate); err != nil {
 		t.Fatal(err)
 	}
-	wd.targets = map[int64][]*Target{}
+	wd.targets = map[int64][]*integrations.Target{}
 	for c := int64(1); c <= 3; c++ {
 		name := "t" + strconv.FormatInt(c, 10)
-		wd.targets[c] = []*Target{{ID: NewTargetID(name, c, "mem"), Name: name, ClientID: c, Prefix: fmt.Sprintf("c%d/", c),
+		wd.targets[c] = []*integrations.Target{{ID: integrations.NewTargetID(name, c, "mem"), Name: name, ClientID: c, Prefix: fmt.Sprintf("c%d/", c),
 			Format: sink.FormatNDJSON, Keys: wd.keys, Store: wd.store}}
 	}
 	return wd
 }
 
 // worldRoutes routes every tenant to its targets, all of them live.
-func worldRoutes(byClient map[int64][]*Target) staticRoutes {
-	var all []*Target
+func worldRoutes(byClient map[int64][]*integrations.Target) staticRoutes {
+	var all []*integrations.Target
 	for _, ts := range byClient {
 		all = append(all, ts...)
 	}
@@ -89,7 +91,7 @@ type memDelivery struct {
 	gate <-chan struct{} // nil or closed: deliver; else wait (a stalled bucket)
 }
 
-func (d *memDelivery) Deliver(ctx context.Context, j *Job, done func(error)) {
+func (d *memDelivery) Deliver(ctx context.Context, j *delivery.Job, done func(error)) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -187,11 +189,11 @@ func (wd *world) start(name string, o memberOpts) *member {
 	del := &memDelivery{gate: o.gate}
 	routes := worldRoutes(wd.targets)
 	if o.store != nil {
-		byClient := map[int64][]*Target{}
+		byClient := map[int64][]*integrations.Target{}
 		for c, ts := range wd.targets {
 			t := *ts[0]
 			t.Store = o.store
-			byClient[c] = []*Target{&t}
+			byClient[c] = []*integrations.Target{&t}
 		}
 		routes = worldRoutes(byClient)
 	}

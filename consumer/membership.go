@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"hitship/integrations"
 	"hitship/state"
 )
 
@@ -57,9 +58,9 @@ import (
 
 // tenantRoute is where one tenant's records go under a membership.
 type tenantRoute struct {
-	targets []*Target // configured members of the tenant
-	others  int       // configured targets of the tenant that are not members
-	removed []string  // members of the tenant no configured integration has
+	targets []*integrations.Target // configured members of the tenant
+	others  int                    // configured targets of the tenant that are not members
+	removed []string               // members of the tenant no configured integration has
 }
 
 // membership is a worker's own routing table. Immutable; only the fetch
@@ -74,7 +75,7 @@ type membership struct {
 // newMembership resolves the route set (id, ids) against the configured
 // targets of r: members by resolve (nil: r.Target), the others of each
 // tenant from r.All().
-func newMembership(id string, ids []string, r Routes, resolve func(string) (*Target, bool)) *membership {
+func newMembership(id string, ids []string, r Routes, resolve func(string) (*integrations.Target, bool)) *membership {
 	if resolve == nil {
 		resolve = r.Target
 	}
@@ -95,7 +96,7 @@ func newMembership(id string, ids []string, r Routes, resolve func(string) (*Tar
 			tr.targets = append(tr.targets, t)
 			continue
 		}
-		if c, ok := TargetClient(x); ok {
+		if c, ok := integrations.TargetClient(x); ok {
 			tr := tenant(c)
 			tr.removed = append(tr.removed, x)
 		}
@@ -109,12 +110,12 @@ func newMembership(id string, ids []string, r Routes, resolve func(string) (*Tar
 }
 
 // membershipOf is the membership of a RouteSet of configured targets.
-func membershipOf(set *RouteSet, r Routes) *membership {
-	byID := make(map[string]*Target, len(set.Members))
+func membershipOf(set *integrations.RouteSet, r Routes) *membership {
+	byID := make(map[string]*integrations.Target, len(set.Members))
 	for _, t := range set.Members {
 		byID[t.ID] = t
 	}
-	return newMembership(set.ID, set.IDs, r, func(id string) (*Target, bool) { t, ok := byID[id]; return t, ok })
+	return newMembership(set.ID, set.IDs, r, func(id string) (*integrations.Target, bool) { t, ok := byID[id]; return t, ok })
 }
 
 // loggedRoute is an entry of the routing log with its set, as loaded at start.
@@ -178,7 +179,7 @@ func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, er
 			return p, nil
 		}
 	}
-	var set *RouteSet
+	var set *integrations.RouteSet
 	if committed < 0 && len(entries) == 0 {
 		set = w.c.deps.Routes.Live() // the partition's first start
 	} else {

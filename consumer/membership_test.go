@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
+	"hitship/integrations"
 	"hitship/internal/testenv"
 	"hitship/metrics"
 	"hitship/state"
@@ -21,20 +22,20 @@ import (
 
 // liveRoutes is a routing table whose live membership the test changes.
 type liveRoutes struct {
-	all  *RouteSet
-	live atomic.Pointer[RouteSet]
+	all  *integrations.RouteSet
+	live atomic.Pointer[integrations.RouteSet]
 }
 
-func newLiveRoutes(all ...*Target) *liveRoutes {
-	r := &liveRoutes{all: NewRouteSet(all)}
+func newLiveRoutes(all ...*integrations.Target) *liveRoutes {
+	r := &liveRoutes{all: integrations.NewRouteSet(all)}
 	r.live.Store(r.all)
 	return r
 }
 
-func (r *liveRoutes) setLive(ts ...*Target) { r.live.Store(NewRouteSet(ts)) }
-func (r *liveRoutes) Live() *RouteSet       { return r.live.Load() }
-func (r *liveRoutes) All() *RouteSet        { return r.all }
-func (r *liveRoutes) Target(id string) (*Target, bool) {
+func (r *liveRoutes) setLive(ts ...*integrations.Target) { r.live.Store(integrations.NewRouteSet(ts)) }
+func (r *liveRoutes) Live() *integrations.RouteSet       { return r.live.Load() }
+func (r *liveRoutes) All() *integrations.RouteSet        { return r.all }
+func (r *liveRoutes) Target(id string) (*integrations.Target, bool) {
 	for _, t := range r.all.Members {
 		if t.ID == id {
 			return t, true
@@ -43,8 +44,8 @@ func (r *liveRoutes) Target(id string) (*Target, bool) {
 	return nil, false
 }
 
-func testTarget(name string, client int64) *Target {
-	return &Target{ID: NewTargetID(name, client, "bucket-"+name), Name: name, ClientID: client}
+func testTarget(name string, client int64) *integrations.Target {
+	return &integrations.Target{ID: integrations.NewTargetID(name, client, "bucket-"+name), Name: name, ClientID: client}
 }
 
 // routingWorker is a worker of generation gen on partition 0 over a real
@@ -187,13 +188,13 @@ func TestRoutingWithoutState(t *testing.T) {
 	gone := testTarget("gone", 2)
 	ids := []string{a.ID, gone.ID}
 	slices.Sort(ids)
-	if err := st.SaveRouteSet(t.Context(), RouteSetID(ids), ids); err != nil {
+	if err := st.SaveRouteSet(t.Context(), integrations.RouteSetID(ids), ids); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Claim(t.Context(), "hits", 0, state.Owner{Generation: 2, Member: "m"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RecordRoute(t.Context(), "hits", 0, state.Owner{Generation: 2, Member: "m"}, state.RouteEntry{Offset: 20, SetID: RouteSetID(ids)}); err != nil {
+	if err := st.RecordRoute(t.Context(), "hits", 0, state.Owner{Generation: 2, Member: "m"}, state.RouteEntry{Offset: 20, SetID: integrations.RouteSetID(ids)}); err != nil {
 		t.Fatal(err)
 	}
 	w2, m := routingWorker(t, st, r, 3, 20)

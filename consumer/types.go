@@ -2,104 +2,19 @@ package consumer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"hitship/delivery"
+	"hitship/integrations"
 	"hitship/metrics"
 	"hitship/sink"
 	"hitship/state"
 	"hitship/window"
 )
-
-// Target is one integration as the hot path sees it: one tenant's destination.
-type Target struct {
-	// ID names what the target is: its integration's name, its client id and
-	// a fingerprint of everything that decides where and for whom records go
-	// (client id, bucket, region, endpoint, path style, prefix, format,
-	// compression; not the credentials). See NewTargetID. Window buffers are
-	// keyed by it and keep the Target they were created with, so a buffer
-	// belongs to one tenant and one destination whatever a reload does: a
-	// reload that changes any of these makes new buffers, and the old ones
-	// close as usual and go to the old destination with the old tenant's
-	// records only.
-	ID          string
-	Name        string
-	ClientID    int64
-	Prefix      string
-	Format      sink.Format
-	Compression sink.Compression
-	Keys        *sink.KeyTemplate
-	Store       sink.Store
-	IfNoneMatch bool
-}
-
-// NewTargetID returns the ID of a target (Target.ID): "name:clientID:fp",
-// where fp is 16 hex digits of FNV-1a 64 over destination, the values that
-// decide where its records go (bucket, region, endpoint, path style, prefix,
-// format, compression), in a fixed order. Integration names hold no ':'.
-func NewTargetID(name string, clientID int64, destination ...string) string {
-	h := fnv.New64a()
-	for _, d := range destination {
-		_, _ = h.Write([]byte(d))
-		_, _ = h.Write([]byte{0})
-	}
-	return fmt.Sprintf("%s:%d:%016x", name, clientID, h.Sum64())
-}
-
-// TargetClient returns the client id an ID made by NewTargetID names.
-func TargetClient(id string) (int64, bool) {
-	_, rest, ok := strings.Cut(id, ":")
-	if !ok {
-		return 0, false
-	}
-	c, _, ok := strings.Cut(rest, ":")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(c, 10, 64)
-	return n, err == nil
-}
-
-// RouteSet is a membership: the set of targets a partition's records may be
-// routed to. Each record goes to the members whose ClientID is its tenant.
-// Immutable once made (NewRouteSet).
-type RouteSet struct {
-	ID      string    // RouteSetID(IDs): names the set's content
-	IDs     []string  // the members' IDs, sorted
-	Members []*Target // in the order of IDs
-}
-
-// NewRouteSet returns the set of targets, sorted by ID, with its ID.
-func NewRouteSet(targets []*Target) *RouteSet {
-	ms := slices.Clone(targets)
-	slices.SortFunc(ms, func(a, b *Target) int { return strings.Compare(a.ID, b.ID) })
-	ids := make([]string, len(ms))
-	for i, t := range ms {
-		ids[i] = t.ID
-	}
-	return &RouteSet{ID: RouteSetID(ids), IDs: ids, Members: ms}
-}
-
-// RouteSetID is the content id of a set of target IDs given sorted: 32 hex
-// digits of SHA-256 over the IDs, each followed by a newline.
-func RouteSetID(sortedIDs []string) string {
-	h := sha256.New()
-	for _, id := range sortedIDs {
-		_, _ = h.Write([]byte(id))
-		_, _ = h.Write([]byte{'\n'})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
 
 // Routes is the service's routing table as the consumer sees it. A partition
 // worker routes with a membership of its own (a RouteSet it recorded in, or
@@ -111,35 +26,16 @@ type Routes interface {
 	// Live returns the live membership: the targets of the integrations
 	// enabled in the config and at runtime. It is called for every record,
 	// concurrently from every partition worker: one atomic load, no
-	// allocation; a new *RouteSet (with the same ID if its content did not
+	// allocation; a new *integrations.RouteSet (with the same ID if its content did not
 	// change) replaces it when the config or a runtime state changes.
-	Live() *RouteSet
+	Live() *integrations.RouteSet
 	// All returns every configured target, disabled ones (in the config or at
 	// runtime) included: the conservative membership.
-	All() *RouteSet
+	All() *integrations.RouteSet
 	// Target returns the configured target with that ID, disabled or not;
 	// false when no configured integration has it any more (removed, or
 	// changed by a reload into another target).
-	Target(id string) (*Target, bool)
-}
-
-// Job is one closed buffer on its way to a bucket.
-type Job struct {
-	Target      *Target
-	Topic       string
-	Partition   int
-	Key         string
-	WindowStart int64 // Unix ms
-	WindowEnd   int64 // Unix ms
-	FirstOffset int64
-	Late        bool
-	Records     int
-	// Buffer holds the records; the Delivery finishes it into an object and releases
-	// it whatever the outcome.
-	Buffer *sink.Buffer
-	// Fence returns an error satisfying state.IsFenced when this worker no longer owns
-	// the partition; the delivery must then not upload.
-	Fence func(ctx context.Context) error
+	Target(id string) (*integrations.Target, bool)
 }
 
 // Delivery takes closed buffers off a partition worker. It is the seam where the
@@ -149,8 +45,12 @@ type Delivery interface {
 	// Deliver must not block for long. done is called exactly once: with nil when
 	// the object is delivered (or, later, parked) and no longer holds the offset;
 	// with an error when it gave up (ctx ended, fenced). Safe for concurrent use.
-	Deliver(ctx context.Context, j *Job, done func(error))
+	Deliver(ctx context.Context, j *delivery.Job, done func(error))
 }
+
+// The delivery of the service (its compile-time check lives here, beside the
+// interface, since delivery does not import the consumer).
+var _ Delivery = (*delivery.Inline)(nil)
 
 // PartitionState is the Redis state that makes replays deterministic and fences
 // zombies (state.Store implements it).

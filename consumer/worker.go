@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"hitship/delivery"
 	"hitship/hit"
+	"hitship/integrations"
 	"hitship/sink"
 	"hitship/state"
 	"hitship/window"
@@ -23,7 +25,7 @@ import (
 
 // bufState is what a worker hangs on a window.Buffer.
 type bufState struct {
-	target *Target
+	target *integrations.Target
 	w      *window.Buffer
 	buf    *sink.Buffer
 	// digest names the records appended so far (sink.DigestOffset over their
@@ -131,11 +133,11 @@ type worker struct {
 	// curSet (read by the committer), routeTouchedAt (the committer's) and
 	// routeHist.
 	mem            *membership
-	liveSeen       *RouteSet     // the live set last found equal to mem, or adopted
-	routeLog       []loggedRoute // recorded changes not reached yet
-	replayEnd      int64         // live changes are adopted from this offset on
-	needHWM        bool          // replayEnd waits for the first fetched high-water mark
-	routeRetryAt   time.Time     // after Redis failed to record a change
+	liveSeen       *integrations.RouteSet // the live set last found equal to mem, or adopted
+	routeLog       []loggedRoute          // recorded changes not reached yet
+	replayEnd      int64                  // live changes are adopted from this offset on
+	needHWM        bool                   // replayEnd waits for the first fetched high-water mark
+	routeRetryAt   time.Time              // after Redis failed to record a change
 	routeDegraded  bool
 	curSet         atomic.Pointer[routeSetRef]
 	routeTouchedAt time.Time
@@ -478,7 +480,7 @@ func (w *worker) hand(bs *bufState) {
 	t, b := bs.target, bs.w
 	size := w.c.cfg.Window.Size
 	start := b.Key.Start
-	j := &Job{
+	j := &delivery.Job{
 		Target:      t,
 		Topic:       w.topic,
 		Partition:   w.partition,
@@ -623,7 +625,7 @@ func parseClientID(b []byte) (int64, bool) {
 	return n, n > 0
 }
 
-func keyParams(t *Target, topic string, partition int, start, first int64, digest uint64) sink.KeyParams {
+func keyParams(t *integrations.Target, topic string, partition int, start, first int64, digest uint64) sink.KeyParams {
 	return sink.KeyParams{
 		Prefix:      t.Prefix,
 		WindowStart: start,

@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"hitship/delivery"
 	"hitship/hitgen"
+	"hitship/integrations"
 	"hitship/metrics"
 	"hitship/sink"
 	"hitship/state"
@@ -33,13 +35,15 @@ const (
 )
 
 // staticRoutes routes to a fixed set of targets, all of them live.
-type staticRoutes struct{ set *RouteSet }
+type staticRoutes struct{ set *integrations.RouteSet }
 
-func newStaticRoutes(targets ...*Target) staticRoutes { return staticRoutes{set: NewRouteSet(targets)} }
+func newStaticRoutes(targets ...*integrations.Target) staticRoutes {
+	return staticRoutes{set: integrations.NewRouteSet(targets)}
+}
 
-func (r staticRoutes) Live() *RouteSet { return r.set }
-func (r staticRoutes) All() *RouteSet  { return r.set }
-func (r staticRoutes) Target(id string) (*Target, bool) {
+func (r staticRoutes) Live() *integrations.RouteSet { return r.set }
+func (r staticRoutes) All() *integrations.RouteSet  { return r.set }
+func (r staticRoutes) Target(id string) (*integrations.Target, bool) {
 	for _, t := range r.set.Members {
 		if t.ID == id {
 			return t, true
@@ -52,7 +56,7 @@ func (r staticRoutes) Target(id string) (*Target, bool) {
 // as a delivery does after a successful upload.
 type discardDelivery struct{ objects, records int }
 
-func (d *discardDelivery) Deliver(_ context.Context, j *Job, done func(error)) {
+func (d *discardDelivery) Deliver(_ context.Context, j *delivery.Job, done func(error)) {
 	o, err := j.Buffer.Finish(j.Target.Compression)
 	if err == nil {
 		o.Release()
@@ -84,7 +88,7 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var targets []*Target
+	var targets []*integrations.Target
 	for c := int64(1); c <= hotTenants; c++ {
 		keys, err := sink.ParseKeyTemplate(sink.DefaultKeyTemplate)
 		if err != nil {
@@ -95,7 +99,7 @@ func hotWorker(tb testing.TB, d Delivery) *worker {
 			f = sink.FormatNDJSON
 		}
 		name := "tenant-" + strconv.FormatInt(c, 10)
-		targets = append(targets, &Target{ID: NewTargetID(name, c, "bucket-"+name), Name: name, ClientID: c, Format: f, Keys: keys})
+		targets = append(targets, &integrations.Target{ID: integrations.NewTargetID(name, c, "bucket-"+name), Name: name, ClientID: c, Format: f, Keys: keys})
 	}
 	routes := newStaticRoutes(targets...)
 	m := metrics.New(prometheus.NewRegistry())

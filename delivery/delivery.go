@@ -38,7 +38,6 @@ import (
 	"sync"
 	"time"
 
-	"hitship/consumer"
 	"hitship/health"
 	"hitship/metrics"
 	"hitship/retry"
@@ -60,7 +59,7 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Now     func() time.Time // nil: time.Now (delivery latency)
 	// Delivered, if set, is called after each object is written (the demo prints it).
-	Delivered func(j *consumer.Job, size int64)
+	Delivered func(j *Job, size int64)
 	// Parking, if set, replaces in-process retries with cycle 1 and parking.
 	Parking *Parking
 	// Health, if set, records every attempt's outcome.
@@ -95,11 +94,9 @@ type Inline struct {
 // queued is one Deliver call waiting for a runner.
 type queued struct {
 	ctx  context.Context
-	j    *consumer.Job
+	j    *Job
 	done func(error)
 }
-
-var _ consumer.Delivery = (*Inline)(nil)
 
 // NewInline returns an Inline delivery.
 func NewInline(cfg Config, deps Deps) (*Inline, error) {
@@ -133,7 +130,7 @@ func NewInline(cfg Config, deps Deps) (*Inline, error) {
 }
 
 // Deliver queues j for a runner and returns at once (see the package doc).
-func (d *Inline) Deliver(ctx context.Context, j *consumer.Job, done func(error)) {
+func (d *Inline) Deliver(ctx context.Context, j *Job, done func(error)) {
 	d.mu.Lock()
 	d.queue = append(d.queue, queued{ctx: ctx, j: j, done: done})
 	start := d.runners < d.cfg.Concurrency
@@ -202,7 +199,7 @@ func (c leavingClock) Sleep(ctx context.Context, dur time.Duration) error {
 }
 
 // deliver delivers j; it calls leave before it first waits for a retry.
-func (d *Inline) deliver(ctx context.Context, j *consumer.Job, leave func()) error {
+func (d *Inline) deliver(ctx context.Context, j *Job, leave func()) error {
 	name := j.Target.Name
 	m := d.deps.Metrics
 	if err := ctx.Err(); err != nil {
@@ -264,7 +261,7 @@ func (e *stopError) Unwrap() error { return e.err }
 
 // upload makes one attempt. It returns nil when the object is written (or was
 // already there), a *stopError when no further attempt may be made.
-func (d *Inline) upload(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger, p retry.Position) error {
+func (d *Inline) upload(ctx context.Context, j *Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger, p retry.Position) error {
 	name := j.Target.Name
 	m := d.deps.Metrics
 	if err := j.Fence(ctx); err != nil {
@@ -322,7 +319,7 @@ const inlineStateTimeout = 2 * time.Second
 // schedule stands instead of starting it again, so churn in the group cannot
 // make one failing bucket hold the offset for longer than cycle 1. Without
 // Redis each owner starts cycle 1 afresh (longer, never lossy).
-func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger, leave func()) error {
+func (d *Inline) deliverParking(ctx context.Context, j *Job, obj *sink.Object, opts sink.PutOptions, log *slog.Logger, leave func()) error {
 	name := j.Target.Name
 	m := d.deps.Metrics
 	pk := d.deps.Parking
@@ -399,7 +396,7 @@ func (d *Inline) deliverParking(ctx context.Context, j *consumer.Job, obj *sink.
 // park writes obj to the parking bucket and enqueues its retry entry. The
 // object carries the entry's fields as metadata, so that a scanner can make
 // the entry again if Redis loses it (retry.Scanner).
-func (d *Inline) park(ctx context.Context, j *consumer.Job, obj *sink.Object, pk *Parking, next retry.Position, due time.Time, lastErr error) error {
+func (d *Inline) park(ctx context.Context, j *Job, obj *sink.Object, pk *Parking, next retry.Position, due time.Time, lastErr error) error {
 	key := pk.Store.ParkedKey(j.Target.Name, j.Key)
 	e := retry.Entry{
 		ID: j.Target.Name + "/" + j.Key, Integration: j.Target.Name, Target: j.Target.ID, ParkedKey: key, Key: j.Key,

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"hitship/consumer"
 	"hitship/delivery"
+	"hitship/integrations"
 	"hitship/metrics"
 	"hitship/sink"
 	"hitship/state"
@@ -61,7 +61,7 @@ func newWorld(t *testing.T, cfg delivery.Config) *world {
 
 // job returns a job of n records (JSON array) for the integration name writing to
 // store, and the bytes its object must have.
-func (w *world) job(t *testing.T, name string, store sink.Store, n int, ifNoneMatch bool) (*consumer.Job, []byte) {
+func (w *world) job(t *testing.T, name string, store sink.Store, n int, ifNoneMatch bool) (*delivery.Job, []byte) {
 	t.Helper()
 	m := w.m
 	m.Integration(name)
@@ -75,8 +75,8 @@ func (w *world) job(t *testing.T, name string, store sink.Store, n int, ifNoneMa
 		recs = append(recs, r)
 	}
 	want := append(append([]byte("[\n"), bytes.Join(recs, []byte(",\n"))...), "\n]\n"...)
-	j := &consumer.Job{
-		Target:      &consumer.Target{Name: name, ClientID: 7, Format: sink.FormatJSON, Store: store, IfNoneMatch: ifNoneMatch},
+	j := &delivery.Job{
+		Target:      &integrations.Target{Name: name, ClientID: 7, Format: sink.FormatJSON, Store: store, IfNoneMatch: ifNoneMatch},
 		Topic:       "hits",
 		Partition:   3,
 		Key:         fmt.Sprintf("hits/wallarm_hits_1687240800_3_%d.json", 100+n),

@@ -43,7 +43,7 @@ type Entry struct {
 	// integration + key) so that parking the same object twice is one entry.
 	ID          string `json:"id"`
 	Integration string `json:"integration"`
-	// Target is the ID of the target (consumer.Target.ID: integration, tenant
+	// Target is the ID of the target (integrations.Target.ID: integration, tenant
 	// and destination) the object was built for; "" in entries of earlier
 	// versions. A retry sends it there or nowhere.
 	Target string `json:"target,omitempty"`

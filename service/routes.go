@@ -14,15 +14,16 @@ import (
 
 	"hitship/config"
 	"hitship/consumer"
+	"hitship/integrations"
 	"hitship/sink"
 )
 
 // table is the routing table of one config and one runtime state. Immutable
 // once built, so partition workers read it without locks.
 type table struct {
-	live *consumer.RouteSet          // enabled in the config and at runtime
-	all  *consumer.RouteSet          // every configured target, disabled ones included
-	byID map[string]*consumer.Target // all, by target ID
+	live *integrations.RouteSet          // enabled in the config and at runtime
+	all  *integrations.RouteSet          // every configured target, disabled ones included
+	byID map[string]*integrations.Target // all, by target ID
 }
 
 // routes is the live routing table: the integrations of the config (replaced on
@@ -40,20 +41,20 @@ type routes struct {
 
 // routeTarget is a configured target and whether the config file enables it.
 type routeTarget struct {
-	target  *consumer.Target
+	target  *integrations.Target
 	enabled bool
 }
 
 var _ consumer.Routes = (*routes)(nil)
 
 // Live returns the live membership. One atomic load.
-func (r *routes) Live() *consumer.RouteSet { return r.cur.Load().live }
+func (r *routes) Live() *integrations.RouteSet { return r.cur.Load().live }
 
 // All returns every configured target, disabled ones included.
-func (r *routes) All() *consumer.RouteSet { return r.cur.Load().all }
+func (r *routes) All() *integrations.RouteSet { return r.cur.Load().all }
 
 // Target looks a configured target up by ID, disabled or not.
-func (r *routes) Target(id string) (*consumer.Target, bool) {
+func (r *routes) Target(id string) (*integrations.Target, bool) {
 	t, ok := r.cur.Load().byID[id]
 	return t, ok
 }
@@ -78,8 +79,8 @@ func (r *routes) rebuild() {
 }
 
 func (r *routes) rebuildLocked() {
-	t := &table{byID: make(map[string]*consumer.Target, len(r.all))}
-	var live, all []*consumer.Target
+	t := &table{byID: make(map[string]*integrations.Target, len(r.all))}
+	var live, all []*integrations.Target
 	for _, x := range r.all {
 		all = append(all, x.target)
 		t.byID[x.target.ID] = x.target
@@ -88,7 +89,7 @@ func (r *routes) rebuildLocked() {
 		}
 		live = append(live, x.target)
 	}
-	t.live, t.all = consumer.NewRouteSet(live), consumer.NewRouteSet(all)
+	t.live, t.all = integrations.NewRouteSet(live), integrations.NewRouteSet(all)
 	r.cur.Store(t)
 }
 
@@ -203,18 +204,18 @@ func buildTargets(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactor
 			continue
 		}
 		sw := sink.NewSwapStore(st)
-		t := &consumer.Target{ID: id, Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
+		t := &integrations.Target{ID: id, Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
 			Keys: keys, Store: sw, IfNoneMatch: cfg.S3.IfNoneMatch}
 		b.add(builtTarget{cfg: in, target: t, store: sw})
 	}
 	return b, nil
 }
 
-// targetID is the consumer.Target ID of integration in under cfg: what decides
+// targetID is the integrations.Target ID of integration in under cfg: what decides
 // where and for whom its records go (the credentials do not).
 func targetID(cfg *config.Config, in config.Integration) string {
 	endpoint, pathStyle := cfg.EndpointFor(in)
-	return consumer.NewTargetID(in.Name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
+	return integrations.NewTargetID(in.Name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
 		in.Prefix, in.Format, in.Compression)
 }
 
@@ -223,7 +224,7 @@ type built struct {
 	s3     config.S3
 	byName map[string]builtTarget
 	byID   map[string]builtTarget
-	all    []*consumer.Target // every built target, disabled in the file or not
+	all    []*integrations.Target // every built target, disabled in the file or not
 	// unbuilt names the disabled integrations whose store could not be built.
 	unbuilt []string
 	// swaps put the stores of reused targets whose credentials changed in
@@ -257,6 +258,6 @@ func (b *built) activate() {
 
 type builtTarget struct {
 	cfg    config.Integration
-	target *consumer.Target
+	target *integrations.Target
 	store  *sink.SwapStore // target.Store
 }

@@ -46,7 +46,7 @@ type Deps struct {
 	// shared HTTP client (sink.NewHTTPClient).
 	Stores StoreFactory
 	// Delivered, if set, is told about every object written.
-	Delivered func(j *consumer.Job, size int64)
+	Delivered func(j *delivery.Job, size int64)
 	// Now is the wall clock; nil: time.Now.
 	Now func() time.Time
 	// Listener, if set, serves HTTP instead of listening on cfg.HTTP.Listen.
@@ -393,7 +393,7 @@ func (s *Service) readiness(ctx context.Context) (int, string) {
 // Reload applies a new, validated config without a restart: integrations added,
 // changed and removed take effect at once; the targets of unchanged integrations
 // are kept as they are, so their open buffers go on. Buffers are keyed by target
-// ID (consumer.Target): when a reload changes what decides where and for whom
+// ID (integrations.Target): when a reload changes what decides where and for whom
 // an integration's records go (client id, bucket, region, endpoint, path style,
 // prefix, format, compression), records read after it go to new buffers, and
 // the open buffers close as usual and go to the old destination with the old

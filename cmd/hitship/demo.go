@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
-	"hitship/consumer"
+	"hitship/delivery"
 	"hitship/internal/testenv"
 	"hitship/service"
 	"hitship/sink"
@@ -144,7 +144,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var mu sync.Mutex
 	objects := 0
-	delivered := func(j *consumer.Job, size int64) {
+	delivered := func(j *delivery.Job, size int64) {
 		mu.Lock()
 		defer mu.Unlock()
 		objects++
