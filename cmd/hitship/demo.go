@@ -12,13 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
 	"hitship/delivery"
-	"hitship/internal/testenv"
+	"hitship/internal/embedded"
 	"hitship/service"
 	"hitship/sink"
 )
@@ -72,7 +71,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	const topic, dlqTopic = "hits", "hits-dead-letter"
-	k, err := testenv.StartKafka(testenv.KafkaOptions{Partitions: 3, Topics: []string{topic, dlqTopic}})
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Partitions: 3, Topics: []string{topic, dlqTopic}})
 	if err != nil {
 		return fail("kafka", err)
 	}
@@ -82,7 +81,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("dir", err)
 	}
 	buckets := []string{"acme-hits", "globex-hits"}
-	st, err := testenv.StartS3(testenv.S3Options{Dir: s3dir, Buckets: buckets})
+	st, err := embedded.StartS3(embedded.S3Options{Dir: s3dir, Buckets: buckets})
 	if err != nil {
 		return fail("s3", err)
 	}
@@ -125,7 +124,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	objPrefix := "wallarm/" + run + "/"
 	mk := func(name string, client int64, bucket, format string) config.Integration {
 		in := config.DefaultIntegration()
-		in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format = name, client, testenv.S3Region, bucket, objPrefix, format
+		in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix, in.Format = name, client, embedded.S3Region, bucket, objPrefix, format
 		in.Credentials.AccessKeyID, in.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0001", "HITSHIP_DEMO_S3_SECRET"
 		return in
 	}
@@ -272,7 +271,7 @@ func demoRedis(mode string) (redis.UniversalClient, string, func(), error) {
 		}
 		return c, mode, func() { _ = c.Close() }, nil
 	}
-	m, err := miniredis.Run()
+	m, err := embedded.StartRedis()
 	if err != nil {
 		return nil, "", nil, err
 	}

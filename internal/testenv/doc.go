@@ -1,11 +1,14 @@
 // Package testenv starts real stand-ins for hitship's outside systems, for
-// tests and for `hitship demo`:
+// tests and benchmarks (never linked into the binary: `hitship demo` runs on
+// package embedded, which these harnesses build on):
 //
-//   - Kafka: an in-process single-broker franz-go kfake cluster
-//     (StartKafka), driven through kafka-go, the product's client. Cut and
-//     Restore simulate a network outage without losing broker state; with a
-//     DataDir, Restart keeps topics, records and committed offsets.
-//   - S3: gofakes3 over plain HTTP on 127.0.0.1 (StartS3), in memory or as
+//   - Kafka: the in-process kfake broker of package embedded (StartKafka),
+//     driven through kafka-go, the product's client, with helpers to produce
+//     to chosen partitions, read topics back and inspect or set committed
+//     offsets. Cut and Restore simulate a network outage without losing
+//     broker state; with a DataDir, Restart keeps topics, records and
+//     committed offsets.
+//   - S3: the gofakes3 server of package embedded (StartS3), in memory or as
 //     plain files Dir/<bucket>/<key>. FailBucket/HealBucket inject S3 errors
 //     per bucket.
 //   - Redis: a real redis-server child process on a random port (StartRedis),
