@@ -12,6 +12,7 @@ import (
 
 	"hitship/config"
 	"hitship/health"
+	"hitship/internal/kafkaconn"
 	"hitship/parking"
 	"hitship/registry"
 	"hitship/retry"
@@ -299,7 +300,7 @@ func OpenRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger) (re
 		return nil, nil, close, err
 	}
 	closers = append(closers, func() { _ = rdb.Close() })
-	mech, tc, err := kafkaAuth(cfg.Kafka)
+	mech, tc, err := kafkaconn.Auth(cfg.Kafka)
 	if err != nil {
 		return nil, nil, close, err
 	}

@@ -14,6 +14,7 @@ import (
 	"hitship/config"
 	"hitship/delivery"
 	"hitship/health"
+	"hitship/internal/kafkaconn"
 	"hitship/metrics"
 	"hitship/parking"
 	"hitship/registry"
@@ -468,7 +469,7 @@ func Redeliver(ctx context.Context, st *parking.Store, q *retry.Queue, integrati
 // NewRedisClient builds the Redis client of cfg (as Run does), for commands
 // such as `hitship redeliver`. The caller closes it.
 func NewRedisClient(cfg *config.Config) (*redis.Client, error) {
-	rtls, err := tlsConfig(cfg.Redis.TLS)
+	rtls, err := kafkaconn.TLSConfig(cfg.Redis.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("redis.tls: %w", err)
 	}

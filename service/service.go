@@ -28,6 +28,7 @@ import (
 	"hitship/consumer"
 	"hitship/delivery"
 	"hitship/health"
+	"hitship/internal/kafkaconn"
 	"hitship/kstore"
 	"hitship/metrics"
 	"hitship/registry"
@@ -104,7 +105,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		return nil, err
 	}
 	if s.rdb = deps.Redis; s.rdb == nil {
-		rtls, err := tlsConfig(cfg.Redis.TLS)
+		rtls, err := kafkaconn.TLSConfig(cfg.Redis.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("redis.tls: %w", err)
 		}
@@ -112,7 +113,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 			Password: cfg.Redis.Password(), DB: cfg.Redis.DB, TLSConfig: rtls})
 		s.ownRedis = true
 	}
-	mech, tc, err := kafkaAuth(cfg.Kafka)
+	mech, tc, err := kafkaconn.Auth(cfg.Kafka)
 	if err != nil {
 		return nil, err
 	}
@@ -171,18 +172,19 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.dlq = deadLetterWriter(cfg.Kafka, mech, tc)
-	incs, err := incarnations(cfg.Kafka, tc)
+	s.dlq = kafkaconn.DeadLetterWriter(cfg.Kafka, mech, tc, consumer.DeadLetterBatchBytes(int(cfg.Kafka.MaxRecordBytes))) // every batch fits a topic limit of max_record_bytes
+	fopts, err := kafkaconn.FranzOpts(cfg.Kafka, tc)
 	if err != nil {
 		return nil, err
 	}
+	incs := consumer.KafkaIncarnations{Brokers: cfg.Kafka.Brokers, Opts: fopts}
 	wc := window.Config{Size: cfg.Window.Size.Milliseconds(), Grace: cfg.Window.Grace.Milliseconds(),
 		MaxFutureSkew: cfg.Window.MaxFutureSkew.Milliseconds(), UseRecordTime: cfg.Window.Timestamp == config.TimestampRecord}
 	s.consumer, err = consumer.New(consumer.Config{
 		Brokers:           cfg.Kafka.Brokers,
 		Topic:             cfg.Kafka.Topic,
 		Group:             cfg.Kafka.Group,
-		Dialer:            kafkaDialer(cfg.Kafka, mech, tc),
+		Dialer:            kafkaconn.Dialer(cfg.Kafka, mech, tc),
 		SessionTimeout:    cfg.Kafka.SessionTimeout,
 		RebalanceTimeout:  cfg.Kafka.RebalanceTimeout,
 		HeartbeatInterval: cfg.Kafka.HeartbeatInterval,

@@ -1,4 +1,10 @@
-package service
+// Package kafkaconn turns the kafka section of the config into how hitship
+// connects to the brokers: the SASL mechanism and TLS config, the kafka-go
+// dialer of the consumer group, the transport of the dead-letter writer, and
+// the franz-go options of the incarnation lookup, all with the same SASL and
+// TLS settings. Nothing here connects; every function is safe for concurrent
+// use.
+package kafkaconn
 
 import (
 	"crypto/tls"
@@ -16,11 +22,10 @@ import (
 	fscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"hitship/config"
-	"hitship/consumer"
 )
 
-// kafkaAuth builds the SASL mechanism and TLS config of the Kafka connection.
-func kafkaAuth(k config.Kafka) (sasl.Mechanism, *tls.Config, error) {
+// Auth builds the SASL mechanism and TLS config of the Kafka connection.
+func Auth(k config.Kafka) (sasl.Mechanism, *tls.Config, error) {
 	var mech sasl.Mechanism
 	switch k.SASL.Mechanism {
 	case "", config.SASLNone:
@@ -39,15 +44,16 @@ func kafkaAuth(k config.Kafka) (sasl.Mechanism, *tls.Config, error) {
 	default:
 		return nil, nil, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
 	}
-	tc, err := tlsConfig(k.TLS)
+	tc, err := TLSConfig(k.TLS)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka.tls: %w", err)
 	}
 	return mech, tc, nil
 }
 
-// tlsConfig turns a TLS section into a *tls.Config (nil when disabled).
-func tlsConfig(t config.TLS) (*tls.Config, error) {
+// TLSConfig turns a TLS section into a *tls.Config (nil when disabled). The
+// Redis client's TLS section uses it too.
+func TLSConfig(t config.TLS) (*tls.Config, error) {
 	if !t.Enabled {
 		return nil, nil
 	}
@@ -73,27 +79,30 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 	return tc, nil
 }
 
-func kafkaDialer(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafka.Dialer {
+// Dialer is the kafka-go dialer of the consumer group.
+func Dialer(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafka.Dialer {
 	return &kafka.Dialer{ClientID: k.ClientID, Timeout: 10 * time.Second, DualStack: true, SASLMechanism: mech, TLS: tc}
 }
 
-func deadLetterWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafka.Writer {
+// DeadLetterWriter is the synchronous writer to the dead-letter topic;
+// batchBytes caps its batches (consumer.DeadLetterBatchBytes).
+func DeadLetterWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config, batchBytes int) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:         kafka.TCP(k.Brokers...),
 		Topic:        k.DeadLetterTopic,
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
-		BatchBytes:   int64(consumer.DeadLetterBatchBytes(int(k.MaxRecordBytes))), // every batch fits a topic limit of max_record_bytes
+		BatchBytes:   int64(batchBytes),
 		MaxAttempts:  3,
 		Transport:    &kafka.Transport{ClientID: k.ClientID, SASL: mech, TLS: tc},
 	}
 }
 
-// incarnations asks the brokers for the topic's incarnation (cluster id and
-// topic id) through franz-go, with the same SASL and TLS settings as the
-// consumer's kafka-go connections.
-func incarnations(k config.Kafka, tc *tls.Config) (consumer.KafkaIncarnations, error) {
+// FranzOpts are the franz-go client options of the incarnation lookup
+// (consumer.KafkaIncarnations: the topic's cluster id and topic id), with the
+// same SASL and TLS settings as the consumer's kafka-go connections.
+func FranzOpts(k config.Kafka, tc *tls.Config) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{}
 	if k.ClientID != "" {
 		opts = append(opts, kgo.ClientID(k.ClientID))
@@ -110,7 +119,7 @@ func incarnations(k config.Kafka, tc *tls.Config) (consumer.KafkaIncarnations, e
 	case config.SASLScramSHA512:
 		opts = append(opts, kgo.SASL(fscram.Auth{User: k.SASL.Username, Pass: k.SASL.Password()}.AsSha512Mechanism()))
 	default:
-		return consumer.KafkaIncarnations{}, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
+		return nil, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
 	}
-	return consumer.KafkaIncarnations{Brokers: k.Brokers, Opts: opts}, nil
+	return opts, nil
 }
