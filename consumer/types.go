@@ -38,6 +38,9 @@ type Routes interface {
 	Target(id string) (*integrations.Target, bool)
 }
 
+// The service's routing table.
+var _ Routes = (*integrations.Routes)(nil)
+
 // Delivery takes closed buffers off a partition worker. It is the seam where the
 // retry schedule, parking and health plug in: the worker only needs to know when an
 // object no longer holds its partition's offset.

@@ -28,9 +28,9 @@ func (s *Service) setBuildInfo() {
 func (s *Service) configuredIntegrations() map[string]bool {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	out := make(map[string]bool, len(s.built.byName))
-	for n, bt := range s.built.byName {
-		out[n] = bt.cfg.Enabled
+	out := make(map[string]bool, len(s.built.ByName))
+	for n, bt := range s.built.ByName {
+		out[n] = bt.Cfg.Enabled
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func (s *Service) newRegistry(mech sasl.Mechanism, tc *tls.Config) error {
 		OnChange: func(st registry.Status) {
 			s.log.Info("integration state", "integration", st.Name, "state", st.State, "reason", st.Reason, "by", st.By,
 				"since", st.Since, "client_id", st.ClientID)
-			s.routes.rebuild()
+			s.routes.Rebuild()
 			s.stateGauges()
 		},
 		OnReconcile: func(r registry.Reconciled) {

@@ -255,15 +255,15 @@ func (s *Service) handleParked(ctx context.Context, c retry.Claimed) error {
 	inProgress.Inc()
 	defer inProgress.Dec()
 	s.reloadMu.Lock()
-	bt, ok := s.built.byName[c.Integration]
+	bt, ok := s.built.ByName[c.Integration]
 	if c.Target != "" { // the destination it was built for, or none
-		bt, ok = s.built.byID[c.Target]
+		bt, ok = s.built.ByID[c.Target]
 	}
 	s.reloadMu.Unlock()
 	if !ok {
 		return sink.OwnFailure(fmt.Errorf("integration %s is no longer configured for the tenant and destination this object was built for (target %s): it is never sent elsewhere", c.Integration, c.Target))
 	}
-	t := bt.target
+	t := bt.Target
 	// The read has a bound of its own, apart from the upload's; the object
 	// goes to a file, never into memory as a whole.
 	rctx, rcancel := context.WithTimeout(ctx, s.cfg.Delivery.UploadTimeout)

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"hitship/consumer"
 	"hitship/delivery"
 	"hitship/health"
+	"hitship/integrations"
 	"hitship/internal/kafkaconn"
 	"hitship/kstore"
 	"hitship/metrics"
@@ -45,7 +45,7 @@ type Deps struct {
 	Redis redis.UniversalClient
 	// Stores, if set, builds integration stores instead of S3Stores with one
 	// shared HTTP client (sink.NewHTTPClient).
-	Stores StoreFactory
+	Stores integrations.StoreFactory
 	// Delivered, if set, is told about every object written.
 	Delivered func(j *delivery.Job, size int64)
 	// Now is the wall clock; nil: time.Now.
@@ -65,12 +65,12 @@ type Service struct {
 	spool    *sink.Spool
 	dlq      *kafka.Writer
 	consumer *consumer.Consumer
-	routes   *routes
+	routes   *integrations.Routes
 	keys     *sink.KeyTemplate
-	stores   StoreFactory
+	stores   integrations.StoreFactory
 
 	reloadMu sync.Mutex
-	built    *built // the targets of the running config
+	built    *integrations.Built // the targets of the running config
 
 	registry *registry.Store   // runtime state of integrations, shared by replicas
 	watcher  *registry.Watcher // this replica's view of it
@@ -99,9 +99,9 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	}
 	s.keys, s.stores = keys, deps.Stores
 	if s.stores == nil {
-		s.stores = S3Stores(sink.NewHTTPClient())
+		s.stores = integrations.S3Stores(sink.NewHTTPClient())
 	}
-	if s.built, err = buildTargets(cfg, keys, s.stores, nil); err != nil {
+	if s.built, err = integrations.Build(cfg, keys, s.stores, nil); err != nil {
 		return nil, err
 	}
 	if s.rdb = deps.Redis; s.rdb == nil {
@@ -120,10 +120,10 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if err := s.newRegistry(mech, tc); err != nil {
 		return nil, err
 	}
-	s.routes = &routes{}
-	s.routes.set(s.built.routeTargets(), s.watcher.Disabled)
-	if len(s.built.unbuilt) > 0 {
-		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", s.built.unbuilt)
+	s.routes = &integrations.Routes{}
+	s.routes.Set(s.built.RouteTargets(), s.watcher.Disabled)
+	if len(s.built.Unbuilt) > 0 {
+		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", s.built.Unbuilt)
 	}
 	if s.health, err = s.newHealth(); err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 			return nil, err
 		}
 	}
-	for _, t := range s.built.all {
+	for _, t := range s.built.All {
 		s.metrics.Integration(t.Name)
 	}
 	st, err := state.New(s.rdb, cfg.Redis.KeyPrefix, cfg.Kafka.Group)
@@ -422,24 +422,24 @@ func (s *Service) reload(cfg *config.Config) (removed []string, err error) {
 	if err := reloadable(s.cfg, cfg); err != nil {
 		return nil, err
 	}
-	b, err := buildTargets(cfg, s.keys, s.stores, s.built)
+	b, err := integrations.Build(cfg, s.keys, s.stores, s.built)
 	if err != nil {
 		return nil, fmt.Errorf("reload refused, the running config stays: %w", err)
 	}
-	added, changed, removed := diffTargets(s.built, b)
+	added, changed, removed := integrations.Diff(s.built, b)
 	s.wakeEnabledInFile(s.cfg, cfg)
-	for _, t := range b.all {
+	for _, t := range b.All {
 		s.metrics.Integration(t.Name)
 	}
 	s.registry.SetConfigured(configuredClients(cfg)) // before the routes read it
-	b.activate()
-	s.routes.set(b.routeTargets(), nil)
-	if len(b.unbuilt) > 0 {
-		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", b.unbuilt)
+	b.Activate()
+	s.routes.Set(b.RouteTargets(), nil)
+	if len(b.Unbuilt) > 0 {
+		s.log.Warn("integrations disabled in the config whose store cannot be built are left out", "integrations", b.Unbuilt)
 	}
 	gone := removedNames(s.cfg, cfg)
 	s.built, s.cfg = b, cfg
-	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.all))
+	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.All))
 	return gone, nil
 }
 
@@ -464,26 +464,6 @@ func reloadable(old, cfg *config.Config) error {
 		return fmt.Errorf("reload refused, the running config stays: %s changed; only integrations and the s3 settings other than key_template can change without a restart", strings.Join(diffs, ", "))
 	}
 	return nil
-}
-
-func diffTargets(old, cur *built) (added, changed, removed []string) {
-	for name, t := range cur.byName {
-		switch o, ok := old.byName[name]; {
-		case !ok:
-			added = append(added, name)
-		case o.target != t.target || !reflect.DeepEqual(o.cfg, t.cfg):
-			changed = append(changed, name)
-		}
-	}
-	for name := range old.byName {
-		if _, ok := cur.byName[name]; !ok {
-			removed = append(removed, name)
-		}
-	}
-	slices.Sort(added)
-	slices.Sort(changed)
-	slices.Sort(removed)
-	return added, changed, removed
 }
 
 // adminIntegrations is the admin API's view of the configured integrations
@@ -512,10 +492,11 @@ func (s *Service) TestIntegration(ctx context.Context, name string) (sink.Answer
 	return TestIntegration(ctx, cfg, name, s.stores)
 }
 
-// TestIntegration tests integration name of cfg with stores (nil: S3Stores(nil)).
-func TestIntegration(ctx context.Context, cfg *config.Config, name string, stores StoreFactory) (sink.Answer, error) {
+// TestIntegration tests integration name of cfg with stores (nil:
+// integrations.S3Stores(nil)).
+func TestIntegration(ctx context.Context, cfg *config.Config, name string, stores integrations.StoreFactory) (sink.Answer, error) {
 	if stores == nil {
-		stores = S3Stores(nil)
+		stores = integrations.S3Stores(nil)
 	}
 	for _, in := range cfg.Integrations {
 		if in.Name != name {
