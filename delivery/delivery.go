@@ -15,7 +15,9 @@
 // keeps trying to park, holding the offset (back-pressure, never loss), until it
 // succeeds, ctx ends or the worker is fenced. With Deps.Health set, every attempt's
 // outcome (not aborts) is recorded in the health ledger, classified by the side
-// of its cause (HealthOutcome).
+// of its cause (HealthOutcome). Parked (parked.go) is the other half: every
+// replica's retry worker that sends parked objects on cycles 2 and 3, then
+// dead-letters them.
 //
 // Guarantees: an object is written under its deterministic key, with
 // `If-None-Match: *` where the integration asks for it; a 412 counts as delivered

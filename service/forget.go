@@ -223,7 +223,7 @@ func (s *Service) forgetter() *Forgetter {
 		return slices.ContainsFunc(s.cfg.Integrations, func(in config.Integration) bool { return in.Name == name })
 	}}
 	if s.parked != nil {
-		f.Queue, f.Parking = s.parked.queue, s.parked.store
+		f.Queue, f.Parking = s.parked.Queue(), s.parked.Store()
 	}
 	return f
 }

@@ -71,7 +71,7 @@ func (s *Service) sharedGauges(ctx context.Context) {
 	if s.parked == nil {
 		return
 	}
-	es, err := s.parked.queue.ListByIntegration(ctx, "")
+	es, err := s.parked.Queue().ListByIntegration(ctx, "")
 	if err != nil {
 		return
 	}

@@ -76,7 +76,7 @@ type Service struct {
 	watcher  *registry.Watcher // this replica's view of it
 	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
 	admin    *admin.API        // nil when no admin token is configured
-	parked   *parked           // nil when no parking bucket is configured
+	parked   *delivery.Parked  // nil when no parking bucket is configured
 	health   *health.Buffered  // the 12-hour ledger of every integration
 
 	redisDown atomic.Bool // as seen by the last probe; only for logging the edges
@@ -165,7 +165,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	}()
 	ddeps := delivery.Deps{Logger: s.log, Metrics: s.metrics, Now: deps.Now, Delivered: deps.Delivered, Health: s.health}
 	if s.parked != nil {
-		ddeps.Parking = &delivery.Parking{Store: s.parked.store, Queue: s.parked.queue}
+		ddeps.Parking = &delivery.Parking{Store: s.parked.Store(), Queue: s.parked.Queue()}
 	}
 	del, err := delivery.NewInline(delivery.Config{Concurrency: cfg.Delivery.Concurrency, UploadTimeout: cfg.Delivery.UploadTimeout,
 		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax}, ddeps)
@@ -257,7 +257,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.runGauges(wctx) }()
 	if s.parked != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.runParked(wctx) }()
+		go func() { defer wg.Done(); s.parked.Run(wctx) }()
 	}
 	err := s.consumer.Run(ctx)
 	stopWatch()
