@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/registry"
+	"hitship/state"
 )
 
 // Window is the length of the sliding record.
@@ -188,7 +189,7 @@ func hasHashTag(prefix string) bool {
 }
 
 // Key returns the Redis key of name's ledger (a hash).
-func (l *Ledger) Key(name string) string { return l.cfg.Prefix + "health:" + name }
+func (l *Ledger) Key(name string) string { return state.HealthKey(l.cfg.Prefix, name) }
 
 // minute returns the bucket of t.
 func minute(t time.Time) int64 {

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/kstore"
+	"hitship/state"
 )
 
 // State is the runtime state of an integration.
@@ -173,7 +174,7 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{rdb: rdb, hash: cfg.Prefix + "integrations", stream: cfg.Prefix + "events", now: cfg.Now,
+	s := &Store{rdb: rdb, hash: state.IntegrationsKey(cfg.Prefix), stream: state.EventsKey(cfg.Prefix), now: cfg.Now,
 		durable: cfg.Durable, dtime: cfg.DurableTimeout, log: log}
 	s.configured.Store(&map[string]int64{})
 	return s, nil

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"hitship/state"
 )
 
 // ErrLeaseLost is returned by the token-checked transitions (Complete,
@@ -133,18 +135,18 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) (*Queue, error) {
 	if strings.ContainsAny(cfg.Prefix, "{}") || strings.ContainsAny(cfg.Name, "{}") {
 		return nil, fmt.Errorf("retry: prefix %q and name %q must not contain '{' or '}': %w", cfg.Prefix, cfg.Name, ErrInvalid)
 	}
-	base := cfg.Prefix + "{" + cfg.Name + "}:"
+	k := state.RetryQueueKeys(cfg.Prefix, cfg.Name)
 	return &Queue{
 		rdb:     rdb,
-		entries: base + "entries",
-		due:     base + "due",
-		leased:  base + "leased",
-		tokens:  base + "tokens",
-		dead:    base + "dead",
-		inline:  base + "inline:",
-		done:    base + "done:",
+		entries: k.Entries,
+		due:     k.Due,
+		leased:  k.Leased,
+		tokens:  k.Tokens,
+		dead:    k.Dead,
+		inline:  k.Inline,
+		done:    k.Done,
 
-		scanLease: base + "scan",
+		scanLease: k.Scan,
 	}, nil
 }
 

@@ -5,7 +5,9 @@
 //
 // # Keys
 //
-// All keys of one partition are
+// keys.go names every Redis key hitship writes, of this package and of the
+// others (retry queue, health ledger, integrations' runtime state, events),
+// pinned by TestKeyLayout. All keys of one partition are
 //
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:owner     hash  gen, member
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:idle      zset  idle-close log

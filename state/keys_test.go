@@ -48,3 +48,35 @@ func TestStoreKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyLayout pins every key name of the layout (keys.go) for a sample
+// prefix, group, topic, partition, incarnation, queue and integration.
+func TestKeyLayout(t *testing.T) {
+	p := PartitionKeys("hitship:", "hitship", "hits", 7, "c1.t2")
+	r := RetryQueueKeys("hitship:", "retry")
+	for _, tc := range []struct{ name, got, want string }{
+		{"owner", p.Owner, "hitship:{hitship:hits:7}:c1.t2:owner"},
+		{"idle", p.Idle, "hitship:{hitship:hits:7}:c1.t2:idle"},
+		{"snaps", p.Snaps, "hitship:{hitship:hits:7}:c1.t2:snaps"},
+		{"snap", p.Snap, "hitship:{hitship:hits:7}:c1.t2:snap:"},
+		{"dead", p.Dead, "hitship:{hitship:hits:7}:c1.t2:dead"},
+		{"routes", p.Routes, "hitship:{hitship:hits:7}:c1.t2:routes"},
+		{"owner without incarnation", PartitionKeys("hitship:", "hitship", "hits", 7, "").Owner, "hitship:{hitship:hits:7}:owner"},
+		{"route set", RouteSetKey("hitship:", "hitship", "0123abcd"), "hitship:routeset:hitship:0123abcd"},
+		{"retry entries", r.Entries, "hitship:{retry}:entries"},
+		{"retry due", r.Due, "hitship:{retry}:due"},
+		{"retry leased", r.Leased, "hitship:{retry}:leased"},
+		{"retry tokens", r.Tokens, "hitship:{retry}:tokens"},
+		{"retry dead", r.Dead, "hitship:{retry}:dead"},
+		{"retry inline", r.Inline, "hitship:{retry}:inline:"},
+		{"retry done", r.Done, "hitship:{retry}:done:"},
+		{"retry scan", r.Scan, "hitship:{retry}:scan"},
+		{"health", HealthKey("hitship:", "acme-s3"), "hitship:health:acme-s3"},
+		{"integrations", IntegrationsKey("hitship:"), "hitship:integrations"},
+		{"events", EventsKey("hitship:"), "hitship:events"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}

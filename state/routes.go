@@ -32,7 +32,7 @@ func (s *Store) routeSetKey(id string) (string, error) {
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}: \n") {
 		return "", fmt.Errorf("state: invalid route set id %q", id)
 	}
-	return s.prefix + "routeset:" + s.group + ":" + id, nil
+	return RouteSetKey(s.prefix, s.group, id), nil
 }
 
 // SaveRouteSet stores the members (target IDs, sorted by the caller) of the

@@ -103,11 +103,8 @@ func (s *Store) keys(topic string, partition int) (keys, error) {
 	if partition < 0 {
 		return keys{}, fmt.Errorf("state: invalid partition %d", partition)
 	}
-	base := s.prefix + "{" + s.group + ":" + topic + ":" + strconv.Itoa(partition) + "}:"
-	if s.inc != "" {
-		base += s.inc + ":"
-	}
-	return keys{owner: base + "owner", idle: base + "idle", snaps: base + "snaps", snap: base + "snap:", dead: base + "dead", route: base + "routes"}, nil
+	k := PartitionKeys(s.prefix, s.group, topic, partition, s.inc)
+	return keys{owner: k.Owner, idle: k.Idle, snaps: k.Snaps, snap: k.Snap, dead: k.Dead, route: k.Routes}, nil
 }
 
 func checkOwner(o Owner) error {
