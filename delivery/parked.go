@@ -344,3 +344,32 @@ func (p *Parked) Run(ctx context.Context) {
 	_ = p.worker.Run(ctx)
 	wg.Wait()
 }
+
+// Redeliver queues the dead letters of integration ("" for all) that died at
+// or after since again: each entry is requeued at retry.Requeued, due now,
+// with its object where it is (under the dead-letter prefix; the retry worker
+// deletes it once delivered). Nothing is moved, so no crash or concurrent
+// dead-lettering can leave an entry without its object. It returns how many
+// were requeued.
+//
+// It first gives back their record to dead letters whose record Redis lost
+// (retry.Scanner.ScanDead: an object under the dead-letter prefix without an
+// entry), so that they are found too.
+func Redeliver(ctx context.Context, st *parking.Store, q *retry.Queue, integration string, since, now time.Time) (int, error) {
+	sc, err := NewScanner(st, q, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := sc.ScanDead(ctx); err != nil {
+		return 0, fmt.Errorf("looking for dead letters without a record: %w", err)
+	}
+	dead, err := q.DeadLetters(ctx, integration, since)
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]string, 0, len(dead))
+	for _, e := range dead {
+		ids = append(ids, e.ID)
+	}
+	return q.Requeue(ctx, ids, now, nil)
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"hitship/delivery"
 	"hitship/retry"
 	"hitship/service"
 	"hitship/sink"
@@ -61,7 +62,7 @@ func TestRedisLossParkedObject(t *testing.T) {
 }
 
 // TestRedisLossDeadLetter (issue #11, also-found): Redis loses a dead letter's
-// record. `hitship redeliver` (service.Redeliver) still finds the object under
+// record. `hitship redeliver` (delivery.Redeliver) still finds the object under
 // the dead-letter prefix, gives it its record back and queues it; with the
 // bucket fixed it is delivered. Before the fix redeliver found nothing.
 func TestRedisLossDeadLetter(t *testing.T) {
@@ -93,7 +94,7 @@ func TestRedisLossDeadLetter(t *testing.T) {
 	if err := e.redis.Client().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := service.Redeliver(ctx, st, q, b.Name, time.Now().Add(-24*time.Hour), time.Now())
+	n, err := delivery.Redeliver(ctx, st, q, b.Name, time.Now().Add(-24*time.Hour), time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("Redeliver = %d, %v; want the dead letter whose record was lost", n, err)
 	}

@@ -489,33 +489,5 @@ func (s *Service) TestIntegration(ctx context.Context, name string) (sink.Answer
 	s.reloadMu.Lock()
 	cfg := s.cfg
 	s.reloadMu.Unlock()
-	return TestIntegration(ctx, cfg, name, s.stores)
-}
-
-// TestIntegration tests integration name of cfg with stores (nil:
-// integrations.S3Stores(nil)).
-func TestIntegration(ctx context.Context, cfg *config.Config, name string, stores integrations.StoreFactory) (sink.Answer, error) {
-	if stores == nil {
-		stores = integrations.S3Stores(nil)
-	}
-	for _, in := range cfg.Integrations {
-		if in.Name != name {
-			continue
-		}
-		f, err := sink.ParseFormat(in.Format)
-		if err != nil {
-			return sink.Answer{}, err
-		}
-		c, err := sink.ParseCompression(in.Compression)
-		if err != nil {
-			return sink.Answer{}, err
-		}
-		st, err := stores(cfg, in)
-		if err != nil {
-			return sink.Explain(err), nil
-		}
-		_, err = sink.TestWrite(ctx, st, sink.TestParams{Prefix: in.Prefix, Format: f, Compression: c, Now: time.Now()})
-		return sink.Explain(err), nil
-	}
-	return sink.Answer{}, fmt.Errorf("no integration named %q", name)
+	return integrations.Test(ctx, cfg, name, s.stores)
 }

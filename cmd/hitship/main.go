@@ -30,6 +30,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
+	"hitship/integrations"
 	"hitship/internal/buildinfo"
 	"hitship/internal/logx"
 	"hitship/service"
@@ -347,7 +348,7 @@ func cmdTestIntegration(ctx context.Context, args []string, stdout, stderr io.Wr
 	if !ok {
 		return 1
 	}
-	ans, err := service.TestIntegration(ctx, cfg, name, nil)
+	ans, err := integrations.Test(ctx, cfg, name, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "hitship test-integration: %v\n", err)
 		return 1

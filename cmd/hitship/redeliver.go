@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"hitship/delivery"
 	"hitship/service"
 )
 
@@ -76,7 +77,7 @@ func cmdRedeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "hitship: %v\n", err)
 		return 1
 	}
-	n, err := service.Redeliver(ctx, st, q, *integration, from, now)
+	n, err := delivery.Redeliver(ctx, st, q, *integration, from, now)
 	if err != nil {
 		fmt.Fprintf(stderr, "hitship: redeliver: %d requeued before: %v\n", n, err)
 		return 1

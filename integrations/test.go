@@ -1,0 +1,41 @@
+package integrations
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"hitship/config"
+	"hitship/sink"
+)
+
+// Test is the console's "Test integration" for integration name of cfg: it
+// writes the two sample hits to its bucket as wallarm_hits_{now}_test.{ext}
+// with a store from stores (nil: S3Stores(nil)) and answers success or what
+// is wrong in plain words. The error is for an unknown integration or a bad
+// format or compression. Blocks for the upload; safe for concurrent use.
+func Test(ctx context.Context, cfg *config.Config, name string, stores StoreFactory) (sink.Answer, error) {
+	if stores == nil {
+		stores = S3Stores(nil)
+	}
+	for _, in := range cfg.Integrations {
+		if in.Name != name {
+			continue
+		}
+		f, err := sink.ParseFormat(in.Format)
+		if err != nil {
+			return sink.Answer{}, err
+		}
+		c, err := sink.ParseCompression(in.Compression)
+		if err != nil {
+			return sink.Answer{}, err
+		}
+		st, err := stores(cfg, in)
+		if err != nil {
+			return sink.Explain(err), nil
+		}
+		_, err = sink.TestWrite(ctx, st, sink.TestParams{Prefix: in.Prefix, Format: f, Compression: c, Now: time.Now()})
+		return sink.Explain(err), nil
+	}
+	return sink.Answer{}, fmt.Errorf("no integration named %q", name)
+}
