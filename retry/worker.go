@@ -36,8 +36,9 @@ type WorkerConfig struct {
 	// AfterComplete, when set, is called after a delivered entry was
 	// completed (removed from the queue): delete the parked copy. The entry
 	// is gone first, so a crash in between leaves a parked copy without an
-	// entry (a scanner re-enqueues it: one more upload of the same object),
-	// never an entry without its object. Its error is logged.
+	// entry (a scanner re-enqueues it once DoneTTL has passed: one more
+	// upload of the same object), never an entry without its object. It is
+	// called again on an error until HookTimeout; a last error is logged.
 	AfterComplete func(ctx context.Context, c Claimed) error
 	// BeforeDeadLetter, when set, is called after the entry was marked dying
 	// (Queue.MarkDying) and before it becomes a dead letter: keep a copy of
