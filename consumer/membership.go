@@ -28,9 +28,16 @@ import (
 // stored once per content, before). A worker starting at committed offset C
 // reads the log: the membership at C is the latest entry at or below C (Prune
 // keeps it), later entries apply when the read position reaches them, and it
-// follows them up to replayEnd = max(last entry + 1, the high-water mark at
-// its first fetch): the previous owner may have read that far with its last
-// membership. From replayEnd on it adopts the live membership, recording it.
+// follows them up to replayEnd = max(last entry + 1, the read mark): earlier
+// owners may have routed that far with the last membership. Every owner
+// records a read mark readMarkAhead records ahead of what it reads, before it
+// routes further (state.RecordReadMark); without a mark (Redis lost it, or an
+// older version wrote the log) the high-water mark at the first fetch stands
+// in for it. From replayEnd on it adopts the live membership, recording it.
+// (With the high-water mark alone, a partition whose owners kept changing
+// during a catch-up never read past it, and a change was never taken: the
+// records of an integration a reload added, moved or gave another tenant went
+// to the old routing, or nowhere, long after the reload.)
 // Records routed to a target while it was a member stay in the buffers that
 // hold them and are delivered (or retried, or dead-lettered) as usual, even
 // if it is disabled or removed before they close.
@@ -134,7 +141,10 @@ type routePlan struct {
 	needHWM   bool // replayEnd waits for the first fetched high-water mark
 	// conservative is set when no routing state was found for the start.
 	conservative bool
-	recorded     bool // start recorded base in the log
+	// deferBase: base (every configured target, conservative) is recorded
+	// at the first record the worker routes, with the configured targets of
+	// that moment, not at the start.
+	deferBase bool
 }
 
 // loadRoutes reads the partition's routing log and decides the membership at
@@ -168,8 +178,15 @@ func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, er
 		}
 		p.pending = append(p.pending, lr)
 	}
+	mark, hasMark, err := w.st.ReadMark(ctx, w.topic, w.partition)
+	if err != nil {
+		return routePlan{}, fmt.Errorf("load read mark: %w", err)
+	}
 	if len(entries) > 0 {
-		p.replayEnd, p.needHWM = entries[len(entries)-1].Offset+1, true
+		p.replayEnd, p.needHWM = entries[len(entries)-1].Offset+1, !hasMark
+	}
+	if hasMark {
+		p.replayEnd = max(p.replayEnd, mark)
 	}
 	if base >= 0 {
 		if p.base, err = load(entries[base]); err != nil {
@@ -179,20 +196,61 @@ func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, er
 			return p, nil
 		}
 	}
-	var set *integrations.RouteSet
-	if committed < 0 && len(entries) == 0 {
-		set = w.c.deps.Routes.Live() // the partition's first start
-	} else {
-		set = w.c.deps.Routes.All() // no routing state for the start: conservative
-		p.conservative, p.needHWM = true, true
+	if committed >= 0 || len(entries) > 0 {
+		// No routing state for the start: conservative, recorded when the
+		// first record is routed (an owner that routes nothing records
+		// nothing, so its successor decides again, with the integrations
+		// configured then and its own high-water mark; recorded at the
+		// start, the set of that moment would be followed by every later
+		// owner up to its own high-water mark, ignoring every reload since).
+		set := w.c.deps.Routes.All()
+		p.conservative, p.needHWM, p.deferBase = true, !hasMark, true
 		p.replayEnd = max(p.replayEnd, c)
+		p.base = loggedRoute{offset: c, id: set.ID, ids: set.IDs, known: true}
+		return p, nil
 	}
+	set := w.c.deps.Routes.Live() // the partition's first start
 	if err := w.recordRoute(ctx, c, set.ID, set.IDs); err != nil {
 		return routePlan{}, err
 	}
 	p.base = loggedRoute{offset: c, id: set.ID, ids: set.IDs, known: true}
-	p.recorded = true
 	return p, nil
+}
+
+// recordDeferredBase records the conservative membership a start deferred
+// (routePlan.deferBase) at the start offset, with every target configured
+// now, and routes with it. When Redis fails it routes with that set all the
+// same (it holds every configured target) and tries again after idleRetry;
+// only a fenced worker stops.
+func (w *worker) recordDeferredBase(ctx context.Context) error {
+	if time.Now().Before(w.routeRetryAt) {
+		return nil
+	}
+	set := w.c.deps.Routes.All()
+	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	err := w.recordRoute(rctx, w.baseOffset, set.ID, set.IDs)
+	if state.IsFenced(err) {
+		w.stopFenced(err)
+		return fmt.Errorf("routing state refused, another member owns partition %d: %w", w.partition, err)
+	}
+	if set.ID != w.mem.id {
+		m := membershipOf(set, w.c.deps.Routes)
+		m.conservative = true
+		w.setMembership(m)
+		w.routeMu.Lock()
+		if len(w.routeHist) > 0 && w.routeHist[0].offset == w.baseOffset {
+			w.routeHist[0] = loggedRoute{offset: w.baseOffset, id: set.ID, ids: set.IDs, known: true}
+		}
+		w.routeMu.Unlock()
+	}
+	if err != nil {
+		w.routeRetryAt = time.Now().Add(idleRetry)
+		w.log.Warn("degraded: cannot record the conservative routing of a start without routing state; routing to every configured integration meanwhile", "offset", w.baseOffset, "err", err)
+		return nil
+	}
+	w.deferBase = false
+	return nil
 }
 
 // recordRoute stores the route set and records it in the routing log at
@@ -249,6 +307,7 @@ func (w *worker) applyPlan(p routePlan) {
 	w.routeHist = append(append(w.routeHist[:0], p.base), p.pending...)
 	w.routeMu.Unlock()
 	w.replayEnd, w.needHWM = p.replayEnd, p.needHWM
+	w.deferBase, w.baseOffset = p.deferBase, p.base.offset
 	w.liveSeen = nil
 	if p.conservative {
 		w.log.Warn("no routing state for the committed offset (Redis lost data, or the first start of this version): routing every tenant's records to all its configured integrations, disabled ones included, until the previous owner's last read position; possible duplicates and deliveries to integrations disabled meanwhile, never a lost record",
@@ -294,6 +353,12 @@ func (w *worker) route(ctx context.Context, m *kafka.Message) error {
 		w.needHWM = false
 		w.replayEnd = max(w.replayEnd, m.HighWaterMark)
 	}
+	if w.deferBase {
+		if err := w.recordDeferredBase(ctx); err != nil {
+			return err
+		}
+	}
+	w.markRead(ctx, off)
 	for len(w.routeLog) > 0 && w.routeLog[0].offset <= off {
 		w.setMembership(w.membershipFor(w.routeLog[0]))
 		w.routeLog = w.routeLog[1:]
@@ -338,10 +403,41 @@ func (w *worker) route(ctx context.Context, m *kafka.Message) error {
 	}
 	w.setMembership(membershipOf(live, w.c.deps.Routes))
 	w.liveSeen = live
+	w.log.Info("routing change taken: records from this offset on go to the integrations configured and enabled now", "offset", off, "route_set", live.ID, "targets", len(live.IDs))
 	w.routeMu.Lock()
 	w.routeHist = append(w.routeHist, loggedRoute{offset: off, id: live.ID, ids: live.IDs, known: true})
 	w.routeMu.Unlock()
 	return nil
+}
+
+// readMarkAhead is how far ahead of the record it routes an owner records its
+// read mark: one Redis write every readMarkAhead records of a partition; a
+// change waits at most that many records after a takeover.
+const readMarkAhead = 128
+
+// markRead records the read mark readMarkAhead past off when off reached the
+// last one recorded. When Redis fails, the partition goes on (it is not held
+// for this) and tries again after idleRetry: a crash meanwhile makes the next
+// owner follow the previous mark, or the high-water mark without one.
+func (w *worker) markRead(ctx context.Context, off int64) {
+	if w.readMarkLost.Swap(false) {
+		w.readMark = 0
+	}
+	if off < w.readMark || time.Now().Before(w.readMarkAt) {
+		return
+	}
+	// Never below replayEnd: the next owner then follows the log no further
+	// than this one does (without a mark, it would follow it to its own
+	// high-water mark).
+	mark := max(off+readMarkAhead, w.replayEnd)
+	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	if err := w.st.RecordReadMark(rctx, w.topic, w.partition, mark); err != nil {
+		w.readMarkAt = time.Now().Add(idleRetry)
+		w.log.Debug("read mark not recorded; trying again later", "err", err)
+		return
+	}
+	w.readMark = mark
 }
 
 // rerecordRoutes records again, after Redis lost the partition's state

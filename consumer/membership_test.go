@@ -22,8 +22,15 @@ import (
 
 // liveRoutes is a routing table whose live membership the test changes.
 type liveRoutes struct {
-	all  *integrations.RouteSet
+	all  *integrations.RouteSet // set before the workers start, or by setAll
 	live atomic.Pointer[integrations.RouteSet]
+}
+
+// setAll replaces the configured targets (a reload) and makes them all live.
+// Not safe while a worker routes.
+func (r *liveRoutes) setAll(ts ...*integrations.Target) {
+	r.all = integrations.NewRouteSet(ts)
+	r.live.Store(r.all)
 }
 
 func newLiveRoutes(all ...*integrations.Target) *liveRoutes {
@@ -123,19 +130,22 @@ func TestRoutingLogReplay(t *testing.T) {
 	}
 
 	// b enabled again while nobody owns the partition; a new owner replays
-	// from committed offset 3, finding records up to 10.
+	// from committed offset 3, finding records up to 10. The first owner
+	// recorded its read mark readMarkAhead past its first record: it may
+	// have routed that far with its last membership, so the new owner
+	// follows the log up to there.
 	r.setLive(a, b)
 	w2, _ := routingWorker(t, st, r, 2, 3)
-	want := map[int64][]string{3: {"b"}, 4: {"b"}, 5: nil, 9: nil, 10: {"b"}, 11: {"b"}}
-	for off := int64(3); off <= 11; off++ {
+	want := map[int64][]string{3: {"b"}, 4: {"b"}, 5: nil, 9: nil, 10: nil, readMarkAhead - 1: nil, readMarkAhead: {"b"}, readMarkAhead + 2: {"b"}}
+	for off := int64(3); off <= readMarkAhead+2; off++ {
 		routeAt(t, w2, off, 10)
 		if exp, ok := want[off]; ok && !slices.Equal(routesTo(w2, 2), exp) {
 			t.Fatalf("offset %d: tenant 2 goes to %v, want %v", off, routesTo(w2, 2), exp)
 		}
 	}
 	log = routeLog(t, st)
-	if n := len(log); n != 3 || log[n-1].Offset != 10 || log[n-1].SetID != r.Live().ID {
-		t.Fatalf("routing log %v, want the live set adopted at 10", log)
+	if n := len(log); n != 3 || log[n-1].Offset != readMarkAhead || log[n-1].SetID != r.Live().ID {
+		t.Fatalf("routing log %v, want the live set adopted at %d", log, readMarkAhead)
 	}
 	// The first owner is fenced: it can record no change any more.
 	r.setLive(b)
@@ -151,6 +161,90 @@ func TestRoutingLogReplay(t *testing.T) {
 	routeAt(t, w3, 8, 12)
 	if got := routesTo(w3, 2); len(got) != 0 {
 		t.Fatalf("replay from 8 routes tenant 2 to %v, want nothing (b was out from 5 to 10)", got)
+	}
+}
+
+// TestTakeoverFollowsReadMark: a new owner follows the routing log only as
+// far as earlier owners may have read (their read mark), not to the
+// high-water mark. Before, it followed the log to the high-water mark at its
+// first fetch: in a catch-up with owners changing (kills, broker cuts), no
+// owner read past that before the next takeover, and a reload that added an
+// integration, or gave one to another tenant, was never taken — records
+// that arrived long after it went to the old routing, or nowhere (chaos).
+func TestTakeoverFollowsReadMark(t *testing.T) {
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	st, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+	r.setLive(a) // b not live yet
+	w1, _ := routingWorker(t, st, r, 1, -1)
+	for off := int64(0); off < 10; off++ {
+		routeAt(t, w1, off, 1000)
+	}
+	// b is added while the next owner takes over from committed offset 5;
+	// the topic holds 1,000 records by then.
+	r.setLive(a, b)
+	w2, _ := routingWorker(t, st, r, 2, 5)
+	for off := int64(5); off <= 200; off++ {
+		routeAt(t, w2, off, 1000)
+		switch got := routesTo(w2, 2); {
+		case off < readMarkAhead && len(got) != 0:
+			t.Fatalf("offset %d (below the first owner's read mark): tenant 2 goes to %v, want nowhere", off, got)
+		case off >= readMarkAhead && !slices.Equal(got, []string{"b"}):
+			t.Fatalf("offset %d (past the first owner's read mark, high-water mark 1000): tenant 2 goes to %v, want b", off, got)
+		}
+	}
+	// Without a read mark (Redis lost it, or an older version's log), the
+	// high-water mark stands in for it.
+	if err := rd.Client().Del(t.Context(), "test:{g:hits:0}:read").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.setLive(a)
+	w3, _ := routingWorker(t, st, r, 3, 5)
+	routeAt(t, w3, 300, 400)
+	if got := routesTo(w3, 2); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("without a read mark, offset 300 (below the high-water mark 400) goes to %v, want b as logged", got)
+	}
+}
+
+// TestConservativeStartRecordedWhenUsed: a start without routing state (Redis
+// lost it) records its conservative membership when it routes its first
+// record, with the integrations configured then. Before, it recorded it at the
+// start: an owner that routed nothing (a takeover cut short by the next
+// rebalance) left the set of that moment in the log, and every later owner
+// followed it to its own high-water mark, so an integration a reload added
+// meanwhile got nothing of the partition's backlog (seen in the chaos run:
+// FLUSHALL, a reload, kills; the added integration got no record at all).
+func TestConservativeStartRecordedWhenUsed(t *testing.T) {
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	st, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := testTarget("a", 1), testTarget("b", 1)
+	r := newLiveRoutes(a)
+	routingWorker(t, st, r, 1, 7) // committed 7, no routing state; it routes nothing
+	if got := routeLog(t, st); len(got) != 0 {
+		t.Fatalf("a start that routed nothing recorded %v", got)
+	}
+	r.setAll(a, b) // a reload adds b
+	w2, _ := routingWorker(t, st, r, 2, 7)
+	routeAt(t, w2, 7, 1000)
+	if got := routesTo(w2, 1); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("tenant 1 goes to %v, want every integration configured now (a, b)", got)
+	}
+	log := routeLog(t, st)
+	if len(log) != 1 || log[0].Offset != 7 || log[0].SetID != r.All().ID {
+		t.Fatalf("routing log %v, want the set of a and b at 7", log)
+	}
+	// Its read mark is the high-water mark it followed the log to: the next
+	// owner follows it no further, whatever the topic holds by then.
+	mark, ok, err := st.ReadMark(t.Context(), "hits", 0)
+	if err != nil || !ok || mark != 1000 {
+		t.Fatalf("read mark %d %v %v, want 1000", mark, ok, err)
 	}
 }
 

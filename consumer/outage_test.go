@@ -147,6 +147,18 @@ func (f *fakeState) RouteLog(context.Context, string, int) ([]state.RouteEntry, 
 	return slices.Clone(f.routes), f.fail()
 }
 
+func (f *fakeState) RecordReadMark(context.Context, string, int, int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail()
+}
+
+func (f *fakeState) ReadMark(context.Context, string, int) (int64, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return 0, false, f.fail()
+}
+
 func (f *fakeState) Prune(_ context.Context, _ string, _ int, committed int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

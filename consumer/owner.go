@@ -128,6 +128,7 @@ func (w *worker) restoreAfterLoss(ctx context.Context) {
 		w.log.Warn("could not write back all replay state after Redis lost it; a replay after a crash may write some records again", "err", failed)
 		return
 	}
+	w.readMarkLost.Store(true) // the fetch loop records it again at its next record
 	if err := w.rerecordRoutes(ctx, committed); err != nil {
 		w.log.Warn("could not write back the routing log after Redis lost it; a replay after a crash routes conservatively (possible duplicates)", "err", err)
 		return

@@ -68,6 +68,8 @@ type PartitionState interface {
 	LoadRouteSet(ctx context.Context, id string) ([]string, bool, error)
 	RecordRouteClaim(ctx context.Context, topic string, partition int, o state.Owner, e state.RouteEntry) (reclaimed bool, err error)
 	RouteLog(ctx context.Context, topic string, partition int) ([]state.RouteEntry, error)
+	RecordReadMark(ctx context.Context, topic string, partition int, mark int64) error
+	ReadMark(ctx context.Context, topic string, partition int) (int64, bool, error)
 	SaveSnapshot(ctx context.Context, topic string, partition int, offset int64, data []byte) error
 	LoadSnapshot(ctx context.Context, topic string, partition int, offset int64) ([]byte, bool, error)
 	Prune(ctx context.Context, topic string, partition int, committed int64) error

@@ -36,8 +36,9 @@ type WorkerConfig struct {
 	// AfterComplete, when set, is called after a delivered entry was
 	// completed (removed from the queue): delete the parked copy. The entry
 	// is gone first, so a crash in between leaves a parked copy without an
-	// entry (a scanner re-enqueues it: one more upload of the same object),
-	// never an entry without its object. Its error is logged.
+	// entry (a scanner re-enqueues it once DoneTTL has passed: one more
+	// upload of the same object), never an entry without its object. It is
+	// called again on an error until HookTimeout; a last error is logged.
 	AfterComplete func(ctx context.Context, c Claimed) error
 	// BeforeDeadLetter, when set, is called after the entry was marked dying
 	// (Queue.MarkDying) and before it becomes a dead letter: keep a copy of
@@ -262,8 +263,8 @@ func (w *Worker) handleOne(ctx context.Context, mu *sync.Mutex, h *held) {
 		err = w.cfg.Queue.Complete(fctx, c)
 		if err == nil && w.cfg.AfterComplete != nil {
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.HookTimeout)
-			if aerr := w.cfg.AfterComplete(hctx, c); aerr != nil {
-				log.Warn("retry: cleaning up after a delivery failed", "err", aerr)
+			if aerr := retryHook(hctx, func(ctx context.Context) error { return w.cfg.AfterComplete(ctx, c) }); aerr != nil {
+				log.Warn("retry: cleaning up after a delivery failed; the parked copy stays until a scan finds it (after DoneTTL)", "err", aerr)
 			}
 			cancel()
 		}
@@ -320,8 +321,29 @@ func (w *Worker) deadLetter(ctx context.Context, h *held, c Claimed, reason stri
 	if w.cfg.AfterDeadLetter != nil {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.HookTimeout)
 		defer cancel()
-		if err := w.cfg.AfterDeadLetter(hctx, c, dead); err != nil {
+		if err := retryHook(hctx, func(ctx context.Context) error { return w.cfg.AfterDeadLetter(ctx, c, dead) }); err != nil {
 			log.Warn("retry: removing the parked copy of a dead letter failed; it stays in the parking bucket", "err", err)
+		}
+	}
+}
+
+// retryHook calls fn until it succeeds or ctx ends (the hook timeout), with a
+// backoff from 100 ms: a clean-up is one request (a delete in the parking
+// bucket) that a passing S3 error must not turn into a leftover. A parked
+// copy left after a completed delivery is ignored by scans for DoneTTL and
+// then sent once more; retried here, it rarely is left at all.
+func retryHook(ctx context.Context, fn func(context.Context) error) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := fn(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
 		}
 	}
 }

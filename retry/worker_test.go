@@ -407,3 +407,55 @@ func TestWorkerHungEntryDoesNotHoldOthers(t *testing.T) {
 		t.Fatalf("queue = %+v; want only the hung entry, leased", s)
 	}
 }
+
+// TestWorkerRetriesCleanup: a clean-up hook that fails (a passing S3 error on
+// the delete of the parked copy) is called again within the hook timeout.
+// Before, one failure left the parked copy behind, and the completed entry's
+// DoneTTL marker kept scans away from it for an hour.
+func TestWorkerRetriesCleanup(t *testing.T) {
+	ctx := t.Context()
+	q, _ := newQueue(t, false)
+	now := time.Now()
+	for _, e := range []Entry{entry("ok", "acme", Position{2, 1}, now), entry("last", "acme", Last, now)} {
+		if _, err := q.Enqueue(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	calls := map[string]int{}
+	flaky := func(id string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[id]++
+		if calls[id] < 3 {
+			return fmt.Errorf("delete %s: InternalError", id)
+		}
+		return nil
+	}
+	w := newWorker(t, WorkerConfig{
+		Queue: q, Lease: time.Second, Poll: 20 * time.Millisecond, HookTimeout: 5 * time.Second,
+		Handle: func(ctx context.Context, c Claimed) error {
+			if c.ID == "ok" {
+				return nil
+			}
+			return fmt.Errorf("upload %s: NoSuchBucket", c.ID)
+		},
+		AfterComplete: func(ctx context.Context, c Claimed) error { return flaky("complete " + c.ID) },
+		BeforeDeadLetter: func(ctx context.Context, c Claimed, reason string) (string, error) {
+			return "dead/" + c.ID, nil
+		},
+		AfterDeadLetter: func(ctx context.Context, c Claimed, dead string) error { return flaky("dead " + c.ID) },
+	})
+	runWorker(t, w)
+	waitFor(t, 10*time.Second, "both clean-ups done", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls["complete ok"] == 3 && calls["dead last"] == 3
+	})
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["complete ok"] != 3 || calls["dead last"] != 3 {
+		t.Fatalf("clean-up calls %v, want 3 each (two failures, then success, then no more)", calls)
+	}
+}

@@ -9,7 +9,7 @@ import "strconv"
 // by every replica and version: TestKeyLayout pins them, and changing one is
 // a migration, never a refactoring.
 //
-//	{prefix}{<group>:<topic>:<partition>}:[<inc>:]owner|idle|snaps|snap:<o>|dead|routes  (state: PartitionKeys)
+//	{prefix}{<group>:<topic>:<partition>}:[<inc>:]owner|idle|snaps|snap:<o>|dead|routes|read (state: PartitionKeys)
 //	{prefix}routeset:<group>:<set id>                                            (state: RouteSetKey)
 //	{prefix}{<name>}:entries|due|leased|tokens|dead|inline:<id>|done:<id>|scan  (retry: RetryQueueKeys)
 //	{prefix}health:<integration>                                                 (health: HealthKey)
@@ -24,6 +24,7 @@ type PartitionKeyset struct {
 	Snap   string // prefix of string keys Snap+<offset>: snapshots
 	Dead   string // zset: dead letters acknowledged
 	Routes string // zset: the routing log
+	Read   string // string: the read mark (RecordReadMark)
 }
 
 // PartitionKeys returns the keys of partition of topic in group, for the
@@ -34,7 +35,7 @@ func PartitionKeys(prefix, group, topic string, partition int, inc string) Parti
 		base += inc + ":"
 	}
 	return PartitionKeyset{Owner: base + "owner", Idle: base + "idle", Snaps: base + "snaps", Snap: base + "snap:",
-		Dead: base + "dead", Routes: base + "routes"}
+		Dead: base + "dead", Routes: base + "routes", Read: base + "read"}
 }
 
 // RouteSetKey returns the key of route set id of group: one per group,

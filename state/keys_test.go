@@ -33,8 +33,8 @@ func TestStoreKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := []string{k.owner, k.idle, k.snaps, k.snap, k.dead, k.route}
-			want := []string{"owner", "idle", "snaps", "snap:", "dead", "routes"}
+			got := []string{k.owner, k.idle, k.snaps, k.snap, k.dead, k.route, k.read}
+			want := []string{"owner", "idle", "snaps", "snap:", "dead", "routes", "read"}
 			for i := range want {
 				if got[i] != tc.base+want[i] {
 					t.Errorf("key %d = %q, want %q", i, got[i], tc.base+want[i])
@@ -61,6 +61,7 @@ func TestKeyLayout(t *testing.T) {
 		{"snap", p.Snap, "hitship:{hitship:hits:7}:c1.t2:snap:"},
 		{"dead", p.Dead, "hitship:{hitship:hits:7}:c1.t2:dead"},
 		{"routes", p.Routes, "hitship:{hitship:hits:7}:c1.t2:routes"},
+		{"read mark", p.Read, "hitship:{hitship:hits:7}:c1.t2:read"},
 		{"owner without incarnation", PartitionKeys("hitship:", "hitship", "hits", 7, "").Owner, "hitship:{hitship:hits:7}:owner"},
 		{"route set", RouteSetKey("hitship:", "hitship", "0123abcd"), "hitship:routeset:hitship:0123abcd"},
 		{"retry entries", r.Entries, "hitship:{retry}:entries"},

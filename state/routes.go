@@ -177,3 +177,56 @@ func (s *Store) RouteLog(ctx context.Context, topic string, partition int) ([]Ro
 	}
 	return out, nil
 }
+
+// recordReadScript: KEYS[1] read mark; ARGV mark, ttl ms. Raises the mark to
+// ARGV[1] unless it is higher already, and refreshes its expiry.
+var recordReadScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`)
+
+// RecordReadMark raises the read mark of (topic, partition) to mark: no owner
+// of the partition has routed a record at or above the mark. An owner records
+// one ahead of what it reads, before it routes further; the next owner follows
+// the routing log's last membership up to the mark (the records an earlier
+// owner may have routed with it), not up to the high-water mark, so that a
+// change is taken as soon as the partition reads past what earlier owners
+// read. The mark only rises (a zombie may raise it: that delays a change by
+// what the zombie read, never loses one); DropFrom lowers it. Not fenced. One
+// round trip.
+func (s *Store) RecordReadMark(ctx context.Context, topic string, partition int, mark int64) error {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return err
+	}
+	if err := recordReadScript.Run(ctx, s.rdb, []string{k.read}, mark, SnapshotTTL.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("state: read mark of %s/%d: %w", topic, partition, err)
+	}
+	return nil
+}
+
+// ReadMark returns the read mark of (topic, partition); ok is false when
+// there is none (never recorded, expired, or lost with Redis data).
+func (s *Store) ReadMark(ctx context.Context, topic string, partition int) (mark int64, ok bool, err error) {
+	k, err := s.keys(topic, partition)
+	if err != nil {
+		return 0, false, err
+	}
+	v, err := s.rdb.Get(ctx, k.read).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("state: read mark of %s/%d: %w", topic, partition, err)
+	}
+	mark, err = strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("state: read mark of %s/%d: %q: %w", topic, partition, v, err)
+	}
+	return mark, true, nil
+}

@@ -94,6 +94,7 @@ type keys struct {
 	snap  string // + encodeOffset(offset): string, the snapshot bytes
 	dead  string // zset, all scores 0, members encodeOffset(...): dead letters acknowledged
 	route string // zset, all scores 0, members encodeRoute(...): the routing log
+	read  string // string: the read mark (RecordReadMark)
 }
 
 func (s *Store) keys(topic string, partition int) (keys, error) {
@@ -104,7 +105,7 @@ func (s *Store) keys(topic string, partition int) (keys, error) {
 		return keys{}, fmt.Errorf("state: invalid partition %d", partition)
 	}
 	k := PartitionKeys(s.prefix, s.group, topic, partition, s.inc)
-	return keys{owner: k.Owner, idle: k.Idle, snaps: k.Snaps, snap: k.Snap, dead: k.Dead, route: k.Routes}, nil
+	return keys{owner: k.Owner, idle: k.Idle, snaps: k.Snaps, snap: k.Snap, dead: k.Dead, route: k.Routes, read: k.Read}, nil
 }
 
 func checkOwner(o Owner) error {
@@ -500,17 +501,20 @@ func (s *Store) Prune(ctx context.Context, topic string, partition int, committe
 }
 
 // dropFromScript: KEYS[1] owner, KEYS[2] idle log, KEYS[3] dead letters,
-// KEYS[4] snapshot index, KEYS[5..] snapshot keys; ARGV gen, member, from
-// (encoded), then the index members of KEYS[5..]. Like recordIdleScript it
-// refuses a newer generation or another member and claims an Unclaimed
-// partition; then it removes every entry at or after from.
+// KEYS[4] snapshot index, KEYS[5] routing log, KEYS[6] read mark, KEYS[7..]
+// snapshot keys; ARGV gen, member, from (encoded), then the index members of
+// KEYS[7..]. Like recordIdleScript it refuses a newer generation or another
+// member and claims an Unclaimed partition; then it removes every entry at or
+// after from and lowers the read mark to from.
 var dropFromScript = redis.NewScript(fencedClaim + `
 redis.call('ZREMRANGEBYLEX', KEYS[2], '[' .. ARGV[3], '+')
 redis.call('ZREMRANGEBYLEX', KEYS[3], '[' .. ARGV[3], '+')
 redis.call('ZREMRANGEBYLEX', KEYS[5], '[' .. ARGV[3], '+')
-for i = 6, #KEYS do
+local mark = tonumber(redis.call('GET', KEYS[6]) or '-1')
+if mark > tonumber(ARGV[3]) then redis.call('SET', KEYS[6], tostring(tonumber(ARGV[3])), 'KEEPTTL') end
+for i = 7, #KEYS do
   redis.call('DEL', KEYS[i])
-  redis.call('ZREM', KEYS[4], ARGV[i - 2])
+  redis.call('ZREM', KEYS[4], ARGV[i - 3])
 end
 return {1}
 `)
@@ -540,7 +544,7 @@ func (s *Store) DropFrom(ctx context.Context, topic string, partition int, o Own
 	if err != nil {
 		return fmt.Errorf("state: drop replay state of %s/%d from %d: %w", topic, partition, from, err)
 	}
-	ks := []string{k.owner, k.idle, k.dead, k.snaps, k.route}
+	ks := []string{k.owner, k.idle, k.dead, k.snaps, k.route, k.read}
 	args := []any{strconv.FormatInt(int64(o.Generation), 10), o.Member, enc}
 	for _, sn := range snaps {
 		ks = append(ks, k.snap+sn)

@@ -372,3 +372,57 @@ func TestSecondRunOnOneSpool(t *testing.T) {
 		t.Errorf("the first process: exit code %d after SIGTERM", code)
 	}
 }
+
+// TestSIGHUPDuringStartup: a SIGHUP that arrives while `hitship run` is still
+// starting (a config change rolled out as a replica restarts) neither ends the
+// process nor is lost: it is applied once the service runs. Before, Go's
+// default action for an unhandled SIGHUP ended the process with no log line.
+// The config file is a FIFO, so the start-up waits, reading it, for as long as
+// the test likes.
+func TestSIGHUPDuringStartup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := madeBinary(t)
+	e := newRunEnv(t)
+	content, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "hitship.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	feed := func() {
+		t.Helper()
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for the reader
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(content); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startBinary(t, bin, []string{runSecretEnv + "=bintest-secret-value"}, "run", "--config", fifo)
+	time.Sleep(300 * time.Millisecond) // past the runtime's start; now reading the config
+	p.signal(t, syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-p.done:
+		t.Fatalf("a SIGHUP while the config was read ended the process (exit %d)", p.code)
+	default:
+	}
+	feed()
+	waitFor(t, 30*time.Second, "ready", func() bool { return strings.HasPrefix(get(e.listen, "/readyz"), "ready") })
+	feed() // the reload the SIGHUP asked for reads the file again
+	waitFor(t, 10*time.Second, "the reload asked for during start-up", func() bool {
+		return strings.Contains(p.stderr.String(), "config reloaded")
+	})
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+}

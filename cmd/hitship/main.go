@@ -216,6 +216,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: hitship run --config FILE")
 		return 2
 	}
+	// SIGHUP is taken before the config is read: one that arrives while the
+	// service starts (an operator or a rolling config change) is kept and
+	// applied once it runs, instead of ending the process (Go's default for
+	// an unhandled SIGHUP) or being lost after a read of the older file.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 1
@@ -229,7 +236,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("hitship starting", "version", version(), "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group,
 		"integrations", len(cfg.Integrations), "listen", cfg.HTTP.Listen)
-	go reloadOnHUP(ctx, *path, svc, log)
+	go reloadOnHUP(ctx, hup, *path, svc, log)
 	if err := svc.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
@@ -277,12 +284,10 @@ func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
 	log.Debug("soft memory limit set", "bytes", limit)
 }
 
-// reloadOnHUP reloads the config file on every SIGHUP until ctx ends. A config
-// with problems is refused whole: they are logged and the running one stays.
-func reloadOnHUP(ctx context.Context, path string, svc *service.Service, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOnHUP reloads the config file on every SIGHUP received on hup until
+// ctx ends. A config with problems is refused whole: they are logged and the
+// running one stays.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, svc *service.Service, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
