@@ -88,9 +88,11 @@ deploy-check:
 image:
 	docker build --build-arg REVISION=$(REVISION) --build-arg VERSION=$(VERSION) -t hitship:dev .
 
-# Issue #7's chaos run (chaos/doc.go): three real replicas in one group, 1,000,000
-# hits of 50 tenants, SIGKILLs, two broker cuts, a Redis restart, S3 faults and a
-# 2-minute bucket failure, then an exactly-once check from S3 alone. About 6 minutes
-# here; the short form (2-4 minutes) runs in `make test`.
+# The chaos run (chaos/doc.go): three real replicas in one group, 1,000,000 hits of
+# 50 tenants, SIGKILLs, two broker cuts, a Redis restart, S3 faults, a 2-minute bucket
+# failure, a Redis FLUSHALL and a restart without data, a reload that adds, re-tenants,
+# moves and removes integrations, a disable/enable, a dead-letter topic outage and a
+# full spool disk (a tmpfs: run as root), then an exactly-once check from S3 alone.
+# The short form (2-4 minutes) runs in `make test`.
 chaos:
 	HITSHIP_CHAOS=long $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/

@@ -35,6 +35,14 @@ type plan struct {
 	failAt     time.Duration // the failing integration's bucket answers 503 ...
 	failFor    time.Duration // ... for this long
 	settle     time.Duration // deadline for everything to be delivered after the faults
+	// Issue 11's faults: Redis loses its data, the config changes, a disk
+	// fills, the dead-letter topic is down.
+	flushAt             time.Duration // FLUSHALL
+	wipeAt, wipeDown    time.Duration // Redis restarted without its data, down this long
+	reloadAt            time.Duration // a reload adds, re-tenants, moves and removes integrations
+	disableAt, enableAt time.Duration // hitship disable / enable of one integration
+	dlqAt, dlqFor       time.Duration // the dead-letter topic refuses writes
+	fillAt, fillFor     time.Duration // replica c's spool disk is full
 }
 
 // The short plan is the 60-second version in `make test`: 30 s of feed with
@@ -50,19 +58,44 @@ var (
 	shortPlan = plan{name: "short", hits: 36000, rate: 1200,
 		killMin: 4 * time.Second, killMax: 8 * time.Second, downFor: time.Second, killsUntil: 28 * time.Second,
 		cuts: []time.Duration{8 * time.Second, 20 * time.Second}, cutFor: 5 * time.Second,
-		redisAt: 15 * time.Second, redisDown: 3 * time.Second,
-		failAt: 3 * time.Second, failFor: 77 * time.Second, settle: 8 * time.Minute}
+		redisAt: 25 * time.Second, redisDown: 3 * time.Second,
+		failAt: 3 * time.Second, failFor: 77 * time.Second, settle: 8 * time.Minute,
+		flushAt: 6 * time.Second, wipeAt: 9 * time.Second, wipeDown: time.Second,
+		dlqAt: 4 * time.Second, dlqFor: 8 * time.Second, fillAt: time.Second, fillFor: 6 * time.Second,
+		reloadAt: 14500 * time.Millisecond, disableAt: 16 * time.Second, enableAt: 22 * time.Second}
 	longPlan = plan{name: "long", hits: 1_000_000, rate: 5000,
 		killMin: 5 * time.Second, killMax: 15 * time.Second, downFor: 2 * time.Second, killsUntil: 200 * time.Second,
 		cuts: []time.Duration{45 * time.Second, 150 * time.Second}, cutFor: 10 * time.Second,
 		redisAt: 100 * time.Second, redisDown: 5 * time.Second,
-		failAt: 170 * time.Second, failFor: 2 * time.Minute, settle: 2 * time.Hour}
+		failAt: 170 * time.Second, failFor: 2 * time.Minute, settle: 2 * time.Hour,
+		flushAt: 20 * time.Second, wipeAt: 35 * time.Second, wipeDown: 2 * time.Second,
+		dlqAt: 30 * time.Second, dlqFor: 20 * time.Second, fillAt: 110 * time.Second, fillFor: 15 * time.Second,
+		reloadAt: 60 * time.Second, disableAt: 70 * time.Second, enableAt: 95 * time.Second}
 )
 
 // redisWriteBack is how long after Redis restarts the replicas are given to
 // write back the window snapshots they held during the outage (they retry
 // every 250 ms; go-redis redials within a second) before kills resume.
 const redisWriteBack = 3 * time.Second
+
+// lossWriteBack is how long after Redis lost its data the replicas are given
+// to find their owner keys gone, claim their partitions again and write back
+// their snapshots, idle closes, dead letters and routing logs before kills
+// resume: a crash before that replays without them, whose cost (duplicates,
+// deliveries to integrations disabled meanwhile) the README documents and
+// this run does not count as a failure to find at random.
+const lossWriteBack = 5 * time.Second
+
+// changeSlack is how long a runtime change may take to reach every replica
+// and partition (a SIGHUP, the registry's 2-s poll).
+const changeSlack = 5 * time.Second
+
+// Replica c's spool: a tmpfs this size, and a memory budget small enough that
+// its buffers spill to it.
+const (
+	smallDiskBytes = 64 << 20
+	smallMemory    = 64 << 10
+)
 
 // chaosFaults are the S3 faults of every request to the integrations' buckets
 // and to the parking bucket.
@@ -95,13 +128,24 @@ func TestChaos(t *testing.T) {
 	w := newWorld(t, chaosFaults)
 	failing := w.ins[0]
 
-	reps := []*replica{w.newReplica("a"), w.newReplica("b"), w.newReplica("c")}
+	cSpool := filepath.Join(w.dir, "c-spool")
+	diskFault := smallDisk(t, cSpool, smallDiskBytes)
+	reps := []*replica{w.newReplica("a", "", 0), w.newReplica("b", "", 0), w.newReplica("c", cSpool, smallMemory)}
 	for _, r := range reps {
 		if err := r.start(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	logs := func() {
+		// The whole logs outlive the test's directory, for a look after a failure.
+		if keep, err := os.MkdirTemp("", "hitship-chaos-logs-"); err == nil {
+			for _, r := range reps {
+				if b, err := os.ReadFile(r.logPath); err == nil {
+					_ = os.WriteFile(filepath.Join(keep, r.name+".log"), b, 0o600)
+				}
+			}
+			t.Logf("replica logs kept in %s", keep)
+		}
 		for _, r := range reps {
 			t.Logf("replica %s (%d starts), log tail:\n%s", r.name, r.starts, r.logTail(4000))
 			// What explains a duplicate: replays without the window state of the
@@ -109,7 +153,8 @@ func TestChaos(t *testing.T) {
 			b, _ := os.ReadFile(r.logPath)
 			var lines []string
 			for _, l := range strings.Split(string(b), "\n") {
-				if strings.HasPrefix(l, "=== start") || strings.Contains(l, "snapshot") || strings.Contains(l, "generation") {
+				if strings.HasPrefix(l, "=== start") || strings.Contains(l, "snapshot") || strings.Contains(l, "generation") ||
+					strings.Contains(l, "SIGHUP") || strings.Contains(l, "routing") || strings.Contains(l, "reload") {
 					lines = append(lines, l)
 				}
 			}
@@ -150,7 +195,9 @@ func TestChaos(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if sleepCtx(ctx, time.Until(t0.Add(d))) {
-				events.add(what)
+				if what != "" {
+					events.add(what)
+				}
 				fn()
 			}
 		}()
@@ -161,7 +208,13 @@ func TestChaos(t *testing.T) {
 		at(c, fmt.Sprintf("broker connections cut (%d)", i+1), w.kafka.Cut)
 		at(c+pl.cutFor, fmt.Sprintf("broker restored (%d)", i+1), w.kafka.Restore)
 	}
+	tl := &timeline{slack: changeSlack, t0: t0}
+	var tlMu sync.Mutex
+	var redisDownSince time.Time
 	at(pl.redisAt, "redis stopped", func() {
+		tlMu.Lock()
+		redisDownSince = time.Now()
+		tlMu.Unlock()
 		if err := w.redis.Stop(); err != nil {
 			t.Errorf("stop redis: %v", err)
 		}
@@ -170,7 +223,93 @@ func TestChaos(t *testing.T) {
 		if err := w.redis.Start(); err != nil {
 			t.Errorf("start redis: %v", err)
 		}
+		tlMu.Lock()
+		tl.outages = append(tl.outages, [2]time.Time{redisDownSince, time.Now()})
+		tlMu.Unlock()
 	})
+	at(pl.flushAt, "redis FLUSHALL", func() {
+		if err := w.flushAll(ctx); err != nil {
+			t.Errorf("FLUSHALL: %v", err)
+		}
+	})
+	at(pl.wipeAt, fmt.Sprintf("redis restarted without its data (down %s)", pl.wipeDown), func() {
+		from := time.Now()
+		if err := w.restartEmpty(ctx, pl.wipeDown); err != nil {
+			t.Errorf("restart redis empty: %v", err)
+		}
+		tlMu.Lock()
+		tl.outages = append(tl.outages, [2]time.Time{from, time.Now()})
+		tlMu.Unlock()
+	})
+	at(pl.reloadAt, fmt.Sprintf("reload: %s added, %s to tenant %d, %s to another prefix, %s removed",
+		addedName, retenantName, retenantTo, movedName, removedName), func() {
+		if err := w.reload(reps, w.after); err != nil {
+			t.Errorf("reload: %v", err)
+		}
+		tlMu.Lock()
+		tl.reload = time.Now()
+		tlMu.Unlock()
+	})
+	at(pl.disableAt, "hitship disable "+toggledName, func() {
+		if err := w.setEnabled(ctx, reps[0], toggledName, false); err != nil {
+			t.Errorf("disable: %v", err)
+		}
+		tlMu.Lock()
+		tl.disable = time.Now()
+		tlMu.Unlock()
+	})
+	at(pl.enableAt, "hitship enable "+toggledName, func() {
+		if err := w.setEnabled(ctx, reps[0], toggledName, true); err != nil {
+			t.Errorf("enable: %v", err)
+		}
+		tlMu.Lock()
+		tl.enable = time.Now()
+		tlMu.Unlock()
+	})
+	var dlqEnd func()
+	var dlqRefused *atomicInt
+	at(pl.dlqAt, "dead-letter topic refuses writes", func() {
+		end, n := deadLetterOutage(w.kafka.Cluster(), dlqTopic)
+		tlMu.Lock()
+		dlqEnd, dlqRefused = end, n
+		tlMu.Unlock()
+	})
+	at(pl.dlqAt+pl.dlqFor, "dead-letter topic back", func() {
+		tlMu.Lock()
+		defer tlMu.Unlock()
+		if dlqEnd != nil {
+			dlqEnd()
+		}
+	})
+	var ballast string
+	if diskFault {
+		at(pl.fillAt, "replica c's spool disk full", func() {
+			p, err := fillDisk(cSpool)
+			if err != nil {
+				t.Errorf("fill the spool disk: %v", err)
+			}
+			tlMu.Lock()
+			ballast = p
+			tlMu.Unlock()
+		})
+		// Room again 2 s after replica c's first spool error, or after
+		// twice fillFor (a replica between generations writes nothing; the
+		// run then fails for not exercising the fault).
+		at(pl.fillAt+pl.fillFor, "", func() {
+			for deadline := time.Now().Add(pl.fillFor); spoolErrors(reps[2].logPath) == 0 && time.Now().Before(deadline); {
+				if !sleepCtx(ctx, 500*time.Millisecond) {
+					break
+				}
+			}
+			sleepCtx(ctx, 2*time.Second)
+			events.add("replica c's spool disk has room again")
+			tlMu.Lock()
+			defer tlMu.Unlock()
+			if err := os.Remove(ballast); err != nil {
+				t.Errorf("remove the ballast: %v", err)
+			}
+		})
+	}
 
 	// SIGKILL a random replica every few seconds until the feed and the kill
 	// period are over; a crash (an exit the test did not cause) fails the test.
@@ -197,14 +336,29 @@ func TestChaos(t *testing.T) {
 			// taken: a crash then replays without them, and may write windows
 			// open at the committed offset again (the documented outcome of a
 			// crash during a Redis outage, README "Redis outage").
-			if el, end := time.Since(t0), pl.redisAt+pl.redisDown+redisWriteBack; el >= pl.redisAt && el < end {
-				select {
-				case <-stopKills:
-					return
-				case <-time.After(end - el):
+			//
+			// Nor before the replicas wrote back what Redis lost: a crash
+			// then replays without it (README "Redis data loss").
+			for _, q := range []struct{ from, to time.Duration }{
+				{pl.redisAt, pl.redisAt + pl.redisDown + redisWriteBack},
+				{pl.flushAt, pl.flushAt + lossWriteBack},
+				{pl.wipeAt, pl.wipeAt + pl.wipeDown + lossWriteBack},
+			} {
+				if el := time.Since(t0); el >= q.from && el < q.to {
+					select {
+					case <-stopKills:
+						return
+					case <-time.After(q.to - el):
+					}
 				}
 			}
 			r := reps[rng.IntN(len(reps))]
+			// Not replica c while its spool disk is full: it could not
+			// start (its spool lock file needs room), which is a start-up
+			// error, not the fault under test.
+			if el := time.Since(t0); r == reps[2] && diskFault && el >= pl.fillAt-pl.downFor && el < pl.fillAt+2*pl.fillFor+3*time.Second {
+				r = reps[rng.IntN(2)]
+			}
 			events.add("SIGKILL " + r.name)
 			r.kill()
 			kills++
@@ -315,7 +469,9 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := w.verify(vctx, ex)
+	tlMu.Lock()
+	rep, err := w.verify(vctx, ex, tl, statelessReplays(reps))
+	tlMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,11 +513,30 @@ func TestChaos(t *testing.T) {
 		t.Errorf("the S3 fault injector did not exercise every fault: %+v", cf)
 	}
 	t.Logf("most retry entries parked at once: %d", maxParked.Load())
+	tlMu.Lock()
+	refused := int64(0)
+	if dlqRefused != nil {
+		refused = dlqRefused.Load()
+	}
+	tlMu.Unlock()
+	t.Logf("dead-letter topic outage: %d produce requests refused", refused)
+	if refused == 0 {
+		t.Errorf("no dead letter was written during the dead-letter topic outage: the fault was not exercised")
+	}
+	if diskFault {
+		n := spoolErrors(reps[2].logPath)
+		t.Logf("replica c's spool disk full: %d spool error lines", n)
+		if n == 0 {
+			t.Errorf("replica c logged no spool error while its disk was full: the fault was not exercised")
+		}
+	}
 	if maxParked.Load() == 0 {
 		t.Errorf("no object was parked while bucket %s failed for %s: the retry workers were not exercised", failing.bucket, pl.failFor)
 	}
-	if rep.failed() {
+	if rep.failed() || t.Failed() {
 		logs()
+	}
+	if rep.failed() {
 		t.Fatalf("loss or duplicates:\n%s", rep)
 	}
 }

@@ -33,10 +33,19 @@ const (
 
 // integration is one customer destination of the chaos world.
 type integration struct {
-	name   string
-	client int64
-	bucket string
-	format string // json | ndjson
+	name     string
+	client   int64
+	bucket   string
+	format   string // json | ndjson
+	prefix   string // "" is "hits/"
+	disabled bool   // in the config file
+}
+
+func (in integration) keyPrefix() string {
+	if in.prefix == "" {
+		return "hits/"
+	}
+	return in.prefix
 }
 
 // integrations gives tenants 1..20 one or two integrations (json and ndjson);
@@ -74,17 +83,22 @@ type world struct {
 	policy                 *s3policy.Proxy
 	custURL, parkURL       string
 	redis                  *testenv.Redis
-	ins                    []integration
+	ins                    []integration // the config at the start
+	// after is the config from the reload on: ins with one integration
+	// added, one given another tenant, one given another prefix and one
+	// removed (changes_test.go). Every bucket of either exists from the start.
+	after []integration
 }
 
 func newWorld(t *testing.T, faults FaultConfig) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), ins: integrations()}
+	w.after = reloaded(w.ins)
 	w.bin = buildBinary(t, w.dir)
 	w.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: partitions, Topics: []string{topic, dlqTopic},
 		DataDir: filepath.Join(w.dir, "kafka"), GroupMinSessionTimeout: time.Second})
 	buckets := []string{parkBucket}
-	for _, in := range w.ins {
+	for _, in := range allIntegrations(w.ins, w.after) {
 		buckets = append(buckets, in.bucket)
 	}
 	// Objects as files on disk: a long run writes gigabytes.
@@ -142,8 +156,9 @@ func buildBinary(t *testing.T, dir string) string {
 	return bin
 }
 
-// configYAML is a replica's config file.
-func (w *world) configYAML(spool string) []byte {
+// configYAML is a replica's config file with the integrations ins; a
+// memoryBytes above 0 sets spool.memory_bytes (small: buffers spill to disk).
+func (w *world) configYAML(spool string, memoryBytes int, ins []integration) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `kafka:
   brokers: [%s]
@@ -159,7 +174,7 @@ window:
   grace: 2s
   idle_timeout: 3s
 spool:
-  dir: %s
+  dir: %s%s
 delivery:
   # The failing integration must not be auto-disabled (its hits would be
   # skipped, by design): far more attempts than a run makes.
@@ -175,7 +190,7 @@ http:
   listen: "127.0.0.1:0"
 log:
   format: json
-  level: warn
+  level: info
 parking:
   bucket: %s
   region: %s
@@ -186,21 +201,29 @@ parking:
     access_key_id: CHAOSPARKING0001
     secret_access_key_env: %s
 integrations:
-`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, w.custURL, w.redis.Addr(), keyPrefix,
+`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, memoryLine(memoryBytes), w.custURL, w.redis.Addr(), keyPrefix,
 		parkBucket, testenv.S3Region, w.parkURL, parkPrefix, secretEnv)
-	for _, in := range w.ins {
+	for _, in := range ins {
 		fmt.Fprintf(&b, `  - name: %s
     client_id: %d
     region: %s
     bucket: %s
-    prefix: "hits/"
+    prefix: %q
     format: %s
+    enabled: %t
     credentials:
       access_key_id: CHAOSACCESSKEY01
       secret_access_key_env: %s
-`, in.name, in.client, testenv.S3Region, in.bucket, in.format, secretEnv)
+`, in.name, in.client, testenv.S3Region, in.bucket, in.keyPrefix(), in.format, !in.disabled, secretEnv)
 	}
 	return []byte(b.String())
+}
+
+func memoryLine(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("\n  memory_bytes: %d", n)
 }
 
 // replica is one hitship process slot: a config, a spool dir that survives its
@@ -209,8 +232,10 @@ type replica struct {
 	name    string
 	config  string
 	spool   string
+	memory  int // spool.memory_bytes, 0 for the default
 	logPath string
 	bin     string
+	w       *world
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -218,24 +243,52 @@ type replica struct {
 	starts int
 }
 
-func (w *world) newReplica(name string) *replica {
+// newReplica makes a replica slot; spool is its spool directory ("" for one
+// of its own) and memory its spool.memory_bytes (0 for the default).
+func (w *world) newReplica(name, spool string, memory int) *replica {
 	w.t.Helper()
 	dir := filepath.Join(w.dir, name)
-	r := &replica{name: name, config: filepath.Join(dir, "hitship.yaml"), spool: filepath.Join(dir, "spool"),
-		logPath: filepath.Join(dir, "hitship.log"), bin: w.bin}
+	if spool == "" {
+		spool = filepath.Join(dir, "spool")
+	}
+	r := &replica{name: name, config: filepath.Join(dir, "hitship.yaml"), spool: spool, memory: memory,
+		logPath: filepath.Join(dir, "hitship.log"), bin: w.bin, w: w}
 	if err := os.MkdirAll(r.spool, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
-	if err := os.WriteFile(r.config, w.configYAML(r.spool), 0o600); err != nil {
+	if err := r.writeConfig(w.ins); err != nil {
 		w.t.Fatal(err)
-	}
-	check := exec.Command(w.bin, "check-config", r.config)
-	check.Env = append(os.Environ(), secretEnv+"="+secretValue)
-	if out, err := check.CombinedOutput(); err != nil {
-		w.t.Fatalf("check-config: %v\n%s", err, out)
 	}
 	w.t.Cleanup(func() { r.kill() })
 	return r
+}
+
+// writeConfig writes the replica's config file with the integrations ins,
+// checked by check-config, atomically (a replica starting meanwhile reads the
+// old file or the new one).
+func (r *replica) writeConfig(ins []integration) error {
+	tmp := r.config + ".new"
+	if err := os.MkdirAll(filepath.Dir(r.config), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(tmp, r.w.configYAML(r.spool, r.memory, ins), 0o600); err != nil {
+		return err
+	}
+	check := exec.Command(r.bin, "check-config", tmp)
+	check.Env = append(os.Environ(), secretEnv+"="+secretValue)
+	if out, err := check.CombinedOutput(); err != nil {
+		return fmt.Errorf("check-config: %v\n%s", err, out)
+	}
+	return os.Rename(tmp, r.config)
+}
+
+// hup sends SIGHUP (reload the config file) to the running process, if any.
+func (r *replica) hup() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGHUP)
+	}
 }
 
 // start runs `hitship run` unless it is running.
