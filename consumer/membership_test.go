@@ -55,6 +55,17 @@ func testTarget(name string, client int64) *integrations.Target {
 	return &integrations.Target{ID: integrations.NewTargetID(name, client, "bucket-"+name), Name: name, ClientID: client}
 }
 
+// routingState is a real Redis and the partition state over it.
+func routingState(t *testing.T) (*testenv.Redis, *state.Store) {
+	t.Helper()
+	rd := testenv.MustRedis(t, testenv.RedisOptions{})
+	st, err := state.New(rd.Client(), "test:", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rd, st
+}
+
 // routingWorker is a worker of generation gen on partition 0 over a real
 // Redis, started at committed offset `from`.
 func routingWorker(t *testing.T, st *state.Store, r Routes, gen int32, from int64) (*worker, *metrics.Metrics) {
@@ -104,11 +115,7 @@ func routeLog(t *testing.T, st *state.Store) []state.RouteEntry {
 // offset up to the high-water mark it found, whatever the live table says,
 // and adopts the live membership (recording it) only from there.
 func TestRoutingLogReplay(t *testing.T) {
-	rd := testenv.MustRedis(t, testenv.RedisOptions{})
-	st, err := state.New(rd.Client(), "test:", "g")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := routingState(t)
 	a, b := testTarget("a", 1), testTarget("b", 2)
 	r := newLiveRoutes(a, b)
 
@@ -172,11 +179,7 @@ func TestRoutingLogReplay(t *testing.T) {
 // integration, or gave one to another tenant, was never taken — records
 // that arrived long after it went to the old routing, or nowhere (chaos).
 func TestTakeoverFollowsReadMark(t *testing.T) {
-	rd := testenv.MustRedis(t, testenv.RedisOptions{})
-	st, err := state.New(rd.Client(), "test:", "g")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd, st := routingState(t)
 	a, b := testTarget("a", 1), testTarget("b", 2)
 	r := newLiveRoutes(a, b)
 	r.setLive(a) // b not live yet
@@ -219,11 +222,7 @@ func TestTakeoverFollowsReadMark(t *testing.T) {
 // meanwhile got nothing of the partition's backlog (seen in the chaos run:
 // FLUSHALL, a reload, kills; the added integration got no record at all).
 func TestConservativeStartRecordedWhenUsed(t *testing.T) {
-	rd := testenv.MustRedis(t, testenv.RedisOptions{})
-	st, err := state.New(rd.Client(), "test:", "g")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := routingState(t)
 	a, b := testTarget("a", 1), testTarget("b", 1)
 	r := newLiveRoutes(a)
 	routingWorker(t, st, r, 1, 7) // committed 7, no routing state; it routes nothing
@@ -253,11 +252,7 @@ func TestConservativeStartRecordedWhenUsed(t *testing.T) {
 // included, until the high-water mark, recording that at the committed
 // offset; a member no configured target has any more is skipped as removed.
 func TestRoutingWithoutState(t *testing.T) {
-	rd := testenv.MustRedis(t, testenv.RedisOptions{})
-	st, err := state.New(rd.Client(), "test:", "g")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := routingState(t)
 	a, b := testTarget("a", 1), testTarget("b", 2)
 	r := newLiveRoutes(a, b)
 	r.setLive(a) // b disabled
