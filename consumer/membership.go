@@ -420,7 +420,7 @@ const readMarkAhead = 128
 // for this) and tries again after idleRetry: a crash meanwhile makes the next
 // owner follow the previous mark, or the high-water mark without one.
 func (w *worker) markRead(ctx context.Context, off int64) {
-	if w.readMarkLost.Swap(false) {
+	if w.readMarkLost.Load() && w.readMarkLost.Swap(false) { // a plain load per record
 		w.readMark = 0
 	}
 	if off < w.readMark || time.Now().Before(w.readMarkAt) {
