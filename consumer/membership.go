@@ -218,38 +218,42 @@ func (w *worker) loadRoutes(ctx context.Context, committed int64) (routePlan, er
 }
 
 // recordDeferredBase records the conservative membership a start deferred
-// (routePlan.deferBase) at the start offset, with every target configured
-// now, and routes with it. When Redis fails it routes with that set all the
-// same (it holds every configured target) and tries again after idleRetry;
-// only a fenced worker stops.
+// (routePlan.deferBase) at the start offset. At its first call it takes every
+// target configured now and routes with it; when Redis fails it keeps routing
+// with that set (it holds every configured target) and records the same set
+// again after idleRetry, without touching the membership the log's later
+// entries may have set meanwhile. Only a fenced worker stops.
 func (w *worker) recordDeferredBase(ctx context.Context) error {
+	if w.deferSet == nil {
+		set := w.c.deps.Routes.All()
+		w.deferSet = set
+		if set.ID != w.mem.id {
+			m := membershipOf(set, w.c.deps.Routes)
+			m.conservative = true
+			w.setMembership(m)
+			w.routeMu.Lock()
+			if len(w.routeHist) > 0 && w.routeHist[0].offset == w.baseOffset {
+				w.routeHist[0] = loggedRoute{offset: w.baseOffset, id: set.ID, ids: set.IDs, known: true}
+			}
+			w.routeMu.Unlock()
+		}
+	}
 	if time.Now().Before(w.routeRetryAt) {
 		return nil
 	}
-	set := w.c.deps.Routes.All()
 	rctx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	err := w.recordRoute(rctx, w.baseOffset, set.ID, set.IDs)
+	err := w.recordRoute(rctx, w.baseOffset, w.deferSet.ID, w.deferSet.IDs)
 	if state.IsFenced(err) {
 		w.stopFenced(err)
 		return fmt.Errorf("routing state refused, another member owns partition %d: %w", w.partition, err)
-	}
-	if set.ID != w.mem.id {
-		m := membershipOf(set, w.c.deps.Routes)
-		m.conservative = true
-		w.setMembership(m)
-		w.routeMu.Lock()
-		if len(w.routeHist) > 0 && w.routeHist[0].offset == w.baseOffset {
-			w.routeHist[0] = loggedRoute{offset: w.baseOffset, id: set.ID, ids: set.IDs, known: true}
-		}
-		w.routeMu.Unlock()
 	}
 	if err != nil {
 		w.routeRetryAt = time.Now().Add(idleRetry)
 		w.log.Warn("degraded: cannot record the conservative routing of a start without routing state; routing to every configured integration meanwhile", "offset", w.baseOffset, "err", err)
 		return nil
 	}
-	w.deferBase = false
+	w.deferBase, w.deferSet = false, nil
 	return nil
 }
 
@@ -307,7 +311,7 @@ func (w *worker) applyPlan(p routePlan) {
 	w.routeHist = append(append(w.routeHist[:0], p.base), p.pending...)
 	w.routeMu.Unlock()
 	w.replayEnd, w.needHWM = p.replayEnd, p.needHWM
-	w.deferBase, w.baseOffset = p.deferBase, p.base.offset
+	w.deferBase, w.baseOffset, w.deferSet = p.deferBase, p.base.offset, nil
 	w.liveSeen = nil
 	if p.conservative {
 		w.log.Warn("no routing state for the committed offset (Redis lost data, or the first start of this version): routing every tenant's records to all its configured integrations, disabled ones included, until the previous owner's last read position; possible duplicates and deliveries to integrations disabled meanwhile, never a lost record",

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -387,5 +388,69 @@ func TestRoutingChangeInDoubt(t *testing.T) {
 	}
 	if got := routeLog(t, base); len(got) != 2 || got[1].Offset != 1 || got[1].SetID != r.Live().ID {
 		t.Fatalf("routing log %v, want the change once at 1", got)
+	}
+}
+
+// refusedRoutes is the real state store whose RecordRouteClaim fails (Redis
+// unreachable) while refuse is set.
+type refusedRoutes struct {
+	*state.Store
+	refuse atomic.Bool
+}
+
+func (r *refusedRoutes) RecordRouteClaim(ctx context.Context, topic string, partition int, o state.Owner, e state.RouteEntry) (bool, error) {
+	if r.refuse.Load() {
+		return false, fmt.Errorf("dial tcp: connection refused")
+	}
+	return r.Store.RecordRouteClaim(ctx, topic, partition, o, e)
+}
+
+// TestDeferredBaseRetryKeepsTheLog: a conservative start whose routing entry
+// Redis does not take routes with every configured target and tries to record
+// it again later; a later entry of the log reached meanwhile decides the
+// routing from its offset on, and the retry must not undo it.
+func TestDeferredBaseRetryKeepsTheLog(t *testing.T) {
+	_, base := routingState(t)
+	a, b := testTarget("a", 1), testTarget("b", 2)
+	r := newLiveRoutes(a, b)
+	// An earlier owner recorded {a} at offset 10; nothing at or below 5.
+	onlyA := integrations.NewRouteSet([]*integrations.Target{a})
+	if err := base.SaveRouteSet(t.Context(), onlyA.ID, onlyA.IDs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base.RecordRouteClaim(t.Context(), "hits", 0, state.Owner{Generation: 1, Member: "old"}, state.RouteEntry{Offset: 10, SetID: onlyA.ID}); err != nil {
+		t.Fatal(err)
+	}
+	st := &refusedRoutes{Store: base}
+	st.refuse.Store(true)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New(prometheus.NewRegistry())
+	c := &Consumer{cfg: Config{Window: window.DefaultConfig()}, deps: Deps{Logger: log, Metrics: m, State: st, Routes: r}, log: log,
+		removed: m.RecordsSkipped.WithLabelValues("removed")}
+	w := &worker{c: c, topic: "hits", partition: 0, log: log, owner: state.Owner{Generation: 2, Member: "m"}}
+	if err := w.start(t.Context(), 5); err != nil {
+		t.Fatal(err)
+	}
+	routeAt(t, w, 5, 20)
+	if got := routesTo(w, 2); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("conservative start: tenant 2 goes to %v, want b", got)
+	}
+	routeAt(t, w, 10, 20)
+	if got := routesTo(w, 2); len(got) != 0 {
+		t.Fatalf("at the logged entry: tenant 2 goes to %v, want nowhere", got)
+	}
+	w.routeRetryAt = time.Time{} // the retry is due
+	routeAt(t, w, 11, 20)
+	if got := routesTo(w, 2); len(got) != 0 {
+		t.Fatalf("after the retry of the start's entry: tenant 2 goes to %v, want nowhere (the log's entry at 10)", got)
+	}
+	st.refuse.Store(false)
+	w.routeRetryAt = time.Time{}
+	routeAt(t, w, 12, 20)
+	if w.deferBase {
+		t.Fatal("the start's entry is still not recorded with Redis answering")
+	}
+	if got := routeLog(t, base); len(got) != 2 || got[0].Offset != 5 || got[0].SetID != r.All().ID {
+		t.Fatalf("routing log %v, want every target at 5 and {a} at 10", got)
 	}
 }

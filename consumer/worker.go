@@ -139,11 +139,12 @@ type worker struct {
 	needHWM        bool                   // replayEnd waits for the first fetched high-water mark
 	routeRetryAt   time.Time              // after Redis failed to record a change
 	routeDegraded  bool
-	readMark       int64       // the read mark recorded (fetch loop only)
-	deferBase      bool        // the start's conservative membership is not recorded yet
-	baseOffset     int64       // the start offset it is recorded at
-	readMarkAt     time.Time   // when a failed read-mark write may be tried again
-	readMarkLost   atomic.Bool // Redis lost the mark: record it again
+	readMark       int64                  // the read mark recorded (fetch loop only)
+	deferBase      bool                   // the start's conservative membership is not recorded yet
+	baseOffset     int64                  // the start offset it is recorded at
+	deferSet       *integrations.RouteSet // the set it routes with meanwhile
+	readMarkAt     time.Time              // when a failed read-mark write may be tried again
+	readMarkLost   atomic.Bool            // Redis lost the mark: record it again
 	curSet         atomic.Pointer[routeSetRef]
 	routeTouchedAt time.Time
 	loggedRemoved  map[string]bool // removed target IDs already logged
