@@ -15,6 +15,7 @@
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:snap:<o>  string snapshot before offset o
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:dead      zset  dead letters acknowledged
 //	{prefix}{<group>:<topic>:<partition>}:<inc>:routes    zset  routing log: <offset>:<set id>
+//	{prefix}{<group>:<topic>:<partition>}:<inc>:read      string read mark: no owner routed at or above it
 //	{prefix}routeset:<group>:<set id>                     string a route set's target IDs, one a line
 //
 // The braces are a Redis Cluster hash tag: a partition's keys share one slot,
