@@ -11,13 +11,13 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"hitship/internal/testenv"
 )
 
 // The runtime changes of the run (issue 11): a reload mid-window adds an
@@ -153,43 +153,20 @@ func deadLetterOutage(c *kfake.Cluster, topic string) (end func(), refused *atom
 // fault, and says so; under CI=true that is an error.
 func smallDisk(t *testing.T, dir string, size int) bool {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	unmount, err := testenv.MountTmpfs(dir, size)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("cannot mount a tmpfs for the spool-disk fault (CI runs as root): %v: %s", err, out)
+			t.Fatalf("no spool-disk fault (CI runs as root): %v", err)
 		}
-		t.Logf("no spool-disk fault: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+		t.Logf("no spool-disk fault: %v", err)
 		return false
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
+		if err := unmount(); err != nil {
+			t.Error(err)
 		}
 	})
 	return true
-}
-
-// fillDisk writes a ballast file into dir until the disk is full and returns
-// its path.
-func fillDisk(dir string) (string, error) {
-	path := filepath.Join(dir, "chaos-ballast")
-	f, err := os.Create(path)
-	if err != nil {
-		return path, err
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return path, nil
-			}
-			return path, err
-		}
-	}
 }
 
 // flushAll is FLUSHALL: Redis loses every key while it runs.
@@ -226,8 +203,6 @@ func (w *world) restartEmpty(ctx context.Context, down time.Duration) error {
 	sleepCtx(ctx, down)
 	return w.redis.Start()
 }
-
-type atomicInt = atomic.Int64
 
 // spoolErrors counts the log lines of a spool error (one per episode).
 func spoolErrors(logPath string) int {

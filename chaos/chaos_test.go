@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"hitship/internal/testenv"
 )
 
 var longRun = flag.Bool("chaos.long", false, "run the long chaos test: 1,000,000 hits and the full fault schedule (also HITSHIP_CHAOS=long)")
@@ -267,7 +269,7 @@ func TestChaos(t *testing.T) {
 		tlMu.Unlock()
 	})
 	var dlqEnd func()
-	var dlqRefused *atomicInt
+	var dlqRefused *atomic.Int64
 	at(pl.dlqAt, "dead-letter topic refuses writes", func() {
 		end, n := deadLetterOutage(w.kafka.Cluster(), dlqTopic)
 		tlMu.Lock()
@@ -284,7 +286,7 @@ func TestChaos(t *testing.T) {
 	var ballast string
 	if diskFault {
 		at(pl.fillAt, "replica c's spool disk full", func() {
-			p, err := fillDisk(cSpool)
+			p, err := testenv.FillDisk(cSpool)
 			if err != nil {
 				t.Errorf("fill the spool disk: %v", err)
 			}

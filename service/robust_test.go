@@ -2,22 +2,20 @@ package service_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hitship/config"
+	"hitship/internal/testenv"
 	"hitship/service"
 )
 
@@ -80,16 +78,13 @@ func TestRedisDownAtStart(t *testing.T) {
 func tmpfs(t *testing.T, size int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "spool")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	unmount, err := testenv.MountTmpfs(dir, size)
 	if err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+		t.Skip(err)
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
+		if err := unmount(); err != nil {
+			t.Error(err)
 		}
 	})
 	return dir
@@ -98,25 +93,9 @@ func tmpfs(t *testing.T, size int) string {
 // fill writes a ballast file into dir until the disk is full.
 func fill(t *testing.T, dir string) string {
 	t.Helper()
-	path := filepath.Join(dir, "ballast")
-	f, err := os.Create(path)
+	path, err := testenv.FillDisk(dir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	for { // the last bytes, a few at a time
-		if _, err := f.Write(chunk[:512]); err != nil {
-			break
-		}
 	}
 	return path
 }
