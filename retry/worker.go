@@ -263,7 +263,7 @@ func (w *Worker) handleOne(ctx context.Context, mu *sync.Mutex, h *held) {
 		err = w.cfg.Queue.Complete(fctx, c)
 		if err == nil && w.cfg.AfterComplete != nil {
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.HookTimeout)
-			if aerr := retryHook(hctx, func(ctx context.Context) error { return w.cfg.AfterComplete(ctx, c) }); aerr != nil {
+			if aerr := w.retryHook(hctx, func(ctx context.Context) error { return w.cfg.AfterComplete(ctx, c) }); aerr != nil {
 				log.Warn("retry: cleaning up after a delivery failed; the parked copy stays until a scan finds it (after DoneTTL)", "err", aerr)
 			}
 			cancel()
@@ -321,29 +321,22 @@ func (w *Worker) deadLetter(ctx context.Context, h *held, c Claimed, reason stri
 	if w.cfg.AfterDeadLetter != nil {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.HookTimeout)
 		defer cancel()
-		if err := retryHook(hctx, func(ctx context.Context) error { return w.cfg.AfterDeadLetter(ctx, c, dead) }); err != nil {
+		if err := w.retryHook(hctx, func(ctx context.Context) error { return w.cfg.AfterDeadLetter(ctx, c, dead) }); err != nil {
 			log.Warn("retry: removing the parked copy of a dead letter failed; it stays in the parking bucket", "err", err)
 		}
 	}
 }
 
 // retryHook calls fn until it succeeds or ctx ends (the hook timeout), with a
-// backoff from 100 ms: a clean-up is one request (a delete in the parking
-// bucket) that a passing S3 error must not turn into a leftover. A parked
-// copy left after a completed delivery is ignored by scans for DoneTTL and
-// then sent once more; retried here, it rarely is left at all.
-func retryHook(ctx context.Context, fn func(context.Context) error) error {
+// backoff from 100 ms on the worker's clock: a clean-up is one request (a
+// delete in the parking bucket) that a passing S3 error must not turn into a
+// leftover. A parked copy left after a completed delivery is ignored by scans
+// for DoneTTL and then sent once more; retried here, it rarely is left at all.
+func (w *Worker) retryHook(ctx context.Context, fn func(context.Context) error) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		err := fn(ctx)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || w.cfg.Clock.Sleep(ctx, backoff) != nil {
 			return err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
 		}
 	}
 }
