@@ -59,6 +59,9 @@ type KeyParams struct {
 	ClientID    int64
 	Integration string
 	Topic       string
+	// Late numbers a late object of a staged window (1, 2, …): {late} renders
+	// "" for 0 (the window's main object) and "_late_{n}" otherwise.
+	Late int
 }
 
 type placeholder int
@@ -79,6 +82,7 @@ const (
 	phDay
 	phHour
 	phMinute
+	phLate
 )
 
 var placeholderNames = map[string]placeholder{
@@ -96,6 +100,7 @@ var placeholderNames = map[string]placeholder{
 	"dd":           phDay,
 	"hh":           phHour,
 	"MM":           phMinute,
+	"late":         phLate,
 }
 
 type keyPart struct {
@@ -130,52 +135,12 @@ type KeyTemplate struct {
 // placeholders, unbalanced braces, control characters, a leading "/" and "." or
 // ".." path segments are refused. All errors satisfy IsInvalid.
 func ParseKeyTemplate(s string) (*KeyTemplate, error) {
-	t := &KeyTemplate{src: s}
-	seen := map[placeholder]bool{}
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			t.parts = append(t.parts, keyPart{ph: phLiteral, lit: lit.String()})
-			lit.Reset()
-		}
+	t, seen, err := lexKeyTemplate(s)
+	if err != nil {
+		return nil, err
 	}
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch c {
-		case '{':
-			end := strings.IndexAny(s[i+1:], "{}")
-			if end < 0 || s[i+1+end] != '}' {
-				return nil, invalidf("key template %q: unbalanced '{' at byte %d", s, i)
-			}
-			name := s[i+1 : i+1+end]
-			ph, ok := placeholderNames[name]
-			if !ok {
-				return nil, invalidf("key template %q: unknown placeholder {%s} (known: {prefix} {window_start} {partition} {first_offset} {digest} {ext} {client_id} {integration} {topic} {yyyy} {mm} {dd} {hh} {MM})", s, name)
-			}
-			flush()
-			t.parts = append(t.parts, keyPart{ph: ph})
-			seen[ph] = true
-			if ph >= phYear {
-				t.usesT = true
-			}
-			i += end + 2
-		case '}':
-			return nil, invalidf("key template %q: unbalanced '}' at byte %d", s, i)
-		default:
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size <= 1 {
-				return nil, invalidf("key template %q: invalid UTF-8 at byte %d", s, i)
-			}
-			if unicode.IsControl(r) {
-				return nil, invalidf("key template %q: control character at byte %d", s, i)
-			}
-			lit.WriteString(s[i : i+size])
-			i += size
-		}
-	}
-	flush()
-	if len(t.parts) == 0 || t.parts[0].ph != phPrefix {
-		return nil, invalidf("key template %q must start with {prefix} so that keys stay under the integration's prefix; write e.g. %q", s, "{prefix}"+strings.TrimPrefix(s, "/"))
+	if seen[phLate] {
+		return nil, invalidf("key template %q: {late} names the late objects of staged delivery (delivery.staged); per-partition objects are named by {partition}, {first_offset} and {digest}", s)
 	}
 	var missing []string
 	if !seen[phPartition] {
@@ -225,6 +190,108 @@ func ParseKeyTemplate(s string) (*KeyTemplate, error) {
 		}
 	}
 	return t, nil
+}
+
+// DefaultStagedKeyTemplate is the key of staged delivery's objects (DESIGN
+// §3): one object per integration per window, late objects beside it.
+const DefaultStagedKeyTemplate = "{prefix}wallarm_hits_{window_start}{late}.{ext}"
+
+// ParseStagedKeyTemplate parses the key template of staged delivery, where
+// one object holds an integration's records of a window from every
+// partition, and late objects of the window are numbered ({late}: "" for the
+// main object, "_late_{n}" for the n-th late one).
+//
+// Beyond ParseKeyTemplate's lexical rules: the template must contain
+// {window_start} and {late}, each followed by a character that is not a digit
+// (a literal or {ext}), so that no two objects of one integration render the
+// same key (window 100 late 1 and window 1001 must not meet); {partition},
+// {first_offset} and {digest} are refused, since they name per-partition
+// objects. All errors satisfy IsInvalid.
+func ParseStagedKeyTemplate(s string) (*KeyTemplate, error) {
+	t, seen, err := lexKeyTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	for _, ph := range []placeholder{phPartition, phFirstOffset, phDigest} {
+		if seen[ph] {
+			return nil, invalidf("key template %q: {%s} names per-partition objects, but staged delivery writes one object per integration and window from every partition; write e.g. %q", s, phName(ph), DefaultStagedKeyTemplate)
+		}
+	}
+	for _, ph := range []placeholder{phWindowStart, phLate} {
+		if !seen[ph] {
+			return nil, invalidf("key template %q lacks {%s}: two objects of one integration (two windows, or a window's main and late objects) would get the same key; write e.g. %q", s, phName(ph), DefaultStagedKeyTemplate)
+		}
+	}
+	for i, p := range t.parts {
+		if p.ph != phWindowStart && p.ph != phLate {
+			continue
+		}
+		// {late} renders "" or starts with '_': look past it.
+		next := i + 1
+		for next < len(t.parts) && t.parts[next].ph == phLate {
+			next++
+		}
+		ok := next < len(t.parts) && (t.parts[next].ph == phExt ||
+			t.parts[next].ph == phLiteral && (t.parts[next].lit[0] < '0' || t.parts[next].lit[0] > '9'))
+		if !ok {
+			return nil, invalidf("key template %q: {%s} must be followed by a character that is not a digit (such as '.', '_' or '/'), or two objects could get the same key; write e.g. %q", s, phName(p.ph), DefaultStagedKeyTemplate)
+		}
+	}
+	return t, nil
+}
+
+// lexKeyTemplate parses the placeholders of s and checks the rules every
+// template follows (it starts with {prefix}; no unknown placeholder,
+// unbalanced brace or control character).
+func lexKeyTemplate(s string) (*KeyTemplate, map[placeholder]bool, error) {
+	t := &KeyTemplate{src: s}
+	seen := map[placeholder]bool{}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			t.parts = append(t.parts, keyPart{ph: phLiteral, lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch c {
+		case '{':
+			end := strings.IndexAny(s[i+1:], "{}")
+			if end < 0 || s[i+1+end] != '}' {
+				return nil, nil, invalidf("key template %q: unbalanced '{' at byte %d", s, i)
+			}
+			name := s[i+1 : i+1+end]
+			ph, ok := placeholderNames[name]
+			if !ok {
+				return nil, nil, invalidf("key template %q: unknown placeholder {%s} (known: {prefix} {window_start} {partition} {first_offset} {digest} {ext} {client_id} {integration} {topic} {yyyy} {mm} {dd} {hh} {MM} {late})", s, name)
+			}
+			flush()
+			t.parts = append(t.parts, keyPart{ph: ph})
+			seen[ph] = true
+			if ph >= phYear && ph <= phMinute {
+				t.usesT = true
+			}
+			i += end + 2
+		case '}':
+			return nil, nil, invalidf("key template %q: unbalanced '}' at byte %d", s, i)
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return nil, nil, invalidf("key template %q: invalid UTF-8 at byte %d", s, i)
+			}
+			if unicode.IsControl(r) {
+				return nil, nil, invalidf("key template %q: control character at byte %d", s, i)
+			}
+			lit.WriteString(s[i : i+size])
+			i += size
+		}
+	}
+	flush()
+	if len(t.parts) == 0 || t.parts[0].ph != phPrefix {
+		return nil, nil, invalidf("key template %q must start with {prefix} so that keys stay under the integration's prefix; write e.g. %q", s, "{prefix}"+strings.TrimPrefix(s, "/"))
+	}
+	return t, seen, nil
 }
 
 func phName(ph placeholder) string {
@@ -287,6 +354,11 @@ func (t *KeyTemplate) Key(p KeyParams) string {
 			b.Write(appendPadded(buf[:0], tm.Hour(), 2))
 		case phMinute:
 			b.Write(appendPadded(buf[:0], tm.Minute(), 2))
+		case phLate:
+			if p.Late > 0 {
+				b.WriteString("_late_")
+				b.Write(strconv.AppendInt(buf[:0], int64(p.Late), 10))
+			}
 		}
 	}
 	return cleanSegments(strings.TrimLeft(b.String(), "/"))

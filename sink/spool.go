@@ -338,6 +338,7 @@ var (
 	sepJSONFirst = []byte("[\n")
 	sepJSON      = []byte(",\n")
 	newline      = []byte("\n")
+	space        = []byte(" ")
 	trailerJSON  = []byte("\n]\n")
 )
 
@@ -379,6 +380,39 @@ func (b *Buffer) Append(rec []byte) error {
 	}
 	// A buffer that fails to spill here keeps the error and reports it
 	// itself; this record is in.
+	_ = b.s.maybeEvict()
+	return nil
+}
+
+// AppendTagged adds one record of an NDJSON buffer as the line "tag record":
+// the segments of staged delivery tag each record with its Kafka offset. The
+// tag must not contain a space or a newline; the record follows Append's
+// rules. Errors as Append's.
+func (b *Buffer) AppendTagged(tag, rec []byte) error {
+	if len(rec) == 0 || bytes.IndexByte(rec, '\n') >= 0 || len(tag) == 0 || bytes.IndexAny(tag, " \n") >= 0 {
+		return invalidf("tagged record (tag of %d bytes, record of %d bytes) is empty or spans lines", len(tag), len(rec))
+	}
+	b.mu.Lock()
+	if b.format != FormatNDJSON {
+		b.mu.Unlock()
+		return invalidf("tagged records need an NDJSON buffer")
+	}
+	if b.done {
+		b.mu.Unlock()
+		return ErrBufferDone
+	}
+	if b.err != nil {
+		b.mu.Unlock()
+		return b.err
+	}
+	err := b.writeLocked(tag, space, rec, newline)
+	if err == nil {
+		b.records++
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	_ = b.s.maybeEvict()
 	return nil
 }
