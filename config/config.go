@@ -129,6 +129,28 @@ type Delivery struct {
 	// be auto-disabled (default 1h): a burst of trouble is not a broken
 	// customer.
 	HealthMinFailing time.Duration `yaml:"health_min_failing"`
+	// Staged turns on staged delivery (DESIGN §3, §5; staging/): partitions
+	// write segments to the parking bucket (the staging bucket), and one
+	// object per integration and window is assembled from them and delivered.
+	// It needs parking.bucket.
+	Staged bool `yaml:"staged"`
+}
+
+// DefaultKeyTemplate is the per-partition key template (s3.key_template's
+// default) and DefaultStagedKeyTemplate the one of staged delivery.
+const (
+	DefaultKeyTemplate       = "{prefix}wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext}"
+	DefaultStagedKeyTemplate = "{prefix}wallarm_hits_{window_start}{late}.{ext}"
+)
+
+// EffectiveKeyTemplate is the key template in force: s3.key_template, except
+// that with delivery.staged the per-partition default stands for
+// DefaultStagedKeyTemplate.
+func (c *Config) EffectiveKeyTemplate() string {
+	if c.Delivery.Staged && (c.S3.KeyTemplate == "" || c.S3.KeyTemplate == DefaultKeyTemplate) {
+		return DefaultStagedKeyTemplate
+	}
+	return c.S3.KeyTemplate
 }
 
 // S3 holds the settings shared by every integration's bucket.

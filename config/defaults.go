@@ -47,7 +47,7 @@ func Default() Config {
 			IfNoneMatch:        true,
 			MultipartThreshold: 64 << 20,
 			PartSize:           16 << 20,
-			KeyTemplate:        "{prefix}wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext}",
+			KeyTemplate:        DefaultKeyTemplate,
 		},
 		Redis: Redis{
 			Addr:      "127.0.0.1:6379",

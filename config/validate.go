@@ -22,7 +22,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	keyTemplate func(string) error
+	keyTemplate       func(string) error
+	stagedKeyTemplate func(string) error
 	lookupEnv   func(string) (string, bool)
 	readFile    func(string) ([]byte, error)
 }
@@ -32,6 +33,13 @@ type options struct {
 // Without it only a non-empty template is required.
 func WithKeyTemplate(check func(string) error) Option {
 	return func(o *options) { o.keyTemplate = check }
+}
+
+// WithStagedKeyTemplate makes Validate check the effective key template of
+// staged delivery (Config.EffectiveKeyTemplate) with check
+// (sink.ParseStagedKeyTemplate).
+func WithStagedKeyTemplate(check func(string) error) Option {
+	return func(o *options) { o.stagedKeyTemplate = check }
 }
 
 // WithLookupEnv replaces os.LookupEnv for reading secrets from the
@@ -87,12 +95,12 @@ func (c *Config) Validate(opts ...Option) []Problem {
 	v.window(c.Window)
 	v.spool(c.Spool)
 	v.delivery(c.Delivery)
-	v.s3(c.S3)
+	v.s3(c)
 	v.redis(&c.Redis)
 	v.http(&c.HTTP)
 	v.log(c.Log)
 	v.integrations(c)
-	v.parking(&c.Parking)
+	v.parking(c)
 	return v.ps
 }
 
@@ -370,7 +378,8 @@ const (
 	maxPart = 5 << 30 // S3 maximum part size
 )
 
-func (v *checker) s3(s S3) {
+func (v *checker) s3(c *Config) {
+	s := c.S3
 	v.endpoint("s3.endpoint", s.Endpoint)
 	if s.MultipartThreshold < minPart {
 		v.add("s3.multipart_threshold", `set at least "5MiB" (the S3 minimum part size)`, "%s is below 5MiB", s.MultipartThreshold)
@@ -379,6 +388,12 @@ func (v *checker) s3(s S3) {
 		v.add("s3.part_size", `set a size between "5MiB" and "5GiB" (S3 part limits)`, "%s is out of range", s.PartSize)
 	}
 	switch {
+	case c.Delivery.Staged:
+		if v.o.stagedKeyTemplate != nil {
+			if err := v.o.stagedKeyTemplate(c.EffectiveKeyTemplate()); err != nil {
+				v.add("s3.key_template", "with delivery.staged one object holds a window of every partition: use {window_start} and {late}, without {partition}, {first_offset} or {digest}, e.g. "+DefaultStagedKeyTemplate, "%v", err)
+			}
+		}
 	case s.KeyTemplate == "":
 		v.add("s3.key_template", "set a template containing {partition} and {first_offset}", "is required")
 	case v.o.keyTemplate != nil:
@@ -580,9 +595,13 @@ func (v *checker) region(key, whose, r string, aws bool) {
 }
 
 // parking checks the parking bucket; an empty bucket turns parking off.
-func (v *checker) parking(p *Parking) {
+func (v *checker) parking(c *Config) {
+	p := &c.Parking
 	p.Credentials.secretAccessKey = Secret{}
 	if !p.Enabled() {
+		if c.Delivery.Staged {
+			v.add("parking.bucket", "set parking.bucket (and region, credentials) to a bucket of your own: it is the staging bucket every segment, intent and manifest is kept in", "delivery.staged needs a staging bucket")
+		}
 		return
 	}
 	v.bucket("parking.bucket", p.Bucket)

@@ -369,6 +369,21 @@ func (c *Consumer) commit(gctx context.Context, gen *kafka.Generation, workers [
 		ready = append(ready, prepared{w, off, data, epoch})
 		offsets[w.partition] = off
 	}
+	if c.cfg.Staged && c.deps.Marks != nil && redisOK {
+		// Published at every tick, changed or not: a Redis that lost them has
+		// them back within a tick.
+		marks := map[int]int64{}
+		for _, w := range workers {
+			if m, ok := w.stagedMark(); ok {
+				marks[w.partition] = m
+			}
+		}
+		mctx, cancel := context.WithTimeout(gctx, stateTimeout)
+		if err := c.deps.Marks.Publish(mctx, marks); err != nil && gctx.Err() == nil {
+			log.Debug("staged marks not published; again at the next tick", "err", err)
+		}
+		cancel()
+	}
 	if len(ready) == 0 || gctx.Err() != nil {
 		return
 	}

@@ -105,6 +105,10 @@ type Config struct {
 	Window          window.Config
 	// MaxFetchBytes is kafka-go's per-fetch byte limit.
 	MaxFetchBytes int
+	// Staged makes buffers segments of staged delivery (staging/): NDJSON
+	// lines "offset record", whatever the target's format; with it the
+	// committer publishes every partition's staged mark (Deps.Marks).
+	Staged bool
 }
 
 // Validate reports the first invalid field.
@@ -141,4 +145,13 @@ type Deps struct {
 	Delivery     Delivery
 	DeadLetters  DeadLetters
 	Now          func() time.Time // the wall clock (idle closes); nil: time.Now
+	// Marks, with Config.Staged, takes every partition's staged mark at each
+	// commit tick (staging.Coord): the window boundary below which all its
+	// segments are in the staging bucket.
+	Marks Marks
+}
+
+// Marks publishes the partitions' staged marks (see Deps.Marks).
+type Marks interface {
+	Publish(ctx context.Context, marks map[int]int64) error
 }

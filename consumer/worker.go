@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -118,6 +119,12 @@ type worker struct {
 	lag       lagState
 	inflight  sync.WaitGroup
 	dl        deadLetterQueue
+	// staging holds, with staged delivery, the CloseAt of every closed buffer
+	// handed to the delivery and not yet staged (stagedMark).
+	stagingMu  sync.Mutex
+	staging    map[uint64]int64
+	stagingSeq uint64
+	tag        []byte // the offset of the record being appended, in decimal (staged)
 
 	// spool is the state of a spool-error episode (restart.go).
 	spool spoolTrouble
@@ -412,13 +419,24 @@ func (w *worker) process(ctx context.Context, m *kafka.Message) {
 		late = late || b.Key.Late
 		bs, _ := b.Payload.(*bufState)
 		if bs == nil {
-			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(t.Format), digest: w.seed}
+			f := t.Format
+			if w.c.cfg.Staged {
+				f = sink.FormatNDJSON // a segment: "offset record" lines
+			}
+			bs = &bufState{target: t, w: b, buf: w.c.deps.Spool.NewBuffer(f), digest: w.seed}
 			b.Payload = bs
 			w.open[b] = bs
 			w.tr.hold(b.FirstOffset)
 			met.OpenBuffers.Inc()
 		}
-		if err := bs.buf.Append(rec); err != nil {
+		var err error
+		if w.c.cfg.Staged {
+			w.tag = strconv.AppendInt(w.tag[:0], off, 10)
+			err = bs.buf.AppendTagged(w.tag, rec)
+		} else {
+			err = bs.buf.Append(rec)
+		}
+		if err != nil {
 			// The spool cannot take the record (disk error). The worker restarts
 			// from its committed offset once the spool works (restart.go): the
 			// offset is held meanwhile. Never drop it.
@@ -493,6 +511,8 @@ func (w *worker) hand(bs *bufState) {
 		WindowStart: start,
 		WindowEnd:   start + size,
 		FirstOffset: b.FirstOffset,
+		CloseAt:     b.CloseAt,
+		Digest:      bs.digest,
 		Late:        b.Key.Late,
 		Records:     bs.buf.Records(),
 		Buffer:      bs.buf,
@@ -503,7 +523,18 @@ func (w *worker) hand(bs *bufState) {
 	w.inflight.Add(1)
 	w.undelivered.Add(1)
 	w.c.deps.Metrics.Undelivered.Inc()
+	w.stagingMu.Lock()
+	w.stagingSeq++
+	seq := w.stagingSeq
+	if w.staging == nil {
+		w.staging = map[uint64]int64{}
+	}
+	w.staging[seq] = b.CloseAt
+	w.stagingMu.Unlock()
 	w.c.deps.Delivery.Deliver(w.deliverCtx, j, func(err error) {
+		w.stagingMu.Lock()
+		delete(w.staging, seq)
+		w.stagingMu.Unlock()
 		w.undelivered.Add(-1)
 		w.c.deps.Metrics.Undelivered.Dec()
 		if err == nil {
@@ -513,6 +544,43 @@ func (w *worker) hand(bs *bufState) {
 		}
 		w.inflight.Done()
 	})
+}
+
+// stagedMark is what the partition publishes for staged delivery: the
+// greatest window boundary its watermark passed, lowered below the CloseAt of
+// every closed buffer not yet staged. Every segment of this partition that
+// closes at or below the mark is in the staging bucket, and none can be made
+// any more (new buffers close above the watermark). false before the
+// partition has a watermark.
+func (w *worker) stagedMark() (int64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.part == nil {
+		return 0, false
+	}
+	size := w.c.cfg.Window.Size
+	mark := int64(math.MinInt64)
+	if wm := w.part.Watermark(); wm != math.MinInt64 {
+		mark = window.Start(wm, size) // floor to a boundary
+	}
+	// A partition that has read nothing in this life and is quiet (an empty
+	// or idle partition the idle close cannot move: it has no read position)
+	// passes the wall clock's boundary: every record it had is below its
+	// committed offset, so staged. A record that comes later for a window
+	// already complete is staged into a segment the assembler delivers as a
+	// late object.
+	if now := w.c.now(); w.next < 0 && w.caughtUp && len(w.open) == 0 && now.Sub(w.quietFrom) >= w.c.cfg.IdleTimeout {
+		mark = max(mark, window.Start(now.UnixMilli()-w.c.cfg.Window.Grace, size))
+	}
+	if mark == math.MinInt64 {
+		return 0, false
+	}
+	w.stagingMu.Lock()
+	for _, c := range w.staging {
+		mark = min(mark, c-1)
+	}
+	w.stagingMu.Unlock()
+	return mark, true
 }
 
 // maxUndelivered bounds the closed buffers of one partition waiting for the

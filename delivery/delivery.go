@@ -206,23 +206,29 @@ func (d *Inline) deliver(ctx context.Context, j *Job, leave func()) error {
 	m := d.deps.Metrics
 	if err := ctx.Err(); err != nil {
 		// The generation ended while the job was queued: the next owner replays it.
-		j.Buffer.Discard()
+		if j.Buffer != nil {
+			j.Buffer.Discard()
+		}
 		m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
 		return err
 	}
 	log := d.deps.Logger.With("integration", name, "partition", j.Partition,
 		"window", time.UnixMilli(j.WindowStart).UTC().Format(time.RFC3339), "key", j.Key)
-	obj, err := j.Buffer.Finish(j.Target.Compression)
-	if err != nil {
-		// The spool could not finish the object (local disk). The error satisfies
-		// sink.IsSpoolError: the worker restarts from its committed offset once
-		// the disk takes writes (it logs the episode at error level); the offset
-		// stays held meanwhile, nothing is lost.
-		log.Warn("cannot finish object from the spool", "err", err)
-		m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
-		return err
+	obj := j.Object
+	if obj == nil {
+		var err error
+		obj, err = j.Buffer.Finish(j.Target.Compression)
+		if err != nil {
+			// The spool could not finish the object (local disk). The error satisfies
+			// sink.IsSpoolError: the worker restarts from its committed offset once
+			// the disk takes writes (it logs the episode at error level); the offset
+			// stays held meanwhile, nothing is lost.
+			log.Warn("cannot finish object from the spool", "err", err)
+			m.ObjectsWritten.WithLabelValues(name, metrics.ResultAborted).Inc()
+			return err
+		}
+		defer obj.Release()
 	}
-	defer obj.Release()
 	opts := sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding, IfNoneMatch: j.Target.IfNoneMatch}
 	if d.deps.Parking != nil {
 		return d.deliverParking(ctx, j, obj, opts, log, leave)
@@ -382,6 +388,9 @@ func (d *Inline) deliverParking(ctx context.Context, j *Job, obj *sink.Object, o
 		perr := d.park(ctx, j, obj, pk, next, pk.Clock.Now().Add(delay), err)
 		if perr == nil {
 			forget()
+			if j.Parked != nil {
+				j.Parked()
+			}
 			m.ObjectsParked.WithLabelValues(name).Inc()
 			log.Info("object parked after retry cycle 1; the retry workers take over", "next_attempt", next.String(), "last_error", err)
 			return nil

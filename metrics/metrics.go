@@ -17,6 +17,8 @@ const (
 	ResultExists  = "exists"  // 412: the same object was already there (a replay)
 	ResultError   = "error"   // an attempt failed (it is retried)
 	ResultAborted = "aborted" // given up because the generation ended or hitship stopped
+	// ResultDuplicate: staged segments whose records were all in objects already.
+	ResultDuplicate = "duplicate"
 )
 
 // Metrics is the set of hitship metrics.
@@ -62,6 +64,13 @@ type Metrics struct {
 	// timestamp of the first record not yet committed (0 when all read records
 	// are committed).
 	OldestUncommittedAge *prometheus.GaugeVec
+	// SegmentsStaged counts staged delivery's segment writes to the staging
+	// bucket by result (ok, error); StagedBytes their bytes; Assembled the
+	// customer objects assembled from segments, by kind (main, late) and
+	// result (ok, duplicate: every record was already in an object, error).
+	SegmentsStaged *prometheus.CounterVec // result
+	StagedBytes    prometheus.Counter
+	Assembled      *prometheus.CounterVec // kind, result
 	// ObjectsParked counts objects this replica parked after cycle 1 failed.
 	ObjectsParked *prometheus.CounterVec // integration
 	// ObjectsDeadLettered counts parked objects moved to the dead-letter prefix.
@@ -131,6 +140,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "High-water mark minus the committed offset, by partition assigned to this replica."}, []string{"partition"}),
 		OldestUncommittedAge: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_oldest_uncommitted_record_age_seconds",
 			Help: "Seconds since the Kafka timestamp of the first record not yet committed, by partition (0 when everything read is committed)."}, []string{"partition"}),
+		SegmentsStaged: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_segments_staged_total",
+			Help: "Attempts to write a closed per-partition buffer as a segment to the staging bucket, by result."}, []string{"result"}),
+		StagedBytes: f.NewCounter(prometheus.CounterOpts{Name: "hitship_staged_bytes_total",
+			Help: "Bytes of segments written to the staging bucket."}),
+		Assembled: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_objects_assembled_total",
+			Help: "Customer objects assembled from staged segments, by kind (main, late) and result (ok, duplicate, error)."}, []string{"kind", "result"}),
 		ObjectsParked: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_objects_parked_total",
 			Help: "Objects written to the parking bucket after retry cycle 1 failed, by integration."}, []string{"integration"}),
 		ObjectsDeadLettered: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_objects_dead_lettered_total",

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -121,6 +122,47 @@ func (s *Store) Put(ctx context.Context, key string, obj sink.Body, opts sink.Pu
 		return fmt.Errorf("parking: put %s: %w", key, err)
 	}
 	return nil
+}
+
+// PutNew writes obj under key only if no object is there (If-None-Match: *):
+// the staging bucket's intents are created once, whoever races for them. An
+// existing object is an error satisfying sink.IsAlreadyExists.
+func (s *Store) PutNew(ctx context.Context, key string, obj sink.Body, opts sink.PutOptions) error {
+	opts.IfNoneMatch = true
+	if err := s.put.Put(ctx, key, obj, opts); err != nil {
+		return fmt.Errorf("parking: put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Open streams the object under key; the caller closes the reader. A missing
+// object is an error satisfying IsNotFound.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, s.classify("get", key, err)
+	}
+	return out.Body, nil
+}
+
+// Dirs returns the "directories" right under prefix: the distinct key parts
+// up to the next '/' (ListObjectsV2 with a delimiter), sorted.
+func (s *Store) Dirs(ctx context.Context, prefix string) ([]string, error) {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.cfg.Bucket),
+		Prefix: aws.String(prefix), Delimiter: aws.String("/")})
+	var dirs []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("parking: list %s: %w", prefix, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			d := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), prefix), "/")
+			dirs = append(dirs, d)
+		}
+	}
+	sort.Strings(dirs)
+	return dirs, nil
 }
 
 // File is a parked object downloaded to a temporary file: a sink.Body that

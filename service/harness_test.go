@@ -116,7 +116,11 @@ type member struct {
 func (e *env) startMember(t *testing.T, name string, cfg *config.Config) *member {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", name)
+	level := slog.LevelWarn
+	if os.Getenv("HITSHIP_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level})).With("member", name)
 	// Every replica has its own spool directory (a pod's emptyDir): members
 	// sharing cfg must not share it, since a spool clears stale files at start.
 	own := *cfg

@@ -33,6 +33,7 @@ import (
 	"hitship/metrics"
 	"hitship/registry"
 	"hitship/sink"
+	"hitship/staging"
 	"hitship/state"
 	"hitship/window"
 )
@@ -77,7 +78,10 @@ type Service struct {
 	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
 	admin    *admin.API        // nil when no admin token is configured
 	parked   *delivery.Parked  // nil when no parking bucket is configured
-	health   *health.Buffered  // the 12-hour ledger of every integration
+	// assembler is staged delivery's half that makes customer objects (nil
+	// unless delivery.staged).
+	assembler *staging.Assembler
+	health    *health.Buffered // the 12-hour ledger of every integration
 
 	redisDown atomic.Bool // as seen by the last probe; only for logging the edges
 }
@@ -93,7 +97,11 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger}
 	s.metrics = metrics.New(deps.Registry)
 	s.setBuildInfo()
-	keys, err := sink.ParseKeyTemplate(cfg.S3.KeyTemplate)
+	parse := sink.ParseKeyTemplate
+	if cfg.Delivery.Staged {
+		parse = sink.ParseStagedKeyTemplate
+	}
+	keys, err := parse(cfg.EffectiveKeyTemplate())
 	if err != nil {
 		return nil, fmt.Errorf("s3.key_template: %w", err)
 	}
@@ -172,6 +180,24 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var cdel consumer.Delivery = del
+	var marks consumer.Marks
+	if cfg.Delivery.Staged {
+		if s.parked == nil {
+			return nil, errors.New("delivery.staged: parking.bucket (the staging bucket) is required")
+		}
+		layout := staging.Layout{Prefix: cfg.Parking.Prefix}
+		coord := staging.NewCoord(s.rdb, cfg.Redis.KeyPrefix, cfg.Kafka.Group, cfg.Kafka.Topic)
+		cdel = staging.NewStager(staging.StagerConfig{Concurrency: cfg.Delivery.Concurrency, UploadTimeout: cfg.Delivery.UploadTimeout,
+			RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax}, s.parked.Store(), layout, s.log, s.metrics)
+		marks = coord
+		if s.assembler, err = staging.NewAssembler(staging.AssemblerConfig{Topic: cfg.Kafka.Topic, Window: cfg.Window.Size,
+			Concurrency: cfg.Delivery.Concurrency}, staging.AssemblerDeps{Store: s.parked.Store(), Layout: layout, Coord: coord,
+			Targets: s.routes, Partitions: partitionCounter(cfg, kafkaconn.Dialer(cfg.Kafka, mech, tc)), Spool: s.spool,
+			Deliver: del, Logger: s.log, Metrics: s.metrics}); err != nil {
+			return nil, err
+		}
+	}
 	s.dlq = kafkaconn.DeadLetterWriter(cfg.Kafka, mech, tc, consumer.DeadLetterBatchBytes(int(cfg.Kafka.MaxRecordBytes))) // every batch fits a topic limit of max_record_bytes
 	fopts, err := kafkaconn.FranzOpts(cfg.Kafka, tc)
 	if err != nil {
@@ -193,8 +219,9 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		MaxRecordBytes:    int(cfg.Kafka.MaxRecordBytes),
 		MaxDepth:          cfg.Kafka.MaxDepth,
 		Window:            wc,
+		Staged:            cfg.Delivery.Staged,
 	}, consumer.Deps{Logger: s.log, Metrics: s.metrics, State: st, Routes: s.routes, Spool: s.spool,
-		Delivery: del, DeadLetters: s.dlq, Now: deps.Now, Incarnations: incs,
+		Delivery: cdel, Marks: marks, DeadLetters: s.dlq, Now: deps.Now, Incarnations: incs,
 		StateFor: func(inc string) (consumer.PartitionState, error) { return st.ForIncarnation(inc) }})
 	if err != nil {
 		return nil, err
@@ -258,6 +285,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.parked != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.parked.Run(wctx) }()
+	}
+	if s.assembler != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = s.assembler.Run(wctx) }()
 	}
 	err := s.consumer.Run(ctx)
 	stopWatch()
@@ -490,4 +521,32 @@ func (s *Service) TestIntegration(ctx context.Context, name string) (sink.Answer
 	cfg := s.cfg
 	s.reloadMu.Unlock()
 	return integrations.Test(ctx, cfg, name, s.stores)
+}
+
+// partitionCounter returns the topic's partition count, asked of the brokers
+// at most every 30 s (the assembler asks at every tick).
+func partitionCounter(cfg *config.Config, d *kafka.Dialer) func(ctx context.Context) (int, error) {
+	var mu sync.Mutex
+	var n int
+	var at time.Time
+	return func(ctx context.Context) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n > 0 && time.Since(at) < 30*time.Second {
+			return n, nil
+		}
+		var last error
+		for _, b := range cfg.Kafka.Brokers {
+			ps, err := d.LookupPartitions(ctx, "tcp", b, cfg.Kafka.Topic)
+			if err == nil && len(ps) > 0 {
+				n, at = len(ps), time.Now()
+				return n, nil
+			}
+			if err == nil {
+				err = fmt.Errorf("topic %s has no partitions", cfg.Kafka.Topic)
+			}
+			last = err
+		}
+		return 0, last
+	}
 }

@@ -14,6 +14,7 @@ import "strconv"
 //	{prefix}{<name>}:entries|due|leased|tokens|dead|inline:<id>|done:<id>|scan  (retry: RetryQueueKeys)
 //	{prefix}health:<integration>                                                 (health: HealthKey)
 //	{prefix}integrations, {prefix}events                                         (registry: IntegrationsKey, EventsKey)
+//	{prefix}{<group>:<topic>}:staged|assemble:<target>:<window>                  (staging: StagingKeys)
 
 // PartitionKeyset is the keys of one partition's replay state (state/doc.go,
 // "Keys"). All share the hash tag {group:topic:partition}.
@@ -72,3 +73,16 @@ func IntegrationsKey(prefix string) string { return prefix + "integrations" }
 
 // EventsKey returns the key of the system events stream.
 func EventsKey(prefix string) string { return prefix + "events" }
+
+// StagingKeyset is the keys of staged delivery's coordination (staging/doc.go).
+// Both share the hash tag {group:topic}.
+type StagingKeyset struct {
+	Marks string // hash: partition -> the window boundary it passed with every segment below it staged (Unix ms)
+	Lease string // prefix of string keys Lease+<target id>:<window start>: the assembler's lease
+}
+
+// StagingKeys returns the staging keys of topic in group.
+func StagingKeys(prefix, group, topic string) StagingKeyset {
+	base := prefix + "{" + group + ":" + topic + "}:"
+	return StagingKeyset{Marks: base + "staged", Lease: base + "assemble:"}
+}

@@ -75,6 +75,8 @@ func TestKeyLayout(t *testing.T) {
 		{"health", HealthKey("hitship:", "acme-s3"), "hitship:health:acme-s3"},
 		{"integrations", IntegrationsKey("hitship:"), "hitship:integrations"},
 		{"events", EventsKey("hitship:"), "hitship:events"},
+		{"staged marks", StagingKeys("hitship:", "hitship", "hits").Marks, "hitship:{hitship:hits}:staged"},
+		{"assembly lease", StagingKeys("hitship:", "hitship", "hits").Lease, "hitship:{hitship:hits}:assemble:"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)

@@ -129,7 +129,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return in
 	}
 	cfg.Integrations = []config.Integration{mk("acme-json", 1, buckets[0], config.FormatJSON), mk("globex-ndjson", 2, buckets[1], config.FormatNDJSON)}
-	if problems := cfg.Validate(config.WithKeyTemplate(keyTemplateCheck)); len(problems) > 0 {
+	if problems := cfg.Validate(config.WithKeyTemplate(keyTemplateCheck), config.WithStagedKeyTemplate(stagedKeyTemplateCheck)); len(problems) > 0 {
 		return fail("config", config.AsError(problems))
 	}
 

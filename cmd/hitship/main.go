@@ -110,7 +110,7 @@ func version() string { return buildinfo.Get().String() }
 
 // loadConfig loads and validates a config file; problems are printed, one per line.
 func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
-	cfg, problems, err := config.Load(path, config.WithKeyTemplate(keyTemplateCheck))
+	cfg, problems, err := config.Load(path, config.WithKeyTemplate(keyTemplateCheck), config.WithStagedKeyTemplate(stagedKeyTemplateCheck))
 	if err != nil {
 		fmt.Fprintf(stderr, "hitship: %v\n", err)
 		return nil, false
@@ -127,6 +127,11 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 
 func keyTemplateCheck(s string) error {
 	_, err := sink.ParseKeyTemplate(s)
+	return err
+}
+
+func stagedKeyTemplateCheck(s string) error {
+	_, err := sink.ParseStagedKeyTemplate(s)
 	return err
 }
 
@@ -294,7 +299,7 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, svc *se
 			return
 		case <-hup:
 		}
-		cfg, problems, err := config.Load(path, config.WithKeyTemplate(keyTemplateCheck))
+		cfg, problems, err := config.Load(path, config.WithKeyTemplate(keyTemplateCheck), config.WithStagedKeyTemplate(stagedKeyTemplateCheck))
 		if err == nil && len(problems) > 0 {
 			err = config.AsError(problems)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -181,6 +182,23 @@ func (s *S3) Objects(ctx context.Context, bucket string) (map[string][]byte, err
 		}
 		out[c.Key] = b
 	}
+	return out, nil
+}
+
+// Keys returns the keys of bucket under prefix, without reading the objects
+// (so a listing never races with a delete), sorted.
+func (s *S3) Keys(bucket, prefix string) ([]string, error) {
+	list, err := s.backend.ListBucket(bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: list %q: %w", bucket, err)
+	}
+	var out []string
+	for _, c := range list.Contents {
+		if strings.HasPrefix(c.Key, prefix) {
+			out = append(out, c.Key)
+		}
+	}
+	sort.Strings(out)
 	return out, nil
 }
 

@@ -1,0 +1,259 @@
+package service_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"hitship/config"
+	"hitship/internal/testenv"
+	"hitship/sink"
+)
+
+// Staged delivery (DESIGN §3, §5): partitions stage segments in the operator's
+// bucket, and one object per integration and window is assembled from every
+// partition's segments.
+
+var stagedKeyRE = regexp.MustCompile(`^(t\d+)/wallarm_hits_(\d+)(_late_(\d+))?\.(json|jsonl)(\.gz)?$`)
+
+// stagedConfig returns cfg with staged delivery on, the staging bucket on the
+// S3 server itself (the operator's own bucket, not behind the PutObject-only
+// proxy).
+func stagedConfig(t *testing.T, e *env, cfg *config.Config) *config.Config {
+	t.Helper()
+	c := *cfg
+	c.Parking = config.Parking{Bucket: parkBucket, Region: testenv.S3Region, Endpoint: e.s3.URL(), PathStyle: true, Prefix: "hitship/"}
+	c.Parking.Credentials.AccessKeyID, c.Parking.Credentials.SecretAccessKeyEnv = "TESTACCESSKEY0002", testSecretEnv
+	c.Delivery.Staged = true
+	if ps := c.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err }),
+		config.WithStagedKeyTemplate(func(s string) error { _, err := sink.ParseStagedKeyTemplate(s); return err })); len(ps) > 0 {
+		t.Fatal(config.AsError(ps))
+	}
+	return &c
+}
+
+// stagedObject is one customer object of the staged test.
+type stagedObject struct {
+	integration string
+	window      int64
+	late        int
+	key         string
+	records     [][]byte
+}
+
+// TestStagedOneObjectPerWindow: 12 partitions, 50 tenants, producers not keyed
+// by tenant (every tenant's hits in every partition), two replicas: every
+// integration gets exactly one object per window it has hits in (plus late
+// objects for hits read after their window was complete), every hit exactly
+// once, byte for byte, records in (partition, offset) order, keys as the
+// template says; the staging bucket keeps intents and manifests and no
+// segment; offsets are committed to the end.
+func TestStagedOneObjectPerWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const parts, tenants = 12, 50
+	buckets := []string{"s-0", "s-1", "s-2", "s-3", "s-4"}
+	var ins []config.Integration
+	var clients []int64
+	for c := int64(1); c <= tenants; c++ {
+		format := "json"
+		if c%2 == 0 {
+			format = "ndjson"
+		}
+		in := integ(fmt.Sprintf("t%d", c), c, buckets[c%5], format)
+		in.Prefix = fmt.Sprintf("t%d/", c)
+		if c%7 == 0 {
+			in.Compression = "gzip"
+		}
+		ins = append(ins, in)
+		clients = append(clients, c)
+	}
+	e := newEnv(t, parts, append(buckets, parkBucket)...)
+	cfg := stagedConfig(t, e, e.config(t, ins...))
+	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
+	hits := produceHitsAt(t, e, 31, spreadHits(3000, clients, parts, base, 10*time.Minute, 3, 31))
+	e.startMember(t, "a", cfg)
+	e.startMember(t, "b", cfg)
+	// The three windows are complete once every partition's watermark passed
+	// them (the feed's last hits, then the idle close).
+	waitFor(t, 90*time.Second, "every hit in the customers' buckets", func() bool {
+		n := len(stagedDelivered(t, e, buckets, ins))
+		if os.Getenv("STAGED_DEBUG") != "" {
+			t.Logf("%d of %d delivered; staging: %d segments, %d objects; marks %v", n, len(hits),
+				len(stagingKeys(t, e, "hitship/staging/seg/")), len(stagingKeys(t, e, "hitship/staging/obj/")), e.redis.Client().HGetAll(context.Background(), "hitship:{hitship-test:hits}:staged").Val())
+		}
+		return n == len(hits)
+	})
+	// Late hits: window 0 again, read after it was delivered, in the
+	// partitions that had no record yet (spreadHits fills the odd ones). The
+	// others passed the wall clock's window: their late buffers would close at
+	// its end, up to 10 minutes from now.
+	var specs []hitAt
+	for i := range 120 {
+		specs = append(specs, hitAt{client: clients[i%10], partition: 2 * (i % (parts / 2)), ts: base.Unix() + int64(i)})
+	}
+	late := produceHitsAt(t, e, 32, specs)
+	hits = append(hits, late...)
+	waitFor(t, 90*time.Second, "the late hits too", func() bool {
+		return len(stagedDelivered(t, e, buckets, ins)) == len(hits)
+	})
+	waitFor(t, 30*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg.Kafka.Group) })
+	waitFor(t, 30*time.Second, "no segment left in the staging bucket", func() bool {
+		return len(stagingKeys(t, e, "hitship/staging/seg/")) == 0
+	})
+
+	objs := stagedObjects(t, e, buckets, ins)
+	offs := recordOffsets(t, e)
+	byID := map[string]sent{}
+	for _, h := range hits {
+		byID[h.id] = h
+	}
+	seen := map[string]string{}
+	mains := map[string]int{} // integration/window -> main objects
+	lates := 0
+	for _, o := range objs {
+		if o.late == 0 {
+			mains[o.integration+"/"+strconv.FormatInt(o.window, 10)]++
+		} else {
+			lates++
+		}
+		prevPart, prevOff := -1, int64(-1)
+		for _, r := range o.records {
+			m := failIDRE.FindSubmatch(r)
+			if m == nil {
+				t.Fatalf("%s: record without request_id: %s", o.key, r)
+			}
+			id := string(m[1])
+			h, ok := byID[id]
+			if !ok {
+				t.Fatalf("%s: unknown record %s", o.key, id)
+			}
+			if string(r) != string(h.value) {
+				t.Errorf("%s: record %s changed:\n got %s\nwant %s", o.key, id, r, h.value)
+			}
+			if "t"+strconv.FormatInt(h.client, 10) != o.integration {
+				t.Errorf("%s: record %s of client %d in integration %s", o.key, id, h.client, o.integration)
+			}
+			if k, dup := seen[id]; dup {
+				t.Errorf("record %s in %s and %s", id, k, o.key)
+			}
+			seen[id] = o.key
+			if off := offs[id]; h.partition < prevPart || h.partition == prevPart && off <= prevOff {
+				t.Errorf("%s: record %s (partition %d offset %d) after partition %d offset %d: not in canonical order", o.key, id, h.partition, off, prevPart, prevOff)
+			} else {
+				prevPart, prevOff = h.partition, off
+			}
+		}
+	}
+	if len(seen) != len(hits) {
+		t.Errorf("%d of %d hits delivered", len(seen), len(hits))
+	}
+	// One main object per (integration, window) with hits: each tenant has
+	// hits in each of the three windows.
+	for _, in := range ins {
+		for w := range int64(3) {
+			ws := base.Add(time.Duration(w) * 10 * time.Minute).Unix()
+			if n := mains[in.Name+"/"+strconv.FormatInt(ws, 10)]; n != 1 {
+				t.Errorf("%s window %d: %d main objects, want 1", in.Name, ws, n)
+			}
+		}
+	}
+	if lates == 0 {
+		t.Error("no late object, although hits of a delivered window came after it")
+	}
+	if len(objs) > len(ins)*3+lates {
+		t.Errorf("%d objects for %d integrations × 3 windows + %d late", len(objs), len(ins), lates)
+	}
+	t.Logf("%d hits in %d objects (%d late) for %d integrations", len(hits), len(objs), lates, len(ins))
+	if n := len(stagingKeys(t, e, "hitship/staging/obj/")); n < 2*len(objs) {
+		t.Errorf("staging bucket holds %d intents and manifests for %d objects", n, len(objs))
+	}
+	assertPutObjectOnly(t, e.proxy)
+}
+
+// stagedObjects reads the customer objects of the staged test.
+func stagedObjects(t *testing.T, e *env, buckets []string, ins []config.Integration) []stagedObject {
+	t.Helper()
+	byName := map[string]config.Integration{}
+	for _, in := range ins {
+		byName[in.Name] = in
+	}
+	var out []stagedObject
+	for _, b := range buckets {
+		objs, err := e.s3.Objects(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, data := range objs {
+			m := stagedKeyRE.FindStringSubmatch(k)
+			if m == nil {
+				t.Fatalf("key %s/%s does not follow the staged template", b, k)
+			}
+			in, ok := byName[m[1]]
+			if !ok || in.Bucket != b {
+				t.Fatalf("key %s/%s: no integration %s writes to %s", b, k, m[1], b)
+			}
+			want := map[string]string{"json": "json", "ndjson": "jsonl"}[in.Format]
+			if m[5] != want || (m[6] != "") != (in.Compression == "gzip") {
+				t.Fatalf("key %s/%s: extension for format %s compression %q", b, k, in.Format, in.Compression)
+			}
+			if m[6] != "" {
+				data = gunzip(t, data)
+				k = strings.TrimSuffix(k, ".gz")
+			}
+			ws, _ := strconv.ParseInt(m[2], 10, 64)
+			late, _ := strconv.Atoi(m[4])
+			out = append(out, stagedObject{integration: m[1], window: ws, late: late, key: b + "/" + k, records: splitRecords(t, k, data)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// stagedDelivered returns the request ids in the customers' buckets.
+func stagedDelivered(t *testing.T, e *env, buckets []string, ins []config.Integration) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, o := range stagedObjects(t, e, buckets, ins) {
+		for _, r := range o.records {
+			if m := failIDRE.FindSubmatch(r); m != nil {
+				ids[string(m[1])] = true
+			}
+		}
+	}
+	return ids
+}
+
+func gunzip(t *testing.T, data []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// stagingKeys lists the staging bucket under prefix.
+func stagingKeys(t *testing.T, e *env, prefix string) []string {
+	t.Helper()
+	keys, err := e.s3.Keys(parkBucket, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}

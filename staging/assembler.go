@@ -1,0 +1,554 @@
+package staging
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"hitship/delivery"
+	"hitship/integrations"
+	"hitship/metrics"
+	"hitship/parking"
+	"hitship/sink"
+)
+
+// Targets is the routing table as the assembler sees it
+// (*integrations.Routes).
+type Targets interface {
+	Target(id string) (*integrations.Target, bool)
+	All() *integrations.RouteSet
+}
+
+// Deliverer sends an assembled object to its customer on the retry schedule
+// (*delivery.Inline): done(nil) once it is delivered or parked.
+type Deliverer interface {
+	Deliver(ctx context.Context, j *delivery.Job, done func(error))
+}
+
+// AssemblerConfig tunes an Assembler.
+type AssemblerConfig struct {
+	Topic  string
+	Window time.Duration // the window size
+	// Interval is how often the marks are read and the ready boundaries
+	// listed (default 1s).
+	Interval time.Duration
+	// LeaseTTL bounds one assembly of a (target, window) (default 15m: cycle 1
+	// and parking fit well within it).
+	LeaseTTL time.Duration
+	// Concurrency bounds the assemblies at once (default 16).
+	Concurrency int
+}
+
+// AssemblerDeps are an Assembler's collaborators.
+type AssemblerDeps struct {
+	Store      *parking.Store
+	Layout     Layout
+	Coord      *Coord
+	Targets    Targets
+	Partitions func(ctx context.Context) (int, error) // the topic's partition count
+	Spool      *sink.Spool
+	Deliver    Deliverer
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
+}
+
+// Assembler is the delivery half (see the package doc). Every replica runs
+// one; a Redis lease per (target, window) lets one of them assemble it.
+type Assembler struct {
+	cfg  AssemblerConfig
+	d    AssemblerDeps
+	sem  chan struct{}
+	mu   sync.Mutex
+	busy map[string]bool // (target, window) assembling here
+	wg   sync.WaitGroup
+	// warned holds the targets whose segments wait for a configured integration.
+	warned map[string]bool
+}
+
+// NewAssembler returns an Assembler.
+func NewAssembler(cfg AssemblerConfig, d AssemblerDeps) (*Assembler, error) {
+	if d.Store == nil || d.Coord == nil || d.Targets == nil || d.Partitions == nil || d.Spool == nil || d.Deliver == nil ||
+		d.Logger == nil || d.Metrics == nil {
+		return nil, errors.New("staging: assembler dependencies missing")
+	}
+	if cfg.Window <= 0 {
+		return nil, errors.New("staging: window size must be positive")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Minute
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	return &Assembler{cfg: cfg, d: d, sem: make(chan struct{}, cfg.Concurrency), busy: map[string]bool{}, warned: map[string]bool{}}, nil
+}
+
+// Run assembles until ctx ends, then waits for the assemblies it started.
+func (a *Assembler) Run(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.Interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		if err := a.Tick(ctx); err != nil && ctx.Err() == nil {
+			if err.Error() != lastErr {
+				a.d.Logger.Warn("staged delivery: cannot look for complete windows; trying again", "err", err)
+			}
+			lastErr = err.Error()
+		} else {
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			a.wg.Wait()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Wait waits for the assemblies started by Tick.
+func (a *Assembler) Wait() { a.wg.Wait() }
+
+// Tick starts an assembly for every (target, window) with segments at a
+// boundary every partition has passed, unless one runs here already.
+func (a *Assembler) Tick(ctx context.Context) error {
+	n, err := a.d.Partitions(ctx)
+	if err != nil {
+		return fmt.Errorf("partition count: %w", err)
+	}
+	marks, err := a.d.Coord.Marks(ctx)
+	if err != nil {
+		return fmt.Errorf("marks: %w", err)
+	}
+	g, ok := Complete(marks, n)
+	if !ok {
+		return nil
+	}
+	dirs, err := a.d.Store.Dirs(ctx, a.d.Layout.SegPrefix())
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		b, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || b > g {
+			continue
+		}
+		groups := map[string][]string{} // target\x00window -> segment keys
+		var order []string
+		err = a.d.Store.List(ctx, a.d.Layout.BoundaryPrefix(b), func(keys []string) error {
+			for _, k := range keys {
+				id, err := a.d.Layout.ParseSegmentKey(k)
+				if err != nil {
+					a.d.Logger.Warn("staged delivery: ignoring a foreign object among the segments", "key", k)
+					continue
+				}
+				gk := id.Target + "\x00" + strconv.FormatInt(id.Window, 10)
+				if groups[gk] == nil {
+					order = append(order, gk)
+				}
+				groups[gk] = append(groups[gk], k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, gk := range order {
+			target, ws, _ := strings.Cut(gk, "\x00")
+			window, _ := strconv.ParseInt(ws, 10, 64)
+			a.start(ctx, target, window, b, groups[gk])
+		}
+	}
+	return nil
+}
+
+func (a *Assembler) start(ctx context.Context, target string, window, closeAt int64, segs []string) {
+	bk := target + "\x00" + strconv.FormatInt(window, 10)
+	a.mu.Lock()
+	if a.busy[bk] {
+		a.mu.Unlock()
+		return
+	}
+	a.busy[bk] = true
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.busy, bk)
+			a.mu.Unlock()
+		}()
+		select {
+		case a.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-a.sem }()
+		if err := a.assemble(ctx, target, window, closeAt, segs); err != nil && ctx.Err() == nil {
+			a.d.Metrics.Assembled.WithLabelValues("any", metrics.ResultError).Inc()
+			a.d.Logger.Warn("staged delivery: assembly failed; tried again at the next tick", "target", target,
+				"window", time.UnixMilli(window).UTC().Format(time.RFC3339), "err", err)
+		}
+	}()
+}
+
+// resolve finds the target segments of target were staged for: the same
+// target, or, after a reload changed its destination (a new target ID), the
+// integration of the same name and client, so that what it had staged goes to
+// where it is configured now and never to another tenant.
+func (a *Assembler) resolve(id string) (*integrations.Target, bool) {
+	if t, ok := a.d.Targets.Target(id); ok {
+		return t, true
+	}
+	name, _, _ := strings.Cut(id, ":")
+	client, ok := integrations.TargetClient(id)
+	if !ok {
+		return nil, false
+	}
+	for _, t := range a.d.Targets.All().Members {
+		if t.Name == name && t.ClientID == client {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// assemble delivers the segments segs of target's window that closed at
+// closeAt, under the (target, window) lease.
+func (a *Assembler) assemble(ctx context.Context, targetID string, window, closeAt int64, segs []string) error {
+	t, ok := a.resolve(targetID)
+	if !ok {
+		a.mu.Lock()
+		warn := !a.warned[targetID]
+		a.warned[targetID] = true
+		a.mu.Unlock()
+		if warn {
+			a.d.Logger.Warn("staged delivery: segments of an integration that is no longer configured wait in the staging bucket (configure it again, or delete them)",
+				"target", targetID, "prefix", a.d.Layout.BoundaryPrefix(closeAt))
+		}
+		return nil
+	}
+	release, err := a.d.Coord.Lease(ctx, targetID, window, a.cfg.LeaseTTL)
+	if errors.Is(err, ErrLeaseHeld) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lease: %w", err)
+	}
+	defer release()
+
+	intents, manifests, err := a.loadObjects(ctx, targetID, window)
+	if err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	for _, k := range segs {
+		present[k] = true
+	}
+	// Unfinished intents first: their record set is fixed.
+	claimed := map[string]bool{}
+	for _, in := range intents {
+		for _, k := range in.Segments {
+			claimed[k] = true
+		}
+	}
+	for _, in := range intents {
+		if manifests[in.Object] {
+			continue
+		}
+		missing := 0
+		for _, k := range in.Segments {
+			if !present[k] {
+				missing++
+			}
+		}
+		if in.CloseAt != closeAt {
+			continue // another boundary's listing resumes it
+		}
+		if missing > 0 {
+			return fmt.Errorf("intent %s lists %d segments that are gone; it cannot be assembled again", in.Object, missing)
+		}
+		if err := a.deliver(ctx, t, in); err != nil {
+			return err
+		}
+	}
+	// Segments that finished intents list are leftovers of a replay: delete.
+	var fresh []string
+	for _, k := range segs {
+		if !claimed[k] {
+			fresh = append(fresh, k)
+			continue
+		}
+	}
+	for _, in := range intents {
+		if !manifests[in.Object] {
+			continue
+		}
+		for _, k := range in.Segments {
+			if present[k] {
+				if err := a.d.Store.Delete(ctx, k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	// A new object from the fresh segments, without the records any earlier
+	// object of the window holds.
+	have := Offsets{}
+	late := 0
+	hasMain := false
+	for _, in := range intents {
+		o, err := DecodeOffsets(in.Partitions)
+		if err != nil {
+			return fmt.Errorf("intent %s: %w", in.Object, err)
+		}
+		have.Merge(o)
+		late = max(late, in.Late)
+		hasMain = hasMain || in.Late == 0
+	}
+	n := 0
+	if hasMain || closeAt != window+a.cfg.Window.Milliseconds() {
+		n = late + 1
+	}
+	in := &Intent{Version: 1, Target: targetID, Integration: t.Name, ClientID: t.ClientID, Window: window, CloseAt: closeAt,
+		Object: ObjectName(n), Late: n, Format: t.Format.String(), Compression: t.Compression.String(), Segments: sorted(fresh)}
+	in.Key = t.Keys.Key(sink.KeyParams{Prefix: t.Prefix, WindowStart: window, Format: t.Format, Compression: t.Compression,
+		ClientID: t.ClientID, Integration: t.Name, Topic: a.cfg.Topic, Late: n})
+	obj, ids, err := a.build(ctx, t, in, func(p int, off int64) bool { return !have.Has(p, off) })
+	if err != nil {
+		return err
+	}
+	defer obj.Release()
+	kind := "main"
+	if n > 0 {
+		kind = "late"
+	}
+	if ids.Len() == 0 {
+		// Every record is in an object already (a replay after Redis lost state).
+		a.d.Metrics.Assembled.WithLabelValues(kind, metrics.ResultDuplicate).Inc()
+		a.d.Logger.Info("staged delivery: segments hold only records already delivered; deleting them", "integration", t.Name,
+			"window", time.UnixMilli(window).UTC().Format(time.RFC3339), "segments", len(fresh))
+		for _, k := range fresh {
+			if err := a.d.Store.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	in.Partitions = ids.Encode()
+	in.Records = obj.Records
+	in.Size = obj.Size()
+	if in.SHA256, err = digestOf(obj); err != nil {
+		return err
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	if err := a.d.Store.PutNew(ctx, a.d.Layout.IntentKey(targetID, window, in.Object), sink.BytesBody(data),
+		sink.PutOptions{ContentType: "application/json"}); err != nil {
+		if sink.IsAlreadyExists(err) {
+			return nil // another assembler made it first: the next tick follows it
+		}
+		return fmt.Errorf("intent: %w", err)
+	}
+	a.d.Metrics.Assembled.WithLabelValues(kind, metrics.ResultOK).Inc()
+	return a.send(ctx, t, in, obj)
+}
+
+// deliver assembles an existing intent again and sends it.
+func (a *Assembler) deliver(ctx context.Context, t *integrations.Target, in *Intent) error {
+	want, err := DecodeOffsets(in.Partitions)
+	if err != nil {
+		return fmt.Errorf("intent %s: %w", in.Object, err)
+	}
+	obj, _, err := a.build(ctx, t, in, want.Has)
+	if err != nil {
+		return err
+	}
+	defer obj.Release()
+	sum, err := digestOf(obj)
+	if err != nil {
+		return err
+	}
+	if obj.Size() != in.Size || sum != in.SHA256 || obj.Records != in.Records {
+		return fmt.Errorf("intent %s: assembled %d records, %d bytes, sha256 %s; the intent says %d, %d, %s: not uploading",
+			in.Object, obj.Records, obj.Size(), sum, in.Records, in.Size, in.SHA256)
+	}
+	return a.send(ctx, t, in, obj)
+}
+
+// send delivers obj on the retry schedule, then records the manifest and
+// deletes the segments.
+func (a *Assembler) send(ctx context.Context, t *integrations.Target, in *Intent, obj *sink.Object) error {
+	ch := make(chan error, 1)
+	j := &delivery.Job{Target: t, Topic: a.cfg.Topic, Partition: -1, Key: in.Key, WindowStart: in.Window,
+		WindowEnd: in.Window + a.cfg.Window.Milliseconds(), CloseAt: in.CloseAt, Late: in.Late > 0, Records: in.Records,
+		Object: obj, Fence: func(context.Context) error { return nil }}
+	var parked bool
+	j.Parked = func() { parked = true }
+	a.d.Deliver.Deliver(ctx, j, func(err error) { ch <- err })
+	if err := <-ch; err != nil {
+		return err
+	}
+	m := Manifest{Key: in.Key, State: "delivered", Records: in.Records, Size: in.Size, SHA256: in.SHA256, Partitions: summary(in.Partitions)}
+	if parked {
+		m.State = "parked"
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := a.d.Store.Put(ctx, a.d.Layout.ManifestKey(in.Target, in.Window, in.Object), sink.BytesBody(data),
+		sink.PutOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	for _, k := range in.Segments {
+		if err := a.d.Store.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// build assembles the records of in.Segments that keep accepts, in canonical
+// order (partition, then offset), each once, into a finished object of the
+// target's format. It returns the identities it took.
+func (a *Assembler) build(ctx context.Context, t *integrations.Target, in *Intent, keep func(p int, off int64) bool) (*sink.Object, Offsets, error) {
+	byPart := map[int][]string{}
+	var parts []int
+	for _, k := range in.Segments {
+		id, err := a.d.Layout.ParseSegmentKey(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		if byPart[id.Partition] == nil {
+			parts = append(parts, id.Partition)
+		}
+		byPart[id.Partition] = append(byPart[id.Partition], k)
+	}
+	slices.Sort(parts)
+	buf := a.d.Spool.NewBuffer(t.Format)
+	ids := Offsets{}
+	for _, p := range parts {
+		if err := a.mergePartition(ctx, p, byPart[p], keep, buf, ids); err != nil {
+			buf.Discard()
+			return nil, nil, err
+		}
+	}
+	obj, err := buf.Finish(t.Compression)
+	if err != nil {
+		return nil, nil, err
+	}
+	return obj, ids, nil
+}
+
+// mergePartition merges one partition's segments by offset.
+func (a *Assembler) mergePartition(ctx context.Context, p int, keys []string, keep func(int, int64) bool, buf *sink.Buffer, ids Offsets) error {
+	readers := make([]*segReader, 0, len(keys))
+	defer func() {
+		for _, r := range readers {
+			r.close()
+		}
+	}()
+	for _, k := range keys {
+		rc, err := a.d.Store.Open(ctx, k)
+		if err != nil {
+			return err
+		}
+		r := newSegReader(k, rc)
+		readers = append(readers, r)
+		if _, err := r.next(); err != nil {
+			return err
+		}
+	}
+	last := int64(-1)
+	for {
+		var cur *segReader
+		for _, r := range readers {
+			if !r.eof && (cur == nil || r.off < cur.off) {
+				cur = r
+			}
+		}
+		if cur == nil {
+			return nil
+		}
+		if cur.off != last && keep(p, cur.off) {
+			if err := buf.Append(cur.rec); err != nil {
+				return err
+			}
+			ids.Add(p, cur.off)
+		}
+		last = cur.off
+		if _, err := cur.next(); err != nil {
+			return err
+		}
+	}
+}
+
+// loadObjects reads target's window's intents and which of them have a manifest.
+func (a *Assembler) loadObjects(ctx context.Context, target string, window int64) ([]*Intent, map[string]bool, error) {
+	var intents []*Intent
+	manifests := map[string]bool{}
+	var keys []string
+	if err := a.d.Store.List(ctx, a.d.Layout.ObjPrefix(target, window), func(ks []string) error {
+		keys = append(keys, ks...)
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	for _, k := range keys {
+		base := k[strings.LastIndexByte(k, '/')+1:]
+		switch {
+		case strings.HasSuffix(base, ".manifest"):
+			manifests[strings.TrimSuffix(base, ".manifest")] = true
+		case strings.HasSuffix(base, ".intent"):
+			o, err := a.d.Store.Get(ctx, k)
+			if err != nil {
+				return nil, nil, err
+			}
+			in, err := decodeIntent(o.Data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", k, err)
+			}
+			intents = append(intents, in)
+		}
+	}
+	return intents, manifests, nil
+}
+
+func digestOf(obj *sink.Object) (string, error) {
+	r, err := obj.Open()
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = r.Close() }()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,343 @@
+package staging_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"hitship/delivery"
+	"hitship/integrations"
+	"hitship/internal/testenv"
+	"hitship/metrics"
+	"hitship/parking"
+	"hitship/sink"
+	"hitship/staging"
+)
+
+const (
+	win      = int64(600_000) // 10 minutes
+	w0       = int64(1687240800000)
+	stageBkt = "stage"
+	custBkt  = "cust"
+)
+
+// world is a staging bucket and a customer bucket on a real S3 server
+// (gofakes3), a real redis-server, and the assembler's collaborators.
+type world struct {
+	t      *testing.T
+	s3     *testenv.S3
+	rdb    *redis.Client
+	store  *parking.Store
+	layout staging.Layout
+	coord  *staging.Coord
+	routes *integrations.Routes
+	spool  *sink.Spool
+	parts  int
+}
+
+func newWorld(t *testing.T, parts int) *world {
+	t.Helper()
+	w := &world{t: t, parts: parts, layout: staging.Layout{Prefix: "hitship/"}}
+	w.s3 = testenv.MustS3(t, testenv.S3Options{Buckets: []string{stageBkt, custBkt}})
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	w.rdb = r.Client()
+	creds := credentials.NewStaticCredentialsProvider(testenv.S3AccessKey, testenv.S3SecretKey, "")
+	var err error
+	if w.store, err = parking.New(parking.Config{Bucket: stageBkt, Region: testenv.S3Region, Endpoint: w.s3.URL(), PathStyle: true,
+		Prefix: "hitship/", Credentials: creds}); err != nil {
+		t.Fatal(err)
+	}
+	w.coord = staging.NewCoord(w.rdb, "t:", "g", "hits")
+	if w.spool, err = sink.NewSpool(sink.SpoolConfig{Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.spool.Close() })
+	w.routes = &integrations.Routes{}
+	w.routes.Set(nil, nil)
+	return w
+}
+
+// target is a target writing to the customer bucket under prefix name/.
+func (w *world) target(id, name string, client int64, format sink.Format) *integrations.Target {
+	w.t.Helper()
+	st, err := sink.NewS3Store(sink.S3Config{Bucket: custBkt, Region: testenv.S3Region, Endpoint: w.s3.URL(), PathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(testenv.S3AccessKey, testenv.S3SecretKey, "")})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	keys, err := sink.ParseStagedKeyTemplate(sink.DefaultStagedKeyTemplate)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return &integrations.Target{ID: id, Name: name, ClientID: client, Prefix: name + "/", Format: format, Keys: keys, Store: st, IfNoneMatch: true}
+}
+
+func (w *world) configure(ts ...*integrations.Target) {
+	var rts []integrations.RouteTarget
+	for _, t := range ts {
+		rts = append(rts, integrations.RouteTarget{Target: t, Enabled: true})
+	}
+	w.routes.Set(rts, func(string) bool { return false })
+}
+
+// assembler is one replica's delivery half.
+func (w *world) assembler(log *slog.Logger) *staging.Assembler {
+	w.t.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	del, err := delivery.NewInline(delivery.Config{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, UploadTimeout: 5 * time.Second},
+		delivery.Deps{Logger: log, Metrics: m})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	a, err := staging.NewAssembler(staging.AssemblerConfig{Topic: "hits", Window: 10 * time.Minute},
+		staging.AssemblerDeps{Store: w.store, Layout: w.layout, Coord: w.coord, Targets: w.routes,
+			Partitions: func(context.Context) (int, error) { return w.parts, nil }, Spool: w.spool, Deliver: del, Logger: log, Metrics: m})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return a
+}
+
+// rec is the record at (p, off).
+func rec(p int, off int64) string { return fmt.Sprintf(`{"request_id":"p%d-o%d"}`, p, off) }
+
+// segment stages the records of partition p at offs as one segment.
+func (w *world) segment(t *integrations.Target, window, closeAt int64, p int, digest uint64, offs ...int64) string {
+	w.t.Helper()
+	var b strings.Builder
+	for _, o := range offs {
+		fmt.Fprintf(&b, "%d %s\n", o, rec(p, o))
+	}
+	key := w.layout.SegmentKey(staging.SegmentID{CloseAt: closeAt, Target: t.ID, Window: window, Partition: p, FirstOffset: offs[0], Digest: digest})
+	if err := w.store.Put(context.Background(), key, sink.BytesBody(b.String()), sink.PutOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	return key
+}
+
+// passAll publishes mark m for every partition.
+func (w *world) passAll(m int64) {
+	w.t.Helper()
+	marks := map[int]int64{}
+	for p := range w.parts {
+		marks[p] = m
+	}
+	if err := w.coord.Publish(context.Background(), marks); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) tick(a *staging.Assembler) {
+	w.t.Helper()
+	if err := a.Tick(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	a.Wait()
+}
+
+func (w *world) objects(bucket, prefix string) map[string]string {
+	w.t.Helper()
+	objs, err := w.s3.Objects(context.Background(), bucket)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range objs {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = string(v)
+		}
+	}
+	return out
+}
+
+// ndjson is the NDJSON object of the records (p, off) in the order given.
+func ndjson(ids ...[2]int64) string {
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(rec(int(id[0]), id[1]) + "\n")
+	}
+	return b.String()
+}
+
+// TestAssembleOneObjectInCanonicalOrder: three partitions' segments, one of
+// them overlapping another of its partition (a replay under another digest),
+// make one object: records by partition, then offset, each once; the intent
+// and the manifest stay, the segments go.
+func TestAssembleOneObjectInCanonicalOrder(t *testing.T) {
+	w := newWorld(t, 3)
+	a1 := w.target("a:1:aaaa", "a", 1, sink.FormatNDJSON)
+	w.configure(a1)
+	end := w0 + win
+	w.segment(a1, w0, end, 2, 1, 5, 9)
+	w.segment(a1, w0, end, 0, 2, 3, 4, 10)
+	w.segment(a1, w0, end, 1, 3, 7, 8)
+	w.segment(a1, w0, end, 1, 4, 8, 11) // overlaps: 8 twice
+	w.passAll(w0 + win - 1)
+	a := w.assembler(nil)
+	w.tick(a)
+	if objs := w.objects(custBkt, ""); len(objs) != 0 {
+		t.Fatalf("assembled before every partition passed the window: %v", objs)
+	}
+	// Partitions 0 and 1 pass the window end; 2 has no mark (Redis lost it).
+	w.rdb.HDel(context.Background(), "t:{g:hits}:staged", "2")
+	if err := w.coord.Publish(context.Background(), map[int]int64{0: end, 1: end}); err != nil {
+		t.Fatal(err)
+	}
+	w.tick(a)
+	if objs := w.objects(custBkt, ""); len(objs) != 0 {
+		t.Fatalf("assembled while partition 2 had no mark: %v", objs)
+	}
+	w.passAll(end)
+	w.tick(a)
+	objs := w.objects(custBkt, "")
+	want := ndjson([2]int64{0, 3}, [2]int64{0, 4}, [2]int64{0, 10}, [2]int64{1, 7}, [2]int64{1, 8}, [2]int64{1, 11}, [2]int64{2, 5}, [2]int64{2, 9})
+	if len(objs) != 1 || objs["a/wallarm_hits_1687240800.jsonl"] != want {
+		t.Fatalf("objects %v, want one a/wallarm_hits_1687240800.jsonl holding\n%s", objs, want)
+	}
+	st := w.objects(stageBkt, "")
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 0 {
+		t.Errorf("%d segments left", n)
+	}
+	var m staging.Manifest
+	if err := json.Unmarshal([]byte(st[w.layout.ManifestKey(a1.ID, w0, "main")]), &m); err != nil {
+		t.Fatalf("manifest: %v (staging holds %v)", err, keysOf(st))
+	}
+	if m.State != "delivered" || m.Records != 8 || m.Key != "a/wallarm_hits_1687240800.jsonl" || len(m.Partitions) != 3 ||
+		m.Partitions[1].First != 7 || m.Partitions[1].Last != 11 || m.Partitions[1].Count != 3 {
+		t.Errorf("manifest %+v", m)
+	}
+	if _, ok := st[w.layout.IntentKey(a1.ID, w0, "main")]; !ok {
+		t.Errorf("no intent kept: %v", keysOf(st))
+	}
+}
+
+// TestReplayAfterDeliveryIsWrittenOnce: segments staged again after their
+// window was delivered (a replay after Redis lost the window state, a
+// zombie) are deleted when they hold only delivered records, and their new
+// records make a late object of their own.
+func TestReplayAfterDeliveryIsWrittenOnce(t *testing.T) {
+	w := newWorld(t, 2)
+	a1 := w.target("a:1:aaaa", "a", 1, sink.FormatJSON)
+	w.configure(a1)
+	end := w0 + win
+	w.segment(a1, w0, end, 0, 1, 1, 2, 3)
+	w.segment(a1, w0, end, 1, 1, 4)
+	w.passAll(end)
+	a := w.assembler(nil)
+	w.tick(a)
+	// The replay: partition 0 from offset 2 with another digest, plus a record
+	// the first run never read (6); partition 1 again, only delivered records.
+	w.segment(a1, w0, end, 0, 9, 2, 3, 6)
+	w.segment(a1, w0, end, 1, 9, 4)
+	w.tick(a)
+	objs := w.objects(custBkt, "")
+	if len(objs) != 2 {
+		t.Fatalf("objects %v", keysOf(objs))
+	}
+	late := objs["a/wallarm_hits_1687240800_late_1.json"]
+	if late != "[\n"+rec(0, 6)+"\n]\n" {
+		t.Errorf("late object %q, want only the record no object held", late)
+	}
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 0 {
+		t.Errorf("%d segments left", n)
+	}
+	// Only delivered records again: deleted, no object.
+	w.segment(a1, w0, end, 0, 10, 1, 6)
+	w.tick(a)
+	if objs := w.objects(custBkt, ""); len(objs) != 2 {
+		t.Errorf("objects %v after a segment of delivered records", keysOf(objs))
+	}
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 0 {
+		t.Errorf("%d segments left", n)
+	}
+}
+
+// TestIntentFixesTheBytes: an assembly whose upload fails is resumed by
+// another replica from its intent: the same records and bytes, although a
+// segment with another record came meanwhile (it goes to a late object).
+func TestIntentFixesTheBytes(t *testing.T) {
+	w := newWorld(t, 1)
+	a1 := w.target("a:1:aaaa", "a", 1, sink.FormatNDJSON)
+	w.configure(a1)
+	end := w0 + win
+	w.segment(a1, w0, end, 0, 1, 1, 2)
+	w.passAll(end)
+	w.s3.FailBucket(custBkt, 503)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := w.assembler(nil)
+	if err := first.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.objects(stageBkt, "hitship/staging/obj/")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no intent written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a few failed attempts
+	cancel()                           // the replica dies
+	first.Wait()
+	w.rdb.FlushAll(context.Background()) // and Redis loses the lease and the marks
+	w.segment(a1, w0, end, 0, 2, 1, 2, 3)
+	w.s3.HealBucket(custBkt)
+	w.passAll(end)
+	second := w.assembler(nil)
+	w.tick(second)
+	w.tick(second)
+	objs := w.objects(custBkt, "")
+	if got := objs["a/wallarm_hits_1687240800.jsonl"]; got != ndjson([2]int64{0, 1}, [2]int64{0, 2}) {
+		t.Errorf("main object %q: not what the intent fixed", got)
+	}
+	if got := objs["a/wallarm_hits_1687240800_late_1.jsonl"]; got != ndjson([2]int64{0, 3}) {
+		t.Errorf("late object %q", got)
+	}
+	if len(objs) != 2 {
+		t.Errorf("objects %v", keysOf(objs))
+	}
+}
+
+// TestMovedIntegrationGetsItsSegments: segments of a target a reload replaced
+// (same integration and client, another destination) go to the integration
+// as configured now; those of an integration no longer configured wait, and
+// never go to another tenant.
+func TestMovedIntegrationGetsItsSegments(t *testing.T) {
+	w := newWorld(t, 1)
+	moved := w.target("a:1:new", "a", 1, sink.FormatNDJSON)
+	moved.Prefix = "moved/"
+	other := w.target("b:2:bbbb", "b", 2, sink.FormatNDJSON)
+	w.configure(moved, other)
+	end := w0 + win
+	w.segment(&integrations.Target{ID: "a:1:old"}, w0, end, 0, 1, 1)
+	w.segment(&integrations.Target{ID: "a:9:old"}, w0, end, 0, 1, 2) // another client named a: not ours
+	w.segment(&integrations.Target{ID: "gone:3:x"}, w0, end, 0, 1, 3)
+	w.passAll(end)
+	w.tick(w.assembler(nil))
+	objs := w.objects(custBkt, "")
+	if len(objs) != 1 || objs["moved/wallarm_hits_1687240800.jsonl"] != ndjson([2]int64{0, 1}) {
+		t.Errorf("objects %v", objs)
+	}
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 2 {
+		t.Errorf("%d segments left, want the 2 no configured integration of their client takes", n)
+	}
+}
+
+func keysOf[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
