@@ -24,8 +24,8 @@ type Option func(*options)
 type options struct {
 	keyTemplate       func(string) error
 	stagedKeyTemplate func(string) error
-	lookupEnv   func(string) (string, bool)
-	readFile    func(string) ([]byte, error)
+	lookupEnv         func(string) (string, bool)
+	readFile          func(string) ([]byte, error)
 }
 
 // WithKeyTemplate makes Validate check s3.key_template with check (the

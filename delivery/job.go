@@ -24,7 +24,7 @@ type Job struct {
 	CloseAt int64
 	Digest  uint64
 	Late    bool
-	Records     int
+	Records int
 	// Buffer holds the records; the Delivery finishes it into an object and releases
 	// it whatever the outcome.
 	Buffer *sink.Buffer
