@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -81,7 +82,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("dir", err)
 	}
 	buckets := []string{"acme-hits", "globex-hits"}
-	st, err := embedded.StartS3(embedded.S3Options{Dir: s3dir, Buckets: buckets})
+	const stagingBucket = "hitship-staging"
+	st, err := embedded.StartS3(embedded.S3Options{Dir: s3dir, Buckets: append(slices.Clone(buckets), stagingBucket)})
 	if err != nil {
 		return fail("s3", err)
 	}
@@ -129,6 +131,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return in
 	}
 	cfg.Integrations = []config.Integration{mk("acme-json", 1, buckets[0], config.FormatJSON), mk("globex-ndjson", 2, buckets[1], config.FormatNDJSON)}
+	// Staged delivery: the partitions' segments wait in the operator's own
+	// bucket, and each window becomes one object per integration.
+	cfg.Delivery.Staged = true
+	cfg.Parking = config.Parking{Bucket: stagingBucket, Region: embedded.S3Region, Endpoint: st.URL(), PathStyle: true,
+		Prefix: "hitship/" + run + "/"}
+	cfg.Parking.Credentials.AccessKeyID, cfg.Parking.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0002", "HITSHIP_DEMO_S3_SECRET"
 	if problems := cfg.Validate(config.WithKeyTemplate(keyTemplateCheck), config.WithStagedKeyTemplate(stagedKeyTemplateCheck)); len(problems) > 0 {
 		return fail("config", config.AsError(problems))
 	}
@@ -167,6 +175,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, `hitship demo, run %s
   kafka   %s (in-process kfake), topic %q, 3 partitions; bad records go to %q
   s3      %s (in-process gofakes3); objects are plain files under %s/<bucket>/%s
+          one object per integration and window; segments, intents and manifests in %s/%s/%s
   redis   %s; this run's keys under %s
   spool   %s
   metrics http://%s/metrics   (also /healthz, /readyz)%s
@@ -174,7 +183,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
           with 1%% late and 0.5%% malformed records
   windows %s, grace %s: the first objects land about %s after a window ends. Ctrl-C stops.
 
-`, run, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, objPrefix, redisWhere, prefix, cfg.Spool.Dir, ln.Addr(), metricsNote, *rate, *win, *grace, *grace)
+`, run, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, objPrefix, s3dir, stagingBucket, cfg.Parking.Prefix+"staging/", redisWhere, prefix, cfg.Spool.Dir, ln.Addr(), metricsNote, *rate, *win, *grace, *grace)
 
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	feedDone := make(chan struct{})

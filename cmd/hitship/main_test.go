@@ -274,8 +274,8 @@ func TestGenFlagValidation(t *testing.T) {
 }
 
 // TestDemoSmoke runs the whole demo for 25 s with 10 s windows: objects must land
-// as plain files in both buckets, in the integration's format, and stdout must
-// name every one of them.
+// as plain files in both buckets, in the integration's format, one main object
+// per window, and stdout must name every one of them.
 func TestDemoSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("demo smoke test runs for 25 s")
@@ -297,7 +297,9 @@ func TestDemoSmoke(t *testing.T) {
 		printed[m[1]] = true
 	}
 
-	keyRE := regexp.MustCompile(`^wallarm/[0-9]{8}-[0-9]{6}-[0-9a-f]{6}/wallarm_hits_(\d+)_(\d+)_(\d+)_[0-9a-f]{16}\.(json|jsonl)$`)
+	// Staged delivery: one object per integration and window (the main one),
+	// and late objects beside it.
+	keyRE := regexp.MustCompile(`^wallarm/[0-9]{8}-[0-9]{6}-[0-9a-f]{6}/wallarm_hits_(\d+)(_late_\d+)?\.(json|jsonl)$`)
 	for _, b := range []struct{ bucket, ext string }{{"acme-hits", "json"}, {"globex-hits", "jsonl"}} {
 		root := filepath.Join(tmp, "s3", b.bucket)
 		var files []string
@@ -316,6 +318,7 @@ func TestDemoSmoke(t *testing.T) {
 		if len(files) == 0 {
 			t.Fatalf("no objects under %s; stdout:\n%s\nstderr:\n%s", root, out, errs)
 		}
+		mains := map[string]int{}
 		for _, f := range files {
 			rel, _ := filepath.Rel(root, f)
 			m := keyRE.FindStringSubmatch(filepath.ToSlash(rel))
@@ -323,11 +326,16 @@ func TestDemoSmoke(t *testing.T) {
 				t.Errorf("%s: key %s does not follow the default template", b.bucket, rel)
 				continue
 			}
-			if m[4] != b.ext {
+			if m[3] != b.ext {
 				t.Errorf("%s: key %s, want extension .%s", b.bucket, rel, b.ext)
 			}
 			if !printed[f] {
 				t.Errorf("stdout does not name %s", f)
+			}
+			if m[2] == "" {
+				if mains[m[1]]++; mains[m[1]] > 1 {
+					t.Errorf("%s: two main objects of window %s", b.bucket, m[1])
+				}
 			}
 			data, err := os.ReadFile(f)
 			if err != nil {
