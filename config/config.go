@@ -33,6 +33,11 @@ type Parking struct {
 	Prefix      string      `yaml:"prefix"`
 	PathStyle   bool        `yaml:"path_style"`
 	Credentials Credentials `yaml:"credentials"`
+	// Manifest (staged delivery only) writes beside every object a
+	// "{key}.manifest.json" naming it, its record count, per-partition
+	// offset ranges and SHA-256, after the object: for downstream jobs that
+	// wait for a window to be complete (the main object's manifest).
+	Manifest bool `yaml:"manifest"`
 }
 
 // Enabled reports whether a parking bucket is configured.
@@ -246,6 +251,11 @@ type Integration struct {
 	Endpoint    string      `yaml:"endpoint"`
 	PathStyle   bool        `yaml:"path_style"`
 	Credentials Credentials `yaml:"credentials"`
+	// Manifest (staged delivery only) writes beside every object a
+	// "{key}.manifest.json" naming it, its record count, per-partition
+	// offset ranges and SHA-256, after the object: for downstream jobs that
+	// wait for a window to be complete (the main object's manifest).
+	Manifest bool `yaml:"manifest"`
 }
 
 // Credentials is how hitship authenticates to the customer's bucket: either

@@ -464,6 +464,9 @@ func (v *checker) integrations(c *Config) {
 		v.prefix(key+".prefix", in.Prefix)
 		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON)
 		v.enum(key+".compression", in.Compression, CompressionNone, CompressionGzip)
+		if in.Manifest && !c.Delivery.Staged {
+			v.add(key+".manifest", "set delivery.staged: true (manifests describe the one object of a window that staged delivery writes), or remove manifest", "needs staged delivery")
+		}
 		if len(in.Events) == 0 {
 			v.add(key+".events", "subscribe to at least: [hits]", "is empty")
 		}

@@ -63,6 +63,10 @@ type ParkedDeps struct {
 	// the entries of a disabled integration.
 	Hold func(retry.Claimed) (time.Duration, bool)
 	Now  func() time.Time // nil: time.Now
+	// Delivered, if set, runs after an entry's object reached its customer
+	// and before its parked copy is deleted (staged delivery records it); an
+	// error makes the worker try the completion again.
+	Delivered func(ctx context.Context, c retry.Claimed) error
 }
 
 // Parked is the retry side of a replica: the parking bucket, the Redis retry
@@ -268,6 +272,11 @@ func (p *Parked) parkedMissing(ctx context.Context, c retry.Claimed) error {
 // afterDelivered deletes the parked copy of a delivered entry, after the
 // worker completed it.
 func (p *Parked) afterDelivered(ctx context.Context, c retry.Claimed) error {
+	if p.deps.Delivered != nil {
+		if err := p.deps.Delivered(ctx, c); err != nil {
+			return err
+		}
+	}
 	return p.deps.Store.Delete(ctx, c.ParkedKey)
 }
 

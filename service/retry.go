@@ -91,7 +91,17 @@ func (s *Service) newParked() (*delivery.Parked, error) {
 	}
 	return delivery.NewParked(delivery.ParkedConfig{UploadTimeout: s.cfg.Delivery.UploadTimeout, Dir: s.cfg.Spool.Dir},
 		delivery.ParkedDeps{Logger: s.log, Metrics: s.metrics, Health: s.health, Store: st, Queue: q,
-			Redis: s.rdb, EventsKey: s.registry.EventsKey(), Target: s.parkedTarget, Hold: s.holdParked, Now: s.deps.Now})
+			Redis: s.rdb, EventsKey: s.registry.EventsKey(), Target: s.parkedTarget, Hold: s.holdParked, Now: s.deps.Now,
+			Delivered: s.parkedDelivered})
+}
+
+// parkedDelivered records a staged object that a retry worker delivered
+// (staging.Assembler.ParkedDelivered); nothing to do for per-partition objects.
+func (s *Service) parkedDelivered(ctx context.Context, c retry.Claimed) error {
+	if s.assembler == nil {
+		return nil
+	}
+	return s.assembler.ParkedDelivered(ctx, c.Integration, c.Target, c.Key, c.WindowStart)
 }
 
 // parkedTarget is the configured target a retry entry was built for: by its

@@ -81,6 +81,8 @@ type Service struct {
 	// assembler is staged delivery's half that makes customer objects (nil
 	// unless delivery.staged).
 	assembler *staging.Assembler
+	// manifests names the integrations of the running config with manifest: true.
+	manifests atomic.Pointer[map[string]bool]
 	health    *health.Buffered // the 12-hour ledger of every integration
 
 	redisDown atomic.Bool // as seen by the last probe; only for logging the edges
@@ -112,6 +114,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if s.built, err = integrations.Build(cfg, keys, s.stores, nil); err != nil {
 		return nil, err
 	}
+	s.setManifests(cfg)
 	if s.rdb = deps.Redis; s.rdb == nil {
 		rtls, err := kafkaconn.TLSConfig(cfg.Redis.TLS)
 		if err != nil {
@@ -194,7 +197,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		if s.assembler, err = staging.NewAssembler(staging.AssemblerConfig{Topic: cfg.Kafka.Topic, Window: cfg.Window.Size,
 			Concurrency: cfg.Delivery.Concurrency}, staging.AssemblerDeps{Store: s.parked.Store(), Layout: layout, Coord: coord,
 			Targets: s.routes, Partitions: partitionCounter(cfg, kafkaconn.Dialer(cfg.Kafka, mech, tc)), Spool: s.spool,
-			Deliver: del, Logger: s.log, Metrics: s.metrics}); err != nil {
+			Deliver: del, Logger: s.log, Metrics: s.metrics, Manifest: s.wantsManifest}); err != nil {
 			return nil, err
 		}
 	}
@@ -470,6 +473,7 @@ func (s *Service) reload(cfg *config.Config) (removed []string, err error) {
 	}
 	gone := removedNames(s.cfg, cfg)
 	s.built, s.cfg = b, cfg
+	s.setManifests(cfg)
 	s.log.Info("config reloaded", "added", added, "changed", changed, "removed", removed, "integrations", len(b.All))
 	return gone, nil
 }
@@ -549,4 +553,20 @@ func partitionCounter(cfg *config.Config, d *kafka.Dialer) func(ctx context.Cont
 		}
 		return 0, last
 	}
+}
+
+func (s *Service) setManifests(cfg *config.Config) {
+	m := map[string]bool{}
+	for _, in := range cfg.Integrations {
+		if in.Manifest {
+			m[in.Name] = true
+		}
+	}
+	s.manifests.Store(&m)
+}
+
+// wantsManifest reports whether integration has manifest: true in the running config.
+func (s *Service) wantsManifest(integration string) bool {
+	m := s.manifests.Load()
+	return m != nil && (*m)[integration]
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +20,7 @@ import (
 	"hitship/config"
 	"hitship/internal/testenv"
 	"hitship/sink"
+	"hitship/staging"
 )
 
 // Staged delivery (DESIGN §3, §5): partitions stage segments in the operator's
@@ -207,6 +211,9 @@ func stagedObjects(t *testing.T, e *env, buckets []string, ins []config.Integrat
 			t.Fatal(err)
 		}
 		for k, data := range objs {
+			if strings.HasSuffix(k, staging.ManifestSuffix) {
+				continue // checkManifests
+			}
 			m := stagedKeyRE.FindStringSubmatch(k)
 			if m == nil {
 				t.Fatalf("key %s/%s does not follow the staged template", b, k)
@@ -355,6 +362,10 @@ func TestStagedBrokenBucketHoldsNothing(t *testing.T) {
 	t.Parallel()
 	const parts = 4
 	e, cfg, buckets, ins, clients := stagedWorld(t, parts, 5)
+	// Manifests for the broken one (written by the retry worker's completion)
+	// and one healthy one (written after the inline delivery).
+	ins[0].Manifest, ins[1].Manifest = true, true
+	cfg.Integrations = ins
 	broken := ins[0] // t1, bucket s-1, alone there
 	e.s3.FailBucket(broken.Bucket, 503)
 	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
@@ -377,7 +388,32 @@ func TestStagedBrokenBucketHoldsNothing(t *testing.T) {
 	})
 	e.s3.HealBucket(broken.Bucket)
 	waitFor(t, 60*time.Second, "every hit delivered after the bucket healed", func() bool { return len(stagedDelivered(t, e, buckets, ins)) == len(hits) })
+	waitFor(t, 30*time.Second, "nothing parked any more", func() bool {
+		return len(stagingKeys(t, e, "hitship/parked/")) == 0
+	})
 	verifyStaged(t, e, buckets, ins, hits, base, 2)
+	checkManifests(t, e, buckets, ins)
+	// The staging bucket's manifests say delivered, the parked ones too.
+	st, err := e.s3.Objects(context.Background(), parkBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parkedOnes := 0
+	for k, data := range st {
+		if !strings.HasSuffix(k, ".manifest") {
+			continue
+		}
+		var m staging.Manifest
+		if err := json.Unmarshal(data, &m); err != nil || m.State != "delivered" {
+			t.Errorf("%s: %s (%v)", k, data, err)
+		}
+		if strings.HasPrefix(m.Key, broken.Prefix) {
+			parkedOnes++
+		}
+	}
+	if parkedOnes == 0 {
+		t.Error("no staging manifest of the broken integration's objects")
+	}
 	assertPutObjectOnly(t, e.proxy)
 }
 
@@ -410,4 +446,40 @@ func TestStagedStagingOutageHoldsOffsets(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg.Kafka.Group) })
 	verifyStaged(t, e, buckets, ins, hits, base, 2)
+}
+
+// checkManifests checks that every object of the integrations with manifest:
+// true has its manifest, naming it with its record count and SHA-256, and
+// that no other integration has any.
+func checkManifests(t *testing.T, e *env, buckets []string, ins []config.Integration) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, in := range ins {
+		want[in.Name] = in.Manifest
+	}
+	for _, b := range buckets {
+		objs, err := e.s3.Objects(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, data := range objs {
+			if strings.HasSuffix(k, staging.ManifestSuffix) {
+				obj, ok := objs[strings.TrimSuffix(k, staging.ManifestSuffix)]
+				var m staging.CustomerManifest
+				if err := json.Unmarshal(data, &m); err != nil || !ok {
+					t.Errorf("%s/%s: manifest %v without its object (%v)", b, k, err, ok)
+					continue
+				}
+				sum := sha256.Sum256(obj)
+				if m.SHA256 != hex.EncodeToString(sum[:]) || m.Size != int64(len(obj)) || m.Object != strings.TrimSuffix(k, staging.ManifestSuffix) || m.Records == 0 {
+					t.Errorf("%s/%s: manifest %+v does not describe its object (%d bytes)", b, k, m, len(obj))
+				}
+				continue
+			}
+			name, _, _ := strings.Cut(k, "/")
+			if _, ok := objs[k+staging.ManifestSuffix]; ok != want[name] {
+				t.Errorf("%s/%s: manifest present %v, want %v", b, k, ok, want[name])
+			}
+		}
+	}
 }

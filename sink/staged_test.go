@@ -5,8 +5,17 @@ import (
 	"strings"
 	"testing"
 
+	"hitship/config"
 	"hitship/sink"
 )
+
+// The config package names the defaults without importing sink.
+func TestDefaultTemplatesMatchConfig(t *testing.T) {
+	if config.DefaultKeyTemplate != sink.DefaultKeyTemplate || config.DefaultStagedKeyTemplate != sink.DefaultStagedKeyTemplate {
+		t.Errorf("config's default templates %q, %q; sink's %q, %q", config.DefaultKeyTemplate, config.DefaultStagedKeyTemplate,
+			sink.DefaultKeyTemplate, sink.DefaultStagedKeyTemplate)
+	}
+}
 
 func TestParseStagedKeyTemplate(t *testing.T) {
 	for _, src := range []string{

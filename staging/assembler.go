@@ -60,6 +60,9 @@ type AssemblerDeps struct {
 	Deliver    Deliverer
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
+	// Manifest reports whether the integration of that name wants a manifest
+	// beside each of its objects (config Integration.Manifest); nil: none.
+	Manifest func(integration string) bool
 }
 
 // Assembler is the delivery half (see the package doc). Every replica runs
@@ -410,7 +413,9 @@ func (a *Assembler) send(ctx context.Context, t *integrations.Target, in *Intent
 	}
 	m := Manifest{Key: in.Key, State: "delivered", Records: in.Records, Size: in.Size, SHA256: in.SHA256, Partitions: summary(in.Partitions)}
 	if parked {
-		m.State = "parked"
+		m.State = "parked" // ParkedDelivered writes the customer's manifest and "delivered"
+	} else if err := a.customerManifest(ctx, t, in); err != nil {
+		return err
 	}
 	data, err := json.Marshal(m)
 	if err != nil {
@@ -551,4 +556,82 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// CustomerManifest is what an integration with manifest: true finds beside
+// each object, under the object's key + ".manifest.json", written after the
+// object. Its bytes are a function of the object alone. The main object's
+// manifest says its window is complete: every partition passed its end.
+type CustomerManifest struct {
+	Object      string             `json:"object"`
+	WindowStart string             `json:"window_start"` // RFC 3339, UTC
+	WindowEnd   string             `json:"window_end"`
+	Late        int                `json:"late"` // 0: the window's main object
+	Records     int                `json:"records"`
+	Size        int64              `json:"size"`
+	SHA256      string             `json:"sha256"`
+	Partitions  []PartitionRecords `json:"partitions"` // offset ranges, without the offsets
+}
+
+// ManifestSuffix ends the key of an object's manifest.
+const ManifestSuffix = ".manifest.json"
+
+// customerManifest writes in's object's manifest if its integration wants one.
+func (a *Assembler) customerManifest(ctx context.Context, t *integrations.Target, in *Intent) error {
+	if a.d.Manifest == nil || !a.d.Manifest(t.Name) {
+		return nil
+	}
+	cm := CustomerManifest{Object: in.Key, WindowStart: time.UnixMilli(in.Window).UTC().Format(time.RFC3339),
+		WindowEnd: time.UnixMilli(in.Window + a.cfg.Window.Milliseconds()).UTC().Format(time.RFC3339),
+		Late:      in.Late, Records: in.Records, Size: in.Size, SHA256: in.SHA256, Partitions: summary(in.Partitions)}
+	data, err := json.MarshalIndent(cm, "", "  ")
+	if err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := t.Store.Put(actx, in.Key+ManifestSuffix, sink.BytesBody(append(data, '\n')), sink.PutOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("customer manifest: %w", err)
+	}
+	return nil
+}
+
+// ParkedDelivered is the retry workers' hook after a parked object reached its
+// customer: for a staged object it writes the customer's manifest and marks
+// the staging manifest delivered. Objects of per-partition delivery have no
+// intent and pass through. An error makes the worker try again.
+func (a *Assembler) ParkedDelivered(ctx context.Context, integration, target, key string, window int64) error {
+	keys := []string{}
+	if err := a.d.Store.List(ctx, a.d.Layout.ObjPrefix(target, window), func(ks []string) error {
+		keys = append(keys, ks...)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".intent") {
+			continue
+		}
+		o, err := a.d.Store.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		in, err := decodeIntent(o.Data)
+		if err != nil || in.Key != key {
+			continue
+		}
+		if t, ok := a.resolve(in.Target); ok {
+			if err := a.customerManifest(ctx, t, in); err != nil {
+				return err
+			}
+		}
+		m := Manifest{Key: in.Key, State: "delivered", Records: in.Records, Size: in.Size, SHA256: in.SHA256, Partitions: summary(in.Partitions)}
+		data, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return a.d.Store.Put(ctx, a.d.Layout.ManifestKey(in.Target, in.Window, in.Object), sink.BytesBody(data),
+			sink.PutOptions{ContentType: "application/json"})
+	}
+	return nil
 }

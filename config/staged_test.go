@@ -1,0 +1,69 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestStagedValidation: staged delivery needs a staging bucket, takes the
+// staged default key template in place of the per-partition default, checks
+// a configured template with the staged rules, and manifests need it.
+func TestStagedValidation(t *testing.T) {
+	staged := func(s string) error {
+		if !strings.Contains(s, "{late}") {
+			return errors.New("lacks {late}")
+		}
+		return nil
+	}
+	perPartition := func(s string) error {
+		if strings.Contains(s, "{late}") {
+			return errors.New("{late} is staged only")
+		}
+		return nil
+	}
+	withBucket := func(c *Config) {
+		c.Parking = Parking{Bucket: "ops-staging", Region: "us-east-1", Prefix: "hitship/"}
+	}
+	for _, tt := range []struct {
+		name    string
+		mutate  func(*Config)
+		wantKey string
+	}{
+		{name: "staged with a bucket", mutate: func(c *Config) { c.Delivery.Staged = true; withBucket(c) }},
+		{name: "staged without a bucket", mutate: func(c *Config) { c.Delivery.Staged = true }, wantKey: "parking.bucket"},
+		{name: "staged with a per-partition template", mutate: func(c *Config) {
+			c.Delivery.Staged = true
+			withBucket(c)
+			c.S3.KeyTemplate = "{prefix}x_{window_start}_{partition}_{first_offset}_{digest}.{ext}"
+		}, wantKey: "s3.key_template"},
+		{name: "staged template without staged delivery", mutate: func(c *Config) { c.S3.KeyTemplate = DefaultStagedKeyTemplate }, wantKey: "s3.key_template"},
+		{name: "manifest without staged delivery", mutate: func(c *Config) { c.Integrations[0].Manifest = true }, wantKey: "integrations[0].manifest"},
+		{name: "manifest with staged delivery", mutate: func(c *Config) { c.Delivery.Staged = true; withBucket(c); c.Integrations[0].Manifest = true }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validBase()
+			tt.mutate(&c)
+			ps := c.Validate(env(baseEnv), WithKeyTemplate(perPartition), WithStagedKeyTemplate(staged))
+			if tt.wantKey == "" {
+				if len(ps) != 0 {
+					t.Fatalf("unexpected problems: %v", ps)
+				}
+				return
+			}
+			p, ok := findProblem(ps, tt.wantKey)
+			if !ok || p.Fix == "" {
+				t.Fatalf("want a problem with a fix at %q, got %v", tt.wantKey, ps)
+			}
+		})
+	}
+	c := validBase()
+	c.Delivery.Staged = true
+	if got := c.EffectiveKeyTemplate(); got != DefaultStagedKeyTemplate {
+		t.Errorf("staged with the default template: %q", got)
+	}
+	c.S3.KeyTemplate = "{prefix}hitlogs-{window_start}{late}.{ext}"
+	if got := c.EffectiveKeyTemplate(); got != c.S3.KeyTemplate {
+		t.Errorf("staged with a template of its own: %q", got)
+	}
+}
