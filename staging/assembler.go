@@ -42,8 +42,9 @@ type AssemblerConfig struct {
 	// Interval is how often the marks are read and the ready boundaries
 	// listed (default 1s).
 	Interval time.Duration
-	// LeaseTTL bounds one assembly of a (target, window) (default 15m: cycle 1
-	// and parking fit well within it).
+	// LeaseTTL is the lease of one assembly of a (target, window), renewed
+	// every third of it while the assembly runs (default 30s): a replica
+	// that dies assembling delays the window by about that much.
 	LeaseTTL time.Duration
 	// Concurrency bounds the assemblies at once (default 16).
 	Concurrency int
@@ -91,7 +92,7 @@ func NewAssembler(cfg AssemblerConfig, d AssemblerDeps) (*Assembler, error) {
 		cfg.Interval = time.Second
 	}
 	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = 15 * time.Minute
+		cfg.LeaseTTL = 30 * time.Second
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16

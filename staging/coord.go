@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,11 +22,14 @@ import (
 type Coord struct {
 	rdb  redis.UniversalClient
 	keys state.StagingKeyset
+
+	mu     sync.Mutex
+	tokens map[string]string // lease key -> our token
 }
 
 // NewCoord returns the coordination of topic in group under the Redis key prefix.
 func NewCoord(rdb redis.UniversalClient, prefix, group, topic string) *Coord {
-	return &Coord{rdb: rdb, keys: state.StagingKeys(prefix, group, topic)}
+	return &Coord{rdb: rdb, keys: state.StagingKeys(prefix, group, topic), tokens: map[string]string{}}
 }
 
 // publishScript raises each partition's mark, never lowers it.
@@ -97,9 +101,54 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
-// Lease takes the assembler's lease of target's window for ttl; release gives
-// it back (only if still ours).
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
+// Lease takes the assembler's lease of target's window for ttl and renews it
+// every ttl/3 until release, which gives it back (only if still ours). A
+// replica that dies holding it delays the window by ttl at most.
 func (c *Coord) Lease(ctx context.Context, target string, window int64, ttl time.Duration) (release func(), err error) {
+	inner, err := c.lease(ctx, target, window, ttl)
+	if err != nil {
+		return nil, err
+	}
+	key := c.keys.Lease + target + ":" + strconv.FormatInt(window, 10)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/3)
+				_ = renewScript.Run(rctx, c.rdb, []string{key}, c.token(key), ttl.Milliseconds()).Err()
+				cancel()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		inner()
+	}, nil
+}
+
+// token is the token this Coord holds for key ("" if none).
+func (c *Coord) token(key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tokens[key]
+}
+
+func (c *Coord) lease(ctx context.Context, target string, window int64, ttl time.Duration) (release func(), err error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
@@ -111,7 +160,13 @@ func (c *Coord) Lease(ctx context.Context, target string, window int64, ttl time
 	if !ok {
 		return nil, ErrLeaseHeld
 	}
+	c.mu.Lock()
+	c.tokens[key] = token
+	c.mu.Unlock()
 	return func() {
+		c.mu.Lock()
+		delete(c.tokens, key)
+		c.mu.Unlock()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = releaseScript.Run(rctx, c.rdb, []string{key}, token).Err()

@@ -90,3 +90,28 @@ func TestSegmentKeyRoundTrip(t *testing.T) {
 		t.Error("a foreign key parsed")
 	}
 }
+
+// TestLeaseRenewedWhileHeld: a lease outlives its TTL while its holder runs,
+// and expires within the TTL once the holder is gone.
+func TestLeaseRenewedWhileHeld(t *testing.T) {
+	rdb := testenv.MustRedis(t, testenv.RedisOptions{}).Client()
+	c := staging.NewCoord(rdb, "t:", "g", "hits")
+	other := staging.NewCoord(rdb, "t:", "g", "hits")
+	ctx, cancel := context.WithCancel(context.Background())
+	release, err := c.Lease(ctx, "a:1:x", 0, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if _, err := other.Lease(context.Background(), "a:1:x", 0, time.Minute); !errors.Is(err, staging.ErrLeaseHeld) {
+		t.Fatalf("lease lost while its holder runs: %v", err)
+	}
+	cancel() // the holder dies: no renewal, no release
+	time.Sleep(500 * time.Millisecond)
+	r, err := other.Lease(context.Background(), "a:1:x", 0, time.Minute)
+	if err != nil {
+		t.Fatalf("lease of a dead holder not expired: %v", err)
+	}
+	r()
+	release()
+}
