@@ -16,6 +16,7 @@ import (
 	"hitship/parking"
 	"hitship/registry"
 	"hitship/retry"
+	"hitship/staging"
 )
 
 // ErrStillConfigured is wrapped by Forget's error for an integration that is
@@ -32,6 +33,9 @@ type Forgetter struct {
 	// Queue and Parking are nil without a parking bucket.
 	Queue   *retry.Queue
 	Parking *parking.Store
+	// Staging is the staging bucket's layout with staged delivery (nil
+	// without): the integration's segments, intents and manifests there.
+	Staging *staging.Layout
 	// Configured reports whether name is in the (running) config.
 	Configured func(name string) bool
 	Now        func() time.Time
@@ -52,12 +56,17 @@ type Remains struct {
 	// ParkedObjects and DeadObjects are objects in the parking bucket.
 	ParkedObjects int `json:"parked_objects"`
 	DeadObjects   int `json:"dead_objects"`
+	// StagedSegments are its segments in the staging bucket, not delivered
+	// (staged delivery: they go out if the integration comes back for the
+	// same client); StagedRecords its intents and manifests.
+	StagedSegments int `json:"staged_segments"`
+	StagedRecords  int `json:"staged_records"`
 }
 
 // Empty reports whether nothing is kept.
 func (r Remains) Empty() bool {
 	return r.State == nil && r.LedgerAttempts == 0 && r.RetryEntries == 0 && r.DeadLetters == 0 &&
-		r.InlineNotes == 0 && r.ParkedObjects == 0 && r.DeadObjects == 0
+		r.InlineNotes == 0 && r.ParkedObjects == 0 && r.DeadObjects == 0 && r.StagedSegments == 0 && r.StagedRecords == 0
 }
 
 // LogValue names only what is kept, for one log line.
@@ -70,7 +79,8 @@ func (r Remains) LogValue() slog.Value {
 		k string
 		v int
 	}{{"ledger_attempts", r.LedgerAttempts}, {"retry_entries", r.RetryEntries}, {"dead_letters", r.DeadLetters},
-		{"inline_failure_notes", r.InlineNotes}, {"parked_objects", r.ParkedObjects}, {"dead_objects", r.DeadObjects}} {
+		{"inline_failure_notes", r.InlineNotes}, {"parked_objects", r.ParkedObjects}, {"dead_objects", r.DeadObjects},
+		{"staged_segments", r.StagedSegments}, {"staged_records", r.StagedRecords}} {
 		if kv.v > 0 {
 			as = append(as, slog.Int(kv.k, kv.v))
 		}
@@ -130,6 +140,13 @@ func (f *Forgetter) Remains(ctx context.Context, name string) (Remains, error) {
 			return r, err
 		}
 		r.ParkedObjects, r.DeadObjects = len(parked), len(dead)
+		if f.Staging != nil {
+			segs, recs, err := f.Staging.IntegrationObjects(ctx, f.Parking, name)
+			if err != nil {
+				return r, err
+			}
+			r.StagedSegments, r.StagedRecords = len(segs), len(recs)
+		}
 	}
 	return r, nil
 }
@@ -194,10 +211,26 @@ func (f *Forgetter) Forget(ctx context.Context, name string, purge bool, by stri
 		} else {
 			out.Kept.ParkedObjects, out.Kept.DeadObjects = before.ParkedObjects, before.DeadObjects
 		}
+		if f.Staging != nil {
+			if purge {
+				segs, recs, err := f.Staging.IntegrationObjects(ctx, f.Parking, name)
+				if err != nil {
+					return out, err
+				}
+				for _, k := range append(segs, recs...) {
+					if err := f.Parking.Delete(ctx, k); err != nil {
+						return out, err
+					}
+				}
+				out.Removed.StagedSegments, out.Removed.StagedRecords = len(segs), len(recs)
+			} else {
+				out.Kept.StagedSegments, out.Kept.StagedRecords = before.StagedSegments, before.StagedRecords
+			}
+		}
 	}
 	reason := "removed from the config; runtime state, health ledger and retry entries forgotten"
 	if purge {
-		reason += "; parked and dead objects deleted"
+		reason += "; parked and dead objects (and staged segments, intents and manifests) deleted"
 	} else if !out.Kept.Empty() {
 		reason += "; dead letters and their objects kept for hitship redeliver"
 	}
@@ -224,6 +257,9 @@ func (s *Service) forgetter() *Forgetter {
 	}}
 	if s.parked != nil {
 		f.Queue, f.Parking = s.parked.Queue(), s.parked.Store()
+	}
+	if s.cfg.Delivery.Staged {
+		f.Staging = &staging.Layout{Prefix: s.cfg.Parking.Prefix}
 	}
 	return f
 }
@@ -344,6 +380,9 @@ func OpenForgetter(ctx context.Context, cfg *config.Config, log *slog.Logger) (f
 		}
 		if f.Parking, err = NewParkingStore(ctx, cfg); err != nil {
 			return nil, close, err
+		}
+		if cfg.Delivery.Staged {
+			f.Staging = &staging.Layout{Prefix: cfg.Parking.Prefix}
 		}
 	}
 	return f, close, nil

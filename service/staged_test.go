@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"sort"
@@ -19,6 +20,7 @@ import (
 
 	"hitship/config"
 	"hitship/internal/testenv"
+	"hitship/service"
 	"hitship/sink"
 	"hitship/staging"
 )
@@ -481,5 +483,56 @@ func checkManifests(t *testing.T, e *env, buckets []string, ins []config.Integra
 				t.Errorf("%s/%s: manifest present %v, want %v", b, k, ok, want[name])
 			}
 		}
+	}
+}
+
+// TestStagedForget: what the staging bucket keeps for an integration removed
+// from the config (segments not delivered, intents and manifests) is counted
+// by `hitship forget`, kept without --purge (they go out if the integration
+// comes back for its client) and deleted with it; another integration's stay.
+func TestStagedForget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	e, cfg, _, ins, _ := stagedWorld(t, 1, 2)
+	ctx := context.Background()
+	cfg.Integrations = ins[:1] // t2 removed
+	st, err := service.NewParkingStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := staging.Layout{Prefix: cfg.Parking.Prefix}
+	put := func(k string) {
+		if err := st.Put(ctx, k, sink.BytesBody("x"), sink.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, target := range []string{"t2:2:00000000000000aa", "t2:2:00000000000000bb", "t1:1:00000000000000cc", "t22:22:00000000000000dd"} {
+		put(l.SegmentKey(staging.SegmentID{CloseAt: 1_200_000, Target: target, Window: 600_000, Partition: 0, FirstOffset: 5, Digest: 1}))
+		put(l.IntentKey(target, 600_000, "main"))
+	}
+	put(l.ManifestKey("t2:2:00000000000000aa", 600_000, "main"))
+	f, closeF, err := service.OpenForgetter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeF()
+	r, err := f.Remains(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StagedSegments != 2 || r.StagedRecords != 3 {
+		t.Fatalf("remains %+v, want 2 staged segments and 3 intents and manifests", r)
+	}
+	out, err := f.Forget(ctx, "t2", false, "test")
+	if err != nil || out.Kept.StagedSegments != 2 || len(stagingKeys(t, e, "hitship/staging/")) != 9 {
+		t.Fatalf("forget without purge: %+v, %v; staging holds %v", out, err, stagingKeys(t, e, "hitship/staging/"))
+	}
+	out, err = f.Forget(ctx, "t2", true, "test")
+	if err != nil || out.Removed.StagedSegments != 2 || out.Removed.StagedRecords != 3 {
+		t.Fatalf("forget --purge: %+v, %v", out, err)
+	}
+	if left := stagingKeys(t, e, "hitship/staging/"); len(left) != 4 {
+		t.Errorf("staging after purge: %v, want t1's and t22's four objects", left)
 	}
 }

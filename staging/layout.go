@@ -1,6 +1,7 @@
 package staging
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -102,4 +103,38 @@ func (l Layout) ParseSegmentKey(key string) (SegmentID, error) {
 		return SegmentID{}, fmt.Errorf("staging: segment key %q: %w", key, err)
 	}
 	return s, nil
+}
+
+// IntegrationObjects lists what the staging bucket keeps for the integration
+// called name, whatever its targets (client, destination): its segments and
+// its intents and manifests. It lists every segment (an operator's command,
+// not a hot path).
+func (l Layout) IntegrationObjects(ctx context.Context, store Lister, name string) (segments, records []string, err error) {
+	err = store.List(ctx, l.SegPrefix(), func(keys []string) error {
+		for _, k := range keys {
+			if id, err := l.ParseSegmentKey(k); err == nil && targetName(id.Target) == name {
+				segments = append(segments, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = store.List(ctx, l.Prefix+"staging/obj/"+url.PathEscape(name+":"), func(keys []string) error {
+		records = append(records, keys...)
+		return nil
+	})
+	return segments, records, err
+}
+
+// Lister lists keys under a prefix (*parking.Store).
+type Lister interface {
+	List(ctx context.Context, prefix string, fn func(keys []string) error) error
+}
+
+// targetName is the integration name of a target ID (integrations.NewTargetID).
+func targetName(id string) string {
+	name, _, _ := strings.Cut(id, ":")
+	return name
 }
