@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"hitship/registry"
+	"hitship/integrations/registry"
 	"hitship/sink"
 )
 

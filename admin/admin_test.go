@@ -17,8 +17,8 @@ import (
 	"go.uber.org/goleak"
 
 	"hitship/admin"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/registry"
 	"hitship/sink"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"hitship/admin"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/registry"
 	"hitship/sink"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"hitship/retry"
+	"hitship/delivery/retry"
 )
 
 // reqID is a hit's request_id (hitgen writes 16 random bytes as 32 hex digits).

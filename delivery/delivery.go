@@ -40,9 +40,9 @@ import (
 	"sync"
 	"time"
 
+	"hitship/delivery/retry"
 	"hitship/health"
 	"hitship/metrics"
-	"hitship/retry"
 	"hitship/sink"
 	"hitship/state"
 )

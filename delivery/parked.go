@@ -10,12 +10,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"hitship/delivery/parking"
+	"hitship/delivery/retry"
 	"hitship/health"
 	"hitship/integrations"
+	"hitship/integrations/registry"
 	"hitship/metrics"
-	"hitship/parking"
-	"hitship/registry"
-	"hitship/retry"
 	"hitship/sink"
 )
 

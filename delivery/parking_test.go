@@ -16,11 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hitship/delivery"
+	"hitship/delivery/retry"
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/metrics"
-	"hitship/registry"
-	"hitship/retry"
 	"hitship/sink"
 	"hitship/state"
 )

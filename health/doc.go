@@ -43,7 +43,7 @@
 //     provider (5xx, throttling, timeouts) or of hitship itself count as
 //     attempts, never toward the threshold.
 //   - When it is met, the auto-disable is the registry's
-//     (registry.Store.AutoDisable, Config.Registry): registry/ owns its hash
+//     (registry.Store.AutoDisable, Config.Registry): integrations/registry/ owns its hash
 //     and events stream, so the change is versioned, carries the client id
 //     and reaches the registry's durable copy (the integrations topic). It
 //     changes only an enabled integration (an operator's disable is left

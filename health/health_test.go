@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/registry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"hitship/registry"
+	"hitship/integrations/registry"
 	"hitship/state"
 )
 

@@ -4,7 +4,7 @@
 // reads the whole topic at start-up, follows it afterwards, and answers reads
 // from memory; writes go to the topic and are acknowledged by every in-sync
 // replica (acks=all). hitship keeps the integrations' runtime state in it
-// (registry/); issue #13 puts whole integration definitions into the same
+// (integrations/registry/); issue #13 puts whole integration definitions into the same
 // topic.
 //
 // # Topic

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hitship/config"
-	"hitship/registry"
+	"hitship/integrations/registry"
 	"hitship/service"
 )
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"hitship/config"
-	"hitship/registry"
-	"hitship/retry"
+	"hitship/delivery/retry"
+	"hitship/integrations/registry"
 	"hitship/service"
 )
 

@@ -10,9 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/config"
+	"hitship/delivery/retry"
 	"hitship/health"
-	"hitship/registry"
-	"hitship/retry"
+	"hitship/integrations/registry"
 )
 
 // UnknownIntegrationError says a name given on the command line is not an

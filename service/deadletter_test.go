@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/config"
-	"hitship/registry"
-	"hitship/retry"
+	"hitship/delivery/retry"
+	"hitship/integrations/registry"
 	"hitship/service"
 	"hitship/sink"
 )

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"hitship/config"
+	"hitship/delivery/retry"
 	"hitship/health"
-	"hitship/retry"
 	"hitship/service"
 	"hitship/sink"
 )

@@ -11,11 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/config"
+	"hitship/delivery/parking"
+	"hitship/delivery/retry"
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/kafkaconn"
-	"hitship/parking"
-	"hitship/registry"
-	"hitship/retry"
 	"hitship/staging"
 )
 

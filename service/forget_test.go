@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"hitship/config"
+	"hitship/delivery/retry"
 	"hitship/health"
-	"hitship/registry"
-	"hitship/retry"
+	"hitship/integrations/registry"
 	"hitship/service"
 	"hitship/sink"
 )

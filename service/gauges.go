@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"hitship/delivery/retry"
+	"hitship/integrations/registry"
 	"hitship/internal/buildinfo"
-	"hitship/registry"
-	"hitship/retry"
 )
 
 // gaugeInterval is how often the shared-state gauges (integration state and

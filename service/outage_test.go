@@ -17,9 +17,9 @@ import (
 	"hitship/config"
 	"hitship/consumer"
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/metrics"
-	"hitship/registry"
 	"hitship/service"
 	"hitship/state"
 )

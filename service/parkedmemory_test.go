@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"hitship/config"
+	"hitship/delivery/retry"
 	"hitship/internal/testenv"
-	"hitship/retry"
 	"hitship/service"
 	"hitship/sink"
 )

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"hitship/config"
+	"hitship/delivery/retry"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/registry"
-	"hitship/retry"
 	"hitship/service"
 	"hitship/sink"
 )

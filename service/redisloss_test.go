@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"hitship/delivery"
-	"hitship/retry"
+	"hitship/delivery/retry"
 	"hitship/service"
 	"hitship/sink"
 )

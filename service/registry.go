@@ -9,8 +9,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"hitship/config"
+	"hitship/integrations/registry"
 	"hitship/kstore"
-	"hitship/registry"
 )
 
 // newIntegrationsTopic returns the durable copy of the integrations' runtime

@@ -15,7 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"hitship/config"
-	"hitship/registry"
+	"hitship/integrations/registry"
 	"hitship/service"
 )
 

@@ -11,12 +11,12 @@ import (
 
 	"hitship/config"
 	"hitship/delivery"
+	"hitship/delivery/parking"
+	"hitship/delivery/retry"
 	"hitship/health"
 	"hitship/integrations"
+	"hitship/integrations/registry"
 	"hitship/internal/kafkaconn"
-	"hitship/parking"
-	"hitship/registry"
-	"hitship/retry"
 	"hitship/sink"
 )
 

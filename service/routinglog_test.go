@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"hitship/config"
-	"hitship/registry"
+	"hitship/integrations/registry"
 )
 
 // reloadable is a real hitship process whose config file can be rewritten

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"hitship/delivery"
+	"hitship/delivery/parking"
 	"hitship/integrations"
 	"hitship/metrics"
-	"hitship/parking"
 	"hitship/sink"
 )
 

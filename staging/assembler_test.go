@@ -15,10 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/delivery"
+	"hitship/delivery/parking"
 	"hitship/integrations"
 	"hitship/internal/testenv"
 	"hitship/metrics"
-	"hitship/parking"
 	"hitship/sink"
 	"hitship/staging"
 )

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"hitship/delivery"
+	"hitship/delivery/parking"
 	"hitship/metrics"
-	"hitship/parking"
 	"hitship/sink"
 	"hitship/state"
 )

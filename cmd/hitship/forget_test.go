@@ -9,12 +9,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"hitship/delivery/parking"
+	"hitship/delivery/retry"
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/kstore"
-	"hitship/parking"
-	"hitship/registry"
-	"hitship/retry"
 	"hitship/sink"
 )
 

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"hitship/registry"
+	"hitship/integrations/registry"
 	"hitship/service"
 )
 

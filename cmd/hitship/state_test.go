@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"hitship/delivery/retry"
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/registry"
-	"hitship/retry"
 )
 
 // TestStateCommands: `hitship disable`, `enable` and `status` change and show

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/registry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

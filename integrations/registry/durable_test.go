@@ -11,9 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/health"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/kstore"
-	"hitship/registry"
 )
 
 const durableTopic = "hitship-integrations"

@@ -7,9 +7,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"hitship/delivery/parking"
+	"hitship/delivery/retry"
 	"hitship/internal/testenv"
-	"hitship/parking"
-	"hitship/retry"
 	"hitship/sink"
 )
 

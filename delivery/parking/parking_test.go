@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"go.uber.org/goleak"
 
+	"hitship/delivery/parking"
 	"hitship/internal/testenv"
-	"hitship/parking"
 	"hitship/sink"
 )
 
