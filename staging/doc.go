@@ -58,6 +58,15 @@
 // configured now (never to another client). Segments of an integration no
 // longer configured wait in the staging bucket, logged once per replica.
 //
+// Known limits. The staging bucket must honour If-None-Match: * on PutObject
+// (AWS S3, MinIO, gofakes3 do): without it two replicas that both lost their
+// lease (Redis lost it) could write different intents under one name. The
+// marks are kept per group and topic, not per incarnation of the topic: after
+// a topic is deleted and created again, its first windows may be assembled
+// before every partition staged them, which splits them into a main and late
+// objects (nothing is lost or doubled); delete {prefix}{group:topic}:staged
+// in Redis when re-creating a topic.
+//
 // Retention. Intents and manifests stay: they are what later replays are
 // checked against. Expire them with a lifecycle rule on staging/obj/ of a few
 // days (longer than any replay can reach back: the committed offsets move
