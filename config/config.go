@@ -134,11 +134,21 @@ type Delivery struct {
 	// be auto-disabled (default 1h): a burst of trouble is not a broken
 	// customer.
 	HealthMinFailing time.Duration `yaml:"health_min_failing"`
-	// Staged turns on staged delivery (DESIGN §3, §5; staging/): partitions
-	// write segments to the parking bucket (the staging bucket), and one
-	// object per integration and window is assembled from them and delivered.
-	// It needs parking.bucket.
-	Staged bool `yaml:"staged"`
+	// Staged is staged delivery (DESIGN §3, §5; staging/): partitions write
+	// segments to the parking bucket (the staging bucket), and one object per
+	// integration and window is assembled from them and delivered. Unset, it
+	// is on exactly when parking.bucket is set (Config.StagedDelivery); true
+	// needs parking.bucket; false keeps one object per partition and window.
+	Staged *bool `yaml:"staged"`
+}
+
+// StagedDelivery reports whether staged delivery is on: delivery.staged, or
+// when it is unset, whether a staging (parking) bucket is configured.
+func (c *Config) StagedDelivery() bool {
+	if c.Delivery.Staged != nil {
+		return *c.Delivery.Staged
+	}
+	return c.Parking.Enabled()
 }
 
 // DefaultKeyTemplate is the per-partition key template (s3.key_template's
@@ -149,10 +159,10 @@ const (
 )
 
 // EffectiveKeyTemplate is the key template in force: s3.key_template, except
-// that with delivery.staged the per-partition default stands for
+// that with staged delivery the per-partition default stands for
 // DefaultStagedKeyTemplate.
 func (c *Config) EffectiveKeyTemplate() string {
-	if c.Delivery.Staged && (c.S3.KeyTemplate == "" || c.S3.KeyTemplate == DefaultKeyTemplate) {
+	if c.StagedDelivery() && (c.S3.KeyTemplate == "" || c.S3.KeyTemplate == DefaultKeyTemplate) {
 		return DefaultStagedKeyTemplate
 	}
 	return c.S3.KeyTemplate

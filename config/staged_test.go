@@ -30,16 +30,27 @@ func TestStagedValidation(t *testing.T) {
 		mutate  func(*Config)
 		wantKey string
 	}{
-		{name: "staged with a bucket", mutate: func(c *Config) { c.Delivery.Staged = true; withBucket(c) }},
-		{name: "staged without a bucket", mutate: func(c *Config) { c.Delivery.Staged = true }, wantKey: "parking.bucket"},
+		{name: "staged with a bucket", mutate: func(c *Config) { c.Delivery.Staged = ptr(true); withBucket(c) }},
+		{name: "staged without a bucket", mutate: func(c *Config) { c.Delivery.Staged = ptr(true) }, wantKey: "parking.bucket"},
 		{name: "staged with a per-partition template", mutate: func(c *Config) {
-			c.Delivery.Staged = true
+			c.Delivery.Staged = ptr(true)
 			withBucket(c)
 			c.S3.KeyTemplate = "{prefix}x_{window_start}_{partition}_{first_offset}_{digest}.{ext}"
 		}, wantKey: "s3.key_template"},
 		{name: "staged template without staged delivery", mutate: func(c *Config) { c.S3.KeyTemplate = DefaultStagedKeyTemplate }, wantKey: "s3.key_template"},
 		{name: "manifest without staged delivery", mutate: func(c *Config) { c.Integrations[0].Manifest = true }, wantKey: "integrations[0].manifest"},
-		{name: "manifest with staged delivery", mutate: func(c *Config) { c.Delivery.Staged = true; withBucket(c); c.Integrations[0].Manifest = true }},
+		{name: "manifest with a bucket, staged unset", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Manifest = true }},
+		{name: "manifest with staged off", mutate: func(c *Config) {
+			withBucket(c)
+			c.Delivery.Staged = ptr(false)
+			c.Integrations[0].Manifest = true
+		}, wantKey: "integrations[0].manifest"},
+		{name: "per-partition template with a bucket, staged off", mutate: func(c *Config) {
+			withBucket(c)
+			c.Delivery.Staged = ptr(false)
+			c.S3.KeyTemplate = "{prefix}x_{window_start}_{partition}_{first_offset}_{digest}.{ext}"
+		}},
+		{name: "manifest with staged delivery", mutate: func(c *Config) { c.Delivery.Staged = ptr(true); withBucket(c); c.Integrations[0].Manifest = true }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validBase()
@@ -58,12 +69,31 @@ func TestStagedValidation(t *testing.T) {
 		})
 	}
 	c := validBase()
-	c.Delivery.Staged = true
+	c.Delivery.Staged = ptr(true)
 	if got := c.EffectiveKeyTemplate(); got != DefaultStagedKeyTemplate {
 		t.Errorf("staged with the default template: %q", got)
 	}
 	c.S3.KeyTemplate = "{prefix}hitlogs-{window_start}{late}.{ext}"
 	if got := c.EffectiveKeyTemplate(); got != c.S3.KeyTemplate {
 		t.Errorf("staged with a template of its own: %q", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestStagedByDefaultWithABucket: unset, delivery.staged follows the staging
+// bucket: on with parking.bucket, off without; set, it decides.
+func TestStagedByDefaultWithABucket(t *testing.T) {
+	c := validBase()
+	if c.StagedDelivery() {
+		t.Error("staged without a staging bucket")
+	}
+	c.Parking = Parking{Bucket: "ops-staging", Region: "us-east-1", Prefix: "hitship/"}
+	if !c.StagedDelivery() || c.EffectiveKeyTemplate() != DefaultStagedKeyTemplate {
+		t.Errorf("with a staging bucket: staged %v, template %q", c.StagedDelivery(), c.EffectiveKeyTemplate())
+	}
+	c.Delivery.Staged = ptr(false)
+	if c.StagedDelivery() || c.EffectiveKeyTemplate() != DefaultKeyTemplate {
+		t.Errorf("staged: false: staged %v, template %q", c.StagedDelivery(), c.EffectiveKeyTemplate())
 	}
 }

@@ -388,7 +388,7 @@ func (v *checker) s3(c *Config) {
 		v.add("s3.part_size", `set a size between "5MiB" and "5GiB" (S3 part limits)`, "%s is out of range", s.PartSize)
 	}
 	switch {
-	case c.Delivery.Staged:
+	case c.StagedDelivery():
 		if v.o.stagedKeyTemplate != nil {
 			if err := v.o.stagedKeyTemplate(c.EffectiveKeyTemplate()); err != nil {
 				v.add("s3.key_template", "with delivery.staged one object holds a window of every partition: use {window_start} and {late}, without {partition}, {first_offset} or {digest}, e.g. "+DefaultStagedKeyTemplate, "%v", err)
@@ -464,8 +464,8 @@ func (v *checker) integrations(c *Config) {
 		v.prefix(key+".prefix", in.Prefix)
 		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON)
 		v.enum(key+".compression", in.Compression, CompressionNone, CompressionGzip)
-		if in.Manifest && !c.Delivery.Staged {
-			v.add(key+".manifest", "set delivery.staged: true (manifests describe the one object of a window that staged delivery writes), or remove manifest", "needs staged delivery")
+		if in.Manifest && !c.StagedDelivery() {
+			v.add(key+".manifest", "configure a staging bucket (parking.bucket) and leave delivery.staged unset or true: manifests describe the one object of a window that staged delivery writes; or remove manifest", "needs staged delivery")
 		}
 		if len(in.Events) == 0 {
 			v.add(key+".events", "subscribe to at least: [hits]", "is empty")
@@ -602,8 +602,8 @@ func (v *checker) parking(c *Config) {
 	p := &c.Parking
 	p.Credentials.secretAccessKey = Secret{}
 	if !p.Enabled() {
-		if c.Delivery.Staged {
-			v.add("parking.bucket", "set parking.bucket (and region, credentials) to a bucket of your own: it is the staging bucket every segment, intent and manifest is kept in", "delivery.staged needs a staging bucket")
+		if c.StagedDelivery() {
+			v.add("parking.bucket", "set parking.bucket (and region, credentials) to a bucket of your own: it is the staging bucket every segment, intent and manifest is kept in; or set delivery.staged: false for one object per partition and window", "delivery.staged needs a staging bucket")
 		}
 		return
 	}

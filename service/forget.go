@@ -258,7 +258,7 @@ func (s *Service) forgetter() *Forgetter {
 	if s.parked != nil {
 		f.Queue, f.Parking = s.parked.Queue(), s.parked.Store()
 	}
-	if s.cfg.Delivery.Staged {
+	if s.cfg.StagedDelivery() {
 		f.Staging = &staging.Layout{Prefix: s.cfg.Parking.Prefix}
 	}
 	return f
@@ -381,7 +381,7 @@ func OpenForgetter(ctx context.Context, cfg *config.Config, log *slog.Logger) (f
 		if f.Parking, err = NewParkingStore(ctx, cfg); err != nil {
 			return nil, close, err
 		}
-		if cfg.Delivery.Staged {
+		if cfg.StagedDelivery() {
 			f.Staging = &staging.Layout{Prefix: cfg.Parking.Prefix}
 		}
 	}

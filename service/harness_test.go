@@ -233,6 +233,9 @@ func configYAML(t *testing.T, cfg *config.Config) []byte {
 	fmt.Fprintf(&b, "window:\n  size: %s\n  grace: %s\n  idle_timeout: %s\n", cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout)
 	fmt.Fprintf(&b, "spool:\n  dir: %s\n  max_bytes: %d\n  memory_bytes: %d\n", cfg.Spool.Dir, cfg.Spool.MaxBytes, cfg.Spool.MemoryBytes)
 	fmt.Fprintf(&b, "delivery:\n  retry_min: %s\n  retry_max: %s\n  health_min_attempts: %d\n", cfg.Delivery.RetryMin, cfg.Delivery.RetryMax, cfg.Delivery.HealthMinAttempts)
+	if cfg.Delivery.Staged != nil {
+		fmt.Fprintf(&b, "  staged: %t\n", *cfg.Delivery.Staged)
+	}
 	fmt.Fprintf(&b, "s3:\n  endpoint: %s\n  path_style: %t\n  if_none_match: %t\n", cfg.S3.Endpoint, cfg.S3.PathStyle, cfg.S3.IfNoneMatch)
 	fmt.Fprintf(&b, "redis:\n  addr: %s\nhttp:\n  listen: \"127.0.0.1:0\"\nlog:\n  format: json\n  level: %s\n", cfg.Redis.Addr, cfg.Log.Level)
 	b.WriteString("integrations:\n")

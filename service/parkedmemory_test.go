@@ -39,6 +39,8 @@ func TestParkedReadMemoryBounded(t *testing.T) {
 	cfg.S3.Endpoint = v.URL()
 	cfg.Parking = config.Parking{Bucket: parkBucket, Region: testenv.S3Region, Endpoint: v.URL(), PathStyle: true, Prefix: "hitship/"}
 	cfg.Parking.Credentials.AccessKeyID, cfg.Parking.Credentials.SecretAccessKeyEnv = testenv.VersitygwAccessKey, "HITSHIP_TEST_VGW_SECRET"
+	perPartition := false // the parked path of per-partition objects
+	cfg.Delivery.Staged = &perPartition
 	if ps := cfg.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err })); len(ps) > 0 {
 		t.Fatal(config.AsError(ps))
 	}

@@ -35,6 +35,9 @@ func withParking(t *testing.T, e *env, cfg *config.Config) *config.Config {
 	c := *cfg
 	c.Parking = config.Parking{Bucket: parkBucket, Region: testenv.S3Region, Endpoint: e.s3.URL(), PathStyle: true, Prefix: "hitship/"}
 	c.Parking.Credentials.AccessKeyID, c.Parking.Credentials.SecretAccessKeyEnv = "TESTACCESSKEY0002", testSecretEnv
+	// The per-partition path with parking (a staging bucket would make it staged).
+	perPartition := false
+	c.Delivery.Staged = &perPartition
 	if ps := c.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err })); len(ps) > 0 {
 		t.Fatal(config.AsError(ps))
 	}

@@ -145,6 +145,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	cfg.Parking = config.Parking{Bucket: parkBucket, Region: testenv.S3Region, Endpoint: e.s3.URL(), PathStyle: true, Prefix: "hitship/"}
 	cfg.Parking.Credentials.AccessKeyID, cfg.Parking.Credentials.SecretAccessKeyEnv = "TESTACCESSKEY0002", "HITSHIP_TEST_PARK_SECRET"
+	perPartition := false // this test's keys are per partition
+	cfg.Delivery.Staged = &perPartition
 	if ps := cfg.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err })); len(ps) > 0 {
 		t.Fatal(config.AsError(ps))
 	}

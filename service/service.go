@@ -100,7 +100,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	s.metrics = metrics.New(deps.Registry)
 	s.setBuildInfo()
 	parse := sink.ParseKeyTemplate
-	if cfg.Delivery.Staged {
+	if cfg.StagedDelivery() {
 		parse = sink.ParseStagedKeyTemplate
 	}
 	keys, err := parse(cfg.EffectiveKeyTemplate())
@@ -185,7 +185,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	}
 	var cdel consumer.Delivery = del
 	var marks consumer.Marks
-	if cfg.Delivery.Staged {
+	if cfg.StagedDelivery() {
 		if s.parked == nil {
 			return nil, errors.New("delivery.staged: parking.bucket (the staging bucket) is required")
 		}
@@ -222,7 +222,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		MaxRecordBytes:    int(cfg.Kafka.MaxRecordBytes),
 		MaxDepth:          cfg.Kafka.MaxDepth,
 		Window:            wc,
-		Staged:            cfg.Delivery.Staged,
+		Staged:            cfg.StagedDelivery(),
 	}, consumer.Deps{Logger: s.log, Metrics: s.metrics, State: st, Routes: s.routes, Spool: s.spool,
 		Delivery: cdel, Marks: marks, DeadLetters: s.dlq, Now: deps.Now, Incarnations: incs,
 		StateFor: func(inc string) (consumer.PartitionState, error) { return st.ForIncarnation(inc) }})

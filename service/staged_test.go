@@ -39,7 +39,8 @@ func stagedConfig(t *testing.T, e *env, cfg *config.Config) *config.Config {
 	c := *cfg
 	c.Parking = config.Parking{Bucket: parkBucket, Region: testenv.S3Region, Endpoint: e.s3.URL(), PathStyle: true, Prefix: "hitship/"}
 	c.Parking.Credentials.AccessKeyID, c.Parking.Credentials.SecretAccessKeyEnv = "TESTACCESSKEY0002", testSecretEnv
-	c.Delivery.Staged = true
+	staged := true
+	c.Delivery.Staged = &staged
 	if ps := c.Validate(config.WithKeyTemplate(func(s string) error { _, err := sink.ParseKeyTemplate(s); return err }),
 		config.WithStagedKeyTemplate(func(s string) error { _, err := sink.ParseStagedKeyTemplate(s); return err })); len(ps) > 0 {
 		t.Fatal(config.AsError(ps))

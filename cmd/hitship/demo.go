@@ -133,7 +133,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Integrations = []config.Integration{mk("acme-json", 1, buckets[0], config.FormatJSON), mk("globex-ndjson", 2, buckets[1], config.FormatNDJSON)}
 	// Staged delivery: the partitions' segments wait in the operator's own
 	// bucket, and each window becomes one object per integration.
-	cfg.Delivery.Staged = true
+	staged := true
+	cfg.Delivery.Staged = &staged
 	cfg.Parking = config.Parking{Bucket: stagingBucket, Region: embedded.S3Region, Endpoint: st.URL(), PathStyle: true,
 		Prefix: "hitship/" + run + "/"}
 	cfg.Parking.Credentials.AccessKeyID, cfg.Parking.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0002", "HITSHIP_DEMO_S3_SECRET"
