@@ -184,6 +184,15 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, op := range []string{"append", "finish"} {
 		m.SpoolErrors.WithLabelValues(op)
 	}
+	for _, r := range []string{ResultOK, ResultError} {
+		m.SegmentsStaged.WithLabelValues(r)
+	}
+	for _, k := range []string{"main", "late"} {
+		for _, r := range []string{ResultOK, ResultDuplicate} {
+			m.Assembled.WithLabelValues(k, r)
+		}
+	}
+	m.Assembled.WithLabelValues("any", ResultError)
 	return m
 }
 
