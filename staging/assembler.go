@@ -295,7 +295,6 @@ func (a *Assembler) assemble(ctx context.Context, targetID string, window, close
 	for _, k := range segs {
 		if !claimed[k] {
 			fresh = append(fresh, k)
-			continue
 		}
 	}
 	for _, in := range intents {
@@ -335,7 +334,7 @@ func (a *Assembler) assemble(ctx context.Context, targetID string, window, close
 		Object: ObjectName(n), Late: n, Format: t.Format.String(), Compression: t.Compression.String(), Segments: sorted(fresh)}
 	in.Key = t.Keys.Key(sink.KeyParams{Prefix: t.Prefix, WindowStart: window, Format: t.Format, Compression: t.Compression,
 		ClientID: t.ClientID, Integration: t.Name, Topic: a.cfg.Topic, Late: n})
-	obj, ids, err := a.build(ctx, t, in, func(p int, off int64) bool { return !have.Has(p, off) })
+	obj, ids, err := a.build(ctx, t.Format, t.Compression, in, func(p int, off int64) bool { return !have.Has(p, off) })
 	if err != nil {
 		return err
 	}
@@ -383,7 +382,17 @@ func (a *Assembler) deliver(ctx context.Context, t *integrations.Target, in *Int
 	if err != nil {
 		return fmt.Errorf("intent %s: %w", in.Object, err)
 	}
-	obj, _, err := a.build(ctx, t, in, want.Has)
+	// The intent's format, not the integration's now: a reload may have
+	// changed it since, and the bytes are fixed.
+	f, err := sink.ParseFormat(in.Format)
+	if err != nil {
+		return fmt.Errorf("intent %s: %w", in.Object, err)
+	}
+	c, err := sink.ParseCompression(in.Compression)
+	if err != nil {
+		return fmt.Errorf("intent %s: %w", in.Object, err)
+	}
+	obj, _, err := a.build(ctx, f, c, in, want.Has)
 	if err != nil {
 		return err
 	}
@@ -437,7 +446,7 @@ func (a *Assembler) send(ctx context.Context, t *integrations.Target, in *Intent
 // build assembles the records of in.Segments that keep accepts, in canonical
 // order (partition, then offset), each once, into a finished object of the
 // target's format. It returns the identities it took.
-func (a *Assembler) build(ctx context.Context, t *integrations.Target, in *Intent, keep func(p int, off int64) bool) (*sink.Object, Offsets, error) {
+func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression, in *Intent, keep func(p int, off int64) bool) (*sink.Object, Offsets, error) {
 	byPart := map[int][]string{}
 	var parts []int
 	for _, k := range in.Segments {
@@ -451,7 +460,7 @@ func (a *Assembler) build(ctx context.Context, t *integrations.Target, in *Inten
 		byPart[id.Partition] = append(byPart[id.Partition], k)
 	}
 	slices.Sort(parts)
-	buf := a.d.Spool.NewBuffer(t.Format)
+	buf := a.d.Spool.NewBuffer(f)
 	ids := Offsets{}
 	for _, p := range parts {
 		if err := a.mergePartition(ctx, p, byPart[p], keep, buf, ids); err != nil {
@@ -459,7 +468,7 @@ func (a *Assembler) build(ctx context.Context, t *integrations.Target, in *Inten
 			return nil, nil, err
 		}
 	}
-	obj, err := buf.Finish(t.Compression)
+	obj, err := buf.Finish(c)
 	if err != nil {
 		return nil, nil, err
 	}

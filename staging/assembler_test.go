@@ -309,6 +309,46 @@ func TestIntentFixesTheBytes(t *testing.T) {
 	}
 }
 
+// TestIntentKeepsItsFormat: an intent made before a reload changed the
+// integration's format and compression is delivered as it was fixed, not
+// stuck on a checksum that no longer matches.
+func TestIntentKeepsItsFormat(t *testing.T) {
+	w := newWorld(t, 1)
+	before := w.target("a:1:aaaa", "a", 1, sink.FormatNDJSON)
+	w.configure(before)
+	end := w0 + win
+	w.segment(before, w0, end, 0, 1, 1, 2)
+	w.passAll(end)
+	w.s3.FailBucket(custBkt, 503)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := w.assembler(nil)
+	if err := first.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.objects(stageBkt, "hitship/staging/obj/")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no intent written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	first.Wait()
+	// The reload: JSON array, gzip (another target of the same integration).
+	after := w.target("a:1:bbbb", "a", 1, sink.FormatJSON)
+	after.Compression = sink.CompressionGzip
+	w.configure(after)
+	w.s3.HealBucket(custBkt)
+	w.tick(w.assembler(nil))
+	objs := w.objects(custBkt, "")
+	if got := objs["a/wallarm_hits_1687240800.jsonl"]; got != ndjson([2]int64{0, 1}, [2]int64{0, 2}) || len(objs) != 1 {
+		t.Errorf("objects %v: want the NDJSON object the intent fixed", keysOf(objs))
+	}
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 0 {
+		t.Errorf("%d segments left", n)
+	}
+}
+
 // TestMovedIntegrationGetsItsSegments: segments of a target a reload replaced
 // (same integration and client, another destination) go to the integration
 // as configured now; those of an integration no longer configured wait, and
