@@ -116,7 +116,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Kafka.Brokers = k.Addrs()
 	cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic, cfg.Kafka.Group = topic, dlqTopic, "hitship-demo"
 	cfg.Kafka.SessionTimeout, cfg.Kafka.RebalanceTimeout, cfg.Kafka.HeartbeatInterval = 6*time.Second, 6*time.Second, time.Second
-	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = *win, *grace, 10*time.Second
+	// A short idle timeout: with staged delivery a window is complete once every
+	// partition passed it, and a quiet one passes it after idle_timeout.
+	cfg.Window.Size, cfg.Window.Grace, cfg.Window.IdleTimeout = *win, *grace, 2*time.Second
 	cfg.Spool.Dir = filepath.Join(spoolRoot, run)
 	defer os.RemoveAll(cfg.Spool.Dir) // after svc.Run released it
 	cfg.S3.Endpoint, cfg.S3.PathStyle = st.URL(), true
