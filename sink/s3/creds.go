@@ -1,4 +1,4 @@
-package sink
+package s3
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"hitship/internal/logx"
+	"hitship/sink"
 )
 
 // AssumeRole defaults and limits.
@@ -123,7 +124,7 @@ func ExplainCredentials(err error) (ce *CredentialError, ok bool) {
 	if ce, ok := AsCredentialError(err); ok {
 		return ce, true
 	}
-	if !IsBadCredentials(err) {
+	if !sink.IsBadCredentials(err) {
 		return nil, false
 	}
 	se, _ := storeErr(err)
