@@ -177,8 +177,8 @@ const (
 var ErrOwnFailure = errors.New("hitship's own failure")
 
 // OwnFailure marks err as a failure on hitship's side (reading a parked
-// object, a local disk, a missing configuration): Blame answers SideHitship
-// whatever err wraps. nil stays nil.
+// object, a local disk, a missing configuration): Blame (sink/s3) answers
+// SideHitship whatever err wraps. nil stays nil.
 func OwnFailure(err error) error {
 	if err == nil {
 		return nil

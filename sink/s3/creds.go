@@ -119,7 +119,7 @@ func IsExternalIDLikelyCause(err error) bool { return IsAssumeRoleDenied(err) }
 // ExplainCredentials returns the plain-words explanation of a credential
 // failure in err: the CredentialError from an AssumeRole provider, or one
 // built from a store error whose code says the credentials were rejected
-// (IsBadCredentials). ok is false for other errors.
+// (sink.IsBadCredentials). ok is false for other errors.
 func ExplainCredentials(err error) (ce *CredentialError, ok bool) {
 	if ce, ok := AsCredentialError(err); ok {
 		return ce, true

@@ -43,7 +43,7 @@ import (
 // key's path escaping (httpbinding), Expect: 100-continue above 2 MiB, and
 // errors of the same shape (smithy.OperationError > awshttp.ResponseError >
 // smithy.GenericAPIError with S3's code, or the status text without spaces when
-// the answer has no XML body), so classification (errors.go, Explain) is
+// the answer has no XML body), so classification (sink/errors.go, Explain) is
 // unchanged. Multipart uploads stay on the SDK. Buckets whose endpoint rules
 // ask for another auth scheme (S3 Express directory buckets, multi-region
 // access points) use the SDK for everything (newPutter returns nil).

@@ -44,7 +44,7 @@ type S3Config struct {
 	// HTTPClient is optional; the SDK's default client otherwise.
 	HTTPClient *http.Client
 	// IfNoneMatch makes every Put conditional (If-None-Match: *), as if
-	// PutOptions.IfNoneMatch were set. Enable it where the store supports
+	// sink.PutOptions.IfNoneMatch were set. Enable it where the store supports
 	// conditional writes (AWS S3 does).
 	IfNoneMatch bool
 	// MultipartThreshold: objects larger than this use a multipart upload
@@ -60,7 +60,7 @@ type S3Config struct {
 	AllowAbort bool
 }
 
-// S3Store is a Store on one S3 bucket. It uses only calls covered by
+// S3Store is a sink.Store on one S3 bucket. It uses only calls covered by
 // s3:PutObject (PutObject, CreateMultipartUpload, UploadPart,
 // CompleteMultipartUpload), plus AbortMultipartUpload when AllowAbort. It
 // never retries: the delivery owns retries. Safe for concurrent use.
@@ -168,7 +168,7 @@ func (s *S3Store) Bucket() string { return s.cfg.Bucket }
 
 // Put uploads obj under key: one PutObject up to MultipartThreshold, a
 // multipart upload above. It blocks until done or ctx ends. A 412 answer to a
-// conditional write returns an error satisfying IsAlreadyExists.
+// conditional write returns an error satisfying sink.IsAlreadyExists.
 func (s *S3Store) Put(ctx context.Context, key string, obj sink.Body, opts sink.PutOptions) error {
 	if key == "" {
 		return invalidf("s3: empty key")

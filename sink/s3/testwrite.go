@@ -18,7 +18,7 @@ import (
 
 // TestParams describe one "test integration" write.
 type TestParams struct {
-	// Prefix is the integration's key prefix (checked with ValidatePrefix).
+	// Prefix is the integration's key prefix (checked with sink.ValidatePrefix).
 	Prefix      string
 	Format      sink.Format
 	Compression sink.Compression
@@ -91,10 +91,10 @@ type Answer struct {
 }
 
 // Explain turns the error of TestWrite (or of any Put) into an Answer.
-// Explain(nil) is a success. Classification uses the predicates of this
-// package, most specific first: a role that cannot be assumed is reported as
-// such although STS answers "AccessDenied" too, and a signature mismatch
-// apart from other credential errors.
+// Explain(nil) is a success. Classification uses the predicates of sink and
+// of this package, most specific first: a role that cannot be assumed is
+// reported as such although STS answers "AccessDenied" too, and a signature
+// mismatch apart from other credential errors.
 func Explain(err error) Answer {
 	if err == nil || sink.IsAlreadyExists(err) {
 		return Answer{OK: true, Message: "hitship wrote the two sample hits to the bucket: the integration works."}
@@ -284,7 +284,7 @@ func redirectRegion(err error) string {
 
 // IsSignatureMismatch reports whether S3 rejected the request signature
 // (SignatureDoesNotMatch): usually a wrong secret key for an existing key ID.
-// Such errors satisfy IsBadCredentials too.
+// Such errors satisfy sink.IsBadCredentials too.
 func IsSignatureMismatch(err error) bool {
 	se, ok := storeErr(err)
 	return ok && se.Code == "SignatureDoesNotMatch"
@@ -312,7 +312,7 @@ func IsUnreachable(err error) bool {
 // role (AccessDenied from sts:AssumeRole): a trust policy that does not allow
 // hitship's account, or whose sts:ExternalId condition does not match. The
 // S3 call then fails before any request reaches the bucket, with STS's
-// AccessDenied inside, which IsAccessDenied would take for an S3 refusal.
+// AccessDenied inside, which sink.IsAccessDenied would take for an S3 refusal.
 // It looks for the STS operation error anywhere in the chain, so it works
 // with any credentials provider that wraps it (IsAssumeRoleDenied of
 // creds.go, once it exists, may be or-ed in by Explain).
