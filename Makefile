@@ -25,7 +25,7 @@ build:
 run: build
 	@exec $(BIN)/hitship demo $(DEMO_FLAGS)
 
-# versitygw is a production S3 gateway the sink's acceptance suite runs against.
+# versitygw is a production S3 gateway the S3 store's acceptance suite (sink/s3) runs against.
 # If it cannot be built (no module proxy), that suite skips with the reason.
 tools: $(BIN)/versitygw
 

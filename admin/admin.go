@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"hitship/integrations/registry"
-	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // DefaultTestTimeout bounds one test write.
@@ -63,10 +63,10 @@ type Deps struct {
 	// Integrations returns the current config view (it changes on reload).
 	// Required; called once per request.
 	Integrations func() []Integration
-	// Tester runs the test write of the named integration (sink.TestWrite +
-	// sink.Explain). Required. A returned error means the test could not
+	// Tester runs the test write of the named integration (s3sink.TestWrite +
+	// s3sink.Explain). Required. A returned error means the test could not
 	// run at all; it is logged and answered with 500 without its text.
-	Tester func(ctx context.Context, name string) (sink.Answer, error)
+	Tester func(ctx context.Context, name string) (s3sink.Answer, error)
 	// Retries, if set, answers GET /v1/integrations/{name}/retries with the
 	// integration's health ledger and retry queue (any JSON value). An error
 	// is answered 503.
@@ -155,7 +155,7 @@ type StateChange struct {
 // TestResult answers a test.
 type TestResult struct {
 	Integration string `json:"integration"`
-	sink.Answer
+	s3sink.Answer
 }
 
 type apiError struct {

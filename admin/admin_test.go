@@ -20,6 +20,7 @@ import (
 	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,20 +82,20 @@ func newEnv(t *testing.T) *env {
 		fmt.Fprint(w, `<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><AWSAccessKeyId>AKIAKEYS</AWSAccessKeyId></Error>`)
 	}))
 	t.Cleanup(s3.Close)
-	tester := func(ctx context.Context, name string) (sink.Answer, error) {
+	tester := func(ctx context.Context, name string) (s3sink.Answer, error) {
 		switch name {
 		case "keys":
-			st, err := sink.NewS3Store(sink.S3Config{Bucket: "cust", Region: "us-east-1", Endpoint: s3.URL, PathStyle: true,
+			st, err := s3sink.NewS3Store(s3sink.S3Config{Bucket: "cust", Region: "us-east-1", Endpoint: s3.URL, PathStyle: true,
 				Credentials: credentials.NewStaticCredentialsProvider("AKIAKEYS", secret, "")})
 			if err != nil {
-				return sink.Answer{}, err
+				return s3sink.Answer{}, err
 			}
-			_, err = sink.TestWrite(ctx, st, sink.TestParams{Format: sink.FormatNDJSON, Now: time.Now()})
-			return sink.Explain(err), nil
+			_, err = s3sink.TestWrite(ctx, st, s3sink.TestParams{Format: sink.FormatNDJSON, Now: time.Now()})
+			return s3sink.Explain(err), nil
 		case "acme":
-			return sink.Answer{OK: true, Message: "hitship wrote the two sample hits"}, nil
+			return s3sink.Answer{OK: true, Message: "hitship wrote the two sample hits"}, nil
 		}
-		return sink.Answer{}, errors.New("cannot build store with secret " + secret)
+		return s3sink.Answer{}, errors.New("cannot build store with secret " + secret)
 	}
 	logBuf := &syncBuf{}
 	api, err := admin.New(admin.Config{Token: token}, admin.Deps{
@@ -157,7 +158,7 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins := func() []admin.Integration { return nil }
-	tester := func(context.Context, string) (sink.Answer, error) { return sink.Answer{}, nil }
+	tester := func(context.Context, string) (s3sink.Answer, error) { return s3sink.Answer{}, nil }
 	cases := []struct {
 		name    string
 		cfg     admin.Config
@@ -388,7 +389,7 @@ func TestTestEndpoint(t *testing.T) {
 		problem string
 	}{
 		{name: "success", path: "/v1/integrations/acme/test", status: 200, ok: true},
-		{name: "real S3 failure with the secret in use", path: "/v1/integrations/keys/test", status: 200, problem: sink.ProblemSignatureMismatch},
+		{name: "real S3 failure with the secret in use", path: "/v1/integrations/keys/test", status: 200, problem: s3sink.ProblemSignatureMismatch},
 		{name: "tester cannot run", path: "/v1/integrations/off/test", status: 500},
 	}
 	for _, tc := range cases {

@@ -11,7 +11,7 @@ import (
 	"hitship/admin"
 	"hitship/integrations/registry"
 	"hitship/internal/testenv"
-	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // TestDelete: DELETE /v1/integrations/{name} is refused for a configured
@@ -36,7 +36,7 @@ func TestDelete(t *testing.T) {
 	api, err := admin.New(admin.Config{Token: token}, admin.Deps{
 		Registry:     store,
 		Integrations: func() []admin.Integration { return integrations },
-		Tester:       func(context.Context, string) (sink.Answer, error) { return sink.Answer{}, nil },
+		Tester:       func(context.Context, string) (s3sink.Answer, error) { return s3sink.Answer{}, nil },
 		Forget: func(ctx context.Context, name string, purge bool, by string) (any, error) {
 			calls = append(calls, call{name, by, purge})
 			ev, err := store.Forget(ctx, name, "removed from the config", by)

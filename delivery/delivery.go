@@ -44,6 +44,7 @@ import (
 	"hitship/health"
 	"hitship/metrics"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 	"hitship/state"
 )
 
@@ -300,7 +301,7 @@ func (d *Inline) upload(ctx context.Context, j *Job, obj *sink.Object, opts sink
 	m.UploadAttempts.WithLabelValues(name, result).Inc()
 	d.recordHealth(ctx, log, name, err)
 	if result == metrics.ResultError {
-		log.Warn("upload failed", "attempt", p.String(), "problem", sink.Explain(err).Message, "err", err)
+		log.Warn("upload failed", "attempt", p.String(), "problem", s3sink.Explain(err).Message, "err", err)
 		return err
 	}
 	m.ObjectsWritten.WithLabelValues(name, result).Inc()
@@ -426,10 +427,10 @@ func (d *Inline) park(ctx context.Context, j *Job, obj *sink.Object, pk *Parking
 }
 
 // HealthOutcome is the health ledger's outcome of an attempt that ended with
-// err (nil or a 412: success), classified by sink.Blame: only failures on
+// err (nil or a 412: success), classified by s3sink.Blame: only failures on
 // the customer's side count toward auto-disable.
 func HealthOutcome(err error) health.Outcome {
-	switch sink.Blame(err) {
+	switch s3sink.Blame(err) {
 	case sink.SideNone:
 		return health.Success
 	case sink.SideCustomer:

@@ -17,6 +17,7 @@ import (
 	"hitship/integrations/registry"
 	"hitship/metrics"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // The retry side of a replica (DESIGN §5): objects that failed cycle 1 wait
@@ -286,7 +287,7 @@ func (p *Parked) parkedOutcome(c retry.Claimed, err error) {
 	if err != nil {
 		result = metrics.ResultError
 		p.deps.Logger.Warn("parked object not delivered", entryAttrs(c), "key", c.Key, "attempt", c.Position().String(),
-			"problem", sink.Explain(err).Message, "err", err)
+			"problem", s3sink.Explain(err).Message, "err", err)
 	}
 	p.deps.Metrics.UploadAttempts.WithLabelValues(c.Integration, result).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

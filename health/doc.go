@@ -16,7 +16,7 @@
 // # Outcomes
 //
 // Every attempt is recorded with the side its failure's cause lies on
-// (Outcome; the callers classify with sink.Blame): Success, FailCustomer
+// (Outcome; the callers classify with Blame of sink/s3): Success, FailCustomer
 // (access denied, no such bucket, wrong region, bad key or credentials, a
 // role that cannot be assumed), FailProvider (5xx, throttling, timeouts,
 // connection errors) or FailHitship (hitship's own identity, parking bucket,

@@ -39,7 +39,7 @@ const DefaultMinAttempts = 20
 const DefaultMinFailing = time.Hour
 
 // Outcome is the result of one upload attempt, with the side a failure's
-// cause lies on (sink.Blame): only customer-side failures count toward
+// cause lies on (Blame of sink/s3): only customer-side failures count toward
 // auto-disable.
 type Outcome int
 

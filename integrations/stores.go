@@ -11,6 +11,7 @@ import (
 
 	"hitship/config"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // StoreFactory builds the object store of one integration; tests and the demo
@@ -32,7 +33,7 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 		var creds aws.CredentialsProvider
 		switch {
 		case in.Credentials.AccessKeyID != "":
-			p, err := sink.NewStaticProvider(in.Credentials.AccessKeyID, in.Credentials.SecretAccessKey())
+			p, err := s3sink.NewStaticProvider(in.Credentials.AccessKeyID, in.Credentials.SecretAccessKey())
 			if err != nil {
 				return nil, fmt.Errorf("integration %s: %w", in.Name, err)
 			}
@@ -41,12 +42,12 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 			once.Do(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				base, baseErr = sink.DefaultBaseCredentials(ctx)
+				base, baseErr = s3sink.DefaultBaseCredentials(ctx)
 			})
 			if baseErr != nil {
 				return nil, fmt.Errorf("integration %s: hitship's own AWS identity: %w", in.Name, baseErr)
 			}
-			p, err := sink.NewAssumeRoleProvider(sink.AssumeRoleConfig{
+			p, err := s3sink.NewAssumeRoleProvider(s3sink.AssumeRoleConfig{
 				Base: base, RoleARN: in.Credentials.RoleARN, ClientID: in.ClientID,
 				ExternalIDSecret: []byte(cfg.ExternalID.Secret()), Region: in.Region,
 				STSEndpoint: cfg.ExternalID.STSEndpoint, TrustedPrincipal: cfg.ExternalID.AccountID,
@@ -59,7 +60,7 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 		default:
 			return nil, fmt.Errorf("integration %s: no credentials", in.Name)
 		}
-		return sink.NewS3Store(sink.S3Config{
+		return s3sink.NewS3Store(s3sink.S3Config{
 			Bucket:             in.Bucket,
 			Region:             in.Region,
 			Endpoint:           endpoint,

@@ -7,6 +7,7 @@ import (
 
 	"hitship/config"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // Test is the console's "Test integration" for integration name of cfg: it
@@ -14,7 +15,7 @@ import (
 // with a store from stores (nil: S3Stores(nil)) and answers success or what
 // is wrong in plain words. The error is for an unknown integration or a bad
 // format or compression. Blocks for the upload; safe for concurrent use.
-func Test(ctx context.Context, cfg *config.Config, name string, stores StoreFactory) (sink.Answer, error) {
+func Test(ctx context.Context, cfg *config.Config, name string, stores StoreFactory) (s3sink.Answer, error) {
 	if stores == nil {
 		stores = S3Stores(nil)
 	}
@@ -24,18 +25,18 @@ func Test(ctx context.Context, cfg *config.Config, name string, stores StoreFact
 		}
 		f, err := sink.ParseFormat(in.Format)
 		if err != nil {
-			return sink.Answer{}, err
+			return s3sink.Answer{}, err
 		}
 		c, err := sink.ParseCompression(in.Compression)
 		if err != nil {
-			return sink.Answer{}, err
+			return s3sink.Answer{}, err
 		}
 		st, err := stores(cfg, in)
 		if err != nil {
-			return sink.Explain(err), nil
+			return s3sink.Explain(err), nil
 		}
-		_, err = sink.TestWrite(ctx, st, sink.TestParams{Prefix: in.Prefix, Format: f, Compression: c, Now: time.Now()})
-		return sink.Explain(err), nil
+		_, err = s3sink.TestWrite(ctx, st, s3sink.TestParams{Prefix: in.Prefix, Format: f, Compression: c, Now: time.Now()})
+		return s3sink.Explain(err), nil
 	}
-	return sink.Answer{}, fmt.Errorf("no integration named %q", name)
+	return s3sink.Answer{}, fmt.Errorf("no integration named %q", name)
 }

@@ -17,7 +17,7 @@ import (
 	"hitship/integrations"
 	"hitship/integrations/registry"
 	"hitship/internal/kafkaconn"
-	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // DeadLetterEvent is the type of the system event written when an object
@@ -53,13 +53,13 @@ func NewParkingStore(ctx context.Context, cfg *config.Config) (*parking.Store, e
 	}
 	var creds aws.CredentialsProvider
 	if p.Credentials.AccessKeyID != "" {
-		sp, err := sink.NewStaticProvider(p.Credentials.AccessKeyID, p.Credentials.SecretAccessKey())
+		sp, err := s3sink.NewStaticProvider(p.Credentials.AccessKeyID, p.Credentials.SecretAccessKey())
 		if err != nil {
 			return nil, fmt.Errorf("parking.credentials: %w", err)
 		}
 		creds = sp
 	} else {
-		base, err := sink.DefaultBaseCredentials(ctx)
+		base, err := s3sink.DefaultBaseCredentials(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("parking: hitship's own AWS identity: %w", err)
 		}

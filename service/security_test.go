@@ -24,6 +24,7 @@ import (
 	"hitship/internal/testenv/s3policy"
 	"hitship/service"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -116,7 +117,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = authS3.Close() })
 	extSecret := []byte(secrets["external-ID server secret"])
-	sts.Trust(securityRoleARN, sink.ExternalID(extSecret, 2))
+	sts.Trust(securityRoleARN, s3sink.ExternalID(extSecret, 2))
 	authS3.AllowRole("b-role", securityRoleARN)
 	authS3.AllowRole("b-untrusted", securityUntrustedARN)
 
@@ -248,13 +249,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 		switch r.RoleARN {
 		case securityRoleARN:
 			sawRole = true
-			if r.ExternalID != sink.ExternalID(extSecret, 2) || !r.Granted {
-				t.Errorf("AssumeRole of %s: external ID %q granted %v, want %q granted", r.RoleARN, r.ExternalID, r.Granted, sink.ExternalID(extSecret, 2))
+			if r.ExternalID != s3sink.ExternalID(extSecret, 2) || !r.Granted {
+				t.Errorf("AssumeRole of %s: external ID %q granted %v, want %q granted", r.RoleARN, r.ExternalID, r.Granted, s3sink.ExternalID(extSecret, 2))
 			}
 		case securityUntrustedARN:
 			sawUntrusted = true
-			if r.ExternalID != sink.ExternalID(extSecret, 3) || r.Granted {
-				t.Errorf("AssumeRole of %s: external ID %q granted %v, want %q refused", r.RoleARN, r.ExternalID, r.Granted, sink.ExternalID(extSecret, 3))
+			if r.ExternalID != s3sink.ExternalID(extSecret, 3) || r.Granted {
+				t.Errorf("AssumeRole of %s: external ID %q granted %v, want %q refused", r.RoleARN, r.ExternalID, r.Granted, s3sink.ExternalID(extSecret, 3))
 			}
 		default:
 			t.Errorf("AssumeRole of an unexpected role %s", r.RoleARN)

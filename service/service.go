@@ -33,6 +33,7 @@ import (
 	"hitship/kstore"
 	"hitship/metrics"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 	"hitship/staging"
 	"hitship/state"
 	"hitship/window"
@@ -45,7 +46,7 @@ type Deps struct {
 	// Redis, if set, is used instead of a client built from cfg.Redis (the caller closes it).
 	Redis redis.UniversalClient
 	// Stores, if set, builds integration stores instead of S3Stores with one
-	// shared HTTP client (sink.NewHTTPClient).
+	// shared HTTP client (s3sink.NewHTTPClient).
 	Stores integrations.StoreFactory
 	// Delivered, if set, is told about every object written.
 	Delivered func(j *delivery.Job, size int64)
@@ -109,7 +110,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	}
 	s.keys, s.stores = keys, deps.Stores
 	if s.stores == nil {
-		s.stores = integrations.S3Stores(sink.NewHTTPClient())
+		s.stores = integrations.S3Stores(s3sink.NewHTTPClient())
 	}
 	if s.built, err = integrations.Build(cfg, keys, s.stores, nil); err != nil {
 		return nil, err
@@ -520,7 +521,7 @@ func (s *Service) adminIntegrations() []admin.Integration {
 // hits to the integration's bucket as wallarm_hits_{now}_test.{ext} and answers
 // success or what is wrong in plain words. The error is for an unknown
 // integration or one whose store cannot be built. Safe for concurrent use.
-func (s *Service) TestIntegration(ctx context.Context, name string) (sink.Answer, error) {
+func (s *Service) TestIntegration(ctx context.Context, name string) (s3sink.Answer, error) {
 	s.reloadMu.Lock()
 	cfg := s.cfg
 	s.reloadMu.Unlock()

@@ -46,24 +46,26 @@
 //
 // # Stores
 //
-// Store is the one contract, with S3Store and MemStore as implementations,
-// both checked by sink/storetest.Acceptance. S3Store uses only requests an
-// IAM policy granting s3:PutObject on bucket/* allows (PutObject and the
-// multipart create/upload-part/complete calls), plus AbortMultipartUpload only
-// when S3Config.AllowAbort. It sends If-None-Match: * when asked; a 412 is
-// reported as an error satisfying IsAlreadyExists, which the delivery counts
-// as delivered: keys name their records ({digest}), so the object there holds
-// exactly the same ones; so is a 412 a server sends before it closes the
-// connection on a body it did not want (the shared client of NewHTTPClient
-// reads it rather than reporting the reset). Stores never retry; errors are
-// classified by IsRetryable, IsAccessDenied, IsBadCredentials,
-// IsNoSuchBucket, IsWrongRegion and IsAlreadyExists, and by Blame into the
-// side of their cause (the customer's, the provider's, hitship's own) for
-// the health ledger.
+// Store is the one contract, with MemStore here and S3Store (package
+// sink/s3) as implementations, both checked by sink/storetest.Acceptance;
+// SwapStore replaces the Store under running uploads (a credential
+// rotation). A conditional Put (PutOptions.IfNoneMatch) of a key that is
+// already there fails with an error satisfying IsAlreadyExists, which the
+// delivery counts as delivered: keys name their records ({digest}), so the
+// object there holds exactly the same ones. Stores never retry; their
+// errors are StoreErrors with the S3 error code and HTTP status (MemStore
+// speaks the same vocabulary), classified by IsRetryable, IsAccessDenied,
+// IsBadCredentials, IsNoSuchBucket, IsWrongRegion and IsAlreadyExists. Side
+// names where the cause of a failure lies (the customer's, the provider's,
+// hitship's own) for the health ledger; OwnFailure marks an error as
+// hitship's own; Blame of sink/s3 classifies.
 //
-// A single PutObject is one SigV4-signed PUT made by the store itself on the
-// SDK's endpoint resolution, signer, credentials and error types (s3put.go),
-// without the SDK's per-call middleware stack, which was most of the cost of an
-// object of a few KiB; multipart uploads go through the SDK. TestPutterMatchesSDK
-// checks both paths send the same request and report the same errors.
+// SampleObject is the object of the console's "Test integration" (TestWrite
+// of sink/s3): the two sample hits encoded as the spool encodes them.
+//
+// # The S3 side
+//
+// Package sink/s3 holds the S3 store, its credentials, the external ID and
+// the test write with its plain-words answers. It imports sink; sink
+// imports neither it nor the AWS SDK.
 package sink

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/smithy-go"
 )
 
 var (
@@ -49,23 +46,6 @@ func (e *StoreError) Error() string {
 }
 
 func (e *StoreError) Unwrap() error { return e.Err }
-
-// newStoreError classifies err from the AWS SDK.
-func newStoreError(op, bucket, key string, err error) error {
-	se := &StoreError{Op: op, Bucket: bucket, Key: key, Err: err}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		se.StatusCode = re.HTTPStatusCode()
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		se.Code = ae.ErrorCode()
-	}
-	if se.StatusCode == http.StatusPreconditionFailed || se.Code == "PreconditionFailed" {
-		se.Err = errors.Join(ErrAlreadyExists, err)
-	}
-	return se
-}
 
 func storeErr(err error) (*StoreError, bool) {
 	var se *StoreError
@@ -197,51 +177,11 @@ const (
 var ErrOwnFailure = errors.New("hitship's own failure")
 
 // OwnFailure marks err as a failure on hitship's side (reading a parked
-// object, a local disk, a missing configuration): Blame answers SideHitship
-// whatever err wraps. nil stays nil.
+// object, a local disk, a missing configuration): Blame (sink/s3) answers
+// SideHitship whatever err wraps. nil stays nil.
 func OwnFailure(err error) error {
 	if err == nil {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrOwnFailure, err)
 }
-
-// Blame classifies a failed Put by the side its cause lies on. It reuses
-// Explain, which answers the console's "Test integration" with the same
-// classes: the customer's problems (access denied, no such bucket, wrong
-// region, bad credentials, signature mismatch, role not assumable) are
-// SideCustomer; an unreachable endpoint, a 5xx, throttling and timeouts are
-// SideProvider; a credential failure of hitship's own identity, an error
-// marked with OwnFailure and anything unclassified are SideHitship.
-func Blame(err error) Side {
-	switch {
-	case err == nil || IsAlreadyExists(err):
-		return SideNone
-	case errors.Is(err, ErrOwnFailure) || errors.Is(err, context.Canceled):
-		return SideHitship
-	}
-	if ce, ok := AsCredentialError(err); ok {
-		switch ce.Kind {
-		case KindAssumeRoleDenied, KindInvalidRole, KindRegionDisabled, KindBadCredentials:
-			return SideCustomer
-		case KindBaseCredentials:
-			return SideHitship
-		default: // STS unreachable, throttling, 5xx
-			return SideProvider
-		}
-	}
-	switch Explain(err).Problem {
-	case ProblemAccessDenied, ProblemNoSuchBucket, ProblemWrongRegion, ProblemBadCredentials, ProblemSignatureMismatch, ProblemAssumeRoleDenied:
-		return SideCustomer
-	case ProblemEndpointUnreachable:
-		return SideProvider
-	}
-	if IsRetryable(err) {
-		return SideProvider
-	}
-	return SideHitship
-}
-
-// IsCustomerSide reports whether err is a failure on the customer's side
-// (Blame): the only kind that counts toward auto-disabling an integration.
-func IsCustomerSide(err error) bool { return Blame(err) == SideCustomer }

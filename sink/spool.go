@@ -843,6 +843,21 @@ func (r *chunkReader) Seek(offset int64, whence int) (int64, error) {
 
 func (r *chunkReader) Close() error { return nil }
 
+// seekTo returns the absolute position of an io.Seeker's Seek(offset,
+// whence) on a stream of size bytes at position pos.
+func seekTo(offset int64, whence int, pos, size int64) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += pos
+	case io.SeekEnd:
+		offset += size
+	}
+	if offset < 0 {
+		return 0, errors.New("sink: seek before start")
+	}
+	return offset, nil
+}
+
 // chunkPool keeps the chunks that buffers dropped (spilled, discarded, or
 // compressed into an object), by power-of-two capacity, so that a buffer's
 // next chunk reuses one instead of allocating and zeroing: a buffer's chunks

@@ -40,10 +40,7 @@ type Store interface {
 	Put(ctx context.Context, key string, obj Body, opts PutOptions) error
 }
 
-var (
-	_ Store = (*S3Store)(nil)
-	_ Store = (*MemStore)(nil)
-)
+var _ Store = (*MemStore)(nil)
 
 // BytesBody is a Body over a byte slice (tests, the test integration).
 type BytesBody []byte

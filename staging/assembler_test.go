@@ -20,6 +20,7 @@ import (
 	"hitship/internal/testenv"
 	"hitship/metrics"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 	"hitship/staging"
 )
 
@@ -69,7 +70,7 @@ func newWorld(t *testing.T, parts int) *world {
 // target is a target writing to the customer bucket under prefix name/.
 func (w *world) target(id, name string, client int64, format sink.Format) *integrations.Target {
 	w.t.Helper()
-	st, err := sink.NewS3Store(sink.S3Config{Bucket: custBkt, Region: testenv.S3Region, Endpoint: w.s3.URL(), PathStyle: true,
+	st, err := s3sink.NewS3Store(s3sink.S3Config{Bucket: custBkt, Region: testenv.S3Region, Endpoint: w.s3.URL(), PathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(testenv.S3AccessKey, testenv.S3SecretKey, "")})
 	if err != nil {
 		w.t.Fatal(err)

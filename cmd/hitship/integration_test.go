@@ -8,6 +8,7 @@ import (
 
 	"hitship/internal/testenv"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // TestTestIntegration: `hitship test-integration` writes the two sample hits as
@@ -74,7 +75,7 @@ external_id: {secret_env: HITSHIP_EXT_SECRET, account_id: "123456789012"}
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := sink.ExternalID([]byte("0123456789abcdef0123456789abcdef"), 7)
+	want := s3sink.ExternalID([]byte("0123456789abcdef0123456789abcdef"), 7)
 	if !strings.Contains(out7, "external ID: "+want) || !strings.Contains(out7, "arn:aws:iam::123456789012:root") {
 		t.Fatalf("output %q, want the ID %s and the account", out7, want)
 	}

@@ -35,6 +35,7 @@ import (
 	"hitship/internal/logx"
 	"hitship/service"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 func main() {
@@ -167,7 +168,7 @@ const repeatInterval = 30 * time.Second
 // warnings held back (the first, then one per repeatInterval with a count).
 // It also becomes the logger of everything that does not take one: slog's
 // default (and through it the standard log package), go-redis, and the AWS
-// SDK's default configuration (sink.DefaultBaseCredentials), so that every line
+// SDK's default configuration (s3sink.DefaultBaseCredentials), so that every line
 // on w has the chosen format.
 func newLogger(format, level string, w io.Writer) *slog.Logger {
 	var lv slog.Level
@@ -333,7 +334,7 @@ func cmdExternalID(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hitship external-id: external_id.secret_env or external_id.secret_file must name the server secret")
 		return 1
 	}
-	fmt.Fprintf(stdout, "client %d\nexternal ID: %s\n", *client, sink.ExternalID([]byte(secret), *client))
+	fmt.Fprintf(stdout, "client %d\nexternal ID: %s\n", *client, s3sink.ExternalID([]byte(secret), *client))
 	if a := cfg.ExternalID.AccountID; a != "" {
 		fmt.Fprintf(stdout, "trust: arn:aws:iam::%s:root (the role's trust policy allows this account with the condition sts:ExternalId equal to the ID above)\n", a)
 	} else {

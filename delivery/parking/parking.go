@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // ErrNotFound is wrapped by errors for an object that is not in the bucket.
@@ -60,7 +61,7 @@ type Object struct {
 // Store is the parking bucket. Safe for concurrent use.
 type Store struct {
 	cfg      Config
-	put      *sink.S3Store
+	put      *s3sink.S3Store
 	client   *s3.Client
 	maxCopy  int64
 	copyPart int64
@@ -71,7 +72,7 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Bucket == "" || cfg.Region == "" || cfg.Credentials == nil {
 		return nil, fmt.Errorf("parking: bucket, region and credentials are required: %w", ErrInvalid)
 	}
-	put, err := sink.NewS3Store(sink.S3Config{Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.Endpoint,
+	put, err := s3sink.NewS3Store(s3sink.S3Config{Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.Endpoint,
 		PathStyle: cfg.PathStyle, Credentials: cfg.Credentials, HTTPClient: cfg.HTTPClient, AllowAbort: true})
 	if err != nil {
 		return nil, fmt.Errorf("parking: %w", err)
@@ -96,8 +97,8 @@ func New(cfg Config) (*Store, error) {
 	if st.copyPart <= 0 {
 		st.copyPart = copyPartSize
 	}
-	if st.copyPart < sink.MinPartSize {
-		return nil, fmt.Errorf("parking: copy part size %d below %d: %w", st.copyPart, sink.MinPartSize, ErrInvalid)
+	if st.copyPart < s3sink.MinPartSize {
+		return nil, fmt.Errorf("parking: copy part size %d below %d: %w", st.copyPart, s3sink.MinPartSize, ErrInvalid)
 	}
 	return st, nil
 }

@@ -1,6 +1,6 @@
 // Package storetest is the acceptance suite every sink.Store implementation
-// passes: the in-memory store, S3Store against the S3 stand-ins, and S3Store
-// behind the PutObject-only policy proxy.
+// passes: the in-memory store, sink/s3's S3Store against the S3 stand-ins,
+// and S3Store behind the PutObject-only policy proxy.
 package storetest
 
 import (

@@ -1,6 +1,6 @@
 // Package s3policy is a test proxy that enforces, in front of an S3 stand-in,
 // what an IAM policy granting only s3:PutObject on bucket/* allows. Tests run
-// S3Store behind it to prove it needs nothing more.
+// sink/s3's S3Store behind it to prove it needs nothing more.
 //
 // Allowed (path-style requests, a non-empty key):
 //

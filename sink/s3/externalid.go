@@ -1,4 +1,4 @@
-package sink
+package s3
 
 import (
 	"crypto/hmac"

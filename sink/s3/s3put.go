@@ -1,4 +1,4 @@
-package sink
+package s3
 
 import (
 	"bytes"
@@ -20,11 +20,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyauth "github.com/aws/smithy-go/auth"
 	"github.com/aws/smithy-go/encoding/httpbinding"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"hitship/sink"
 )
 
 // putter makes single PutObject requests itself: one SigV4-signed PUT on the
@@ -41,7 +43,7 @@ import (
 // key's path escaping (httpbinding), Expect: 100-continue above 2 MiB, and
 // errors of the same shape (smithy.OperationError > awshttp.ResponseError >
 // smithy.GenericAPIError with S3's code, or the status text without spaces when
-// the answer has no XML body), so classification (errors.go, Explain) is
+// the answer has no XML body), so classification (sink/errors.go, Explain) is
 // unchanged. Multipart uploads stay on the SDK. Buckets whose endpoint rules
 // ask for another auth scheme (S3 Express directory buckets, multi-region
 // access points) use the SDK for everything (newPutter returns nil).
@@ -70,7 +72,7 @@ var (
 // newPutter resolves the bucket's endpoint; nil when it needs what only the
 // SDK does (another auth scheme).
 func newPutter(cfg S3Config, creds aws.CredentialsProvider) (*putter, error) {
-	params := s3.EndpointParameters{
+	params := awss3.EndpointParameters{
 		Bucket:         aws.String(cfg.Bucket),
 		Region:         aws.String(cfg.Region),
 		ForcePathStyle: aws.Bool(cfg.PathStyle),
@@ -81,7 +83,7 @@ func newPutter(cfg S3Config, creds aws.CredentialsProvider) (*putter, error) {
 	if cfg.Endpoint != "" {
 		params.Endpoint = aws.String(cfg.Endpoint)
 	}
-	ep, err := s3.NewDefaultEndpointResolverV2().ResolveEndpoint(context.Background(), params)
+	ep, err := awss3.NewDefaultEndpointResolverV2().ResolveEndpoint(context.Background(), params)
 	if err != nil {
 		return nil, invalidf("s3: endpoint of bucket %q in %q: %v", cfg.Bucket, cfg.Region, err)
 	}
@@ -109,7 +111,7 @@ func newPutter(cfg S3Config, creds aws.CredentialsProvider) (*putter, error) {
 // put uploads body (size bytes, positioned at its start) under key. unsigned
 // sends UNSIGNED-PAYLOAD with the body's CRC32 (HTTPS); otherwise the payload
 // is SHA-256 signed. Errors are shaped as the SDK's (see putter).
-func (p *putter) put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions, ifNoneMatch, unsigned bool) error {
+func (p *putter) put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts sink.PutOptions, ifNoneMatch, unsigned bool) error {
 	u := p.base
 	raw := u.RawPath
 	if raw == "" {

@@ -1,4 +1,4 @@
-package sink_test
+package s3_test
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 
 	"hitship/internal/testenv"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // twSecret is the secret key of every test write: no Answer may contain it.
@@ -30,52 +31,18 @@ const twSecret = "tw-secret-9f8e7d6c5b4a39281706"
 var twNow = time.Unix(1687241470, 0)
 
 // twStore returns an S3Store on endpoint with static credentials.
-func twStore(t *testing.T, endpoint, bucket string, creds aws.CredentialsProvider) *sink.S3Store {
+func twStore(t *testing.T, endpoint, bucket string, creds aws.CredentialsProvider) *s3sink.S3Store {
 	t.Helper()
 	if creds == nil {
 		creds = credentials.NewStaticCredentialsProvider("AKIATESTWRITE", twSecret, "")
 	}
-	s, err := sink.NewS3Store(sink.S3Config{
+	s, err := s3sink.NewS3Store(s3sink.S3Config{
 		Bucket: bucket, Region: "us-east-1", Endpoint: endpoint, PathStyle: true, Credentials: creds,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// spoolEncode encodes the sample hits with the real spool encoder.
-func spoolEncode(t *testing.T, f sink.Format, c sink.Compression) []byte {
-	t.Helper()
-	sp, err := sink.NewSpool(sink.SpoolConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("testdata/sample_hits.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := sp.NewBuffer(f)
-	for _, rec := range bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n")) {
-		if err := b.Append(rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	obj, err := b.Finish(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obj.Release()
-	r, err := obj.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func twGunzip(t *testing.T, b []byte) []byte {
@@ -91,50 +58,9 @@ func twGunzip(t *testing.T, b []byte) []byte {
 	return out
 }
 
-func TestSampleObject(t *testing.T) {
-	cases := []struct {
-		name   string
-		format sink.Format
-		comp   sink.Compression
-		file   string
-	}{
-		{name: "json", format: sink.FormatJSON, comp: sink.CompressionNone, file: "testdata/sample_hits.json"},
-		{name: "ndjson", format: sink.FormatNDJSON, comp: sink.CompressionNone, file: "testdata/sample_hits.jsonl"},
-		{name: "json gzip", format: sink.FormatJSON, comp: sink.CompressionGzip, file: "testdata/sample_hits.json"},
-		{name: "ndjson gzip", format: sink.FormatNDJSON, comp: sink.CompressionGzip, file: "testdata/sample_hits.jsonl"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := sink.SampleObject(tc.format, tc.comp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := spoolEncode(t, tc.format, tc.comp); !bytes.Equal(got, want) {
-				t.Errorf("SampleObject differs from the spool encoder:\n%q\n%q", got, want)
-			}
-			want, err := os.ReadFile(tc.file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.comp == sink.CompressionGzip {
-				got = twGunzip(t, got)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("SampleObject = %q, want the bytes of %s", got, tc.file)
-			}
-		})
-	}
-	if _, err := sink.SampleObject(sink.Format(9), sink.CompressionNone); !sink.IsInvalid(err) {
-		t.Errorf("unknown format: err = %v, want IsInvalid", err)
-	}
-	if _, err := sink.SampleObject(sink.FormatJSON, sink.Compression(9)); !sink.IsInvalid(err) {
-		t.Errorf("unknown compression: err = %v, want IsInvalid", err)
-	}
-}
-
 func ExampleTestKey() {
-	fmt.Println(sink.TestKey(sink.TestParams{Prefix: "hits/", Format: sink.FormatJSON, Now: time.Unix(1687241470, 0)}))
-	fmt.Println(sink.TestKey(sink.TestParams{Format: sink.FormatNDJSON, Compression: sink.CompressionGzip, Now: time.Unix(1687241470, 0)}))
+	fmt.Println(s3sink.TestKey(s3sink.TestParams{Prefix: "hits/", Format: sink.FormatJSON, Now: time.Unix(1687241470, 0)}))
+	fmt.Println(s3sink.TestKey(s3sink.TestParams{Format: sink.FormatNDJSON, Compression: sink.CompressionGzip, Now: time.Unix(1687241470, 0)}))
 	// Output:
 	// hits/wallarm_hits_1687241470_test.json
 	// wallarm_hits_1687241470_test.jsonl.gz
@@ -144,26 +70,26 @@ func TestTestWriteGofakes3(t *testing.T) {
 	s3 := testenv.MustS3(t, testenv.S3Options{Buckets: []string{"cust"}})
 	cases := []struct {
 		name    string
-		p       sink.TestParams
+		p       s3sink.TestParams
 		wantKey string
 		file    string
 	}{
-		{name: "json", p: sink.TestParams{Prefix: "wallarm/", Format: sink.FormatJSON, Now: twNow},
-			wantKey: "wallarm/wallarm_hits_1687241470_test.json", file: "testdata/sample_hits.json"},
-		{name: "ndjson gzip", p: sink.TestParams{Prefix: "a/b/", Format: sink.FormatNDJSON, Compression: sink.CompressionGzip, Now: twNow.Add(time.Second)},
-			wantKey: "a/b/wallarm_hits_1687241471_test.jsonl.gz", file: "testdata/sample_hits.jsonl"},
+		{name: "json", p: s3sink.TestParams{Prefix: "wallarm/", Format: sink.FormatJSON, Now: twNow},
+			wantKey: "wallarm/wallarm_hits_1687241470_test.json", file: "../testdata/sample_hits.json"},
+		{name: "ndjson gzip", p: s3sink.TestParams{Prefix: "a/b/", Format: sink.FormatNDJSON, Compression: sink.CompressionGzip, Now: twNow.Add(time.Second)},
+			wantKey: "a/b/wallarm_hits_1687241471_test.jsonl.gz", file: "../testdata/sample_hits.jsonl"},
 	}
 	store := twStore(t, s3.URL(), "cust", nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			key, err := sink.TestWrite(context.Background(), store, tc.p)
+			key, err := s3sink.TestWrite(context.Background(), store, tc.p)
 			if err != nil {
-				t.Fatalf("TestWrite: %v (%+v)", err, sink.Explain(err))
+				t.Fatalf("TestWrite: %v (%+v)", err, s3sink.Explain(err))
 			}
 			if key != tc.wantKey {
 				t.Errorf("key = %q, want %q", key, tc.wantKey)
 			}
-			if a := sink.Explain(err); !a.OK || a.Problem != "" {
+			if a := s3sink.Explain(err); !a.OK || a.Problem != "" {
 				t.Errorf("Explain(nil) = %+v, want OK", a)
 			}
 			objs, err := s3.Objects(context.Background(), "cust")
@@ -193,16 +119,16 @@ func TestTestWriteInvalid(t *testing.T) {
 	cases := []struct {
 		name  string
 		store sink.Store
-		p     sink.TestParams
+		p     s3sink.TestParams
 	}{
-		{name: "nil store", p: sink.TestParams{Now: twNow}},
-		{name: "zero now", store: mem, p: sink.TestParams{}},
-		{name: "bad prefix", store: mem, p: sink.TestParams{Prefix: "../x/", Now: twNow}},
-		{name: "bad format", store: mem, p: sink.TestParams{Format: 7, Now: twNow}},
+		{name: "nil store", p: s3sink.TestParams{Now: twNow}},
+		{name: "zero now", store: mem, p: s3sink.TestParams{}},
+		{name: "bad prefix", store: mem, p: s3sink.TestParams{Prefix: "../x/", Now: twNow}},
+		{name: "bad format", store: mem, p: s3sink.TestParams{Format: 7, Now: twNow}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := sink.TestWrite(context.Background(), tc.store, tc.p); !sink.IsInvalid(err) {
+			if _, err := s3sink.TestWrite(context.Background(), tc.store, tc.p); !sink.IsInvalid(err) {
 				t.Errorf("err = %v, want IsInvalid", err)
 			}
 		})
@@ -220,9 +146,9 @@ func TestTestWriteAlreadyExists(t *testing.T) {
 		t.Fatal(err)
 	}
 	cond := condStore{mem}
-	p := sink.TestParams{Format: sink.FormatJSON, Now: twNow}
+	p := s3sink.TestParams{Format: sink.FormatJSON, Now: twNow}
 	for i := range 2 {
-		if _, err := sink.TestWrite(context.Background(), cond, p); err != nil {
+		if _, err := s3sink.TestWrite(context.Background(), cond, p); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
@@ -247,21 +173,21 @@ func TestExplainFailBucket(t *testing.T) {
 		problem string
 		inFix   string
 	}{
-		{name: "403", status: 403, problem: sink.ProblemAccessDenied, inFix: `"Resource": "arn:aws:s3:::cust/logs/wallarm/*"`},
-		{name: "404", status: 404, problem: sink.ProblemNoSuchBucket},
-		{name: "301", status: 301, problem: sink.ProblemWrongRegion},
-		{name: "500", status: 500, problem: sink.ProblemUnknown},
+		{name: "403", status: 403, problem: s3sink.ProblemAccessDenied, inFix: `"Resource": "arn:aws:s3:::cust/logs/wallarm/*"`},
+		{name: "404", status: 404, problem: s3sink.ProblemNoSuchBucket},
+		{name: "301", status: 301, problem: s3sink.ProblemWrongRegion},
+		{name: "500", status: 500, problem: s3sink.ProblemUnknown},
 	}
 	store := twStore(t, s3.URL(), "cust", nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s3.FailBucket("cust", tc.status)
 			defer s3.HealBucket("cust")
-			_, err := sink.TestWrite(context.Background(), store, sink.TestParams{Prefix: "logs/wallarm/", Format: sink.FormatJSON, Now: twNow})
+			_, err := s3sink.TestWrite(context.Background(), store, s3sink.TestParams{Prefix: "logs/wallarm/", Format: sink.FormatJSON, Now: twNow})
 			if err == nil {
 				t.Fatal("TestWrite succeeded against a failing bucket")
 			}
-			a := sink.Explain(err)
+			a := s3sink.Explain(err)
 			checkAnswer(t, a, tc.problem)
 			if !strings.Contains(a.Fix, tc.inFix) {
 				t.Errorf("Fix = %q, want it to contain %q", a.Fix, tc.inFix)
@@ -281,19 +207,19 @@ func TestExplainS3Errors(t *testing.T) {
 		inMessage string
 		inFix     string
 	}{
-		{name: "access denied", status: 403, code: "AccessDenied", problem: sink.ProblemAccessDenied,
+		{name: "access denied", status: 403, code: "AccessDenied", problem: s3sink.ProblemAccessDenied,
 			inMessage: "cust", inFix: `"Action": "s3:PutObject"`},
-		{name: "no such bucket", status: 404, code: "NoSuchBucket", problem: sink.ProblemNoSuchBucket, inMessage: "cust does not exist"},
+		{name: "no such bucket", status: 404, code: "NoSuchBucket", problem: s3sink.ProblemNoSuchBucket, inMessage: "cust does not exist"},
 		{name: "redirect with region", status: 301, code: "PermanentRedirect", header: "eu-west-1",
-			problem: sink.ProblemWrongRegion, inMessage: "eu-west-1", inFix: "eu-west-1"},
+			problem: s3sink.ProblemWrongRegion, inMessage: "eu-west-1", inFix: "eu-west-1"},
 		{name: "region mismatch in signature", status: 400, code: "AuthorizationHeaderMalformed", header: "ap-south-1",
-			problem: sink.ProblemWrongRegion, inMessage: "ap-south-1"},
+			problem: s3sink.ProblemWrongRegion, inMessage: "ap-south-1"},
 		{name: "garbage region header ignored", status: 301, code: "PermanentRedirect", header: "<script>",
-			problem: sink.ProblemWrongRegion, inMessage: "another region"},
-		{name: "unknown key id", status: 403, code: "InvalidAccessKeyId", problem: sink.ProblemBadCredentials, inMessage: "InvalidAccessKeyId"},
-		{name: "expired token", status: 400, code: "ExpiredToken", problem: sink.ProblemBadCredentials, inMessage: "expired"},
-		{name: "signature mismatch", status: 403, code: "SignatureDoesNotMatch", problem: sink.ProblemSignatureMismatch, inMessage: "secret access key"},
-		{name: "internal error", status: 500, code: "InternalError", problem: sink.ProblemUnknown, inMessage: "HTTP 500 InternalError"},
+			problem: s3sink.ProblemWrongRegion, inMessage: "another region"},
+		{name: "unknown key id", status: 403, code: "InvalidAccessKeyId", problem: s3sink.ProblemBadCredentials, inMessage: "InvalidAccessKeyId"},
+		{name: "expired token", status: 400, code: "ExpiredToken", problem: s3sink.ProblemBadCredentials, inMessage: "expired"},
+		{name: "signature mismatch", status: 403, code: "SignatureDoesNotMatch", problem: s3sink.ProblemSignatureMismatch, inMessage: "secret access key"},
+		{name: "internal error", status: 500, code: "InternalError", problem: s3sink.ProblemUnknown, inMessage: "HTTP 500 InternalError"},
 		{name: "already exists is fine", status: 412, code: "PreconditionFailed", problem: ""},
 	}
 	for _, tc := range cases {
@@ -309,9 +235,9 @@ func TestExplainS3Errors(t *testing.T) {
 				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>msg</Message><AWSAccessKeyId>AKIATESTWRITE</AWSAccessKeyId><RequestId>r</RequestId></Error>`, tc.code)
 			}))
 			defer srv.Close()
-			_, err := sink.TestWrite(context.Background(), twStore(t, srv.URL, "cust", nil),
-				sink.TestParams{Prefix: "p/", Format: sink.FormatNDJSON, Now: twNow})
-			a := sink.Explain(err)
+			_, err := s3sink.TestWrite(context.Background(), twStore(t, srv.URL, "cust", nil),
+				s3sink.TestParams{Prefix: "p/", Format: sink.FormatNDJSON, Now: twNow})
+			a := s3sink.Explain(err)
 			checkAnswer(t, a, tc.problem)
 			if tc.problem == "" {
 				if err != nil {
@@ -339,11 +265,11 @@ func TestExplainUnreachable(t *testing.T) {
 	}
 	url := "http://" + l.Addr().String()
 	l.Close() // nobody listens there any more
-	_, err = sink.TestWrite(context.Background(), twStore(t, url, "cust", nil), sink.TestParams{Format: sink.FormatJSON, Now: twNow})
-	if !sink.IsUnreachable(err) {
+	_, err = s3sink.TestWrite(context.Background(), twStore(t, url, "cust", nil), s3sink.TestParams{Format: sink.FormatJSON, Now: twNow})
+	if !s3sink.IsUnreachable(err) {
 		t.Errorf("IsUnreachable(%v) = false", err)
 	}
-	checkAnswer(t, sink.Explain(err), sink.ProblemEndpointUnreachable)
+	checkAnswer(t, s3sink.Explain(err), s3sink.ProblemEndpointUnreachable)
 
 	t.Run("timeout", func(t *testing.T) {
 		block := make(chan struct{})
@@ -352,8 +278,8 @@ func TestExplainUnreachable(t *testing.T) {
 		defer close(block)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		_, err := sink.TestWrite(ctx, twStore(t, srv.URL, "cust", nil), sink.TestParams{Format: sink.FormatJSON, Now: twNow})
-		checkAnswer(t, sink.Explain(err), sink.ProblemEndpointUnreachable)
+		_, err := s3sink.TestWrite(ctx, twStore(t, srv.URL, "cust", nil), s3sink.TestParams{Format: sink.FormatJSON, Now: twNow})
+		checkAnswer(t, s3sink.Explain(err), s3sink.ProblemEndpointUnreachable)
 	})
 	t.Run("predicates", func(t *testing.T) {
 		cases := []struct {
@@ -369,7 +295,7 @@ func TestExplainUnreachable(t *testing.T) {
 			{name: "plain", err: io.EOF, want: false},
 		}
 		for _, tc := range cases {
-			if got := sink.IsUnreachable(tc.err); got != tc.want {
+			if got := s3sink.IsUnreachable(tc.err); got != tc.want {
 				t.Errorf("%s: IsUnreachable = %v, want %v", tc.name, got, tc.want)
 			}
 		}
@@ -397,7 +323,7 @@ func TestExplainAssumeRoleDenied(t *testing.T) {
 	base := credentials.NewStaticCredentialsProvider("AKIABASE", twSecret, "")
 	const role = "arn:aws:iam::222222222222:role/b"
 
-	hitshipProvider, err := sink.NewAssumeRoleProvider(sink.AssumeRoleConfig{
+	hitshipProvider, err := s3sink.NewAssumeRoleProvider(s3sink.AssumeRoleConfig{
 		Base: base, RoleARN: role, ClientID: 7, ExternalIDSecret: []byte("0123456789abcdef0123456789abcdef"),
 		Region: "us-east-1", STSEndpoint: stsSrv.URL, MaxAttempts: 1,
 	})
@@ -417,15 +343,15 @@ func TestExplainAssumeRoleDenied(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sink.TestWrite(context.Background(), twStore(t, s3Srv.URL, "cust", tc.creds), sink.TestParams{Format: sink.FormatJSON, Now: twNow})
+			_, err := s3sink.TestWrite(context.Background(), twStore(t, s3Srv.URL, "cust", tc.creds), s3sink.TestParams{Format: sink.FormatJSON, Now: twNow})
 			if err == nil {
 				t.Fatal("TestWrite succeeded")
 			}
 			if n := s3Calls.Load(); n != 0 {
 				t.Errorf("S3 was called %d times without credentials", n)
 			}
-			a := sink.Explain(err)
-			checkAnswer(t, a, sink.ProblemAssumeRoleDenied)
+			a := s3sink.Explain(err)
+			checkAnswer(t, a, s3sink.ProblemAssumeRoleDenied)
 			for _, want := range tc.want {
 				if !strings.Contains(a.Fix+a.Message, want) {
 					t.Errorf("answer %+v does not mention %q", a, want)
@@ -437,7 +363,7 @@ func TestExplainAssumeRoleDenied(t *testing.T) {
 
 // checkAnswer asserts the problem code, that a failure has plain words and
 // that no answer carries the secret key.
-func checkAnswer(t *testing.T, a sink.Answer, problem string) {
+func checkAnswer(t *testing.T, a s3sink.Answer, problem string) {
 	t.Helper()
 	if a.Problem != problem || a.OK != (problem == "") {
 		t.Errorf("answer = %+v, want problem %q", a, problem)

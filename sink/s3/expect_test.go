@@ -1,4 +1,4 @@
-package sink_test
+package s3_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"hitship/internal/testenv"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 // TestExpectContinue412Versitygw (issue #11, defect 13, first link): a PUT
@@ -18,7 +19,7 @@ import (
 // reach the S3 endpoint".
 func TestExpectContinue412Versitygw(t *testing.T) {
 	v := testenv.MustVersitygw(t, testBucket)
-	store := newS3Store(t, v.URL(), func(c *sink.S3Config) {
+	store := newS3Store(t, v.URL(), func(c *s3sink.S3Config) {
 		c.Credentials = credentials.NewStaticCredentialsProvider(testenv.VersitygwAccessKey, testenv.VersitygwSecretKey, "")
 		c.MultipartThreshold = 64 << 20 // single PUTs: the path that sends Expect: 100-continue
 	})
@@ -31,7 +32,7 @@ func TestExpectContinue412Versitygw(t *testing.T) {
 		for i := range 3 {
 			err := store.Put(t.Context(), key, sink.BytesBody(data), sink.PutOptions{IfNoneMatch: true})
 			if !sink.IsAlreadyExists(err) {
-				t.Errorf("%d bytes: Put %d of an object already there = %v (%s); want IsAlreadyExists", size, i+2, err, sink.Explain(err).Problem)
+				t.Errorf("%d bytes: Put %d of an object already there = %v (%s); want IsAlreadyExists", size, i+2, err, s3sink.Explain(err).Problem)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package sink_test
+package s3_test
 
 import (
 	"bytes"
@@ -25,13 +25,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"go.uber.org/goleak"
 
 	"hitship/internal/testenv/s3policy"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 	"hitship/sink/storetest"
 )
 
@@ -43,25 +44,6 @@ const (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func TestMemStoreAcceptance(t *testing.T) {
-	storetest.Acceptance(t, func(t *testing.T) (sink.Store, storetest.Reader) {
-		m, err := sink.NewMemStore()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m, storetest.Reader{
-			IfNoneMatch: true,
-			Get: func(_ context.Context, key string) (storetest.Got, error) {
-				o, ok := m.Get(key)
-				if !ok {
-					return storetest.Got{}, fmt.Errorf("no object %q", key)
-				}
-				return storetest.Got{Data: o.Data, ContentType: o.ContentType, ContentEncoding: o.ContentEncoding}, nil
-			},
-		}
-	})
-}
 
 // startGofakes3 serves an in-memory gofakes3 over plain HTTP with testBucket.
 func startGofakes3(t *testing.T) string {
@@ -75,8 +57,8 @@ func startGofakes3(t *testing.T) string {
 	return srv.URL
 }
 
-func adminClient(endpoint string) *s3.Client {
-	return s3.New(s3.Options{
+func adminClient(endpoint string) *awss3.Client {
+	return awss3.New(awss3.Options{
 		Region:                     "us-east-1",
 		BaseEndpoint:               aws.String(endpoint),
 		UsePathStyle:               true,
@@ -94,7 +76,7 @@ func s3Reader(endpoint string, ifNoneMatch, multipartIfNoneMatch bool) storetest
 		MultipartIfNoneMatch: multipartIfNoneMatch,
 		Multipart:            testThreshold,
 		Get: func(ctx context.Context, key string) (storetest.Got, error) {
-			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+			out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
 			if err != nil {
 				return storetest.Got{}, err
 			}
@@ -105,17 +87,17 @@ func s3Reader(endpoint string, ifNoneMatch, multipartIfNoneMatch bool) storetest
 	}
 }
 
-func newS3Store(t *testing.T, endpoint string, mod func(*sink.S3Config)) *sink.S3Store {
+func newS3Store(t *testing.T, endpoint string, mod func(*s3sink.S3Config)) *s3sink.S3Store {
 	t.Helper()
-	cfg := sink.S3Config{
+	cfg := s3sink.S3Config{
 		Bucket: testBucket, Region: "us-east-1", Endpoint: endpoint, PathStyle: true,
 		Credentials:        credentials.NewStaticCredentialsProvider(testAccess, testSecret, ""),
-		MultipartThreshold: testThreshold, PartSize: sink.MinPartSize,
+		MultipartThreshold: testThreshold, PartSize: s3sink.MinPartSize,
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := sink.NewS3Store(cfg)
+	s, err := s3sink.NewS3Store(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,19 +244,19 @@ func TestNewS3StoreConfig(t *testing.T) {
 	creds := credentials.NewStaticCredentialsProvider("a", "b", "")
 	cases := []struct {
 		name string
-		cfg  sink.S3Config
+		cfg  s3sink.S3Config
 		ok   bool
 	}{
-		{name: "minimal", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds}, ok: true},
-		{name: "no bucket", cfg: sink.S3Config{Region: "eu-west-1", Credentials: creds}},
-		{name: "no region", cfg: sink.S3Config{Bucket: "b", Credentials: creds}},
-		{name: "no credentials", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1"}},
-		{name: "tiny parts", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds, PartSize: 1 << 20}},
-		{name: "negative threshold", cfg: sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds, MultipartThreshold: -1}},
+		{name: "minimal", cfg: s3sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds}, ok: true},
+		{name: "no bucket", cfg: s3sink.S3Config{Region: "eu-west-1", Credentials: creds}},
+		{name: "no region", cfg: s3sink.S3Config{Bucket: "b", Credentials: creds}},
+		{name: "no credentials", cfg: s3sink.S3Config{Bucket: "b", Region: "eu-west-1"}},
+		{name: "tiny parts", cfg: s3sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds, PartSize: 1 << 20}},
+		{name: "negative threshold", cfg: s3sink.S3Config{Bucket: "b", Region: "eu-west-1", Credentials: creds, MultipartThreshold: -1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sink.NewS3Store(tc.cfg)
+			_, err := s3sink.NewS3Store(tc.cfg)
 			if (err == nil) != tc.ok {
 				t.Fatalf("NewS3Store = %v, want ok=%v", err, tc.ok)
 			}
@@ -393,7 +375,7 @@ func TestS3MultipartAbort(t *testing.T) {
 				target.ServeHTTP(w, r)
 			}))
 			defer srv.Close()
-			store := newS3Store(t, srv.URL, func(c *sink.S3Config) { c.AllowAbort = tc.allowAbort })
+			store := newS3Store(t, srv.URL, func(c *s3sink.S3Config) { c.AllowAbort = tc.allowAbort })
 			err = store.Put(context.Background(), "big.jsonl", make(sink.BytesBody, 11<<20), sink.PutOptions{})
 			if err == nil || !sink.IsRetryable(err) {
 				t.Fatalf("Put = %v, want a retryable failure", err)
@@ -455,7 +437,7 @@ func TestS3PayloadSigning(t *testing.T) {
 				srv = httptest.NewServer(h)
 			}
 			defer srv.Close()
-			store := newS3Store(t, srv.URL, func(c *sink.S3Config) { c.HTTPClient = srv.Client() })
+			store := newS3Store(t, srv.URL, func(c *s3sink.S3Config) { c.HTTPClient = srv.Client() })
 			body := make([]byte, tc.size)
 			for i := range body {
 				body[i] = byte(i * 7)
@@ -515,7 +497,7 @@ func TestPutMetadata(t *testing.T) {
 			if err := store.Put(t.Context(), key, sink.BytesBody(bytes.Repeat([]byte("x"), size)), sink.PutOptions{Metadata: meta}); err != nil {
 				t.Fatal(err)
 			}
-			out, err := c.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+			out, err := c.HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -566,21 +548,21 @@ func TestBlame(t *testing.T) {
 		{"wrong region", answer(301, "PermanentRedirect"), sink.SideCustomer},
 		{"unknown key", answer(403, "InvalidAccessKeyId"), sink.SideCustomer},
 		{"wrong secret", answer(403, "SignatureDoesNotMatch"), sink.SideCustomer},
-		{"role not assumable", &sink.CredentialError{Kind: sink.KindAssumeRoleDenied, Code: "AccessDenied"}, sink.SideCustomer},
+		{"role not assumable", &s3sink.CredentialError{Kind: s3sink.KindAssumeRoleDenied, Code: "AccessDenied"}, sink.SideCustomer},
 		{"503 slow down", answer(503, "SlowDown"), sink.SideProvider},
 		{"500 without body", answer(500, ""), sink.SideProvider},
 		{"connection refused", closed(), sink.SideProvider},
 		{"timeout", fmt.Errorf("put: %w", context.DeadlineExceeded), sink.SideProvider},
-		{"STS unreachable", &sink.CredentialError{Kind: sink.KindSTSUnreachable}, sink.SideProvider},
-		{"hitship's own identity", &sink.CredentialError{Kind: sink.KindBaseCredentials, Code: "ExpiredToken"}, sink.SideHitship},
+		{"STS unreachable", &s3sink.CredentialError{Kind: s3sink.KindSTSUnreachable}, sink.SideProvider},
+		{"hitship's own identity", &s3sink.CredentialError{Kind: s3sink.KindBaseCredentials, Code: "ExpiredToken"}, sink.SideHitship},
 		{"parked object unreadable", sink.OwnFailure(answer(503, "SlowDown")), sink.SideHitship},
 		{"bad request hitship made", answer(400, "InvalidArgument"), sink.SideHitship},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := sink.Blame(tc.err); got != tc.want {
+			if got := s3sink.Blame(tc.err); got != tc.want {
 				t.Errorf("Blame(%v) = %q; want %q", tc.err, got, tc.want)
 			}
-			if sink.IsCustomerSide(tc.err) != (tc.want == sink.SideCustomer) {
+			if s3sink.IsCustomerSide(tc.err) != (tc.want == sink.SideCustomer) {
 				t.Errorf("IsCustomerSide disagrees with Blame")
 			}
 		})

@@ -1,11 +1,11 @@
-package sink_test
+package s3_test
 
 import (
 	"fmt"
 	"regexp"
 	"testing"
 
-	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 func TestExternalID(t *testing.T) {
@@ -19,24 +19,24 @@ func TestExternalID(t *testing.T) {
 	}{
 		{
 			name:      "stable for one client and secret",
-			a:         func() string { return sink.ExternalID(secret, 7) },
-			b:         func() string { return sink.ExternalID([]byte("server-secret-0123456789abcdef"), 7) },
+			a:         func() string { return s3sink.ExternalID(secret, 7) },
+			b:         func() string { return s3sink.ExternalID([]byte("server-secret-0123456789abcdef"), 7) },
 			wantEqual: true,
 		},
 		{
 			name: "differs per client",
-			a:    func() string { return sink.ExternalID(secret, 7) },
-			b:    func() string { return sink.ExternalID(secret, 8) },
+			a:    func() string { return s3sink.ExternalID(secret, 7) },
+			b:    func() string { return s3sink.ExternalID(secret, 8) },
 		},
 		{
 			name: "differs for negative client ids",
-			a:    func() string { return sink.ExternalID(secret, 7) },
-			b:    func() string { return sink.ExternalID(secret, -7) },
+			a:    func() string { return s3sink.ExternalID(secret, 7) },
+			b:    func() string { return s3sink.ExternalID(secret, -7) },
 		},
 		{
 			name: "differs per secret",
-			a:    func() string { return sink.ExternalID(secret, 7) },
-			b:    func() string { return sink.ExternalID([]byte("server-secret-0123456789abcdeF"), 7) },
+			a:    func() string { return s3sink.ExternalID(secret, 7) },
+			b:    func() string { return s3sink.ExternalID([]byte("server-secret-0123456789abcdeF"), 7) },
 		},
 	}
 	for _, tt := range tests {
@@ -55,7 +55,7 @@ func TestExternalID(t *testing.T) {
 	// No collisions over many clients (160 bits: any collision is a bug).
 	seen := map[string]int64{}
 	for c := int64(-500); c < 5000; c++ {
-		id := sink.ExternalID(secret, c)
+		id := s3sink.ExternalID(secret, c)
 		if prev, dup := seen[id]; dup {
 			t.Fatalf("clients %d and %d share external ID %s", prev, c, id)
 		}
@@ -65,9 +65,9 @@ func TestExternalID(t *testing.T) {
 
 func ExampleExternalID() {
 	secret := []byte("example-server-secret-not-for-production")
-	id := sink.ExternalID(secret, 7)
+	id := s3sink.ExternalID(secret, 7)
 	fmt.Println(id)
-	fmt.Println(len(id), id == sink.ExternalID(secret, 7), id == sink.ExternalID(secret, 8))
+	fmt.Println(len(id), id == s3sink.ExternalID(secret, 7), id == s3sink.ExternalID(secret, 8))
 	// Output:
 	// hitship-fzyc3tqpazupzfz62dg6bvjy57julrrk
 	// 40 true false

@@ -1,10 +1,7 @@
-package sink
+package s3
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	_ "embed" // the sample hits
 	"errors"
 	"fmt"
 	"net"
@@ -15,20 +12,16 @@ import (
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
-)
 
-// sampleHits are the two canonical hits of DESIGN §1 in NDJSON form (a copy
-// of ../shared/testdata/sample_hits.jsonl).
-//
-//go:embed testdata/sample_hits.jsonl
-var sampleHits []byte
+	"hitship/sink"
+)
 
 // TestParams describe one "test integration" write.
 type TestParams struct {
-	// Prefix is the integration's key prefix (checked with ValidatePrefix).
+	// Prefix is the integration's key prefix (checked with sink.ValidatePrefix).
 	Prefix      string
-	Format      Format
-	Compression Compression
+	Format      sink.Format
+	Compression sink.Compression
 	// Now names the object (Unix seconds); it must not be zero.
 	Now time.Time
 }
@@ -39,48 +32,6 @@ func TestKey(p TestParams) string {
 	return p.Prefix + "wallarm_hits_" + strconv.FormatInt(p.Now.Unix(), 10) + "_test." + p.Format.Ext() + p.Compression.Ext()
 }
 
-// SampleObject returns the two sample hits encoded exactly as the spool
-// encodes them in format f with compression c (for FormatJSON without
-// compression: the bytes of testdata/sample_hits.json).
-func SampleObject(f Format, c Compression) ([]byte, error) {
-	if f != FormatJSON && f != FormatNDJSON {
-		return nil, invalidf("unknown format %d", int(f))
-	}
-	if !c.valid() {
-		return nil, invalidf("unknown compression %d", int(c))
-	}
-	var raw bytes.Buffer
-	lines := bytes.Split(bytes.TrimRight(sampleHits, "\n"), newline)
-	for i, rec := range lines {
-		switch {
-		case f == FormatNDJSON:
-			raw.Write(rec)
-			raw.Write(newline)
-			continue
-		case i == 0:
-			raw.Write(sepJSONFirst)
-		default:
-			raw.Write(sepJSON)
-		}
-		raw.Write(rec)
-	}
-	if f == FormatJSON {
-		raw.Write(trailerJSON)
-	}
-	if c == CompressionNone {
-		return raw.Bytes(), nil
-	}
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out) // no name, zero mtime, as the spool
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, fmt.Errorf("sink: sample object: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("sink: sample object: %w", err)
-	}
-	return out.Bytes(), nil
-}
-
 // TestWrite is the console's "Test integration": it writes the two sample
 // hits to store under TestKey(p), with the Content-Type and Content-Encoding
 // of real objects, and returns the key. It blocks for one Put and does not
@@ -88,26 +39,26 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 // test in the same second already wrote the key, with a store that writes
 // conditionally) counts as success: the write was authorised. Safe for
 // concurrent use.
-func TestWrite(ctx context.Context, store Store, p TestParams) (key string, err error) {
+func TestWrite(ctx context.Context, store sink.Store, p TestParams) (key string, err error) {
 	if store == nil {
 		return "", invalidf("test write: nil store")
 	}
 	if p.Now.IsZero() {
 		return "", invalidf("test write: zero Now")
 	}
-	if err := ValidatePrefix(p.Prefix); err != nil {
+	if err := sink.ValidatePrefix(p.Prefix); err != nil {
 		return "", err
 	}
-	data, err := SampleObject(p.Format, p.Compression)
+	data, err := sink.SampleObject(p.Format, p.Compression)
 	if err != nil {
 		return "", err
 	}
 	key = TestKey(p)
-	err = store.Put(ctx, key, BytesBody(data), PutOptions{
+	err = store.Put(ctx, key, sink.BytesBody(data), sink.PutOptions{
 		ContentType:     p.Format.ContentType(),
 		ContentEncoding: p.Compression.ContentEncoding(),
 	})
-	if err != nil && !IsAlreadyExists(err) {
+	if err != nil && !sink.IsAlreadyExists(err) {
 		return key, err
 	}
 	return key, nil
@@ -140,12 +91,12 @@ type Answer struct {
 }
 
 // Explain turns the error of TestWrite (or of any Put) into an Answer.
-// Explain(nil) is a success. Classification uses the predicates of this
-// package, most specific first: a role that cannot be assumed is reported as
-// such although STS answers "AccessDenied" too, and a signature mismatch
-// apart from other credential errors.
+// Explain(nil) is a success. Classification uses the predicates of sink and
+// of this package, most specific first: a role that cannot be assumed is
+// reported as such although STS answers "AccessDenied" too, and a signature
+// mismatch apart from other credential errors.
 func Explain(err error) Answer {
-	if err == nil || IsAlreadyExists(err) {
+	if err == nil || sink.IsAlreadyExists(err) {
 		return Answer{OK: true, Message: "hitship wrote the two sample hits to the bucket: the integration works."}
 	}
 	bucket, key := "the bucket", ""
@@ -174,13 +125,13 @@ func Explain(err error) Answer {
 			Message: "S3 rejected the request signature (SignatureDoesNotMatch): the access key ID exists, but the secret access key does not belong to it.",
 			Fix:     "Set the secret access key that belongs to this access key ID (copy it again without spaces or line breaks), or create a new key pair for the IAM user.",
 		}
-	case IsBadCredentials(err):
+	case sink.IsBadCredentials(err):
 		return Answer{
 			Problem: ProblemBadCredentials,
 			Message: "S3 did not accept hitship's credentials (" + s3CodeOf(err) + "): the access key ID is unknown, deactivated or the temporary credentials expired.",
 			Fix:     "Check the access key ID and that the key is active in IAM, or switch the integration to a role ARN.",
 		}
-	case IsWrongRegion(err):
+	case sink.IsWrongRegion(err):
 		msg := "The bucket " + bucket + " is in another region than the one configured for the integration."
 		fix := "Set the integration's region to the bucket's region (S3 console, bucket properties)."
 		if r := redirectRegion(err); r != "" {
@@ -188,13 +139,13 @@ func Explain(err error) Answer {
 			fix = "Set the integration's region to " + r + "."
 		}
 		return Answer{Problem: ProblemWrongRegion, Message: msg, Fix: fix}
-	case IsNoSuchBucket(err):
+	case sink.IsNoSuchBucket(err):
 		return Answer{
 			Problem: ProblemNoSuchBucket,
 			Message: "The bucket " + bucket + " does not exist.",
 			Fix:     "Check the bucket name (it is the name only, without s3:// or a path) or create the bucket.",
 		}
-	case IsAccessDenied(err):
+	case sink.IsAccessDenied(err):
 		return Answer{
 			Problem: ProblemAccessDenied,
 			Message: "S3 refused the write (AccessDenied): hitship's identity may not put objects into " + bucket + ".",
@@ -333,7 +284,7 @@ func redirectRegion(err error) string {
 
 // IsSignatureMismatch reports whether S3 rejected the request signature
 // (SignatureDoesNotMatch): usually a wrong secret key for an existing key ID.
-// Such errors satisfy IsBadCredentials too.
+// Such errors satisfy sink.IsBadCredentials too.
 func IsSignatureMismatch(err error) bool {
 	se, ok := storeErr(err)
 	return ok && se.Code == "SignatureDoesNotMatch"
@@ -361,7 +312,7 @@ func IsUnreachable(err error) bool {
 // role (AccessDenied from sts:AssumeRole): a trust policy that does not allow
 // hitship's account, or whose sts:ExternalId condition does not match. The
 // S3 call then fails before any request reaches the bucket, with STS's
-// AccessDenied inside, which IsAccessDenied would take for an S3 refusal.
+// AccessDenied inside, which sink.IsAccessDenied would take for an S3 refusal.
 // It looks for the STS operation error anywhere in the chain, so it works
 // with any credentials provider that wraps it (IsAssumeRoleDenied of
 // creds.go, once it exists, may be or-ed in by Explain).

@@ -1,4 +1,4 @@
-package sink
+package s3
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"hitship/internal/logx"
+	"hitship/sink"
 )
 
 // AssumeRole defaults and limits.
@@ -118,12 +119,12 @@ func IsExternalIDLikelyCause(err error) bool { return IsAssumeRoleDenied(err) }
 // ExplainCredentials returns the plain-words explanation of a credential
 // failure in err: the CredentialError from an AssumeRole provider, or one
 // built from a store error whose code says the credentials were rejected
-// (IsBadCredentials). ok is false for other errors.
+// (sink.IsBadCredentials). ok is false for other errors.
 func ExplainCredentials(err error) (ce *CredentialError, ok bool) {
 	if ce, ok := AsCredentialError(err); ok {
 		return ce, true
 	}
-	if !IsBadCredentials(err) {
+	if !sink.IsBadCredentials(err) {
 		return nil, false
 	}
 	se, _ := storeErr(err)

@@ -1,4 +1,4 @@
-package sink
+package s3
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"hitship/sink"
 )
 
 // seen is what a test server noted of one request.
@@ -128,11 +130,11 @@ func TestPutterMatchesSDK(t *testing.T) {
 						if store.putter == nil {
 							t.Fatal("no putter for a plain S3 endpoint")
 						}
-						opts := PutOptions{ContentType: "application/x-ndjson", ContentEncoding: "gzip"}
-						errLean := store.Put(context.Background(), key, BytesBody(body), opts)
+						opts := sink.PutOptions{ContentType: "application/x-ndjson", ContentEncoding: "gzip"}
+						errLean := store.Put(context.Background(), key, sink.BytesBody(body), opts)
 						p := store.putter
 						store.putter = nil
-						errSDK := store.Put(context.Background(), key, BytesBody(body), opts)
+						errSDK := store.Put(context.Background(), key, sink.BytesBody(body), opts)
 						store.putter = p
 
 						if len(rec.got) != 2 {
@@ -158,13 +160,13 @@ func TestPutterMatchesSDK(t *testing.T) {
 							return
 						}
 						classes := func(err error) []bool {
-							return []bool{IsRetryable(err), IsAccessDenied(err), IsNoSuchBucket(err), IsBadCredentials(err),
-								IsWrongRegion(err), IsAlreadyExists(err), IsUnreachable(err)}
+							return []bool{sink.IsRetryable(err), sink.IsAccessDenied(err), sink.IsNoSuchBucket(err), sink.IsBadCredentials(err),
+								sink.IsWrongRegion(err), sink.IsAlreadyExists(err), IsUnreachable(err)}
 						}
 						if l, s := classes(errLean), classes(errSDK); !slices.Equal(l, s) {
 							t.Errorf("classes putter %v, SDK %v\nputter: %v\nSDK:    %v", l, s, errLean, errSDK)
 						}
-						var sl, ss *StoreError
+						var sl, ss *sink.StoreError
 						if !errors.As(errLean, &sl) || !errors.As(errSDK, &ss) || sl.Code != ss.Code || sl.StatusCode != ss.StatusCode {
 							t.Errorf("StoreError putter %+v, SDK %+v", sl, ss)
 						}

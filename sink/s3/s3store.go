@@ -1,4 +1,4 @@
-package sink
+package s3
 
 import (
 	"context"
@@ -16,8 +16,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"hitship/sink"
 )
 
 // S3 multipart defaults and limits.
@@ -42,7 +44,7 @@ type S3Config struct {
 	// HTTPClient is optional; the SDK's default client otherwise.
 	HTTPClient *http.Client
 	// IfNoneMatch makes every Put conditional (If-None-Match: *), as if
-	// PutOptions.IfNoneMatch were set. Enable it where the store supports
+	// sink.PutOptions.IfNoneMatch were set. Enable it where the store supports
 	// conditional writes (AWS S3 does).
 	IfNoneMatch bool
 	// MultipartThreshold: objects larger than this use a multipart upload
@@ -58,7 +60,7 @@ type S3Config struct {
 	AllowAbort bool
 }
 
-// S3Store is a Store on one S3 bucket. It uses only calls covered by
+// S3Store is a sink.Store on one S3 bucket. It uses only calls covered by
 // s3:PutObject (PutObject, CreateMultipartUpload, UploadPart,
 // CompleteMultipartUpload), plus AbortMultipartUpload when AllowAbort. It
 // never retries: the delivery owns retries. Safe for concurrent use.
@@ -73,7 +75,7 @@ type S3Config struct {
 // from a change on the way, so the payload stays SHA-256 signed.
 type S3Store struct {
 	cfg      S3Config
-	client   *s3.Client
+	client   *awss3.Client
 	putter   *putter // single PutObjects (s3put.go); nil: the SDK
 	unsigned bool    // UNSIGNED-PAYLOAD plus CRC32 (HTTPS)
 }
@@ -105,7 +107,7 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 	if _, ok := creds.(*aws.CredentialsCache); !ok {
 		creds = aws.NewCredentialsCache(creds)
 	}
-	opts := s3.Options{
+	opts := awss3.Options{
 		Region:                     cfg.Region,
 		Credentials:                creds,
 		UsePathStyle:               cfg.PathStyle,
@@ -123,7 +125,7 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &S3Store{cfg: cfg, client: s3.New(opts), putter: p, unsigned: isHTTPS(cfg.Endpoint)}, nil
+	return &S3Store{cfg: cfg, client: awss3.New(opts), putter: p, unsigned: isHTTPS(cfg.Endpoint)}, nil
 }
 
 // isHTTPS reports whether requests to endpoint go over TLS ("" is AWS).
@@ -133,7 +135,7 @@ func isHTTPS(endpoint string) bool {
 
 // unsignedPayload sends the payload hash UNSIGNED-PAYLOAD instead of the
 // body's SHA-256 (per call: the other calls have no body worth hashing).
-var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+var unsignedPayload = awss3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
 // crc32Of returns the base64 CRC32 (IEEE) of r's bytes from its current
 // position on, and seeks back there.
@@ -166,8 +168,8 @@ func (s *S3Store) Bucket() string { return s.cfg.Bucket }
 
 // Put uploads obj under key: one PutObject up to MultipartThreshold, a
 // multipart upload above. It blocks until done or ctx ends. A 412 answer to a
-// conditional write returns an error satisfying IsAlreadyExists.
-func (s *S3Store) Put(ctx context.Context, key string, obj Body, opts PutOptions) error {
+// conditional write returns an error satisfying sink.IsAlreadyExists.
+func (s *S3Store) Put(ctx context.Context, key string, obj sink.Body, opts sink.PutOptions) error {
 	if key == "" {
 		return invalidf("s3: empty key")
 	}
@@ -187,7 +189,7 @@ func (s *S3Store) Put(ctx context.Context, key string, obj Body, opts PutOptions
 		}
 		return nil
 	}
-	in := &s3.PutObjectInput{
+	in := &awss3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
 		Key:           aws.String(key),
 		Body:          readSeeker{r},
@@ -198,7 +200,7 @@ func (s *S3Store) Put(ctx context.Context, key string, obj Body, opts PutOptions
 	if ifNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
-	var optFns []func(*s3.Options)
+	var optFns []func(*awss3.Options)
 	if s.unsigned {
 		sum, err := crc32Of(r)
 		if err != nil {
@@ -213,7 +215,7 @@ func (s *S3Store) Put(ctx context.Context, key string, obj Body, opts PutOptions
 	return nil
 }
 
-func setHeaders(ct, ce **string, opts PutOptions) {
+func setHeaders(ct, ce **string, opts sink.PutOptions) {
 	if opts.ContentType != "" {
 		*ct = aws.String(opts.ContentType)
 	}
@@ -222,12 +224,12 @@ func setHeaders(ct, ce **string, opts PutOptions) {
 	}
 }
 
-func (s *S3Store) putMultipart(ctx context.Context, key string, r io.ReadSeeker, size int64, opts PutOptions, ifNoneMatch bool) (err error) {
+func (s *S3Store) putMultipart(ctx context.Context, key string, r io.ReadSeeker, size int64, opts sink.PutOptions, ifNoneMatch bool) (err error) {
 	partSize := max(s.cfg.PartSize, (size+maxParts-1)/maxParts)
-	cin := &s3.CreateMultipartUploadInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)}
+	cin := &awss3.CreateMultipartUploadInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)}
 	setHeaders(&cin.ContentType, &cin.ContentEncoding, opts)
 	cin.Metadata = opts.Metadata
-	var optFns []func(*s3.Options)
+	var optFns []func(*awss3.Options)
 	if s.unsigned { // every part carries its CRC32, so the upload must say so
 		cin.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
 		optFns = append(optFns, unsignedPayload)
@@ -241,7 +243,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, r io.ReadSeeker,
 		if err != nil && s.cfg.AllowAbort {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 			defer cancel()
-			if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			if _, aerr := s.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{
 				Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: uploadID,
 			}); aerr != nil {
 				err = errors.Join(err, newStoreError("AbortMultipartUpload", s.cfg.Bucket, key, aerr))
@@ -255,7 +257,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, r io.ReadSeeker,
 		if err != nil {
 			return fmt.Errorf("sink: put s3://%s/%s: %w", s.cfg.Bucket, key, err)
 		}
-		pin := &s3.UploadPartInput{
+		pin := &awss3.UploadPartInput{
 			Bucket:        aws.String(s.cfg.Bucket),
 			Key:           aws.String(key),
 			UploadId:      uploadID,
@@ -276,7 +278,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, r io.ReadSeeker,
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n), ChecksumCRC32: pin.ChecksumCRC32})
 	}
-	in := &s3.CompleteMultipartUploadInput{
+	in := &awss3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.cfg.Bucket),
 		Key:             aws.String(key),
 		UploadId:        uploadID,

@@ -1,4 +1,4 @@
-package sink_test
+package s3_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"hitship/internal/testenv"
 	"hitship/internal/testenv/fakests"
 	"hitship/sink"
+	s3sink "hitship/sink/s3"
 )
 
 const (
@@ -61,8 +62,8 @@ func newCredEnv(t *testing.T, opts fakests.Options) *credEnv {
 	t.Cleanup(func() { _ = p.Close() })
 	// Each customer's role trusts hitship with the external ID of its own
 	// client, as the console tells it to; each bucket allows its owner's role.
-	f.Trust(roleOfA, sink.ExternalID(credSecret, clientA))
-	f.Trust(roleOfB, sink.ExternalID(credSecret, clientB))
+	f.Trust(roleOfA, s3sink.ExternalID(credSecret, clientA))
+	f.Trust(roleOfB, s3sink.ExternalID(credSecret, clientB))
 	p.AllowRole(bucketOfA, roleOfA)
 	p.AllowRole(bucketOfB, roleOfB)
 	tr := &http.Transport{}
@@ -74,9 +75,9 @@ func (e *credEnv) base() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(fakests.DefaultBaseKeyID, fakests.DefaultBaseSecret, "")
 }
 
-func (e *credEnv) assumeRole(t *testing.T, mod func(*sink.AssumeRoleConfig)) *sink.AssumeRoleProvider {
+func (e *credEnv) assumeRole(t *testing.T, mod func(*s3sink.AssumeRoleConfig)) *s3sink.AssumeRoleProvider {
 	t.Helper()
-	cfg := sink.AssumeRoleConfig{
+	cfg := s3sink.AssumeRoleConfig{
 		Base:             e.base(),
 		RoleARN:          roleOfA,
 		ClientID:         clientA,
@@ -90,16 +91,16 @@ func (e *credEnv) assumeRole(t *testing.T, mod func(*sink.AssumeRoleConfig)) *si
 	if mod != nil {
 		mod(&cfg)
 	}
-	p, err := sink.NewAssumeRoleProvider(cfg)
+	p, err := s3sink.NewAssumeRoleProvider(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func (e *credEnv) store(t *testing.T, bucket string, creds aws.CredentialsProvider) *sink.S3Store {
+func (e *credEnv) store(t *testing.T, bucket string, creds aws.CredentialsProvider) *s3sink.S3Store {
 	t.Helper()
-	s, err := sink.NewS3Store(sink.S3Config{
+	s, err := s3sink.NewS3Store(s3sink.S3Config{
 		Bucket: bucket, Region: credRegion, Endpoint: e.s3.URL(), PathStyle: true,
 		Credentials: creds, HTTPClient: e.hc,
 	})
@@ -136,8 +137,8 @@ func TestAssumeRoleConfusedDeputy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := e.assumeRole(t, func(c *sink.AssumeRoleConfig) { c.RoleARN = tt.role })
-			if p.ExternalID() != sink.ExternalID(credSecret, clientA) || p.SessionName() != "hitship-1001" {
+			p := e.assumeRole(t, func(c *s3sink.AssumeRoleConfig) { c.RoleARN = tt.role })
+			if p.ExternalID() != s3sink.ExternalID(credSecret, clientA) || p.SessionName() != "hitship-1001" {
 				t.Fatalf("external ID %q, session %q", p.ExternalID(), p.SessionName())
 			}
 			key := "hits/" + strings.ReplaceAll(tt.name, " ", "_") + ".jsonl"
@@ -156,14 +157,14 @@ func TestAssumeRoleConfusedDeputy(t *testing.T) {
 			if err == nil || stored {
 				t.Fatalf("Put with another client's role succeeded (stored=%v)", stored)
 			}
-			if !sink.IsAssumeRoleDenied(err) || !sink.IsExternalIDLikelyCause(err) {
+			if !s3sink.IsAssumeRoleDenied(err) || !s3sink.IsExternalIDLikelyCause(err) {
 				t.Fatalf("error %v does not satisfy IsAssumeRoleDenied", err)
 			}
 			if sink.IsAccessDenied(err) || sink.IsBadCredentials(err) || sink.IsRetryable(err) {
 				t.Errorf("an STS refusal is classified as a bucket error: %v", err)
 			}
-			ce, ok := sink.ExplainCredentials(err)
-			if !ok || ce.Kind != sink.KindAssumeRoleDenied || ce.Code != "AccessDenied" {
+			ce, ok := s3sink.ExplainCredentials(err)
+			if !ok || ce.Kind != s3sink.KindAssumeRoleDenied || ce.Code != "AccessDenied" {
 				t.Fatalf("ExplainCredentials = %+v, %v", ce, ok)
 			}
 			for _, want := range []string{"sts:ExternalId = " + p.ExternalID(), e.sts.Principal(), roleOfB} {
@@ -175,7 +176,7 @@ func TestAssumeRoleConfusedDeputy(t *testing.T) {
 	}
 	// Every AssumeRole went to the integration's region with A's external ID.
 	for _, r := range e.sts.Requests() {
-		if r.Region != credRegion || r.ExternalID != sink.ExternalID(credSecret, clientA) {
+		if r.Region != credRegion || r.ExternalID != s3sink.ExternalID(credSecret, clientA) {
 			t.Errorf("STS request %+v", r)
 		}
 	}
@@ -191,7 +192,7 @@ func TestAssumeRoleRefresh(t *testing.T) {
 	const lifetime = 3 * time.Second
 	e := newCredEnv(t, fakests.Options{Lifetime: lifetime})
 	// Renew 1.0-1.5 s before expiry.
-	p := e.assumeRole(t, func(c *sink.AssumeRoleConfig) {
+	p := e.assumeRole(t, func(c *s3sink.AssumeRoleConfig) {
 		c.ExpiryWindow = 1500 * time.Millisecond
 		c.ExpiryJitter = 1.0 / 3
 	})
@@ -270,7 +271,7 @@ func TestStaticKeysWrongSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := sink.NewStaticProvider(tt.keyID, tt.secret)
+			p, err := s3sink.NewStaticProvider(tt.keyID, tt.secret)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,11 +287,11 @@ func TestStaticKeysWrongSecret(t *testing.T) {
 			if err == nil || stored {
 				t.Fatalf("Put succeeded with %s", tt.name)
 			}
-			if !sink.IsBadCredentials(err) || sink.IsAccessDenied(err) || sink.IsAssumeRoleDenied(err) {
+			if !sink.IsBadCredentials(err) || sink.IsAccessDenied(err) || s3sink.IsAssumeRoleDenied(err) {
 				t.Fatalf("error %v: IsBadCredentials %v, IsAccessDenied %v", err, sink.IsBadCredentials(err), sink.IsAccessDenied(err))
 			}
-			ce, ok := sink.ExplainCredentials(err)
-			if !ok || ce.Kind != sink.KindBadCredentials || ce.Code != tt.wantCode || ce.Msg == "" || ce.Hint == "" {
+			ce, ok := s3sink.ExplainCredentials(err)
+			if !ok || ce.Kind != s3sink.KindBadCredentials || ce.Code != tt.wantCode || ce.Msg == "" || ce.Hint == "" {
 				t.Fatalf("ExplainCredentials = %+v, %v", ce, ok)
 			}
 			assertNoSecret(t, tt.secret, err, ce, p)
@@ -313,7 +314,7 @@ func assertNoSecret(t *testing.T, secret string, vals ...any) {
 
 func TestStaticProviderNeverShowsSecret(t *testing.T) {
 	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-	p, err := sink.NewStaticProvider("AKIAIOSFODNN7EXAMPLE", secret)
+	p, err := s3sink.NewStaticProvider("AKIAIOSFODNN7EXAMPLE", secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +325,7 @@ func TestStaticProviderNeverShowsSecret(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(p), "AKIAIOSFODNN7EXAMPLE") {
 		t.Errorf("%v should name the key id: %s", p, fmt.Sprint(p))
 	}
-	assertNoSecret(t, secret, p, *p, []any{p}, struct{ P *sink.StaticProvider }{p}, struct{ p sink.StaticProvider }{*p})
+	assertNoSecret(t, secret, p, *p, []any{p}, struct{ P *s3sink.StaticProvider }{p}, struct{ p s3sink.StaticProvider }{*p})
 
 	tests := []struct {
 		name, keyID, secret string
@@ -336,7 +337,7 @@ func TestStaticProviderNeverShowsSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := sink.NewStaticProvider(tt.keyID, tt.secret)
+			p, err := s3sink.NewStaticProvider(tt.keyID, tt.secret)
 			if err == nil || p != nil || !sink.IsInvalid(err) {
 				t.Fatalf("NewStaticProvider = %v, %v; want an invalid error", p, err)
 			}
@@ -355,38 +356,38 @@ func TestAssumeRoleFailures(t *testing.T) {
 	l.Close()
 	tests := []struct {
 		name      string
-		mod       func(*sink.AssumeRoleConfig)
-		wantKind  sink.CredentialKind
+		mod       func(*s3sink.AssumeRoleConfig)
+		wantKind  s3sink.CredentialKind
 		wantInErr string
 	}{
 		{
 			name: "hitship's own key is wrong",
-			mod: func(c *sink.AssumeRoleConfig) {
+			mod: func(c *s3sink.AssumeRoleConfig) {
 				c.Base = credentials.NewStaticCredentialsProvider(fakests.DefaultBaseKeyID, "bad", "")
 			},
-			wantKind:  sink.KindBaseCredentials,
+			wantKind:  s3sink.KindBaseCredentials,
 			wantInErr: "SignatureDoesNotMatch",
 		},
 		{
 			name: "hitship has no identity",
-			mod: func(c *sink.AssumeRoleConfig) {
+			mod: func(c *s3sink.AssumeRoleConfig) {
 				c.Base = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 					return aws.Credentials{}, errors.New("no EC2 IMDS role found")
 				})
 			},
-			wantKind:  sink.KindBaseCredentials,
+			wantKind:  s3sink.KindBaseCredentials,
 			wantInErr: "no EC2 IMDS role found",
 		},
 		{
 			name:      "session longer than role chaining allows",
-			mod:       func(c *sink.AssumeRoleConfig) { c.Duration = 2 * time.Hour },
-			wantKind:  sink.KindInvalidRole,
+			mod:       func(c *s3sink.AssumeRoleConfig) { c.Duration = 2 * time.Hour },
+			wantKind:  s3sink.KindInvalidRole,
 			wantInErr: "role chaining",
 		},
 		{
 			name:      "STS unreachable",
-			mod:       func(c *sink.AssumeRoleConfig) { c.STSEndpoint = closedURL },
-			wantKind:  sink.KindSTSUnreachable,
+			mod:       func(c *s3sink.AssumeRoleConfig) { c.STSEndpoint = closedURL },
+			wantKind:  s3sink.KindSTSUnreachable,
 			wantInErr: "no answer from STS",
 		},
 	}
@@ -394,19 +395,19 @@ func TestAssumeRoleFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := e.assumeRole(t, tt.mod)
 			_, err := p.Retrieve(context.Background())
-			ce, ok := sink.AsCredentialError(err)
+			ce, ok := s3sink.AsCredentialError(err)
 			if !ok || ce.Kind != tt.wantKind || !strings.Contains(err.Error(), tt.wantInErr) || ce.Hint == "" {
 				t.Fatalf("Retrieve error %v (kind %v), want kind %s mentioning %q", err, ce, tt.wantKind, tt.wantInErr)
 			}
-			if sink.IsAssumeRoleDenied(err) {
+			if s3sink.IsAssumeRoleDenied(err) {
 				t.Errorf("%v is not an AssumeRole denial", err)
 			}
 			// Through the store: the same explanation, and no upload.
 			perr := e.store(t, bucketOfA, p).Put(context.Background(), "k", sink.BytesBody("x"), sink.PutOptions{})
-			if got, ok := sink.ExplainCredentials(perr); !ok || got.Kind != tt.wantKind {
+			if got, ok := s3sink.ExplainCredentials(perr); !ok || got.Kind != tt.wantKind {
 				t.Errorf("Put error %v explained as %+v", perr, got)
 			}
-			if tt.wantKind == sink.KindSTSUnreachable && !sink.IsRetryable(perr) {
+			if tt.wantKind == s3sink.KindSTSUnreachable && !sink.IsRetryable(perr) {
 				t.Errorf("unreachable STS should be retryable: %v", perr)
 			}
 		})
@@ -429,7 +430,7 @@ func TestAssumeRoleUsesRegionalEndpoint(t *testing.T) {
 				host = r.URL.Host
 				return nil, errors.New("offline test")
 			})}
-			p, err := sink.NewAssumeRoleProvider(sink.AssumeRoleConfig{
+			p, err := s3sink.NewAssumeRoleProvider(s3sink.AssumeRoleConfig{
 				Base:             credentials.NewStaticCredentialsProvider("AKIA1", "s", ""),
 				RoleARN:          roleOfA,
 				ClientID:         clientA,
@@ -445,7 +446,7 @@ func TestAssumeRoleUsesRegionalEndpoint(t *testing.T) {
 			if want := "sts." + region + ".amazonaws.com"; host != want {
 				t.Errorf("STS host %q, want the regional endpoint %q", host, want)
 			}
-			if ce, ok := sink.AsCredentialError(err); !ok || ce.Kind != sink.KindSTSUnreachable {
+			if ce, ok := s3sink.AsCredentialError(err); !ok || ce.Kind != s3sink.KindSTSUnreachable {
 				t.Errorf("error %v", err)
 			}
 		})
@@ -454,37 +455,37 @@ func TestAssumeRoleUsesRegionalEndpoint(t *testing.T) {
 
 func TestNewAssumeRoleProviderInvalid(t *testing.T) {
 	base := credentials.NewStaticCredentialsProvider("AKIA1", "s", "")
-	valid := func() sink.AssumeRoleConfig {
-		return sink.AssumeRoleConfig{Base: base, RoleARN: roleOfA, ClientID: 1, ExternalIDSecret: credSecret, Region: "eu-west-1"}
+	valid := func() s3sink.AssumeRoleConfig {
+		return s3sink.AssumeRoleConfig{Base: base, RoleARN: roleOfA, ClientID: 1, ExternalIDSecret: credSecret, Region: "eu-west-1"}
 	}
 	tests := []struct {
 		name string
-		mod  func(*sink.AssumeRoleConfig)
+		mod  func(*s3sink.AssumeRoleConfig)
 	}{
-		{name: "no base credentials", mod: func(c *sink.AssumeRoleConfig) { c.Base = nil }},
-		{name: "no region", mod: func(c *sink.AssumeRoleConfig) { c.Region = "" }},
-		{name: "short secret", mod: func(c *sink.AssumeRoleConfig) { c.ExternalIDSecret = []byte("short") }},
-		{name: "not a role ARN", mod: func(c *sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::000000001001:user/bob" }},
-		{name: "bad account", mod: func(c *sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::1001:role/x" }},
-		{name: "role without name", mod: func(c *sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::000000001001:role/" }},
-		{name: "role name with a newline", mod: func(c *sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::000000001001:role/a\nb" }},
-		{name: "duration too short", mod: func(c *sink.AssumeRoleConfig) { c.Duration = time.Minute }},
-		{name: "duration too long", mod: func(c *sink.AssumeRoleConfig) { c.Duration = 13 * time.Hour }},
-		{name: "window not below duration", mod: func(c *sink.AssumeRoleConfig) { c.ExpiryWindow = time.Hour }},
-		{name: "jitter above one", mod: func(c *sink.AssumeRoleConfig) { c.ExpiryJitter = 1.5 }},
-		{name: "negative attempts", mod: func(c *sink.AssumeRoleConfig) { c.MaxAttempts = -1 }},
+		{name: "no base credentials", mod: func(c *s3sink.AssumeRoleConfig) { c.Base = nil }},
+		{name: "no region", mod: func(c *s3sink.AssumeRoleConfig) { c.Region = "" }},
+		{name: "short secret", mod: func(c *s3sink.AssumeRoleConfig) { c.ExternalIDSecret = []byte("short") }},
+		{name: "not a role ARN", mod: func(c *s3sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::000000001001:user/bob" }},
+		{name: "bad account", mod: func(c *s3sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::1001:role/x" }},
+		{name: "role without name", mod: func(c *s3sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::000000001001:role/" }},
+		{name: "role name with a newline", mod: func(c *s3sink.AssumeRoleConfig) { c.RoleARN = "arn:aws:iam::000000001001:role/a\nb" }},
+		{name: "duration too short", mod: func(c *s3sink.AssumeRoleConfig) { c.Duration = time.Minute }},
+		{name: "duration too long", mod: func(c *s3sink.AssumeRoleConfig) { c.Duration = 13 * time.Hour }},
+		{name: "window not below duration", mod: func(c *s3sink.AssumeRoleConfig) { c.ExpiryWindow = time.Hour }},
+		{name: "jitter above one", mod: func(c *s3sink.AssumeRoleConfig) { c.ExpiryJitter = 1.5 }},
+		{name: "negative attempts", mod: func(c *s3sink.AssumeRoleConfig) { c.MaxAttempts = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := valid()
 			tt.mod(&cfg)
-			p, err := sink.NewAssumeRoleProvider(cfg)
+			p, err := s3sink.NewAssumeRoleProvider(cfg)
 			if !sink.IsInvalid(err) || p != nil {
 				t.Fatalf("NewAssumeRoleProvider = %v, %v; want an invalid error", p, err)
 			}
 		})
 	}
-	if _, err := sink.NewAssumeRoleProvider(valid()); err != nil {
+	if _, err := s3sink.NewAssumeRoleProvider(valid()); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
 }
@@ -502,7 +503,7 @@ func TestDefaultBaseCredentials(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-environment")
 	t.Setenv("AWS_SESSION_TOKEN", "")
-	p, err := sink.DefaultBaseCredentials(context.Background())
+	p, err := s3sink.DefaultBaseCredentials(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +521,7 @@ func FuzzAssumeRoleARN(f *testing.F) {
 	}
 	base := credentials.NewStaticCredentialsProvider("AKIA1", "s", "")
 	f.Fuzz(func(t *testing.T, arn string) {
-		p, err := sink.NewAssumeRoleProvider(sink.AssumeRoleConfig{Base: base, RoleARN: arn, ExternalIDSecret: credSecret, Region: "eu-west-1"})
+		p, err := s3sink.NewAssumeRoleProvider(s3sink.AssumeRoleConfig{Base: base, RoleARN: arn, ExternalIDSecret: credSecret, Region: "eu-west-1"})
 		if err != nil {
 			if !sink.IsInvalid(err) || p != nil {
 				t.Fatalf("%q: %v, %v", arn, p, err)
@@ -540,11 +541,11 @@ func FuzzExternalID(f *testing.F) {
 	f.Add([]byte("secret"), int64(7))
 	f.Add([]byte{}, int64(-1))
 	f.Fuzz(func(t *testing.T, secret []byte, client int64) {
-		id := sink.ExternalID(secret, client)
-		if len(id) != 40 || !strings.HasPrefix(id, sink.ExternalIDPrefix) || strings.Trim(id[len(sink.ExternalIDPrefix):], "abcdefghijklmnopqrstuvwxyz234567") != "" {
+		id := s3sink.ExternalID(secret, client)
+		if len(id) != 40 || !strings.HasPrefix(id, s3sink.ExternalIDPrefix) || strings.Trim(id[len(s3sink.ExternalIDPrefix):], "abcdefghijklmnopqrstuvwxyz234567") != "" {
 			t.Fatalf("ExternalID(%q, %d) = %q", secret, client, id)
 		}
-		if id != sink.ExternalID(secret, client) {
+		if id != s3sink.ExternalID(secret, client) {
 			t.Fatal("not stable")
 		}
 	})

@@ -1,0 +1,56 @@
+package sink
+
+import (
+	"bytes"
+	"compress/gzip"
+	_ "embed" // the sample hits
+	"fmt"
+)
+
+// sampleHits are the two canonical hits of DESIGN §1 in NDJSON form (a copy
+// of ../shared/testdata/sample_hits.jsonl).
+//
+//go:embed testdata/sample_hits.jsonl
+var sampleHits []byte
+
+// SampleObject returns the two sample hits encoded exactly as the spool
+// encodes them in format f with compression c (for FormatJSON without
+// compression: the bytes of testdata/sample_hits.json).
+func SampleObject(f Format, c Compression) ([]byte, error) {
+	if f != FormatJSON && f != FormatNDJSON {
+		return nil, invalidf("unknown format %d", int(f))
+	}
+	if !c.valid() {
+		return nil, invalidf("unknown compression %d", int(c))
+	}
+	var raw bytes.Buffer
+	lines := bytes.Split(bytes.TrimRight(sampleHits, "\n"), newline)
+	for i, rec := range lines {
+		switch {
+		case f == FormatNDJSON:
+			raw.Write(rec)
+			raw.Write(newline)
+			continue
+		case i == 0:
+			raw.Write(sepJSONFirst)
+		default:
+			raw.Write(sepJSON)
+		}
+		raw.Write(rec)
+	}
+	if f == FormatJSON {
+		raw.Write(trailerJSON)
+	}
+	if c == CompressionNone {
+		return raw.Bytes(), nil
+	}
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out) // no name, zero mtime, as the spool
+	if _, err := zw.Write(raw.Bytes()); err != nil {
+		return nil, fmt.Errorf("sink: sample object: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("sink: sample object: %w", err)
+	}
+	return out.Bytes(), nil
+}

@@ -1,0 +1,99 @@
+package sink_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"testing"
+
+	"hitship/sink"
+)
+
+// spoolEncode encodes the sample hits with the real spool encoder.
+func spoolEncode(t *testing.T, f sink.Format, c sink.Compression) []byte {
+	t.Helper()
+	sp, err := sink.NewSpool(sink.SpoolConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("testdata/sample_hits.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sp.NewBuffer(f)
+	for _, rec := range bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n")) {
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obj, err := b.Finish(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Release()
+	r, err := obj.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func twGunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSampleObject(t *testing.T) {
+	cases := []struct {
+		name   string
+		format sink.Format
+		comp   sink.Compression
+		file   string
+	}{
+		{name: "json", format: sink.FormatJSON, comp: sink.CompressionNone, file: "testdata/sample_hits.json"},
+		{name: "ndjson", format: sink.FormatNDJSON, comp: sink.CompressionNone, file: "testdata/sample_hits.jsonl"},
+		{name: "json gzip", format: sink.FormatJSON, comp: sink.CompressionGzip, file: "testdata/sample_hits.json"},
+		{name: "ndjson gzip", format: sink.FormatNDJSON, comp: sink.CompressionGzip, file: "testdata/sample_hits.jsonl"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sink.SampleObject(tc.format, tc.comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := spoolEncode(t, tc.format, tc.comp); !bytes.Equal(got, want) {
+				t.Errorf("SampleObject differs from the spool encoder:\n%q\n%q", got, want)
+			}
+			want, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.comp == sink.CompressionGzip {
+				got = twGunzip(t, got)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("SampleObject = %q, want the bytes of %s", got, tc.file)
+			}
+		})
+	}
+	if _, err := sink.SampleObject(sink.Format(9), sink.CompressionNone); !sink.IsInvalid(err) {
+		t.Errorf("unknown format: err = %v, want IsInvalid", err)
+	}
+	if _, err := sink.SampleObject(sink.FormatJSON, sink.Compression(9)); !sink.IsInvalid(err) {
+		t.Errorf("unknown compression: err = %v, want IsInvalid", err)
+	}
+}
