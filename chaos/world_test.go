@@ -241,6 +241,9 @@ type replica struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	starts int
+	// logFrom is the log's size when the process was started: once it
+	// grew, the process logged its first line.
+	logFrom int64
 }
 
 // newReplica makes a replica slot; spool is its spool directory ("" for one
@@ -282,12 +285,25 @@ func (r *replica) writeConfig(ins []integration) error {
 	return os.Rename(tmp, r.config)
 }
 
-// hup sends SIGHUP (reload the config file) to the running process, if any.
+// hup sends SIGHUP (reload the config file) to the running process, if any,
+// once it takes the signal: hitship takes SIGHUP before it reads its config
+// and logs its first line after that, and a process signalled before its
+// main function ran dies of it (Go's default), which no program can help.
+// A process started after its config was written reads the new one anyway.
 func (r *replica) hup() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		_ = r.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r.mu.Lock()
+		if r.cmd == nil {
+			r.mu.Unlock()
+			return
+		}
+		fi, err := os.Stat(r.logPath)
+		if err == nil && fi.Size() > r.logFrom || time.Now().After(deadline) {
+			_ = r.cmd.Process.Signal(syscall.SIGHUP)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -303,6 +319,9 @@ func (r *replica) start() error {
 		return err
 	}
 	fmt.Fprintf(logf, "=== start %d at %s\n", r.starts+1, time.Now().Format(time.RFC3339Nano))
+	if fi, err := logf.Stat(); err == nil {
+		r.logFrom = fi.Size()
+	}
 	cmd := exec.Command(r.bin, "run", "--config", r.config)
 	cmd.Env = append(os.Environ(), secretEnv+"="+secretValue)
 	cmd.Stdout, cmd.Stderr = logf, logf // files: no copying goroutines
