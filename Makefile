@@ -95,6 +95,8 @@ image:
 # failure, a Redis FLUSHALL and a restart without data, a reload that adds, re-tenants,
 # moves and removes integrations, a disable/enable, a dead-letter topic outage and a
 # full spool disk (a tmpfs: run as root), then an exactly-once check from S3 alone.
-# The short form (2-4 minutes) runs in `make test`.
+# It runs staged delivery (delivery.staged), with a 20-s staging-bucket outage and a
+# kill of a replica while it assembles; HITSHIP_CHAOS_PATH=partition runs the
+# per-partition path. The short form (2-4 minutes) runs in `make test`.
 chaos:
 	HITSHIP_CHAOS=long $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/

@@ -252,3 +252,16 @@ func statelessReplays(reps []*replica) stateless {
 	}
 	return out
 }
+
+// steadyTenants is the tenants with an integration no runtime change touched:
+// their records are routed to it, start to end.
+func (w *world) steadyTenants() map[int64]bool {
+	tl := &timeline{}
+	out := make(map[int64]bool)
+	for _, in := range w.ins {
+		if !tl.special(in.name) {
+			out[in.client] = true
+		}
+	}
+	return out
+}

@@ -45,6 +45,11 @@ type plan struct {
 	disableAt, enableAt time.Duration // hitship disable / enable of one integration
 	dlqAt, dlqFor       time.Duration // the dead-letter topic refuses writes
 	fillAt, fillFor     time.Duration // replica c's spool disk is full
+	// The staged path's faults: the staging bucket answers 503 to
+	// everything, and a replica is SIGKILLed while it assembles (at a window
+	// end from assembleKillAt on).
+	stageOutAt, stageOutFor time.Duration
+	assembleKillAt          time.Duration
 }
 
 // The short plan is the 60-second version in `make test`: 30 s of feed with
@@ -64,7 +69,8 @@ var (
 		failAt: 3 * time.Second, failFor: 77 * time.Second, settle: 8 * time.Minute,
 		flushAt: 6 * time.Second, wipeAt: 9 * time.Second, wipeDown: time.Second,
 		dlqAt: 4 * time.Second, dlqFor: 8 * time.Second, fillAt: time.Second, fillFor: 6 * time.Second,
-		reloadAt: 14500 * time.Millisecond, disableAt: 16 * time.Second, enableAt: 22 * time.Second}
+		reloadAt: 14500 * time.Millisecond, disableAt: 16 * time.Second, enableAt: 22 * time.Second,
+		stageOutAt: 17 * time.Second, stageOutFor: 20 * time.Second, assembleKillAt: 9500 * time.Millisecond}
 	longPlan = plan{name: "long", hits: 1_000_000, rate: 5000,
 		killMin: 5 * time.Second, killMax: 15 * time.Second, downFor: 2 * time.Second, killsUntil: 200 * time.Second,
 		cuts: []time.Duration{45 * time.Second, 150 * time.Second}, cutFor: 10 * time.Second,
@@ -72,7 +78,8 @@ var (
 		failAt: 170 * time.Second, failFor: 2 * time.Minute, settle: 2 * time.Hour,
 		flushAt: 20 * time.Second, wipeAt: 35 * time.Second, wipeDown: 2 * time.Second,
 		dlqAt: 30 * time.Second, dlqFor: 20 * time.Second, fillAt: 110 * time.Second, fillFor: 15 * time.Second,
-		reloadAt: 60 * time.Second, disableAt: 70 * time.Second, enableAt: 95 * time.Second}
+		reloadAt: 60 * time.Second, disableAt: 70 * time.Second, enableAt: 95 * time.Second,
+		stageOutAt: 125 * time.Second, stageOutFor: 20 * time.Second, assembleKillAt: 80 * time.Second}
 )
 
 // redisWriteBack is how long after Redis restarts the replicas are given to
@@ -126,8 +133,17 @@ func TestChaos(t *testing.T) {
 	if *longRun || os.Getenv("HITSHIP_CHAOS") == "long" {
 		pl = longPlan
 	}
+	staged := true
+	switch p := os.Getenv("HITSHIP_CHAOS_PATH"); p {
+	case "", "staged":
+	case "partition":
+		staged = false
+	default:
+		t.Fatalf("HITSHIP_CHAOS_PATH=%q: want staged (the default) or partition", p)
+	}
+	path := map[bool]string{true: "staged", false: "partition"}[staged]
 	began := time.Now()
-	w := newWorld(t, chaosFaults)
+	w := newWorld(t, chaosFaults, staged)
 	failing := w.ins[0]
 
 	cSpool := filepath.Join(w.dir, "c-spool")
@@ -210,7 +226,7 @@ func TestChaos(t *testing.T) {
 		at(c, fmt.Sprintf("broker connections cut (%d)", i+1), w.kafka.Cut)
 		at(c+pl.cutFor, fmt.Sprintf("broker restored (%d)", i+1), w.kafka.Restore)
 	}
-	tl := &timeline{slack: changeSlack, t0: t0}
+	tl := &timeline{slack: changeSlack, t0: t0, staged: staged}
 	var tlMu sync.Mutex
 	var redisDownSince time.Time
 	at(pl.redisAt, "redis stopped", func() {
@@ -313,6 +329,47 @@ func TestChaos(t *testing.T) {
 		})
 	}
 
+	// Replica c is not killed while its spool disk is full: it could not
+	// start (its spool lock file needs room), which is a start-up error, not
+	// the fault under test.
+	spared := func(r *replica) bool {
+		el := time.Since(t0)
+		return r == reps[2] && diskFault && el >= pl.fillAt-pl.downFor && el < pl.fillAt+2*pl.fillFor+3*time.Second
+	}
+	// The staged path: the staging bucket fails for stageOutFor (the offsets
+	// must be held: stagingOutage.check), and a replica is killed while it
+	// has an object in hand.
+	var outage *stagingOutage
+	assembleKilled := make(chan string, 1)
+	if staged {
+		at(pl.stageOutAt, "staging bucket "+parkBucket+" fails (503 to everything)", func() {
+			w.s3.FailBucket(parkBucket, http.StatusServiceUnavailable)
+			hw, err := retried(ctx, func(ctx context.Context) (map[int]int64, error) { return w.kafka.HighWater(ctx, topic) })
+			if err != nil {
+				t.Errorf("high-water marks at the staging outage: %v", err)
+			}
+			tlMu.Lock()
+			outage = &stagingOutage{from: time.Since(t0), highWater: hw}
+			tlMu.Unlock()
+		})
+		at(pl.stageOutAt+pl.stageOutFor, "", func() {
+			c, err := retried(ctx, func(ctx context.Context) (map[int]int64, error) { return w.kafka.Committed(ctx, group, topic) })
+			if err != nil {
+				t.Errorf("committed offsets at the end of the staging outage: %v", err)
+			}
+			w.s3.HealBucket(parkBucket)
+			events.add("staging bucket " + parkBucket + " healed")
+			tlMu.Lock()
+			outage.committed, outage.to = c, time.Since(t0)
+			tlMu.Unlock()
+		})
+		at(pl.assembleKillAt, "", func() {
+			assembleKilled <- killWhileAssembling(ctx, w, reps, 6, pl.downFor, spared, events.add)
+		})
+	} else {
+		assembleKilled <- ""
+	}
+
 	// SIGKILL a random replica every few seconds until the feed and the kill
 	// period are over; a crash (an exit the test did not cause) fails the test.
 	stopKills := make(chan struct{})
@@ -341,11 +398,18 @@ func TestChaos(t *testing.T) {
 			//
 			// Nor before the replicas wrote back what Redis lost: a crash
 			// then replays without it (README "Redis data loss").
-			for _, q := range []struct{ from, to time.Duration }{
+			//
+			// On the staged path the kills go on throughout: the intents
+			// keep every record once whatever the replay (chaos/doc.go).
+			pauses := []struct{ from, to time.Duration }{
 				{pl.redisAt, pl.redisAt + pl.redisDown + redisWriteBack},
 				{pl.flushAt, pl.flushAt + lossWriteBack},
 				{pl.wipeAt, pl.wipeAt + pl.wipeDown + lossWriteBack},
-			} {
+			}
+			if staged {
+				pauses = nil
+			}
+			for _, q := range pauses {
 				if el := time.Since(t0); el >= q.from && el < q.to {
 					select {
 					case <-stopKills:
@@ -355,10 +419,7 @@ func TestChaos(t *testing.T) {
 				}
 			}
 			r := reps[rng.IntN(len(reps))]
-			// Not replica c while its spool disk is full: it could not
-			// start (its spool lock file needs room), which is a start-up
-			// error, not the fault under test.
-			if el := time.Since(t0); r == reps[2] && diskFault && el >= pl.fillAt-pl.downFor && el < pl.fillAt+2*pl.fillFor+3*time.Second {
+			if spared(r) {
 				r = reps[rng.IntN(2)]
 			}
 			events.add("SIGKILL " + r.name)
@@ -424,6 +485,10 @@ func TestChaos(t *testing.T) {
 	if !waitFor(ctx, time.Second, func() bool { return time.Since(t0) > lastEvent+time.Second }) {
 		t.Fatal("canceled")
 	}
+	assembleKill := <-assembleKilled
+	if assembleKill != "" {
+		kills++
+	}
 	events.add(fmt.Sprintf("kills over (%d SIGKILLs)", kills))
 	crashes()
 	for _, r := range reps {
@@ -451,14 +516,27 @@ func TestChaos(t *testing.T) {
 			return false
 		}
 		now := fmt.Sprintf("lag %d, retry entries %d (%+v), parked objects %d, dead objects %d", lag, entries, stats, parked, dead)
+		segs, open := 0, 0
+		if staged {
+			if segs, open, err = w.stagingLeft(); err != nil {
+				last = "staging bucket: " + err.Error()
+				return false
+			}
+			now += fmt.Sprintf(", staged segments %d, objects being delivered %d", segs, open)
+		}
 		if now != last {
 			events.add("waiting: " + now)
 			last = now
 		}
-		return end && entries == 0 && parked == 0 && dead == 0
+		return end && entries == 0 && parked == 0 && dead == 0 && segs == 0 && open == 0
 	})
 	if !ok {
 		logs()
+		if staged {
+			dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			t.Logf("staged delivery held up by:\n%s", w.stagingDiagnosis(dctx))
+			dcancel()
+		}
 		t.Fatalf("not converged within %s: %s", pl.settle, last)
 	}
 	events.add("converged")
@@ -473,6 +551,17 @@ func TestChaos(t *testing.T) {
 	}
 	tlMu.Lock()
 	rep, err := w.verify(vctx, ex, tl, statelessReplays(reps))
+	if err == nil && staged {
+		rep.stats.stagingErrors = stagingErrors(reps)
+		if outage == nil || outage.committed == nil {
+			t.Error("the staging outage did not happen")
+		} else {
+			outage.check(rep, ex, w.steadyTenants())
+		}
+		if assembleKill != "" {
+			rep.stats.assemblyKills = append(rep.stats.assemblyKills, assembleKill)
+		}
+	}
 	tlMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
@@ -494,9 +583,9 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	cf, pf := w.custFaults.Counts(), w.parkFaults.Counts()
-	t.Logf("chaos %s: %d hits in %s (feed and faults, then delivery), %d SIGKILLs, whole test %s\n%s\n"+
+	t.Logf("chaos %s, %s path: %d hits in %s (feed and faults, then delivery), %d SIGKILLs, whole test %s\n%s\n"+
 		"S3 faults, integrations: %+v\nS3 faults, parking: %+v\nPutObject-only policy: %d requests allowed, %d denied",
-		pl.name, pl.hits, time.Since(t0).Round(time.Second), kills, time.Since(began).Round(time.Second), rep,
+		pl.name, path, pl.hits, time.Since(t0).Round(time.Second), kills, time.Since(began).Round(time.Second), rep,
 		cf, pf, len(w.policy.Allowed()), len(w.policy.Denied()))
 	for _, e := range rep.examples {
 		t.Log("  " + e)
@@ -532,6 +621,14 @@ func TestChaos(t *testing.T) {
 			t.Errorf("replica c logged no spool error while its disk was full: the fault was not exercised")
 		}
 	}
+	if staged {
+		if assembleKill == "" {
+			t.Errorf("no replica was killed while it assembled: the fault was not exercised")
+		}
+		if rep.stats.stagingErrors == 0 {
+			t.Errorf("no replica logged a segment the staging bucket refused during its outage: the fault was not exercised")
+		}
+	}
 	if maxParked.Load() == 0 {
 		t.Errorf("no object was parked while bucket %s failed for %s: the retry workers were not exercised", failing.bucket, pl.failFor)
 	}
@@ -558,4 +655,20 @@ func (l *eventLog) add(what string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.t.Logf("[%s] %s", l.elapsed(), what)
+}
+
+// retried calls fn up to 5 times, 500 ms apart, until it succeeds (the broker
+// may be cut just then).
+func retried[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	var err error
+	for range 5 {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err = fn(cctx)
+		cancel()
+		if err == nil || !sleepCtx(ctx, 500*time.Millisecond) {
+			return v, err
+		}
+	}
+	return v, err
 }

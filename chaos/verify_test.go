@@ -41,6 +41,9 @@ type expected struct {
 	hits      map[reqID]hitInfo
 	malformed map[srcPos]bool
 	byClient  map[int64][]reqID
+	// morePos: the positions of a hit's copies after the first (gen's
+	// retries; the staged checks need every record's identity).
+	morePos map[reqID][]srcPos
 }
 
 type hitInfo struct {
@@ -112,7 +115,8 @@ func clientHeader(m *kafka.Message) (int64, bool) {
 func (w *world) readExpected(ctx context.Context) (*expected, error) {
 	var ex *expected
 	reset := func() {
-		ex = &expected{hits: make(map[reqID]hitInfo), malformed: make(map[srcPos]bool), byClient: make(map[int64][]reqID)}
+		ex = &expected{hits: make(map[reqID]hitInfo), malformed: make(map[srcPos]bool), byClient: make(map[int64][]reqID),
+			morePos: make(map[reqID][]srcPos)}
 	}
 	err := w.readTopicAgain(ctx, topic, reset, func(m *kafka.Message) error {
 		ex.records++
@@ -130,6 +134,8 @@ func (w *world) readExpected(ctx context.Context) (*expected, error) {
 		if h.copies == 0 {
 			ex.byClient[client] = append(ex.byClient[client], id)
 			h.pos, h.time = srcPos{m.Partition, m.Offset}, m.Time
+		} else {
+			ex.morePos[id] = append(ex.morePos[id], srcPos{m.Partition, m.Offset})
 		}
 		h.client = client
 		h.copies++
@@ -161,6 +167,11 @@ type report struct {
 	// replays: where partitions replayed without the state Redis lost (the
 	// replicas' warnings).
 	replays stateless
+	// staged: the run was on the staged path (delivery.staged): no copy
+	// beyond the topic's is documented, and the staged checks apply.
+	staged       bool
+	stagedBreaks int64 // breaks of the staged path's rules (staged_test.go)
+	stats        stagedStats
 }
 
 // example keeps up to 5 examples of each kind (the format string).
@@ -183,6 +194,12 @@ func (r *report) extraCopies(name string, id reqID, want int32, keys []string) {
 		return
 	}
 	extra := int64(int32(len(keys)) - want)
+	if r.staged {
+		// Intents hold every record once per window, whatever Redis lost.
+		r.duplicates += extra
+		r.example("%s: hit %x written %d times, want %d (in %v)", name, id, len(keys), want, keys)
+		return
+	}
 	lo, hi, part := int64(-1), int64(-1), -1
 	for _, k := range keys {
 		p, first, ok := keyOffsets(k)
@@ -229,6 +246,9 @@ func keyOffsets(key string) (partition int, first int64, ok bool) {
 }
 
 func (r *report) String() string {
+	if r.staged {
+		return r.stagedString()
+	}
 	return fmt.Sprintf("sent %d records (%d well-formed hits, %d malformed; %d extra copies from producer retries)\n"+
 		"hits to deliver (hit x integration): %d, delivered: %d, duplicates: %d, missing: %d, misplaced: %d, objects: %d\n"+
 		"documented duplicates (replays without the state Redis lost: %d without the window snapshot, %d without routing state): %d\n"+
@@ -243,7 +263,32 @@ func (r *report) String() string {
 
 // failed reports a loss or a duplicate.
 func (r *report) failed() bool {
-	return r.missing > 0 || r.duplicates > 0 || r.foreign > 0 || r.misrouted > 0 || r.deadMissing > 0 || r.deadUnknown > 0
+	return r.missing > 0 || r.duplicates > 0 || r.foreign > 0 || r.misrouted > 0 || r.deadMissing > 0 || r.deadUnknown > 0 ||
+		r.stagedBreaks > 0 || r.staged && r.documented > 0
+}
+
+// stagedString is String on the staged path.
+func (r *report) stagedString() string {
+	s := r.stats
+	out := fmt.Sprintf("sent %d records (%d well-formed hits, %d malformed; %d extra copies from producer retries)\n"+
+		"hits to deliver (hit x integration): %d, delivered: %d, duplicates: %d, missing: %d, misplaced: %d\n"+
+		"staged: %d customer objects (%d main, %d late), %d manifests; %d records checked for window and (partition, offset) order; breaks of the staged rules: %d\n"+
+		"waiting in the staging bucket for integrations no longer configured: %d segments (%d records, each of its tenant), %d intents\n"+
+		"replays without the state Redis lost (replicas' warnings: %d without the window snapshot, %d without routing state): no copy is documented on this path\n"+
+		"dead-lettered: %d of %d malformed (missing %d, extra copies %d, unknown %d)\n",
+		r.records, r.wellFormed, r.malformed, r.topicCopies,
+		r.toDeliver, r.delivered, r.duplicates, r.missing, r.foreign,
+		s.mains+s.lates, s.mains, s.lates, s.manifests, s.ordered, r.stagedBreaks,
+		s.waiting, s.waitingRecords, s.waitingIntents,
+		replayCount(r.replays.snapshot), replayCount(r.replays.routing),
+		r.deadLettered, r.malformed, r.deadMissing, r.deadCopies, r.deadUnknown)
+	if s.outageNote != "" {
+		out += s.outageNote + "\n"
+	}
+	for _, k := range s.assemblyKills {
+		out += "kill while assembling: " + k + "\n"
+	}
+	return out + fmt.Sprintf("runtime changes (%d breaks of their rules):\n  %s", r.misrouted, strings.Join(r.changes, "\n  "))
 }
 
 func replayCount(m map[int][]int64) (n int) {
@@ -257,14 +302,23 @@ func replayCount(m map[int][]int64) (n int) {
 // runtime changes happened (nil: there were none), replays where partitions
 // replayed without the state Redis lost.
 func (w *world) verify(ctx context.Context, ex *expected, tl *timeline, replays stateless) (*report, error) {
-	r := &report{records: ex.records, wellFormed: ex.wellShape, malformed: int64(len(ex.malformed)), replays: replays}
+	r := &report{records: ex.records, wellFormed: ex.wellShape, malformed: int64(len(ex.malformed)), replays: replays, staged: w.staged}
 	for _, h := range ex.hits {
 		r.topicCopies += int64(h.copies - 1)
 	}
+	cust := make(map[string]map[string][]byte) // integration -> key -> object
 	for _, in := range allIntegrations(w.ins, w.after) {
 		objs, err := w.s3.Objects(ctx, in.bucket)
 		if err != nil {
 			return nil, err
+		}
+		cust[in.name] = objs
+		if w.staged {
+			prefixes := []string{in.keyPrefix()}
+			if before := w.find(in.name, allIntegrations(w.after, w.ins)); before.keyPrefix() != in.keyPrefix() {
+				prefixes = append(prefixes, before.keyPrefix()) // moved: what was assembled before the move
+			}
+			r.checkStagedObjects(ex, in, prefixes, objs)
 		}
 		if tl != nil && tl.special(in.name) {
 			if err := tl.verify(r, ex, w.find(in.name, allIntegrations(w.after, w.ins)), in, objs); err != nil {
@@ -304,6 +358,11 @@ func (w *world) verify(ctx context.Context, ex *expected, tl *timeline, replays 
 			case got > want:
 				r.extraCopies(in.name, id, want, keys[id])
 			}
+		}
+	}
+	if w.staged {
+		if err := w.checkStaging(ctx, r, ex, cust); err != nil {
+			return nil, err
 		}
 	}
 	var dead map[srcPos]int

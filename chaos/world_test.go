@@ -88,11 +88,15 @@ type world struct {
 	// added, one given another tenant, one given another prefix and one
 	// removed (changes_test.go). Every bucket of either exists from the start.
 	after []integration
+	// staged: the replicas run staged delivery (delivery.staged), the
+	// parking bucket is their staging bucket, and each replica reaches it
+	// through a tap of its own (staged_test.go) in front of parkFaults.
+	staged bool
 }
 
-func newWorld(t *testing.T, faults FaultConfig) *world {
+func newWorld(t *testing.T, faults FaultConfig, staged bool) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), ins: integrations()}
+	w := &world{t: t, dir: t.TempDir(), ins: integrations(), staged: staged}
 	w.after = reloaded(w.ins)
 	w.bin = buildBinary(t, w.dir)
 	w.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: partitions, Topics: []string{topic, dlqTopic},
@@ -127,6 +131,11 @@ func newWorld(t *testing.T, faults FaultConfig) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if staged {
+		// gofakes3 ignores If-None-Match: the staging bucket's intents are
+		// created with it (DESIGN §5), so the test answers it as S3 does.
+		parkUp = &conditionalPuts{next: parkUp, s3: w.s3}
+	}
 	pf := faults
 	pf.Seed++
 	w.parkFaults, err = NewInjector(parkUp, pf)
@@ -158,7 +167,7 @@ func buildBinary(t *testing.T, dir string) string {
 
 // configYAML is a replica's config file with the integrations ins; a
 // memoryBytes above 0 sets spool.memory_bytes (small: buffers spill to disk).
-func (w *world) configYAML(spool string, memoryBytes int, ins []integration) []byte {
+func (w *world) configYAML(spool string, memoryBytes int, parkURL string, ins []integration) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `kafka:
   brokers: [%s]
@@ -178,7 +187,7 @@ spool:
 delivery:
   # The failing integration must not be auto-disabled (its hits would be
   # skipped, by design): far more attempts than a run makes.
-  health_min_attempts: 1000000000
+  health_min_attempts: 1000000000%s
 s3:
   endpoint: %s
   path_style: true
@@ -201,8 +210,8 @@ parking:
     access_key_id: CHAOSPARKING0001
     secret_access_key_env: %s
 integrations:
-`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, memoryLine(memoryBytes), w.custURL, w.redis.Addr(), keyPrefix,
-		parkBucket, testenv.S3Region, w.parkURL, parkPrefix, secretEnv)
+`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, memoryLine(memoryBytes), w.stagedLine(), w.custURL, w.redis.Addr(), keyPrefix,
+		parkBucket, testenv.S3Region, parkURL, parkPrefix, secretEnv)
 	for _, in := range ins {
 		fmt.Fprintf(&b, `  - name: %s
     client_id: %d
@@ -217,6 +226,15 @@ integrations:
 `, in.name, in.client, testenv.S3Region, in.bucket, in.keyPrefix(), in.format, !in.disabled, secretEnv)
 	}
 	return []byte(b.String())
+}
+
+// stagedLine turns staged delivery on (the key template is left to its
+// default, which with delivery.staged is config.DefaultStagedKeyTemplate).
+func (w *world) stagedLine() string {
+	if !w.staged {
+		return ""
+	}
+	return "\n  # The parking bucket is the staging bucket.\n  staged: true"
 }
 
 func memoryLine(n int) string {
@@ -236,11 +254,18 @@ type replica struct {
 	logPath string
 	bin     string
 	w       *world
+	// parkURL is where the replica reaches the parking (staging) bucket;
+	// tap, on the staged path, sees its requests there.
+	parkURL string
+	tap     *tap
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
 	starts int
+	// logFrom is the log's size when the process was started: once it
+	// grew, the process logged its first line.
+	logFrom int64
 }
 
 // newReplica makes a replica slot; spool is its spool directory ("" for one
@@ -252,7 +277,13 @@ func (w *world) newReplica(name, spool string, memory int) *replica {
 		spool = filepath.Join(dir, "spool")
 	}
 	r := &replica{name: name, config: filepath.Join(dir, "hitship.yaml"), spool: spool, memory: memory,
-		logPath: filepath.Join(dir, "hitship.log"), bin: w.bin, w: w}
+		logPath: filepath.Join(dir, "hitship.log"), bin: w.bin, w: w, parkURL: w.parkURL}
+	if w.staged {
+		r.tap = newTap(w.parkFaults)
+		srv := httptest.NewServer(r.tap)
+		w.t.Cleanup(srv.Close)
+		r.parkURL = srv.URL
+	}
 	if err := os.MkdirAll(r.spool, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
@@ -271,7 +302,7 @@ func (r *replica) writeConfig(ins []integration) error {
 	if err := os.MkdirAll(filepath.Dir(r.config), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(tmp, r.w.configYAML(r.spool, r.memory, ins), 0o600); err != nil {
+	if err := os.WriteFile(tmp, r.w.configYAML(r.spool, r.memory, r.parkURL, ins), 0o600); err != nil {
 		return err
 	}
 	check := exec.Command(r.bin, "check-config", tmp)
@@ -282,12 +313,25 @@ func (r *replica) writeConfig(ins []integration) error {
 	return os.Rename(tmp, r.config)
 }
 
-// hup sends SIGHUP (reload the config file) to the running process, if any.
+// hup sends SIGHUP (reload the config file) to the running process, if any,
+// once it takes the signal: hitship takes SIGHUP before it reads its config
+// and logs its first line after that, and a process signalled before its
+// main function ran dies of it (Go's default), which no program can help.
+// A process started after its config was written reads the new one anyway.
 func (r *replica) hup() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		_ = r.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r.mu.Lock()
+		if r.cmd == nil {
+			r.mu.Unlock()
+			return
+		}
+		fi, err := os.Stat(r.logPath)
+		if err == nil && fi.Size() > r.logFrom || time.Now().After(deadline) {
+			_ = r.cmd.Process.Signal(syscall.SIGHUP)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -303,6 +347,9 @@ func (r *replica) start() error {
 		return err
 	}
 	fmt.Fprintf(logf, "=== start %d at %s\n", r.starts+1, time.Now().Format(time.RFC3339Nano))
+	if fi, err := logf.Stat(); err == nil {
+		r.logFrom = fi.Size()
+	}
 	cmd := exec.Command(r.bin, "run", "--config", r.config)
 	cmd.Env = append(os.Environ(), secretEnv+"="+secretValue)
 	cmd.Stdout, cmd.Stderr = logf, logf // files: no copying goroutines
@@ -347,6 +394,9 @@ func (r *replica) kill() {
 	}
 	_ = cmd.Process.Kill()
 	<-done
+	if r.tap != nil {
+		r.tap.forget() // what the dead process had in hand is no longer in its hands
+	}
 }
 
 // term is SIGTERM; it returns the exit code, or an error when the process
