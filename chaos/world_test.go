@@ -232,7 +232,8 @@ integrations:
 // default, which with delivery.staged is config.DefaultStagedKeyTemplate).
 func (w *world) stagedLine() string {
 	if !w.staged {
-		return ""
+		// A staging bucket makes delivery staged unless it says otherwise.
+		return "\n  staged: false"
 	}
 	return "\n  # The parking bucket is the staging bucket.\n  staged: true"
 }
