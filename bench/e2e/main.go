@@ -407,8 +407,10 @@ func (b *bench) big(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if got := s3.lines.Load(); got != int64(n) {
-			return fmt.Errorf("the S3 endpoint received %d records, want %d", got, n)
+		// The other partitions' sentinels may be delivered too, by an idle
+		// close once a slow run (> idle timeout) went quiet.
+		if got := s3.lines.Load(); got < int64(n) || got > int64(n+parts) {
+			return fmt.Errorf("the S3 endpoint received %d records, want %d (+ up to %d sentinels)", got, n, parts)
 		}
 		r.objects = s3.puts.Load()
 		fmt.Printf("hitship, one window of %.0f MB: %s, %d object(s), peak RSS %d MB (target <= 200 MB)\n", float64(bytes)/1e6, r.total.Round(time.Millisecond), r.objects, r.rss>>20)
