@@ -48,16 +48,20 @@ isolation:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-# Each e2e mode takes 30 s to 2.5 min (bench/README.md); the soak has its own target.
+# Each e2e mode takes 30 s to 5 min (bench/README.md); the soak has its own target.
+# -staged runs the mode's per-partition figure, then the same with staged delivery
+# (issue #12), and prints the staged targets' verdicts beside it.
 bench:
 	$(GO) test -run '^$$' -bench 'HotPath|JSONValid' -benchmem ./consumer/
 	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/
-	$(GO) run ./bench/e2e
+	$(GO) run ./bench/e2e -staged
 	$(GO) run ./bench/e2e -tenants 1000 -keyed -s3 https
+	$(GO) run ./bench/e2e -tenants 1000 -windows 3 -s3 https -staged
 	$(GO) run ./bench/e2e -catchup
-	$(GO) run ./bench/e2e -live 2m
+	$(GO) run ./bench/e2e -live 2m -staged
+	$(GO) run ./bench/e2e -live 2m -keyed -staged-only
 	$(GO) run ./bench/e2e -live 2m -tenants 1000
-	$(GO) run ./bench/e2e -big
+	$(GO) run ./bench/e2e -big -staged
 
 bench-soak:
 	$(GO) run ./bench/e2e -live 10m -tenants 100

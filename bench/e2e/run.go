@@ -27,7 +27,23 @@ type runCfg struct {
 	duration time.Duration
 	steadyTo float64 // the steady rate is taken from 5% committed to this fraction
 	onSample func(rssSample)
+	// staging, when set, turns on staged delivery (delivery.staged) with the
+	// staging bucket (parking.bucket stagingBucket) on this S3 endpoint; the
+	// customers' buckets stay on endpoint.
+	staging string
+	// uploadTimeout is delivery.upload_timeout of a staged run ("": the
+	// default, 60s). It bounds each attempt of a whole upload, a segment's
+	// included.
+	uploadTimeout string
+	// delivered, when set, is also awaited (duration 0): the run ends once
+	// the committed offsets reached the end and delivered reports true (with
+	// staged delivery, offsets are committed once staged, before the
+	// customer's object is written).
+	delivered func() bool
 }
+
+// stagingBucket is the staging bucket's name.
+const stagingBucket = "bench-staging"
 
 type rssSample struct {
 	at  time.Duration // since process start
@@ -35,11 +51,24 @@ type rssSample struct {
 }
 
 type result struct {
+	start      time.Time     // when the process started
 	total      time.Duration // from process start (joining the group included)
 	steadyRate float64       // records/s from 5% committed to steadyTo
-	rss        int64         // peak (VmHWM)
-	cpu        time.Duration // user + system CPU of the process
-	objects    int64
+	// steadyStart is when 5% of the records were committed, steadyAt how many
+	// were; committed is when every partition was committed to its end (zero
+	// for a run of a fixed duration).
+	steadyStart time.Time
+	steadyAt    int64
+	committed   time.Time
+	// rssCommitted is the peak RSS until the offsets were committed to the
+	// end (with staged delivery: the records staged).
+	rssCommitted int64
+	rss          int64         // peak (VmHWM)
+	cpu          time.Duration // user + system CPU of the process
+	// driverCPU is this process's CPU meanwhile: kfake, the S3 endpoints
+	// (and gofakes3 for a staging bucket), the watching.
+	driverCPU time.Duration
+	objects   int64
 }
 
 // hitship runs the real binary with its own consumer group, Redis and spool.
@@ -59,6 +88,22 @@ func (b *bench) hitship(ctx context.Context, rc runCfg) (result, error) {
 	tenants := rc.tenants
 	if tenants == 0 {
 		tenants = b.o.tenants
+	}
+	staged, uploadTimeout := "", ""
+	if rc.uploadTimeout != "" {
+		uploadTimeout = "  upload_timeout: " + rc.uploadTimeout + "\n"
+	}
+	if rc.staging != "" {
+		staged = fmt.Sprintf(`delivery:
+  staged: true
+%sparking:
+  bucket: %s
+  region: us-east-1
+  endpoint: %s
+  path_style: true
+  prefix: hitship/
+  credentials: {access_key_id: BENCHACCESSKEY02, secret_access_key_env: BENCH_SECRET}
+`, uploadTimeout, stagingBucket, rc.staging)
 	}
 	var ins strings.Builder
 	for c := 1; c <= tenants; c++ {
@@ -86,8 +131,8 @@ http:
   listen: "127.0.0.1:0"
 log:
   level: warn
-integrations:
-%s`, strings.Join(b.k.Addrs(), ","), topic, topic, group, rc.window, rc.grace, rc.idle, filepath.Join(dir, "spool"), rc.endpoint, red.Addr(), ins.String())
+%sintegrations:
+%s`, strings.Join(b.k.Addrs(), ","), topic, topic, group, rc.window, rc.grace, rc.idle, filepath.Join(dir, "spool"), rc.endpoint, red.Addr(), staged, ins.String())
 	path := filepath.Join(dir, "hitship.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return result{}, err
@@ -114,6 +159,7 @@ integrations:
 		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+rc.certFile)
 	}
 	cmd.Stderr = os.Stderr
+	self0 := procCPU(os.Getpid())
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -135,12 +181,15 @@ integrations:
 	}()
 	pid := cmd.Process.Pid
 	var (
-		steady     time.Time
-		steadyAt   int64
-		steadyEnd  time.Time
-		endAt      int64
-		lastSample time.Time
-		cpu        time.Duration
+		steady    time.Time
+		steadyAt  int64
+		steadyEnd time.Time
+		endAt     int64
+		committed time.Time
+		// rssCommitted is the peak RSS until then.
+		rssCommitted int64
+		lastSample   time.Time
+		cpu          time.Duration
 	)
 	for {
 		if c := procCPU(pid); c > 0 {
@@ -166,7 +215,10 @@ integrations:
 				if steadyEnd.IsZero() && float64(s) >= rc.steadyTo*float64(total) {
 					steadyEnd, endAt = time.Now(), s
 				}
-				if done(c, hw) {
+				if committed.IsZero() && done(c, hw) {
+					committed, rssCommitted = time.Now(), procStatus(pid, "VmHWM:")
+				}
+				if !committed.IsZero() && (rc.delivered == nil || rc.delivered()) {
 					break
 				}
 			}
@@ -182,7 +234,8 @@ integrations:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r := result{total: time.Since(start), rss: procStatus(pid, "VmHWM:"), cpu: cpu}
+	r := result{start: start, total: time.Since(start), rss: procStatus(pid, "VmHWM:"), cpu: cpu, steadyStart: steady, steadyAt: steadyAt, committed: committed,
+		driverCPU: procCPU(os.Getpid()) - self0, rssCommitted: rssCommitted}
 	if !steady.IsZero() && steadyEnd.After(steady) {
 		r.steadyRate = float64(endAt-steadyAt) / steadyEnd.Sub(steady).Seconds()
 	}

@@ -23,7 +23,7 @@ import (
 
 // discardS3 answers the calls hitship makes (PutObject and multipart uploads),
 // reading and discarding every body. It counts the records (lines) it received
-// and notes every object's key and arrival time.
+// and notes every object's key, arrival time and records.
 type discardS3 struct {
 	lines atomic.Int64
 	puts  atomic.Int64
@@ -31,12 +31,15 @@ type discardS3 struct {
 
 	mu      sync.Mutex
 	objects []arrival
+	parts   map[string]int64 // upload ID -> records in its parts so far
 }
 
-// arrival is one object written: its path (/bucket/key) and when it completed.
+// arrival is one object written: its path (/bucket/key), when it completed
+// and how many records (lines) it holds.
 type arrival struct {
-	path string
-	at   time.Time
+	path  string
+	at    time.Time
+	lines int64
 }
 
 var bufPool = sync.Pool{New: func() any { return new([64 << 10]byte) }}
@@ -62,14 +65,25 @@ func (s *discardS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			UploadID string   `xml:"UploadId"`
 		}{UploadID: strconv.FormatInt(id, 10)})
 	case r.Method == http.MethodPost && q.Has("uploadId"):
-		s.done(r.URL.Path)
+		s.mu.Lock()
+		lines := s.parts[q.Get("uploadId")]
+		delete(s.parts, q.Get("uploadId"))
+		s.mu.Unlock()
+		s.done(r.URL.Path, lines)
 		_ = xml.NewEncoder(w).Encode(struct {
 			XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
 			ETag    string   `xml:"ETag"`
 		}{ETag: `"x"`})
 	case r.Method == http.MethodPut:
-		if !q.Has("partNumber") {
-			s.done(r.URL.Path)
+		if q.Has("partNumber") {
+			s.mu.Lock()
+			if s.parts == nil {
+				s.parts = map[string]int64{}
+			}
+			s.parts[q.Get("uploadId")] += n
+			s.mu.Unlock()
+		} else {
+			s.done(r.URL.Path, n)
 		}
 		w.Header().Set("ETag", `"x"`)
 	default:
@@ -77,10 +91,10 @@ func (s *discardS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *discardS3) done(path string) {
+func (s *discardS3) done(path string, lines int64) {
 	s.puts.Add(1)
 	s.mu.Lock()
-	s.objects = append(s.objects, arrival{path: path, at: time.Now()})
+	s.objects = append(s.objects, arrival{path: path, at: time.Now(), lines: lines})
 	s.mu.Unlock()
 }
 
@@ -95,11 +109,16 @@ func (s *discardS3) arrivals() []arrival {
 // is set (a self-signed certificate for 127.0.0.1 is written there, for the
 // child's SSL_CERT_FILE). It returns the endpoint URL and a stop function.
 func serveDiscard(s *discardS3, certFile string) (string, func(), error) {
+	return serve(s, certFile)
+}
+
+// serve serves h as serveDiscard does.
+func serve(h http.Handler, certFile string) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	scheme := "http"
 	if certFile != "" {
 		cert, err := selfSigned(certFile)
@@ -115,11 +134,32 @@ func serveDiscard(s *discardS3, certFile string) (string, func(), error) {
 	return scheme + "://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
 
-// selfSigned makes a certificate for 127.0.0.1 and writes it (PEM) to certFile.
+// theCert is the one certificate of every HTTPS endpoint of a bench run, so
+// that the child's SSL_CERT_FILE trusts them all.
+var theCert struct {
+	once sync.Once
+	cert tls.Certificate
+	pem  []byte
+	err  error
+}
+
+// selfSigned returns the certificate for 127.0.0.1 (made on the first call) and
+// writes it (PEM) to certFile.
 func selfSigned(certFile string) (tls.Certificate, error) {
+	theCert.once.Do(func() { theCert.cert, theCert.pem, theCert.err = newCert() })
+	if theCert.err != nil {
+		return tls.Certificate{}, theCert.err
+	}
+	if err := os.WriteFile(certFile, theCert.pem, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	return theCert.cert, nil
+}
+
+func newCert() (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -134,13 +174,10 @@ func selfSigned(certFile string) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, nil, err
 	}
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pemBytes, nil
 }
 
 // objectKey splits "/bucket/wallarm_hits_{start}_{partition}_{first}_{digest}.ext".
@@ -156,4 +193,30 @@ func objectKey(path string) (bucket string, start int64, partition int, ok bool)
 	start, err1 := strconv.ParseInt(f[0], 10, 64)
 	p, err2 := strconv.Atoi(f[1])
 	return bucket, start, p, err1 == nil && err2 == nil
+}
+
+// stagedKey splits the key of a staged object,
+// "/bucket/wallarm_hits_{start}{late}.ext" ({late}: "" for a window's main
+// object, "_late_N" for its N-th late one).
+func stagedKey(path string) (bucket string, start int64, late int, ok bool) {
+	bucket, key, found := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !found {
+		return "", 0, 0, false
+	}
+	rest, found := strings.CutPrefix(key, "wallarm_hits_")
+	if !found {
+		return "", 0, 0, false
+	}
+	rest, _, _ = strings.Cut(rest, ".")
+	ws, ls, isLate := strings.Cut(rest, "_late_")
+	start, err := strconv.ParseInt(ws, 10, 64)
+	if err != nil {
+		return "", 0, 0, false
+	}
+	if isLate {
+		if late, err = strconv.Atoi(ls); err != nil || late <= 0 {
+			return "", 0, 0, false
+		}
+	}
+	return bucket, start, late, true
 }
