@@ -505,29 +505,32 @@ func TestChaos(t *testing.T) {
 		crashes()
 		qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer qcancel()
+		note := func(now string) {
+			if now != last {
+				events.add("waiting: " + now)
+				last = now
+			}
+		}
 		end, lag, err := w.committedToEnd(qctx)
 		if err != nil {
-			last = "offsets: " + err.Error()
+			note("offsets: " + err.Error())
 			return false
 		}
 		entries, stats, parked, dead, err := w.leftovers(qctx)
 		if err != nil {
-			last = "leftovers: " + err.Error()
+			note("leftovers: " + err.Error())
 			return false
 		}
 		now := fmt.Sprintf("lag %d, retry entries %d (%+v), parked objects %d, dead objects %d", lag, entries, stats, parked, dead)
 		segs, open := 0, 0
 		if staged {
 			if segs, open, err = w.stagingLeft(); err != nil {
-				last = "staging bucket: " + err.Error()
+				note("staging bucket: " + err.Error())
 				return false
 			}
 			now += fmt.Sprintf(", staged segments %d, objects being delivered %d", segs, open)
 		}
-		if now != last {
-			events.add("waiting: " + now)
-			last = now
-		}
+		note(now)
 		return end && entries == 0 && parked == 0 && dead == 0 && segs == 0 && open == 0
 	})
 	if !ok {

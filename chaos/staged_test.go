@@ -48,11 +48,16 @@ const stagingPrefix = parkPrefix + "staging/"
 // replica that is assembling. Safe for concurrent use.
 type tap struct {
 	next http.Handler
+	// done is shared by the replicas' taps: the intents whose manifest some
+	// replica wrote.
+	done *sync.Map
 	mu   sync.Mutex
 	open map[string]time.Time // intent key -> when the replica wrote it
 }
 
-func newTap(next http.Handler) *tap { return &tap{next: next, open: make(map[string]time.Time)} }
+func newTap(next http.Handler, done *sync.Map) *tap {
+	return &tap{next: next, done: done, open: make(map[string]time.Time)}
+}
 
 func (t *tap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.URL.Path, "/"+parkBucket+"/")
@@ -72,30 +77,25 @@ func (t *tap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if intent {
 		t.open[key] = time.Now()
 	} else {
-		delete(t.open, strings.TrimSuffix(key, ".manifest")+".intent")
+		ik := strings.TrimSuffix(key, ".manifest") + ".intent"
+		t.done.Store(ik, true)
+		delete(t.open, ik)
 	}
 }
 
 // inHand returns the intents the replica wrote in the last 2 minutes whose
-// manifest no replica has written (manifested looks in the bucket), oldest
-// first.
-func (t *tap) inHand(manifested func(intent string) bool) []string {
+// manifest no replica wrote (as the taps saw), in key order.
+func (t *tap) inHand() []string {
 	t.mu.Lock()
 	var keys []string
 	for k, at := range t.open {
-		if time.Since(at) < 2*time.Minute {
+		if _, done := t.done.Load(k); !done && time.Since(at) < 2*time.Minute {
 			keys = append(keys, k)
 		}
 	}
 	t.mu.Unlock()
 	sort.Strings(keys)
-	out := keys[:0]
-	for _, k := range keys {
-		if !manifested(k) {
-			out = append(out, k)
-		}
-	}
-	return out
+	return keys
 }
 
 // forget drops what the tap saw: the process it watched is gone.
@@ -416,7 +416,14 @@ func (r *report) checkStagedObjects(ex *expected, in integration, prefixes []str
 //   - every segment left belongs to an integration no longer configured, and
 //     holds only records of its tenant, each at the offset it says.
 func (w *world) checkStaging(ctx context.Context, r *report, ex *expected, cust map[string]map[string][]byte) error {
-	objs, err := w.s3.Objects(ctx, parkBucket)
+	// A read races with a delete (a replica may still tidy up): again then.
+	var objs map[string][]byte
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if objs, err = w.s3.Objects(ctx, parkBucket); err == nil || !sleepCtx(ctx, time.Second) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -691,8 +698,8 @@ func killWhileAssembling(ctx context.Context, w *world, reps []*replica, tries i
 				if skip(r) {
 					continue
 				}
-				hand := r.tap.inHand(w.manifested)
-				if len(hand) == 0 {
+				hand := r.tap.inHand()
+				if len(hand) == 0 || w.manifested(hand[0]) { // the bucket has the last word
 					continue
 				}
 				what := fmt.Sprintf("SIGKILL %s while assembling, %.1fs after the window end %s: %d objects in hand (intent written, no manifest), e.g. %s",

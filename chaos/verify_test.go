@@ -462,11 +462,12 @@ func (w *world) leftovers(ctx context.Context) (entries int, stats retry.Stats, 
 	if err != nil {
 		return 0, stats, 0, 0, err
 	}
-	objs, err := w.s3.Objects(ctx, parkBucket)
+	// Keys only: the staging bucket is large and changes all the time.
+	keys, err := w.s3.Keys(parkBucket, parkPrefix)
 	if err != nil {
 		return 0, stats, 0, 0, err
 	}
-	for k := range objs {
+	for _, k := range keys {
 		switch {
 		case strings.HasPrefix(k, parkPrefix+"parked/"):
 			parked++

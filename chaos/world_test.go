@@ -90,8 +90,10 @@ type world struct {
 	after []integration
 	// staged: the replicas run staged delivery (delivery.staged), the
 	// parking bucket is their staging bucket, and each replica reaches it
-	// through a tap of its own (staged_test.go) in front of parkFaults.
-	staged bool
+	// through a tap of its own (staged_test.go) in front of parkFaults;
+	// manifests is what the taps saw written.
+	staged    bool
+	manifests sync.Map
 }
 
 func newWorld(t *testing.T, faults FaultConfig, staged bool) *world {
@@ -280,7 +282,7 @@ func (w *world) newReplica(name, spool string, memory int) *replica {
 	r := &replica{name: name, config: filepath.Join(dir, "hitship.yaml"), spool: spool, memory: memory,
 		logPath: filepath.Join(dir, "hitship.log"), bin: w.bin, w: w, parkURL: w.parkURL}
 	if w.staged {
-		r.tap = newTap(w.parkFaults)
+		r.tap = newTap(w.parkFaults, &w.manifests)
 		srv := httptest.NewServer(r.tap)
 		w.t.Cleanup(srv.Close)
 		r.parkURL = srv.URL
