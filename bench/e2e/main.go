@@ -19,6 +19,10 @@
 //     when D >= 3m: RSS at the end against minute 2).
 //   - -catchup: a backlog of -records hits with event times over the last
 //     -backlog (windows 10 s), then hitship replays it: replay rate vs drain-only.
+//   - -staged (issue #12; default, -big, -live): after the mode's per-partition
+//     run(s), the same with staged delivery (staged.go): the staging bucket is
+//     gofakes3, the customers' buckets the discarding endpoint; end-to-end rate,
+//     latency, peak RSS and objects per window, each with its target's verdict.
 package main
 
 import (
