@@ -55,7 +55,9 @@
 //
 // A reload that changes an integration's destination makes a new target; its
 // staged segments go to the integration of the same name and client as
-// configured now (never to another client). Segments of an integration no
+// configured now (never to another client). Open defect: intents are read
+// per target ID, so the old and the new target of a moved integration number
+// and de-duplicate their objects apart and can write one customer key. Segments of an integration no
 // longer configured wait in the staging bucket, logged once per replica.
 //
 // Known limits. The staging bucket must honour If-None-Match: * on PutObject
