@@ -69,25 +69,8 @@ func TestStagedOneObjectPerWindow(t *testing.T) {
 		t.Skip("end to end")
 	}
 	t.Parallel()
-	const parts, tenants = 12, 50
-	buckets := []string{"s-0", "s-1", "s-2", "s-3", "s-4"}
-	var ins []config.Integration
-	var clients []int64
-	for c := int64(1); c <= tenants; c++ {
-		format := "json"
-		if c%2 == 0 {
-			format = "ndjson"
-		}
-		in := integ(fmt.Sprintf("t%d", c), c, buckets[c%5], format)
-		in.Prefix = fmt.Sprintf("t%d/", c)
-		if c%7 == 0 {
-			in.Compression = "gzip"
-		}
-		ins = append(ins, in)
-		clients = append(clients, c)
-	}
-	e := newEnv(t, parts, append(buckets, parkBucket)...)
-	cfg := stagedConfig(t, e, e.config(t, ins...))
+	const parts = 12
+	e, cfg, buckets, ins, clients := stagedWorld(t, parts, 50)
 	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
 	hits := produceHitsAt(t, e, 31, spreadHits(3000, clients, parts, base, 10*time.Minute, 3, 31))
 	e.startMember(t, "a", cfg)

@@ -140,6 +140,29 @@ func (w *world) passAll(m int64) {
 	}
 }
 
+// dieAfterIntent makes the customer's bucket fail, lets a replica's assembly
+// write its intent and fail a few attempts, then kills the replica (its
+// context ends) before it delivers.
+func (w *world) dieAfterIntent() {
+	w.t.Helper()
+	w.s3.FailBucket(custBkt, 503)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := w.assembler(nil)
+	if err := first.Tick(ctx); err != nil {
+		w.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.objects(stageBkt, "hitship/staging/obj/")) == 0 {
+		if time.Now().After(deadline) {
+			w.t.Fatal("no intent written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a few failed attempts
+	cancel()
+	first.Wait()
+}
+
 func (w *world) tick(a *staging.Assembler) {
 	w.t.Helper()
 	if err := a.Tick(context.Background()); err != nil {
@@ -275,22 +298,7 @@ func TestIntentFixesTheBytes(t *testing.T) {
 	end := w0 + win
 	w.segment(a1, w0, end, 0, 1, 1, 2)
 	w.passAll(end)
-	w.s3.FailBucket(custBkt, 503)
-	ctx, cancel := context.WithCancel(context.Background())
-	first := w.assembler(nil)
-	if err := first.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(w.objects(stageBkt, "hitship/staging/obj/")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no intent written")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // a few failed attempts
-	cancel()                           // the replica dies
-	first.Wait()
+	w.dieAfterIntent()
 	w.rdb.FlushAll(context.Background()) // and Redis loses the lease and the marks
 	w.segment(a1, w0, end, 0, 2, 1, 2, 3)
 	w.s3.HealBucket(custBkt)
@@ -320,21 +328,7 @@ func TestIntentKeepsItsFormat(t *testing.T) {
 	end := w0 + win
 	w.segment(before, w0, end, 0, 1, 1, 2)
 	w.passAll(end)
-	w.s3.FailBucket(custBkt, 503)
-	ctx, cancel := context.WithCancel(context.Background())
-	first := w.assembler(nil)
-	if err := first.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(w.objects(stageBkt, "hitship/staging/obj/")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no intent written")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	first.Wait()
+	w.dieAfterIntent()
 	// The reload: JSON array, gzip (another target of the same integration).
 	after := w.target("a:1:bbbb", "a", 1, sink.FormatJSON)
 	after.Compression = sink.CompressionGzip
