@@ -177,7 +177,7 @@ func (w *world) manifested(intent string) bool {
 // targetOf splits a target ID ("name:client:fingerprint").
 func targetOf(id string) (name string, client int64, ok bool) {
 	f := strings.Split(id, ":")
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 2 { // a target ID, or an object namespace (staging.Namespace)
 		return "", 0, false
 	}
 	c, err := strconv.ParseInt(f[1], 10, 64)
@@ -216,7 +216,7 @@ func parseSegmentKey(key string) (segmentKey, bool) {
 	return segmentKey{target: target, window: ws, partition: p}, err1 == nil && err2 == nil
 }
 
-// objKey splits {prefix}staging/obj/{target}/{window}/{object}.{intent|manifest}.
+// objKey splits {prefix}staging/obj/{namespace}/{window}/{object}.{intent|manifest}.
 func objKey(key string) (target, object, kind string, ok bool) {
 	rest, ok := strings.CutPrefix(key, stagingPrefix+"obj/")
 	f := strings.Split(rest, "/")

@@ -65,7 +65,7 @@
 //	spool.max_bytes                spool disk limit (10GiB)
 //	spool.memory_bytes             in-memory buffering before spilling (64MiB)
 //	delivery.concurrency           parallel uploads, 1..1024 (16)
-//	delivery.upload_timeout        one upload attempt (60s)
+//	delivery.upload_timeout        one upload attempt (60s), plus 1 s per 4 MiB of the object
 //	delivery.retry_min             first in-process retry delay (1s)
 //	delivery.retry_max             longest in-process retry delay, >= retry_min (30s)
 //	delivery.health_min_attempts   (0 = 20): attempts in 12 h before auto-disable at

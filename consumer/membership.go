@@ -56,7 +56,13 @@ import (
 // A member ID that no configured integration has any more (removed, or
 // changed by a reload into another target) cannot be delivered: its records
 // are skipped and counted (reason "removed") and the ID is logged once.
-// Removing an integration is final for what it had not delivered.
+// Removing an integration is final for what it had not delivered. With staged
+// delivery a member a reload moved (same integration name and client, another
+// destination: RouteSet.Successor) is not removed: a replay stages its
+// records for the integration as configured now, and the assembler delivers
+// them, once, with what the old target staged (staging.Namespace). Per
+// partition, where the old target's objects may already hold them, it is
+// removed as before.
 //
 // When Redis fails, the worker keeps routing with its current membership and
 // tries again after idleRetry: live changes wait for Redis. When the failure
@@ -82,7 +88,11 @@ type membership struct {
 // newMembership resolves the route set (id, ids) against the configured
 // targets of r: members by resolve (nil: r.Target), the others of each
 // tenant from r.All().
-func newMembership(id string, ids []string, r Routes, resolve func(string) (*integrations.Target, bool)) *membership {
+//
+// successor (nil: none) resolves a member no configured target has to the
+// target it moved to (staged delivery: RouteSet.Successor), which then takes
+// its records.
+func newMembership(id string, ids []string, r Routes, resolve, successor func(string) (*integrations.Target, bool)) *membership {
 	if resolve == nil {
 		resolve = r.Target
 	}
@@ -98,7 +108,18 @@ func newMembership(id string, ids []string, r Routes, resolve func(string) (*int
 	in := make(map[string]bool, len(ids))
 	for _, x := range ids {
 		in[x] = true
-		if t, ok := resolve(x); ok {
+	}
+	for _, x := range ids {
+		t, ok := resolve(x)
+		if !ok && successor != nil {
+			if t, ok = successor(x); ok && in[t.ID] {
+				continue // a member already, or another moved member's successor
+			}
+			if ok {
+				in[t.ID] = true
+			}
+		}
+		if ok {
 			tr := tenant(t.ClientID)
 			tr.targets = append(tr.targets, t)
 			continue
@@ -122,7 +143,7 @@ func membershipOf(set *integrations.RouteSet, r Routes) *membership {
 	for _, t := range set.Members {
 		byID[t.ID] = t
 	}
-	return newMembership(set.ID, set.IDs, r, func(id string) (*integrations.Target, bool) { t, ok := byID[id]; return t, ok })
+	return newMembership(set.ID, set.IDs, r, func(id string) (*integrations.Target, bool) { t, ok := byID[id]; return t, ok }, nil)
 }
 
 // loggedRoute is an entry of the routing log with its set, as loaded at start.
@@ -329,7 +350,11 @@ func (w *worker) membershipFor(lr loggedRoute) *membership {
 		m.conservative = true
 		return m
 	}
-	return newMembership(lr.id, lr.ids, w.c.deps.Routes, nil)
+	var successor func(string) (*integrations.Target, bool)
+	if w.c.cfg.Staged {
+		successor = w.c.deps.Routes.All().Successor
+	}
+	return newMembership(lr.id, lr.ids, w.c.deps.Routes, nil, successor)
 }
 
 func (w *worker) setMembership(m *membership) {

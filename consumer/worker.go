@@ -120,10 +120,13 @@ type worker struct {
 	inflight  sync.WaitGroup
 	dl        deadLetterQueue
 	// staging holds, with staged delivery, the CloseAt of every closed buffer
-	// handed to the delivery and not yet staged (stagedMark).
-	stagingMu  sync.Mutex
-	staging    map[uint64]int64
-	stagingSeq uint64
+	// handed to the delivery and not yet staged (stagedMark); stagingFailed
+	// those whose staging failed (the worker restarts, or stops), until the
+	// next life begins and stages them again.
+	stagingMu     sync.Mutex
+	staging       map[uint64]int64
+	stagingFailed map[uint64]int64
+	stagingSeq    uint64
 	tag        []byte // the offset of the record being appended, in decimal (staged)
 
 	// spool is the state of a spool-error episode (restart.go).
@@ -235,6 +238,9 @@ func (w *worker) begin(offset int64, data []byte, idle []state.IdleClose, dead [
 	w.received, w.seen = 0, 0
 	w.caughtUp = false
 	w.fatal = nil
+	w.stagingMu.Lock()
+	w.stagingFailed = nil // their records are read again in this life
+	w.stagingMu.Unlock()
 	w.idle = slices.Clone(idle)
 	w.taken = slices.Clone(idle)
 	w.deadDone = make(map[int64]struct{}, len(dead))
@@ -533,6 +539,15 @@ func (w *worker) hand(bs *bufState) {
 	w.stagingMu.Unlock()
 	w.c.deps.Delivery.Deliver(w.deliverCtx, j, func(err error) {
 		w.stagingMu.Lock()
+		if err != nil {
+			// Not staged: until this life ends the partition must not pass
+			// its boundary, or the window would be assembled without it and
+			// its records, staged again after the restart, be late.
+			if w.stagingFailed == nil {
+				w.stagingFailed = map[uint64]int64{}
+			}
+			w.stagingFailed[seq] = w.staging[seq]
+		}
 		delete(w.staging, seq)
 		w.stagingMu.Unlock()
 		w.undelivered.Add(-1)
@@ -577,6 +592,9 @@ func (w *worker) stagedMark() (int64, bool) {
 	}
 	w.stagingMu.Lock()
 	for _, c := range w.staging {
+		mark = min(mark, c-1)
+	}
+	for _, c := range w.stagingFailed {
 		mark = min(mark, c-1)
 	}
 	w.stagingMu.Unlock()

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -218,5 +219,52 @@ func TestHotPathAllocations(t *testing.T) {
 	}
 	if got := int64(d.records + open); got != i {
 		t.Fatalf("objects and open buffers hold %d records, fed %d", got, i)
+	}
+}
+
+// failingDelivery fails every job as a stager does when the worker's context
+// ends or the spool fails: the buffer is not staged.
+type failingDelivery struct{ closes []int64 }
+
+func (d *failingDelivery) Deliver(_ context.Context, j *delivery.Job, done func(error)) {
+	j.Buffer.Discard()
+	d.closes = append(d.closes, j.CloseAt)
+	done(errors.New("staging: context canceled"))
+}
+
+// TestStagedMarkHeldBelowAFailedSegment: a closed buffer whose staging failed
+// keeps the partition's staged mark below its boundary until the worker's
+// next life stages it again. Before, the entry went with the failure, the
+// mark passed the boundary while the watermark moved on, and the window was
+// assembled without that segment (its records, staged again after the
+// restart, became late objects).
+func TestStagedMarkHeldBelowAFailedSegment(t *testing.T) {
+	msgs := hotMessages(t)
+	d := &failingDelivery{}
+	w := hotWorker(t, d)
+	w.c.cfg.Staged = true
+	i := int64(0)
+	for ; len(d.closes) == 0; i++ {
+		feed(w, msgs, i)
+	}
+	first := d.closes[0]
+	for end := i + 3*hotCycle; i < end; i++ { // the watermark moves windows on
+		feed(w, msgs, i)
+	}
+	mark, ok := w.stagedMark()
+	if !ok || mark >= first {
+		t.Fatalf("staged mark %d (%v) with the segment closing at %d not staged; want below it", mark, ok, first)
+	}
+	if wm := w.part.Watermark(); wm < first+60_000 {
+		t.Fatalf("watermark %d did not move past %d: the test proves nothing", wm, first)
+	}
+	w.mu.Lock()
+	err := w.begin(-1, nil, nil, nil, routePlan{}, false) // the next life
+	w.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.stagingFailed) != 0 {
+		t.Fatalf("the next life still holds %d failed segments", len(w.stagingFailed))
 	}
 }

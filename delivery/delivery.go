@@ -282,7 +282,7 @@ func (d *Inline) upload(ctx context.Context, j *Job, obj *sink.Object, opts sink
 		return &stopError{ctx.Err()}
 	}
 	start := d.deps.Now()
-	actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
+	actx, cancel := context.WithTimeout(ctx, AttemptTimeout(d.cfg.UploadTimeout, obj.Size()))
 	err := j.Target.Store.Put(actx, j.Key, obj, opts)
 	cancel()
 	<-d.sem
@@ -416,7 +416,7 @@ func (d *Inline) park(ctx context.Context, j *Job, obj *sink.Object, pk *Parking
 		Topic: j.Topic, Partition: j.Partition, WindowStart: j.WindowStart, FirstOffset: j.FirstOffset,
 		Records: obj.Records, Bytes: obj.Size(), ContentType: obj.ContentType, Enqueued: pk.Clock.Now(),
 	}
-	actx, cancel := context.WithTimeout(ctx, d.cfg.UploadTimeout)
+	actx, cancel := context.WithTimeout(ctx, AttemptTimeout(d.cfg.UploadTimeout, obj.Size()))
 	defer cancel()
 	if err := pk.Store.Put(actx, key, obj, sink.PutOptions{ContentType: obj.ContentType, ContentEncoding: obj.ContentEncoding,
 		Metadata: e.Metadata()}); err != nil {
@@ -460,4 +460,20 @@ func (d *Inline) recordHealth(ctx context.Context, log *slog.Logger, name string
 	if dec.Disabled {
 		log.Warn("integration auto-disabled by its failure ratio", "attempts", dec.Attempts, "failures", dec.Failures, "event", dec.Event)
 	}
+}
+
+// MinUploadRate is the slowest transfer an upload attempt is given time for
+// beyond delivery.upload_timeout (AttemptTimeout).
+const MinUploadRate = 4 << 20 // bytes per second
+
+// AttemptTimeout bounds one upload (or download) attempt of size bytes:
+// base (delivery.upload_timeout), plus one second per MinUploadRate bytes.
+// A fixed bound made an object bigger than base allows at the link's speed
+// fail every attempt for ever (a 2 GiB window staged in 2 minutes against the
+// default 60 s: the partition's offset held until an operator raised it).
+func AttemptTimeout(base time.Duration, size int64) time.Duration {
+	if size <= 0 {
+		return base
+	}
+	return base + time.Duration(size/MinUploadRate)*time.Second
 }

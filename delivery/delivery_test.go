@@ -587,3 +587,12 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestAttemptTimeoutGrowsWithSize(t *testing.T) {
+	if got := delivery.AttemptTimeout(time.Minute, 0); got != time.Minute {
+		t.Errorf("empty: %v", got)
+	}
+	if got := delivery.AttemptTimeout(time.Minute, 2<<30); got != time.Minute+512*time.Second {
+		t.Errorf("2 GiB: %v, want 60 s + 512 s", got)
+	}
+}

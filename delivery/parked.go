@@ -210,7 +210,7 @@ func (p *Parked) handleParked(ctx context.Context, c retry.Claimed) error {
 	}
 	// The read has a bound of its own, apart from the upload's; the object
 	// goes to a file, never into memory as a whole.
-	rctx, rcancel := context.WithTimeout(ctx, p.cfg.UploadTimeout)
+	rctx, rcancel := context.WithTimeout(ctx, AttemptTimeout(p.cfg.UploadTimeout, c.Bytes))
 	obj, err := p.deps.Store.Download(rctx, c.ParkedKey, p.cfg.Dir)
 	rcancel()
 	if parking.IsNotFound(err) {
@@ -224,7 +224,7 @@ func (p *Parked) handleParked(ctx context.Context, c retry.Claimed) error {
 			p.deps.Logger.Warn("removing a downloaded parked object", "err", err)
 		}
 	}()
-	actx, cancel := context.WithTimeout(ctx, p.cfg.UploadTimeout)
+	actx, cancel := context.WithTimeout(ctx, AttemptTimeout(p.cfg.UploadTimeout, obj.Size()))
 	defer cancel()
 	err = t.Store.Put(actx, c.Key, obj, sink.PutOptions{ContentType: obj.ContentType,
 		ContentEncoding: obj.ContentEncoding, IfNoneMatch: t.IfNoneMatch})

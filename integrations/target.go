@@ -61,6 +61,38 @@ func TargetClient(id string) (int64, bool) {
 	return n, err == nil
 }
 
+// IntegrationKey is "name:clientID" of a target ID made by NewTargetID (or of
+// such a key itself): what stays the same when a reload moves an integration
+// to another destination. False when id is neither.
+func IntegrationKey(id string) (string, bool) {
+	name, rest, ok := strings.Cut(id, ":")
+	if !ok || name == "" {
+		return "", false
+	}
+	c, _, _ := strings.Cut(rest, ":")
+	if _, err := strconv.ParseInt(c, 10, 64); err != nil {
+		return "", false
+	}
+	return name + ":" + c, true
+}
+
+// Successor returns the member of set that is the same integration as the
+// target ID id (same name, same client: IntegrationKey), whatever its
+// destination now: where a target a reload moved delivers now. Never another
+// client's target.
+func (s *RouteSet) Successor(id string) (*Target, bool) {
+	key, ok := IntegrationKey(id)
+	if !ok {
+		return nil, false
+	}
+	for _, t := range s.Members {
+		if k, _ := IntegrationKey(t.ID); k == key {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
 // RouteSet is a membership: the set of targets a partition's records may be
 // routed to. Each record goes to the members whose ClientID is its tenant.
 // Immutable once made (NewRouteSet).

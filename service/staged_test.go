@@ -493,9 +493,9 @@ func TestStagedForget(t *testing.T) {
 	}
 	for _, target := range []string{"t2:2:00000000000000aa", "t2:2:00000000000000bb", "t1:1:00000000000000cc", "t22:22:00000000000000dd"} {
 		put(l.SegmentKey(staging.SegmentID{CloseAt: 1_200_000, Target: target, Window: 600_000, Partition: 0, FirstOffset: 5, Digest: 1}))
-		put(l.IntentKey(target, 600_000, "main"))
+		put(l.IntentKey(staging.Namespace(target), 600_000, "main"))
 	}
-	put(l.ManifestKey("t2:2:00000000000000aa", 600_000, "main"))
+	put(l.ManifestKey(staging.Namespace("t2:2:00000000000000aa"), 600_000, "main"))
 	f, closeF, err := service.OpenForgetter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -505,15 +505,15 @@ func TestStagedForget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.StagedSegments != 2 || r.StagedRecords != 3 {
-		t.Fatalf("remains %+v, want 2 staged segments and 3 intents and manifests", r)
+	if r.StagedSegments != 2 || r.StagedRecords != 2 {
+		t.Fatalf("remains %+v, want 2 staged segments and t2's intent and manifest", r)
 	}
 	out, err := f.Forget(ctx, "t2", false, "test")
-	if err != nil || out.Kept.StagedSegments != 2 || len(stagingKeys(t, e, "hitship/staging/")) != 9 {
+	if err != nil || out.Kept.StagedSegments != 2 || len(stagingKeys(t, e, "hitship/staging/")) != 8 {
 		t.Fatalf("forget without purge: %+v, %v; staging holds %v", out, err, stagingKeys(t, e, "hitship/staging/"))
 	}
 	out, err = f.Forget(ctx, "t2", true, "test")
-	if err != nil || out.Removed.StagedSegments != 2 || out.Removed.StagedRecords != 3 {
+	if err != nil || out.Removed.StagedSegments != 2 || out.Removed.StagedRecords != 2 {
 		t.Fatalf("forget --purge: %+v, %v", out, err)
 	}
 	if left := stagingKeys(t, e, "hitship/staging/"); len(left) != 4 {

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/bits"
 	"os"
@@ -204,7 +207,30 @@ func (s *Spool) Stats() SpoolStats {
 // NewBuffer starts an object in format f. It allocates nothing on disk until
 // the buffer spills.
 func (s *Spool) NewBuffer(f Format) *Buffer {
-	b := &Buffer{s: s, format: f}
+	return s.NewBufferWith(f, BufferOptions{})
+}
+
+// BufferOptions are what NewBufferWith may change about a buffer.
+type BufferOptions struct {
+	// MemoryBytes is how much of this buffer stays in memory before it
+	// spills (0: SpoolConfig.BufferMemoryBytes; at most MemoryBytes of the
+	// spool). The spool's memory budget still applies: under pressure the
+	// largest parts spill first.
+	MemoryBytes int64
+	// Digest computes the finished object's SHA-256 as its bytes are
+	// written (Object.SHA256), so that it is never read back to hash it.
+	Digest bool
+}
+
+// NewBufferWith starts an object in format f with opts.
+func (s *Spool) NewBufferWith(f Format, opts BufferOptions) *Buffer {
+	b := &Buffer{s: s, format: f, limit: int(s.cfg.BufferMemoryBytes)}
+	if opts.MemoryBytes > 0 {
+		b.limit = int(min(opts.MemoryBytes, s.cfg.MemoryBytes))
+	}
+	if opts.Digest {
+		b.digest = sha256.New()
+	}
 	s.buffers.Add(1)
 	s.register(b)
 	return b
@@ -320,6 +346,8 @@ func (s *Spool) gzipWriter(w io.Writer) *gzip.Writer {
 type Buffer struct {
 	s      *Spool
 	format Format
+	limit  int       // bytes kept in memory before a spill
+	digest hash.Hash // of every byte written, in order (BufferOptions.Digest); nil: none
 
 	mu        sync.Mutex
 	chunks    [][]byte // in-memory part, in order, accounted by cap in Spool.memBytes
@@ -423,8 +451,11 @@ func (b *Buffer) writeLocked(parts ...[]byte) error {
 	need := 0
 	for _, p := range parts {
 		need += len(p)
+		if b.digest != nil {
+			b.digest.Write(p)
+		}
 	}
-	limit := int(b.s.cfg.BufferMemoryBytes)
+	limit := b.limit
 	if b.memLen+need > limit {
 		if err := b.spillLocked(); err != nil {
 			return err
@@ -586,19 +617,27 @@ func (b *Buffer) Finish(c Compression) (*Object, error) {
 	if err == nil {
 		switch {
 		case c == CompressionNone && b.path == "":
+			o.sum = b.sum()
 			o.chunks = b.chunks
 			b.handed = true
 			o.size = int64(b.memLen)
 			o.memCap.Store(b.memCap.Load())
 			b.s.memBytes.Add(b.memCap.Load()) // the object's share; closeLocked subtracts the buffer's
 		case c == CompressionNone:
+			o.sum = b.sum()
 			if err = b.spillLocked(); err == nil {
 				o.path, o.size = b.path, b.fileBytes
 				b.path = "" // the object owns the file now
 			}
 		case b.path == "":
 			var out bytes.Buffer
-			zw := b.s.gzipWriter(&out)
+			var w io.Writer = &out
+			var h hash.Hash
+			if b.digest != nil {
+				h = sha256.New()
+				w = io.MultiWriter(&out, h)
+			}
+			zw := b.s.gzipWriter(w)
 			for _, c := range b.chunks {
 				if _, err = zw.Write(c); err != nil {
 					break
@@ -610,6 +649,9 @@ func (b *Buffer) Finish(c Compression) (*Object, error) {
 			b.s.gz.Put(zw)
 			if err == nil {
 				data := out.Bytes()
+				if h != nil {
+					o.sum = hex.EncodeToString(h.Sum(nil))
+				}
 				o.chunks = [][]byte{data}
 				o.size = int64(len(data))
 				o.memCap.Store(int64(cap(data)))
@@ -617,7 +659,7 @@ func (b *Buffer) Finish(c Compression) (*Object, error) {
 			}
 		default:
 			if err = b.spillLocked(); err == nil {
-				o.path, o.size, err = b.gzipFile()
+				o.path, o.size, o.sum, err = b.gzipFile()
 			}
 		}
 	}
@@ -639,19 +681,25 @@ func (b *Buffer) discardLocked() {
 	b.path = ""
 }
 
-func (b *Buffer) gzipFile() (path string, size int64, err error) {
+func (b *Buffer) gzipFile() (path string, size int64, sum string, err error) {
 	in, err := os.Open(b.path)
 	if err != nil {
-		return "", 0, spoolErr(err)
+		return "", 0, "", spoolErr(err)
 	}
 	defer in.Close()
 	path = b.s.newPath(objectFileSuffix)
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", 0, spoolErr(err)
+		return "", 0, "", spoolErr(err)
 	}
 	b.s.files.Add(1)
-	cw := &countWriter{w: out}
+	var w io.Writer = out
+	var h hash.Hash
+	if b.digest != nil {
+		h = sha256.New()
+		w = io.MultiWriter(out, h)
+	}
+	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	zw := b.s.gzipWriter(bw)
 	_, err = io.Copy(zw, in)
@@ -668,9 +716,20 @@ func (b *Buffer) gzipFile() (path string, size int64, err error) {
 	b.s.diskBytes.Add(cw.n)
 	if err != nil {
 		b.s.removeFile(path, cw.n)
-		return "", 0, spoolErr(fmt.Errorf("gzip: %w", err))
+		return "", 0, "", spoolErr(fmt.Errorf("gzip: %w", err))
 	}
-	return path, cw.n, nil
+	if h != nil {
+		sum = hex.EncodeToString(h.Sum(nil))
+	}
+	return path, cw.n, sum, nil
+}
+
+// sum is the hex SHA-256 of what was written, "" without a digest.
+func (b *Buffer) sum() string {
+	if b.digest == nil {
+		return ""
+	}
+	return hex.EncodeToString(b.digest.Sum(nil))
 }
 
 type countWriter struct {
@@ -696,6 +755,7 @@ type Object struct {
 
 	s        *Spool
 	size     int64
+	sum      string       // hex SHA-256 of the bytes, "" unless the buffer computed it
 	memCap   atomic.Int64 // the chunks' capacity, read by the evictor without mu
 	mu       sync.Mutex
 	chunks   [][]byte // in memory: the bytes in order; nil when on disk
@@ -707,6 +767,10 @@ var _ Body = (*Object)(nil)
 
 // Size returns the object's size in bytes (after compression).
 func (o *Object) Size() int64 { return o.size }
+
+// SHA256 returns the hex SHA-256 of the object's bytes when its buffer
+// computed it (BufferOptions.Digest), else "".
+func (o *Object) SHA256() string { return o.sum }
 
 // Open returns a new reader of the object's bytes. Safe for concurrent use.
 func (o *Object) Open() (io.ReadSeekCloser, error) {

@@ -1,13 +1,11 @@
 package staging
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -71,7 +69,7 @@ type AssemblerDeps struct {
 type Assembler struct {
 	cfg  AssemblerConfig
 	d    AssemblerDeps
-	sem  chan struct{}
+	q    *queue
 	mu   sync.Mutex
 	busy map[string]bool // (target, window) assembling here
 	wg   sync.WaitGroup
@@ -97,7 +95,7 @@ func NewAssembler(cfg AssemblerConfig, d AssemblerDeps) (*Assembler, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
-	return &Assembler{cfg: cfg, d: d, sem: make(chan struct{}, cfg.Concurrency), busy: map[string]bool{}, warned: map[string]bool{}}, nil
+	return &Assembler{cfg: cfg, d: d, q: newQueue(cfg.Concurrency), busy: map[string]bool{}, warned: map[string]bool{}}, nil
 }
 
 // Run assembles until ctx ends, then waits for the assemblies it started.
@@ -145,6 +143,7 @@ func (a *Assembler) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var failed error // a boundary whose listing failed; the others go on
 	for _, d := range dirs {
 		b, err := strconv.ParseInt(d, 10, 64)
 		if err != nil || b > g {
@@ -159,7 +158,7 @@ func (a *Assembler) Tick(ctx context.Context) error {
 					a.d.Logger.Warn("staged delivery: ignoring a foreign object among the segments", "key", k)
 					continue
 				}
-				gk := id.Target + "\x00" + strconv.FormatInt(id.Window, 10)
+				gk := Namespace(id.Target) + "\x00" + strconv.FormatInt(id.Window, 10)
 				if groups[gk] == nil {
 					order = append(order, gk)
 				}
@@ -168,15 +167,16 @@ func (a *Assembler) Tick(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			failed = cmp.Or(failed, fmt.Errorf("listing the segments of boundary %d: %w", b, err))
+			continue
 		}
 		for _, gk := range order {
-			target, ws, _ := strings.Cut(gk, "\x00")
+			ns, ws, _ := strings.Cut(gk, "\x00")
 			window, _ := strconv.ParseInt(ws, 10, 64)
-			a.start(ctx, target, window, b, groups[gk])
+			a.start(ctx, ns, window, b, groups[gk])
 		}
 	}
-	return nil
+	return failed
 }
 
 func (a *Assembler) start(ctx context.Context, target string, window, closeAt int64, segs []string) {
@@ -189,64 +189,60 @@ func (a *Assembler) start(ctx context.Context, target string, window, closeAt in
 	a.busy[bk] = true
 	a.mu.Unlock()
 	a.wg.Add(1)
-	go func() {
+	a.q.push(func() {
 		defer a.wg.Done()
 		defer func() {
 			a.mu.Lock()
 			delete(a.busy, bk)
 			a.mu.Unlock()
 		}()
-		select {
-		case a.sem <- struct{}{}:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return
 		}
-		defer func() { <-a.sem }()
 		if err := a.assemble(ctx, target, window, closeAt, segs); err != nil && ctx.Err() == nil {
 			a.d.Metrics.Assembled.WithLabelValues("any", metrics.ResultError).Inc()
 			a.d.Logger.Warn("staged delivery: assembly failed; tried again at the next tick", "target", target,
 				"window", time.UnixMilli(window).UTC().Format(time.RFC3339), "err", err)
 		}
-	}()
+	})
 }
 
-// resolve finds the target segments of target were staged for: the same
-// target, or, after a reload changed its destination (a new target ID), the
-// integration of the same name and client, so that what it had staged goes to
-// where it is configured now and never to another tenant.
+// Namespace is the namespace of a target's objects in the staging bucket
+// (intents, manifests, leases, late numbers): its integration
+// (integrations.IntegrationKey, "name:clientID"), not its destination, so that
+// the segments a target staged before a reload moved it and those its
+// successor staged after are one window's records, numbered and de-duplicated
+// together, and never two objects under one key.
+func Namespace(targetID string) string {
+	if k, ok := integrations.IntegrationKey(targetID); ok {
+		return k
+	}
+	return targetID
+}
+
+// resolve finds the target segments of a namespace (or target ID) go to: the
+// configured integration of the same name and client, wherever its
+// destination is now, never another tenant's.
 func (a *Assembler) resolve(id string) (*integrations.Target, bool) {
-	if t, ok := a.d.Targets.Target(id); ok {
-		return t, true
-	}
-	name, _, _ := strings.Cut(id, ":")
-	client, ok := integrations.TargetClient(id)
-	if !ok {
-		return nil, false
-	}
-	for _, t := range a.d.Targets.All().Members {
-		if t.Name == name && t.ClientID == client {
-			return t, true
-		}
-	}
-	return nil, false
+	return a.d.Targets.All().Successor(id)
 }
 
-// assemble delivers the segments segs of target's window that closed at
-// closeAt, under the (target, window) lease.
-func (a *Assembler) assemble(ctx context.Context, targetID string, window, closeAt int64, segs []string) error {
-	t, ok := a.resolve(targetID)
+// assemble delivers the segments segs of namespace ns's window that closed at
+// closeAt, under the (ns, window) lease.
+func (a *Assembler) assemble(ctx context.Context, ns string, window, closeAt int64, segs []string) error {
+	t, ok := a.resolve(ns)
 	if !ok {
 		a.mu.Lock()
-		warn := !a.warned[targetID]
-		a.warned[targetID] = true
+		warn := !a.warned[ns]
+		a.warned[ns] = true
 		a.mu.Unlock()
 		if warn {
 			a.d.Logger.Warn("staged delivery: segments of an integration that is no longer configured wait in the staging bucket (configure it again, or delete them)",
-				"target", targetID, "prefix", a.d.Layout.BoundaryPrefix(closeAt))
+				"integration", ns, "prefix", a.d.Layout.BoundaryPrefix(closeAt))
 		}
 		return nil
 	}
-	release, err := a.d.Coord.Lease(ctx, targetID, window, a.cfg.LeaseTTL)
+	release, err := a.d.Coord.Lease(ctx, ns, window, a.cfg.LeaseTTL)
 	if errors.Is(err, ErrLeaseHeld) {
 		return nil
 	}
@@ -255,7 +251,7 @@ func (a *Assembler) assemble(ctx context.Context, targetID string, window, close
 	}
 	defer release()
 
-	intents, manifests, err := a.loadObjects(ctx, targetID, window)
+	intents, manifests, err := a.loadObjects(ctx, ns, window)
 	if err != nil {
 		return err
 	}
@@ -330,7 +326,7 @@ func (a *Assembler) assemble(ctx context.Context, targetID string, window, close
 	if hasMain || closeAt != window+a.cfg.Window.Milliseconds() {
 		n = late + 1
 	}
-	in := &Intent{Version: 1, Target: targetID, Integration: t.Name, ClientID: t.ClientID, Window: window, CloseAt: closeAt,
+	in := &Intent{Version: 1, Target: ns, Integration: t.Name, ClientID: t.ClientID, Window: window, CloseAt: closeAt,
 		Object: ObjectName(n), Late: n, Format: t.Format.String(), Compression: t.Compression.String(), Segments: sorted(fresh)}
 	in.Key = t.Keys.Key(sink.KeyParams{Prefix: t.Prefix, WindowStart: window, Format: t.Format, Compression: t.Compression,
 		ClientID: t.ClientID, Integration: t.Name, Topic: a.cfg.Topic, Late: n})
@@ -365,7 +361,7 @@ func (a *Assembler) assemble(ctx context.Context, targetID string, window, close
 	if err != nil {
 		return err
 	}
-	if err := a.d.Store.PutNew(ctx, a.d.Layout.IntentKey(targetID, window, in.Object), sink.BytesBody(data),
+	if err := a.d.Store.PutNew(ctx, a.d.Layout.IntentKey(ns, window, in.Object), sink.BytesBody(data),
 		sink.PutOptions{ContentType: "application/json"}); err != nil {
 		if sink.IsAlreadyExists(err) {
 			return nil // another assembler made it first: the next tick follows it
@@ -460,7 +456,11 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 		byPart[id.Partition] = append(byPart[id.Partition], k)
 	}
 	slices.Sort(parts)
-	buf := a.d.Spool.NewBuffer(f)
+	// The object stays in memory up to assemblyMemory (the spool's budget
+	// still rules) and its SHA-256 is computed as it is written: spilling
+	// every object above the per-buffer 2 MiB to a file and reading it back to
+	// hash it cost a fifth of the assembler's CPU (bench/README.md).
+	buf := a.d.Spool.NewBufferWith(f, sink.BufferOptions{MemoryBytes: assemblyMemory, Digest: true})
 	ids := Offsets{}
 	for _, p := range parts {
 		if err := a.mergePartition(ctx, p, byPart[p], keep, buf, ids); err != nil {
@@ -518,12 +518,12 @@ func (a *Assembler) mergePartition(ctx context.Context, p int, keys []string, ke
 	}
 }
 
-// loadObjects reads target's window's intents and which of them have a manifest.
-func (a *Assembler) loadObjects(ctx context.Context, target string, window int64) ([]*Intent, map[string]bool, error) {
+// loadObjects reads namespace ns's window's intents and which of them have a manifest.
+func (a *Assembler) loadObjects(ctx context.Context, ns string, window int64) ([]*Intent, map[string]bool, error) {
 	var intents []*Intent
 	manifests := map[string]bool{}
 	var keys []string
-	if err := a.d.Store.List(ctx, a.d.Layout.ObjPrefix(target, window), func(ks []string) error {
+	if err := a.d.Store.List(ctx, a.d.Layout.ObjPrefix(ns, window), func(ks []string) error {
 		keys = append(keys, ks...)
 		return nil
 	}); err != nil {
@@ -549,17 +549,14 @@ func (a *Assembler) loadObjects(ctx context.Context, target string, window int64
 	return intents, manifests, nil
 }
 
+// assemblyMemory is how much of one assembled object may stay in memory.
+const assemblyMemory = 16 << 20
+
 func digestOf(obj *sink.Object) (string, error) {
-	r, err := obj.Open()
-	if err != nil {
-		return "", err
+	if s := obj.SHA256(); s != "" {
+		return s, nil
 	}
-	defer func() { _ = r.Close() }()
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return "", errors.New("staging: an assembled object without its SHA-256") // build always asks for it
 }
 
 func sorted(s []string) []string {
@@ -612,7 +609,7 @@ func (a *Assembler) customerManifest(ctx context.Context, t *integrations.Target
 // intent and pass through. An error makes the worker try again.
 func (a *Assembler) ParkedDelivered(ctx context.Context, integration, target, key string, window int64) error {
 	keys := []string{}
-	if err := a.d.Store.List(ctx, a.d.Layout.ObjPrefix(target, window), func(ks []string) error {
+	if err := a.d.Store.List(ctx, a.d.Layout.ObjPrefix(Namespace(target), window), func(ks []string) error {
 		keys = append(keys, ks...)
 		return nil
 	}); err != nil {

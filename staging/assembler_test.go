@@ -235,14 +235,14 @@ func TestAssembleOneObjectInCanonicalOrder(t *testing.T) {
 		t.Errorf("%d segments left", n)
 	}
 	var m staging.Manifest
-	if err := json.Unmarshal([]byte(st[w.layout.ManifestKey(a1.ID, w0, "main")]), &m); err != nil {
+	if err := json.Unmarshal([]byte(st[w.layout.ManifestKey(staging.Namespace(a1.ID), w0, "main")]), &m); err != nil {
 		t.Fatalf("manifest: %v (staging holds %v)", err, keysOf(st))
 	}
 	if m.State != "delivered" || m.Records != 8 || m.Key != "a/wallarm_hits_1687240800.jsonl" || len(m.Partitions) != 3 ||
 		m.Partitions[1].First != 7 || m.Partitions[1].Last != 11 || m.Partitions[1].Count != 3 {
 		t.Errorf("manifest %+v", m)
 	}
-	if _, ok := st[w.layout.IntentKey(a1.ID, w0, "main")]; !ok {
+	if _, ok := st[w.layout.IntentKey(staging.Namespace(a1.ID), w0, "main")]; !ok {
 		t.Errorf("no intent kept: %v", keysOf(st))
 	}
 }
@@ -366,6 +366,46 @@ func TestMovedIntegrationGetsItsSegments(t *testing.T) {
 	}
 	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 2 {
 		t.Errorf("%d segments left, want the 2 no configured integration of their client takes", n)
+	}
+}
+
+// TestMovedIntegrationIsOneNamespace: after a reload moved an integration, the
+// segments its old target and its new target staged for one window are one
+// window's records: numbered together (two late objects of one boundary would
+// get one key, and the second would overwrite the first) and de-duplicated
+// together (a record the old target's object holds, staged again by the new
+// target in a replay, is not written twice).
+func TestMovedIntegrationIsOneNamespace(t *testing.T) {
+	w := newWorld(t, 1)
+	moved := w.target("a:1:new", "a", 1, sink.FormatNDJSON)
+	moved.Prefix = "moved/"
+	w.configure(moved)
+	old := &integrations.Target{ID: "a:1:old"}
+	end := w0 + win
+	w.segment(old, w0, end, 0, 1, 1, 2)
+	w.passAll(end)
+	a := w.assembler(nil)
+	w.tick(a)
+	later := end + 1000
+	w.segment(old, w0, later, 0, 2, 5)
+	w.segment(moved, w0, later, 0, 3, 2, 6) // 2: a replay of what the old target staged
+	w.passAll(later)
+	w.tick(a)
+	objs := w.objects(custBkt, "")
+	want := map[string]string{
+		"moved/wallarm_hits_1687240800.jsonl":        ndjson([2]int64{0, 1}, [2]int64{0, 2}),
+		"moved/wallarm_hits_1687240800_late_1.jsonl": ndjson([2]int64{0, 5}, [2]int64{0, 6}),
+	}
+	if len(objs) != len(want) {
+		t.Errorf("objects %v; want %v", keysOf(objs), keysOf(want))
+	}
+	for k, v := range want {
+		if objs[k] != v {
+			t.Errorf("%s = %q; want %q", k, objs[k], v)
+		}
+	}
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 0 {
+		t.Errorf("%d segments left", n)
 	}
 }
 

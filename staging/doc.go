@@ -55,9 +55,12 @@
 //
 // A reload that changes an integration's destination makes a new target; its
 // staged segments go to the integration of the same name and client as
-// configured now (never to another client). Open defect: intents are read
-// per target ID, so the old and the new target of a moved integration number
-// and de-duplicate their objects apart and can write one customer key. Segments of an integration no
+// configured now (never to another client). Intents, manifests, leases and
+// late numbers are per integration (Namespace: name and client), not per
+// target, so the old and the new target's segments of one window are
+// numbered and de-duplicated together: never two objects under one key, never
+// a hit twice. A replay after the move stages the old target's records for
+// the new one (consumer: RouteSet.Successor). Segments of an integration no
 // longer configured wait in the staging bucket, logged once per replica.
 //
 // Known limits. The staging bucket must honour If-None-Match: * on PutObject

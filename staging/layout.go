@@ -14,10 +14,12 @@ import (
 // manifests are found by listing.
 //
 //	{prefix}staging/seg/{closeAt}/{target}/{window}/{partition}-{first offset}-{digest}
-//	{prefix}staging/obj/{target}/{window}/{object}.intent|.manifest
+//	{prefix}staging/obj/{namespace}/{window}/{object}.intent|.manifest
 //
 // closeAt and window are Unix milliseconds, zero-padded to 16 digits so that
-// keys sort by time; target is the target ID, path-escaped; object is "main"
+// keys sort by time; target is the target ID, path-escaped; namespace is the
+// target's integration, "name:clientID" (Namespace): one namespace holds the
+// objects of every destination an integration had in that window; object is "main"
 // or "late-NNNN". Segments are grouped by the boundary at which they closed:
 // a listing of seg/ with a delimiter tells the boundaries that have segments,
 // and every segment of a boundary the topic has passed can be assembled.
@@ -37,19 +39,20 @@ func (l Layout) SegmentKey(s SegmentID) string {
 		strconv.Itoa(s.Partition) + "-" + strconv.FormatInt(s.FirstOffset, 10) + "-" + fmt.Sprintf("%016x", s.Digest)
 }
 
-// ObjPrefix is the prefix of the intents and manifests of target's window.
-func (l Layout) ObjPrefix(target string, window int64) string {
-	return l.Prefix + "staging/obj/" + url.PathEscape(target) + "/" + pad(window) + "/"
+// ObjPrefix is the prefix of the intents and manifests of namespace ns's
+// window (Namespace).
+func (l Layout) ObjPrefix(ns string, window int64) string {
+	return l.Prefix + "staging/obj/" + url.PathEscape(ns) + "/" + pad(window) + "/"
 }
 
 // IntentKey and ManifestKey name an object's intent and manifest.
-func (l Layout) IntentKey(target string, window int64, object string) string {
-	return l.ObjPrefix(target, window) + object + ".intent"
+func (l Layout) IntentKey(ns string, window int64, object string) string {
+	return l.ObjPrefix(ns, window) + object + ".intent"
 }
 
 // ManifestKey: see IntentKey.
-func (l Layout) ManifestKey(target string, window int64, object string) string {
-	return l.ObjPrefix(target, window) + object + ".manifest"
+func (l Layout) ManifestKey(ns string, window int64, object string) string {
+	return l.ObjPrefix(ns, window) + object + ".manifest"
 }
 
 // ObjectName is the name of a window's main object (late = 0) or of its

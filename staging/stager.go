@@ -33,7 +33,7 @@ type Stager struct {
 	layout Layout
 	log    *slog.Logger
 	m      *metrics.Metrics
-	sem    chan struct{}
+	q      *queue
 }
 
 // NewStager returns a Stager writing under layout to store.
@@ -50,12 +50,12 @@ func NewStager(cfg StagerConfig, store *parking.Store, layout Layout, log *slog.
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(cfg.RetryMin, 30*time.Second)
 	}
-	return &Stager{cfg: cfg, store: store, layout: layout, log: log, m: m, sem: make(chan struct{}, cfg.Concurrency)}
+	return &Stager{cfg: cfg, store: store, layout: layout, log: log, m: m, q: newQueue(cfg.Concurrency)}
 }
 
 // Deliver stages j (see Stager); done is called once.
 func (s *Stager) Deliver(ctx context.Context, j *delivery.Job, done func(error)) {
-	go func() { done(s.stage(ctx, j)) }()
+	s.q.push(func() { done(s.stage(ctx, j)) })
 }
 
 func (s *Stager) stage(ctx context.Context, j *delivery.Job) error {
@@ -78,15 +78,9 @@ func (s *Stager) stage(ctx context.Context, j *delivery.Job) error {
 			}
 			return err
 		}
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		actx, cancel := context.WithTimeout(ctx, s.cfg.UploadTimeout)
+		actx, cancel := context.WithTimeout(ctx, delivery.AttemptTimeout(s.cfg.UploadTimeout, obj.Size()))
 		err := s.store.Put(actx, key, obj, sink.PutOptions{ContentType: "application/x-ndjson"})
 		cancel()
-		<-s.sem
 		if err == nil {
 			s.m.SegmentsStaged.WithLabelValues(metrics.ResultOK).Inc()
 			s.m.StagedBytes.Add(float64(obj.Size()))
