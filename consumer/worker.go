@@ -127,7 +127,7 @@ type worker struct {
 	staging       map[uint64]int64
 	stagingFailed map[uint64]int64
 	stagingSeq    uint64
-	tag        []byte // the offset of the record being appended, in decimal (staged)
+	tag           []byte // the offset of the record being appended, in decimal (staged)
 
 	// spool is the state of a spool-error episode (restart.go).
 	spool spoolTrouble
