@@ -71,7 +71,12 @@ type Assembler struct {
 	d    AssemblerDeps
 	q    *queue
 	mu   sync.Mutex
-	busy map[string]bool // (target, window) assembling here
+	busy map[string]bool // (namespace, window) assembling or queued here
+	// started counts, per boundary, the assemblies a listing of it started
+	// that have not finished: Tick lists a boundary again only once they
+	// all have (the listing of every complete boundary at every tick was the
+	// only full listing hitship made, 12% of its CPU with 1,000 tenants).
+	started map[int64]int
 	wg   sync.WaitGroup
 	// warned holds the targets whose segments wait for a configured integration.
 	warned map[string]bool
@@ -95,7 +100,7 @@ func NewAssembler(cfg AssemblerConfig, d AssemblerDeps) (*Assembler, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
-	return &Assembler{cfg: cfg, d: d, q: newQueue(cfg.Concurrency), busy: map[string]bool{}, warned: map[string]bool{}}, nil
+	return &Assembler{cfg: cfg, d: d, q: newQueue(cfg.Concurrency), busy: map[string]bool{}, started: map[int64]int{}, warned: map[string]bool{}}, nil
 }
 
 // Run assembles until ctx ends, then waits for the assemblies it started.
@@ -149,6 +154,12 @@ func (a *Assembler) Tick(ctx context.Context) error {
 		if err != nil || b > g {
 			continue
 		}
+		a.mu.Lock()
+		running := a.started[b] > 0
+		a.mu.Unlock()
+		if running {
+			continue
+		}
 		groups := map[string][]string{} // target\x00window -> segment keys
 		var order []string
 		err = a.d.Store.List(ctx, a.d.Layout.BoundaryPrefix(b), func(keys []string) error {
@@ -187,6 +198,7 @@ func (a *Assembler) start(ctx context.Context, target string, window, closeAt in
 		return
 	}
 	a.busy[bk] = true
+	a.started[closeAt]++
 	a.mu.Unlock()
 	a.wg.Add(1)
 	a.q.push(func() {
@@ -194,6 +206,9 @@ func (a *Assembler) start(ctx context.Context, target string, window, closeAt in
 		defer func() {
 			a.mu.Lock()
 			delete(a.busy, bk)
+			if a.started[closeAt]--; a.started[closeAt] <= 0 {
+				delete(a.started, closeAt)
+			}
 			a.mu.Unlock()
 		}()
 		if ctx.Err() != nil {

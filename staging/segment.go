@@ -27,7 +27,9 @@ type segReader struct {
 }
 
 func newSegReader(key string, rc io.ReadCloser) *segReader {
-	return &segReader{key: key, rc: rc, br: bufio.NewReaderSize(rc, 64<<10)}
+	// 16 KiB: a TLS record's worth per read; with 1,000 tenants segments are
+	// a few tens of KiB and a 64 KiB buffer each was mostly garbage.
+	return &segReader{key: key, rc: rc, br: bufio.NewReaderSize(rc, 16<<10)}
 }
 
 // next advances to the next record; false at the end (err says if the end
@@ -37,10 +39,19 @@ func (r *segReader) next() (bool, error) {
 		return false, nil
 	}
 	r.line = r.line[:0]
+	var line []byte
 	for {
 		chunk, err := r.br.ReadSlice('\n')
+		if err == nil && len(r.line) == 0 {
+			// The whole line in the reader's buffer: no copy. It stays valid
+			// until this reader's next call (the merge appends the record to
+			// the object before it advances this reader).
+			line = chunk
+			break
+		}
 		r.line = append(r.line, chunk...)
 		if err == nil {
+			line = r.line
 			break
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -55,7 +66,7 @@ func (r *segReader) next() (bool, error) {
 		}
 		return false, fmt.Errorf("staging: read segment %s: %w", r.key, err)
 	}
-	line := r.line[:len(r.line)-1]
+	line = line[:len(line)-1]
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
 		return false, fmt.Errorf("staging: segment %s: line without offset", r.key)
