@@ -77,7 +77,7 @@ type Assembler struct {
 	// all have (the listing of every complete boundary at every tick was the
 	// only full listing hitship made, 12% of its CPU with 1,000 tenants).
 	started map[int64]int
-	wg   sync.WaitGroup
+	wg      sync.WaitGroup
 	// warned holds the targets whose segments wait for a configured integration.
 	warned map[string]bool
 }
