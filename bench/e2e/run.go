@@ -31,10 +31,6 @@ type runCfg struct {
 	// staging bucket (parking.bucket stagingBucket) on this S3 endpoint; the
 	// customers' buckets stay on endpoint.
 	staging string
-	// uploadTimeout is delivery.upload_timeout of a staged run ("": the
-	// default, 60s). It bounds each attempt of a whole upload, a segment's
-	// included.
-	uploadTimeout string
 	// delivered, when set, is also awaited (duration 0): the run ends once
 	// the committed offsets reached the end and delivered reports true (with
 	// staged delivery, offsets are committed once staged, before the
@@ -89,21 +85,18 @@ func (b *bench) hitship(ctx context.Context, rc runCfg) (result, error) {
 	if tenants == 0 {
 		tenants = b.o.tenants
 	}
-	staged, uploadTimeout := "", ""
-	if rc.uploadTimeout != "" {
-		uploadTimeout = "  upload_timeout: " + rc.uploadTimeout + "\n"
-	}
+	staged := ""
 	if rc.staging != "" {
 		staged = fmt.Sprintf(`delivery:
   staged: true
-%sparking:
+parking:
   bucket: %s
   region: us-east-1
   endpoint: %s
   path_style: true
   prefix: hitship/
   credentials: {access_key_id: BENCHACCESSKEY02, secret_access_key_env: BENCH_SECRET}
-`, uploadTimeout, stagingBucket, rc.staging)
+`, stagingBucket, rc.staging)
 	}
 	var ins strings.Builder
 	for c := 1; c <= tenants; c++ {
