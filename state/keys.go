@@ -14,7 +14,8 @@ import "strconv"
 //	{prefix}{<name>}:entries|due|leased|tokens|dead|inline:<id>|done:<id>|scan  (retry: RetryQueueKeys)
 //	{prefix}health:<integration>                                                 (health: HealthKey)
 //	{prefix}integrations, {prefix}events                                         (registry: IntegrationsKey, EventsKey)
-//	{prefix}{<group>:<topic>}:staged|assemble:<target>:<window>                  (staging: StagingKeys)
+//	{prefix}{<group>:<topic>}:staged|assemble:<namespace>:<window>               (staging: StagingKeys)
+//	{prefix}deflock:<integration>                                                (defs: DefinitionLockKey)
 
 // PartitionKeyset is the keys of one partition's replay state (state/doc.go,
 // "Keys"). All share the hash tag {group:topic:partition}.
@@ -78,7 +79,7 @@ func EventsKey(prefix string) string { return prefix + "events" }
 // Both share the hash tag {group:topic}.
 type StagingKeyset struct {
 	Marks string // hash: partition -> the window boundary it passed with every segment below it staged (Unix ms)
-	Lease string // prefix of string keys Lease+<target id>:<window start>: the assembler's lease
+	Lease string // prefix of string keys Lease+<namespace>:<window start>: the assembler's lease (staging.Namespace)
 }
 
 // StagingKeys returns the staging keys of topic in group.
@@ -86,3 +87,7 @@ func StagingKeys(prefix, group, topic string) StagingKeyset {
 	base := prefix + "{" + group + ":" + topic + "}:"
 	return StagingKeyset{Marks: base + "staged", Lease: base + "assemble:"}
 }
+
+// DefinitionLockKey returns the key of the writer lock of the definition of
+// integration (a string holding the writer's token; integrations/defs).
+func DefinitionLockKey(prefix, integration string) string { return prefix + "deflock:" + integration }

@@ -77,6 +77,7 @@ func TestKeyLayout(t *testing.T) {
 		{"events", EventsKey("hitship:"), "hitship:events"},
 		{"staged marks", StagingKeys("hitship:", "hitship", "hits").Marks, "hitship:{hitship:hits}:staged"},
 		{"assembly lease", StagingKeys("hitship:", "hitship", "hits").Lease, "hitship:{hitship:hits}:assemble:"},
+		{"definition lock", DefinitionLockKey("hitship:", "acme"), "hitship:deflock:acme"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
