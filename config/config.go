@@ -33,11 +33,6 @@ type Parking struct {
 	Prefix      string      `yaml:"prefix"`
 	PathStyle   bool        `yaml:"path_style"`
 	Credentials Credentials `yaml:"credentials"`
-	// Manifest (staged delivery only) writes beside every object a
-	// "{key}.manifest.json" naming it, its record count, per-partition
-	// offset ranges and SHA-256, after the object: for downstream jobs that
-	// wait for a window to be complete (the main object's manifest).
-	Manifest bool `yaml:"manifest"`
 }
 
 // Enabled reports whether a parking bucket is configured.
@@ -266,7 +261,14 @@ type Integration struct {
 	// offset ranges and SHA-256, after the object: for downstream jobs that
 	// wait for a window to be complete (the main object's manifest).
 	Manifest bool `yaml:"manifest"`
+	// Source is where the integration is defined: "" (the config file) or
+	// SourceAPI (created through the admin API, stored in the integrations
+	// topic: integrations/defs). Never read from the file.
+	Source string `yaml:"-"`
 }
+
+// SourceAPI marks an integration created through the admin API.
+const SourceAPI = "api"
 
 // Credentials is how hitship authenticates to the customer's bucket: either
 // a role to assume (with the derived external ID) or a static access key.
@@ -277,7 +279,13 @@ type Credentials struct {
 	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
 
 	secretAccessKey Secret
+	inline          Secret // SetInlineSecret: given by the API, not by the environment or a file
 }
+
+// SetInlineSecret gives an access-key integration its secret directly (an
+// integration created through the API, whose secret is stored sealed),
+// in place of secret_access_key_env/_file. Validate takes it as the secret.
+func (c *Credentials) SetInlineSecret(s string) { c.inline = NewSecret(s) }
 
 // SecretAccessKey returns the static secret key read by Validate.
 func (c Credentials) SecretAccessKey() string { return c.secretAccessKey.Reveal() }

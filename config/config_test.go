@@ -121,6 +121,9 @@ func TestParseProblems(t *testing.T) {
 		{name: "unknown nested key", yaml: "kafka:\n  topic: x\n  tpoic: y\n", wantKey: "kafka.tpoic", line: 3, msg: "unknown key"},
 		{name: "unknown key in tls", yaml: "redis:\n  tls:\n    enabled: false\n    ca: x\n", wantKey: "redis.tls.ca", line: 4, msg: "unknown key"},
 		{name: "unknown key in integration", yaml: "integrations:\n  - name: a\n  - name: b\n    bukcet: x\n", wantKey: "integrations[1].bukcet", line: 4, msg: "unknown key"},
+		// parking.manifest was accepted and did nothing (a copy of the
+		// integration's field): a manifest is per integration.
+		{name: "manifest under parking", yaml: "parking:\n  bucket: b\n  manifest: true\n", wantKey: "parking.manifest", line: 3, msg: "unknown key"},
 		{name: "unknown key in credentials", yaml: "integrations:\n  - credentials:\n      secret_access_key: inline\n", wantKey: "integrations[0].credentials.secret_access_key", line: 3, msg: "unknown key"},
 		{name: "bad duration", yaml: "window:\n  size: 10 minutes\n", wantKey: "window.size", line: 2, msg: "time.Duration"},
 		{name: "integer duration", yaml: "window:\n  grace: 60\n", wantKey: "window.grace", line: 2, msg: "time.Duration"},
@@ -642,4 +645,25 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// TestInlineSecret: an integration created through the API carries its
+// secret directly (SetInlineSecret), in place of an environment variable or
+// a file; an empty one is a problem naming the field.
+func TestInlineSecret(t *testing.T) {
+	c := validBase()
+	c.Integrations[0].Credentials = Credentials{AccessKeyID: "AKIAIOSFODNN7EXAMPLE"}
+	c.Integrations[0].Credentials.SetInlineSecret("from-the-api")
+	c.Integrations[0].Source = SourceAPI
+	if ps := c.Validate(WithLookupEnv(func(string) (string, bool) { return "", false })); len(ps) != 0 {
+		t.Fatalf("problems %v", ps)
+	}
+	if got := c.Integrations[0].Credentials.SecretAccessKey(); got != "from-the-api" {
+		t.Fatalf("secret %q", got)
+	}
+	c.Integrations[0].Credentials.SetInlineSecret("")
+	ps := c.Validate()
+	if len(ps) != 1 || ps[0].Key != "integrations[0].credentials.secret_access_key" {
+		t.Fatalf("problems %v, want one for integrations[0].credentials.secret_access_key", ps)
+	}
 }

@@ -528,6 +528,13 @@ func (v *checker) credentials(key string, cr *Credentials) {
 		if !accessKeyRE.MatchString(cr.AccessKeyID) {
 			v.add(key+".access_key_id", "use the access key id (16-128 upper-case letters and digits, such as AKIA...)", "invalid access key id")
 		}
+		if cr.inline.IsSet() {
+			if cr.inline.Reveal() == "" {
+				v.add(key+".secret_access_key", "send the access key's secret_access_key", "is empty")
+			}
+			cr.secretAccessKey = cr.inline
+			break
+		}
 		v.secret(key+".secret_access_key", cr.SecretAccessKeyEnv, cr.SecretAccessKeyFile, true, &cr.secretAccessKey)
 	}
 }
