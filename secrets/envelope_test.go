@@ -90,28 +90,27 @@ func TestSealedJSONForm(t *testing.T) {
 // TestOpenGolden opens an envelope sealed by this package when the format
 // was made: what is stored today must open after any change to the code.
 func TestOpenGolden(t *testing.T) {
-	kr, err := ParseKeyring("golden-1:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=", "golden keys")
+	kr, err := ParseKeyring(goldenKeys, "golden keys")
 	if err != nil {
 		t.Fatal(err)
 	}
-	const golden = `{"v":1,"kid":"golden-1","wdek":"9Hov9e5Aes2Ykr55mWf5WEqkGL64TCEEeH+CdPHqfRWeonotFh7S1G5ahMFiLRPSZx5IuKfVboLAeGP7","nonce":"JgU4HihnJujnFlDy","ct":"cZZw2Q2i8Ar1A+1uU2oNn+5cweOzfWObss0kv/hhID0Ozl8="}`
 	var sealed Sealed
-	if err := json.Unmarshal([]byte(golden), &sealed); err != nil {
+	if err := json.Unmarshal([]byte(goldenEnvelope), &sealed); err != nil {
 		t.Fatal(err)
 	}
 	got, err := sealerOf(t, kr).Open(sealed, acmeKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != "golden secret value" {
-		t.Fatalf("Open = %q, want %q", got, "golden secret value")
+	if string(got) != goldenPlaintext {
+		t.Fatalf("Open = %q, want %q", got, goldenPlaintext)
 	}
 	again, err := json.Marshal(sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(again) != golden {
-		t.Fatalf("the JSON form changed:\n got %s\nwant %s", again, golden)
+	if string(again) != goldenEnvelope {
+		t.Fatalf("the JSON form changed:\n got %s\nwant %s", again, goldenEnvelope)
 	}
 }
 
