@@ -78,6 +78,8 @@ fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZ_SHORT) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyRender$$' -fuzztime $(FUZZ_SHORT) ./sink/
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyTemplate$$' -fuzztime $(FUZZ_SHORT) ./sink/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZ_SHORT) ./secrets/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyring$$' -fuzztime $(FUZZ_SHORT) ./secrets/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
