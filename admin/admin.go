@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -44,6 +45,10 @@ type Integration struct {
 	AccessKeyID string
 	// ConfigEnabled is the config file's "enabled".
 	ConfigEnabled bool
+	// Source is "file" or "api" (created through the API); Version is an
+	// API integration's version (its ETag), 0 for the file's.
+	Source  string
+	Version int64
 }
 
 // Config configures the API.
@@ -80,6 +85,9 @@ type Deps struct {
 	// for it and returns a JSON value saying what. by names the caller. An
 	// error is answered 503.
 	Forget func(ctx context.Context, name string, purge bool, by string) (any, error)
+	// Definitions, if set, answers POST /v1/integrations (create) and PUT
+	// /v1/integrations/{name} (replace, with If-Match).
+	Definitions Definitions
 }
 
 // API is the admin http.Handler.
@@ -139,6 +147,8 @@ type View struct {
 	Compression   string         `json:"compression"`
 	Auth          Auth           `json:"auth"`
 	ConfigEnabled bool           `json:"config_enabled"`
+	Source        string         `json:"source"`            // "file" or "api"
+	Version       int64          `json:"version,omitempty"` // an API integration's (its ETag)
 	State         registry.State `json:"state"`
 	Reason        string         `json:"reason,omitempty"`
 	Since         time.Time      `json:"since,omitzero"`
@@ -180,6 +190,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch len(segs) {
 	case 2:
+		if r.Method == http.MethodPost && a.deps.Definitions != nil {
+			a.create(w, r)
+			return
+		}
 		if allow(w, r, http.MethodGet) {
 			a.list(w, r)
 		}
@@ -187,6 +201,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case 3:
 		if r.Method == http.MethodDelete && a.deps.Forget != nil {
 			a.forget(w, r, segs[2])
+			return
+		}
+		if r.Method == http.MethodPut && a.deps.Definitions != nil {
+			a.replace(w, r, segs[2])
 			return
 		}
 		if allow(w, r, http.MethodGet) {
@@ -313,6 +331,9 @@ func (a *API) show(w http.ResponseWriter, r *http.Request, name string) {
 		a.redisDown(w, "show", err)
 		return
 	}
+	if in.Version > 0 {
+		w.Header().Set("ETag", etag(in.Version))
+	}
 	writeJSON(w, http.StatusOK, view(in, st))
 }
 
@@ -427,7 +448,7 @@ func (a *API) redisDown(w http.ResponseWriter, op string, err error) {
 func view(in Integration, st registry.Status) View {
 	v := View{
 		Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket, Prefix: in.Prefix,
-		Format: in.Format, Compression: in.Compression, ConfigEnabled: in.ConfigEnabled,
+		Format: in.Format, Compression: in.Compression, ConfigEnabled: in.ConfigEnabled, Source: cmp.Or(in.Source, "file"), Version: in.Version,
 		State: st.State, Reason: st.Reason, Since: st.Since, By: st.By,
 	}
 	if v.State == "" {

@@ -1,7 +1,10 @@
 // Package admin is hitship's operator HTTP API under /v1/:
 //
 //	GET  /v1/integrations               list (config view + runtime state)
-//	GET  /v1/integrations/{name}        one integration
+//	POST /v1/integrations               create (body: Request), 201 with its ETag
+//	GET  /v1/integrations/{name}        one integration (an API one with its ETag)
+//	PUT  /v1/integrations/{name}        replace an API integration; If-Match required
+//	                                    (428 without, 412 when it changed meanwhile)
 //	POST /v1/integrations/{name}/test   write the sample hits, answer in plain words
 //	POST /v1/integrations/{name}/disable  body {"reason": "..."} (optional)
 //	POST /v1/integrations/{name}/enable
@@ -28,6 +31,12 @@
 //     a delete_integration event names the caller. It is idempotent: after a
 //     503, calling it again finishes the job. "by" is "admin-api@" plus the TCP peer address (behind a
 //     proxy that is the proxy's; X-Forwarded-For is not trusted).
+//
+//   - Create and replace validate the request as the config file's
+//     integrations are validated (400 with every problem by field and its
+//     fix; unknown fields refused by name). The secret of an access key comes
+//     in the body and is never answered. Integrations of the config file are
+//     read-only here (409).
 //
 // An API is safe for concurrent use.
 package admin

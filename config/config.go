@@ -19,7 +19,30 @@ type Config struct {
 	Log          Log           `yaml:"log"`
 	ExternalID   ExternalID    `yaml:"external_id"`
 	Parking      Parking       `yaml:"parking"`
+	Secrets      Secrets       `yaml:"secrets"`
 	Integrations []Integration `yaml:"integrations"`
+}
+
+// Secrets configures the key ring that seals the secrets of integrations
+// created through the admin API (package secrets): an environment variable
+// or a file holding one "ID:BASE64KEY" line per key encryption key, the
+// newest last. Without it only role integrations can be created there.
+type Secrets struct {
+	KeysEnv  string `yaml:"keys_env"`
+	KeysFile string `yaml:"keys_file"`
+
+	keys Secret
+}
+
+// Keys returns the key ring's text read by Validate ("" when not configured).
+func (s Secrets) Keys() string { return s.keys.Reveal() }
+
+// KeysSource names where the key ring was read from, for messages.
+func (s Secrets) KeysSource() string {
+	if s.KeysFile != "" {
+		return "secrets.keys_file " + s.KeysFile
+	}
+	return "secrets.keys_env " + s.KeysEnv
 }
 
 // Parking is the operator's own bucket where objects that failed retry cycle 1

@@ -106,6 +106,12 @@
 //	parking.path_style             (false)
 //	parking.credentials.*          access_key_id + secret_access_key_env/_file, or none
 //	                               for hitship's own AWS identity (no role_arn)
+//	secrets.keys_env               env var holding the key ring that seals the secrets of
+//	                               integrations created through the admin API: one
+//	                               "ID:BASE64KEY" per line (32 random bytes each), the
+//	                               newest last; all listed keys open, the newest seals
+//	secrets.keys_file              file holding it (one of the two; neither: only role
+//	                               integrations can be created through the API)
 //	integrations[].name            unique, a-z 0-9 . _ -, up to 63 chars (required)
 //	integrations[].client_id       customer account id > 0 (required)
 //	integrations[].enabled         (true)

@@ -101,6 +101,7 @@ func (c *Config) Validate(opts ...Option) []Problem {
 	v.log(c.Log)
 	v.integrations(c)
 	v.parking(c)
+	v.secret("secrets.keys", c.Secrets.KeysEnv, c.Secrets.KeysFile, false, &c.Secrets.keys)
 	return v.ps
 }
 

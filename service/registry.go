@@ -9,8 +9,10 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"hitship/config"
+	"hitship/integrations/defs"
 	"hitship/integrations/registry"
 	"hitship/kstore"
+	"hitship/state"
 )
 
 // newIntegrationsTopic returns the durable copy of the integrations' runtime
@@ -34,14 +36,25 @@ func newIntegrationsTopic(cfg *config.Config, mech sasl.Mechanism, tc *tls.Confi
 // over Redis and it, and the watcher routing reads. The durable copy is read
 // by Run (Start), before the first record.
 func (s *Service) newRegistry(mech sasl.Mechanism, tc *tls.Config) error {
-	kv, err := newIntegrationsTopic(s.cfg, mech, tc, s.log, func(string) {
+	kv, err := newIntegrationsTopic(s.cfg, mech, tc, s.log, func(key string) {
 		// The follower runs from Run on, after New set the watcher.
+		if _, ok := defs.IsKey(key); ok || key == "" {
+			s.pokeDefinitions()
+		}
 		s.watcher.Poke()
 	})
 	if err != nil {
 		return err
 	}
 	s.intstore = kv
+	sealer, err := newSealer(s.cfg)
+	if err != nil {
+		return err
+	}
+	if s.defs, err = defs.New(defs.Config{Map: kv, Redis: s.rdb, Sealer: sealer,
+		Lock: func(name string) string { return state.DefinitionLockKey(s.cfg.Redis.KeyPrefix, name) }}); err != nil {
+		return err
+	}
 	if s.registry, err = registry.NewStore(s.rdb, registry.Config{Prefix: s.cfg.Redis.KeyPrefix, Now: time.Now,
 		Durable: kv, Logger: s.log}); err != nil {
 		return err

@@ -28,6 +28,7 @@ import (
 	"hitship/delivery"
 	"hitship/health"
 	"hitship/integrations"
+	"hitship/integrations/defs"
 	"hitship/integrations/registry"
 	"hitship/internal/kafkaconn"
 	"hitship/kstore"
@@ -74,6 +75,13 @@ type Service struct {
 	reloadMu sync.Mutex
 	built    *integrations.Built // the targets of the running config
 
+	// Integrations created through the API (definitions.go).
+	defs     *defs.Store
+	defsPoke chan struct{}
+	applyMu  sync.Mutex        // one apply at a time; guards file and leftOut
+	file     *config.Config    // the config file as loaded last
+	leftOut  map[string]string // definitions left out, and why (logged once)
+
 	registry *registry.Store   // runtime state of integrations, shared by replicas
 	watcher  *registry.Watcher // this replica's view of it
 	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
@@ -97,7 +105,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if deps.Logger == nil || deps.Registry == nil {
 		return nil, errors.New("service: logger and registry are required")
 	}
-	s := &Service{cfg: cfg, deps: deps, log: deps.Logger}
+	s := &Service{cfg: cfg, file: cfg, deps: deps, log: deps.Logger, defsPoke: make(chan struct{}, 1)}
 	s.metrics = metrics.New(deps.Registry)
 	s.setBuildInfo()
 	parse := sink.ParseKeyTemplate
@@ -146,6 +154,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if token := cfg.HTTP.AdminToken(); token != "" {
 		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
 		ad.Retries, ad.OnEnable, ad.Forget = s.adminRetries, s.onEnable, s.adminForget
+		ad.Definitions = apiDefinitions{s}
 		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
@@ -280,7 +289,13 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Warn("integration states not read from Redis yet; the integrations topic's copy is in force until Redis answers", "err", err)
 	}
 	cancel()
+	// The integrations created through the API, before the first record.
+	if err := s.apply(nil); err != nil {
+		s.log.Error("integrations created through the API not applied", "err", err)
+	}
 	wctx, stopWatch := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runDefinitions(wctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.watcher.Run(wctx) }()
 	wg.Add(2)
@@ -443,12 +458,7 @@ func (s *Service) readiness(ctx context.Context) (int, string) {
 // for concurrent use. For every integration it removed, it logs what hitship
 // still keeps for it and the command that deletes that (hitship forget).
 func (s *Service) Reload(cfg *config.Config) error {
-	removed, err := s.reload(cfg)
-	if err != nil {
-		return err
-	}
-	s.noteRemoved(removed)
-	return nil
+	return s.apply(cfg) // the file's integrations with the API's (definitions.go)
 }
 
 func (s *Service) reload(cfg *config.Config) (removed []string, err error) {
@@ -495,6 +505,7 @@ func reloadable(old, cfg *config.Config) error {
 	check("http", old.HTTP, cfg.HTTP)
 	check("log", old.Log, cfg.Log)
 	check("external_id", old.ExternalID, cfg.ExternalID)
+	check("secrets", old.Secrets, cfg.Secrets)
 	check("s3.key_template", old.S3.KeyTemplate, cfg.S3.KeyTemplate)
 	if len(diffs) > 0 {
 		return fmt.Errorf("reload refused, the running config stays: %s changed; only integrations and the s3 settings other than key_template can change without a restart", strings.Join(diffs, ", "))
@@ -510,9 +521,16 @@ func (s *Service) adminIntegrations() []admin.Integration {
 	s.reloadMu.Unlock()
 	out := make([]admin.Integration, 0, len(cfg.Integrations))
 	for _, in := range cfg.Integrations {
-		out = append(out, admin.Integration{Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket,
+		v := admin.Integration{Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket,
 			Prefix: in.Prefix, Format: in.Format, Compression: in.Compression, RoleARN: in.Credentials.RoleARN,
-			AccessKeyID: in.Credentials.AccessKeyID, ConfigEnabled: in.Enabled})
+			AccessKeyID: in.Credentials.AccessKeyID, ConfigEnabled: in.Enabled, Source: "file"}
+		if in.Source == config.SourceAPI {
+			v.Source = config.SourceAPI
+			if d, ok := s.defs.Get(in.Name); ok {
+				v.Version = d.Version
+			}
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -31,9 +31,9 @@
 // # Secrets
 //
 // A definition never holds a plaintext secret: the access key's secret is
-// sealed (envelope encryption, Sealer) with the additional data
-// "hitship/integration/{name}/secret_access_key", so a sealed secret copied
-// into another integration's record does not open.
+// sealed (envelope encryption, Sealer: package secrets) with the additional
+// data secrets.AAD("integration", name, "secret_access_key"), so a sealed
+// secret copied into another integration's record does not open.
 package defs
 
 import (
@@ -50,6 +50,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/kstore"
+	"hitship/secrets"
 )
 
 // KeyPrefix starts the key of every definition in the integrations topic.
@@ -92,6 +93,27 @@ type Sealer interface {
 	Open(sealed json.RawMessage, aad []byte) ([]byte, error)
 }
 
+// Envelopes is the Sealer of a secrets.Sealer: its envelopes as JSON.
+func Envelopes(s *secrets.Sealer) Sealer { return envelopes{s} }
+
+type envelopes struct{ s *secrets.Sealer }
+
+func (e envelopes) Seal(p, aad []byte) (json.RawMessage, error) {
+	sealed, err := e.s.Seal(p, aad)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(sealed)
+}
+
+func (e envelopes) Open(raw json.RawMessage, aad []byte) ([]byte, error) {
+	var sealed secrets.Sealed
+	if err := json.Unmarshal(raw, &sealed); err != nil {
+		return nil, fmt.Errorf("the sealed secret is not an envelope: %w", secrets.ErrMalformed)
+	}
+	return e.s.Open(sealed, aad)
+}
+
 // Errors of the writes.
 var (
 	ErrExists      = errors.New("an integration of that name exists")
@@ -102,9 +124,7 @@ var (
 )
 
 // secretAAD binds a sealed secret to its integration and field.
-func secretAAD(name string) []byte {
-	return []byte("hitship/integration/" + name + "/secret_access_key")
-}
+func secretAAD(name string) []byte { return secrets.AAD("integration", name, "secret_access_key") }
 
 // Config configures a Store.
 type Config struct {

@@ -3,10 +3,8 @@ package defs_test
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"sync"
 	"testing"
@@ -15,42 +13,25 @@ import (
 	"hitship/integrations/defs"
 	"hitship/internal/testenv"
 	"hitship/kstore"
+	"hitship/secrets"
 	"hitship/state"
 )
 
 const topic = "hitship-integrations"
 
-// gcmSealer is AES-256-GCM under one key with the AAD bound: enough to test
-// that the store seals, binds and never keeps a plaintext (package secrets
-// is the production Sealer).
-type gcmSealer struct{ aead cipher.AEAD }
-
-func newSealer(t *testing.T) *gcmSealer {
+// newSealer is the production envelope encryption under a fresh key ring.
+func newSealer(t *testing.T) defs.Sealer {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	b, err := aes.NewCipher(key)
+	kr, err := secrets.ParseKeyring("k1:"+base64.StdEncoding.EncodeToString(key), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := cipher.NewGCM(b)
+	sl, err := secrets.NewSealer(kr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &gcmSealer{a}
-}
-
-func (g *gcmSealer) Seal(p, aad []byte) (json.RawMessage, error) {
-	n := make([]byte, g.aead.NonceSize())
-	_, _ = rand.Read(n)
-	return json.Marshal(g.aead.Seal(n, n, p, aad))
-}
-
-func (g *gcmSealer) Open(s json.RawMessage, aad []byte) ([]byte, error) {
-	var b []byte
-	if err := json.Unmarshal(s, &b); err != nil || len(b) < g.aead.NonceSize() {
-		return nil, errors.New("not sealed")
-	}
-	return g.aead.Open(nil, b[:g.aead.NonceSize()], b[g.aead.NonceSize():], aad)
+	return defs.Envelopes(sl)
 }
 
 // replica is one hitship replica's store: its own follower of the topic.

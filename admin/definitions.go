@@ -1,0 +1,158 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Request is the body of a create (POST /v1/integrations) or a replace
+// (PUT /v1/integrations/{name}): the config file's integration fields, with
+// the secret of an access key sent in the body (stored sealed, never shown).
+type Request struct {
+	Name        string      `json:"name"`
+	ClientID    int64       `json:"client_id"`
+	Region      string      `json:"region"`
+	Bucket      string      `json:"bucket"`
+	Prefix      string      `json:"prefix,omitempty"`
+	Format      string      `json:"format,omitempty"`
+	Compression string      `json:"compression,omitempty"`
+	Events      []string    `json:"events,omitempty"`
+	Endpoint    string      `json:"endpoint,omitempty"`
+	PathStyle   bool        `json:"path_style,omitempty"`
+	Manifest    bool        `json:"manifest,omitempty"`
+	Credentials Credentials `json:"credentials"`
+}
+
+// Credentials of a Request: a role ARN, or an access key id and its secret.
+type Credentials struct {
+	RoleARN         string `json:"role_arn,omitempty"`
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
+}
+
+// Problem is one thing wrong with a Request, by field, with the fix.
+type Problem struct {
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// Definitions creates and replaces integrations (integrations/defs through
+// the service). Problems are answered 400; the errors below map to their
+// statuses, any other to 503.
+type Definitions interface {
+	Create(ctx context.Context, req Request, by string) (Integration, []Problem, error)
+	Replace(ctx context.Context, name string, ifMatch int64, req Request, by string) (Integration, []Problem, error)
+}
+
+// Errors a Definitions returns.
+var (
+	ErrExists   = errors.New("an integration of that name exists")
+	ErrNotFound = errors.New("no integration of that name")
+	ErrFromFile = errors.New("the integration is defined in the config file")
+	ErrVersion  = errors.New("the integration changed since that version")
+	ErrBusy     = errors.New("another change of this integration is in progress")
+)
+
+func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, bool) {
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		msg := "the body must be one JSON object with the integration's fields"
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te):
+			msg = fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			msg = "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "; the fields are those of the config file's integration (name, client_id, region, bucket, prefix, format, compression, events, endpoint, path_style, manifest, credentials)"
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
+		return Request{}, false
+	}
+	return req, true
+}
+
+// etag is the entity tag of an integration's version.
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// create answers POST /v1/integrations.
+func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	in, problems, err := a.deps.Definitions.Create(r.Context(), req, by(r))
+	a.written(w, r, http.StatusCreated, in, problems, err)
+}
+
+// replace answers PUT /v1/integrations/{name}.
+func (a *API) replace(w http.ResponseWriter, r *http.Request, name string) {
+	m := strings.TrimSpace(r.Header.Get("If-Match"))
+	if m == "" {
+		writeError(w, http.StatusPreconditionRequired, "precondition_required",
+			"send If-Match with the ETag of the integration as read (GET /v1/integrations/"+name+"), so that a change made meanwhile is not overwritten")
+		return
+	}
+	version, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(m, "W/"), `"`), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "If-Match must be the ETag a GET answered, such as \"1733390000000\"")
+		return
+	}
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	if req.Name == "" {
+		req.Name = name
+	}
+	if req.Name != name {
+		writeError(w, http.StatusBadRequest, "bad_request", "the body's name must be the integration's; an integration cannot be renamed (create one and delete the other)")
+		return
+	}
+	in, problems, err := a.deps.Definitions.Replace(r.Context(), name, version, req, by(r))
+	a.written(w, r, http.StatusOK, in, problems, err)
+}
+
+func (a *API) written(w http.ResponseWriter, r *http.Request, status int, in Integration, problems []Problem, err error) {
+	switch {
+	case len(problems) > 0:
+		writeJSON(w, http.StatusBadRequest, struct {
+			Error    string    `json:"error"`
+			Message  string    `json:"message"`
+			Problems []Problem `json:"problems"`
+		}{"invalid", "the integration has problems; each names its field and the fix", problems})
+		return
+	case errors.Is(err, ErrExists):
+		writeError(w, http.StatusConflict, "exists", "an integration of that name exists; choose another name, or replace it (PUT with If-Match)")
+		return
+	case errors.Is(err, ErrFromFile):
+		writeError(w, http.StatusConflict, "defined_in_file", "the integration is defined in the config file: change it there and reload (kill -HUP)")
+		return
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "unknown_integration", "no integration of that name was created through the API")
+		return
+	case errors.Is(err, ErrVersion):
+		writeError(w, http.StatusPreconditionFailed, "version_mismatch", "the integration changed since you read it: GET it again, and send its new ETag in If-Match")
+		return
+	case errors.Is(err, ErrBusy):
+		writeError(w, http.StatusConflict, "busy", "another change of this integration is in progress; try again")
+		return
+	case err != nil:
+		a.log.Error("admin: integration not written", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the integration was not written: "+err.Error())
+		return
+	}
+	st, serr := a.deps.Registry.Status(r.Context(), in.Name)
+	if serr != nil {
+		a.log.Warn("admin: registry unavailable after a write", "err", serr)
+	}
+	w.Header().Set("ETag", etag(in.Version))
+	writeJSON(w, status, view(in, st))
+}
