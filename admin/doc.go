@@ -31,7 +31,6 @@
 //     a delete_integration event names the caller. It is idempotent: after a
 //     503, calling it again finishes the job. "by" is "admin-api@" plus the TCP peer address (behind a
 //     proxy that is the proxy's; X-Forwarded-For is not trusted).
-//
 //   - Create and replace validate the request as the config file's
 //     integrations are validated (400 with every problem by field and its
 //     fix; unknown fields refused by name). The secret of an access key comes
