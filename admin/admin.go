@@ -350,7 +350,11 @@ func (a *API) forget(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 	}
-	if _, ok := a.find(name); ok {
+	if in, ok := a.find(name); ok {
+		if in.Source == "api" && a.deps.Definitions != nil {
+			a.remove(w, r, name)
+			return
+		}
 		writeError(w, http.StatusConflict, "still_configured", "integration "+quote(name)+
 			" is still configured: remove it from the config file and reload every replica, then delete it")
 		return

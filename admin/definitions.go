@@ -49,6 +49,9 @@ type Problem struct {
 type Definitions interface {
 	Create(ctx context.Context, req Request, by string) (Integration, []Problem, error)
 	Replace(ctx context.Context, name string, ifMatch int64, req Request, by string) (Integration, []Problem, error)
+	// Delete removes an API integration (ifMatch 0: whatever its version)
+	// and everything hitship keeps for it; it answers what it removed.
+	Delete(ctx context.Context, name string, ifMatch int64, by string) (any, error)
 }
 
 // Errors a Definitions returns.
@@ -92,16 +95,48 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	a.written(w, r, http.StatusCreated, in, problems, err)
 }
 
-// replace answers PUT /v1/integrations/{name}.
-func (a *API) replace(w http.ResponseWriter, r *http.Request, name string) {
+// ifMatch reads an optional If-Match (0 when absent).
+func ifMatch(r *http.Request) (int64, bool) {
 	m := strings.TrimSpace(r.Header.Get("If-Match"))
 	if m == "" {
+		return 0, true
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(m, "W/"), `"`), 10, 64)
+	return v, err == nil && v > 0
+}
+
+// remove answers DELETE /v1/integrations/{name} for an API integration.
+func (a *API) remove(w http.ResponseWriter, r *http.Request, name string) {
+	version, ok := ifMatch(r)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "bad_request", "If-Match must be the ETag a GET answered, such as \"1733390000000\"")
+		return
+	}
+	out, err := a.deps.Definitions.Delete(r.Context(), name, version, by(r))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "unknown_integration", "no integration of that name was created through the API")
+	case errors.Is(err, ErrVersion):
+		writeError(w, http.StatusPreconditionFailed, "version_mismatch", "the integration changed since you read it: GET it again, and send its new ETag in If-Match")
+	case errors.Is(err, ErrBusy):
+		writeError(w, http.StatusConflict, "busy", "another change of this integration is in progress; try again")
+	case err != nil:
+		a.log.Error("admin: integration not deleted", "integration", name, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the integration was not deleted, or not everything hitship keeps for it was removed; calling DELETE again finishes it: "+err.Error())
+	default:
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// replace answers PUT /v1/integrations/{name}.
+func (a *API) replace(w http.ResponseWriter, r *http.Request, name string) {
+	if strings.TrimSpace(r.Header.Get("If-Match")) == "" {
 		writeError(w, http.StatusPreconditionRequired, "precondition_required",
 			"send If-Match with the ETag of the integration as read (GET /v1/integrations/"+name+"), so that a change made meanwhile is not overwritten")
 		return
 	}
-	version, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(m, "W/"), `"`), 10, 64)
-	if err != nil {
+	version, ok := ifMatch(r)
+	if !ok {
 		writeError(w, http.StatusBadRequest, "bad_request", "If-Match must be the ETag a GET answered, such as \"1733390000000\"")
 		return
 	}

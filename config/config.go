@@ -288,6 +288,9 @@ type Integration struct {
 	// SourceAPI (created through the admin API, stored in the integrations
 	// topic: integrations/defs). Never read from the file.
 	Source string `yaml:"-"`
+	// Incarnation tells an API integration from an earlier one of the same
+	// name that was deleted (its creation time); "" for the file's.
+	Incarnation string `yaml:"-"`
 }
 
 // SourceAPI marks an integration created through the admin API.

@@ -69,9 +69,20 @@ func Build(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory, prev
 
 // targetID is the Target ID of integration in under cfg: what decides
 // where and for whom its records go (the credentials do not).
+//
+// An integration created through the API carries its incarnation (when it
+// was created) in the name part, "name~incarnation": what the staging bucket
+// and the parking bucket keep for a deleted integration never goes to a later
+// one of the same name and client (staging.Namespace, delivery/parked.go
+// match the target). A replace keeps the incarnation, so a moved integration
+// still gets what it had staged.
 func targetID(cfg *config.Config, in config.Integration) string {
 	endpoint, pathStyle := cfg.EndpointFor(in)
-	return NewTargetID(in.Name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
+	name := in.Name
+	if in.Incarnation != "" {
+		name += "~" + in.Incarnation
+	}
+	return NewTargetID(name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
 		in.Prefix, in.Format, in.Compression)
 }
 

@@ -1,6 +1,10 @@
 package integrations
 
-import "testing"
+import (
+	"testing"
+
+	"hitship/config"
+)
 
 func TestIntegrationKey(t *testing.T) {
 	for _, c := range []struct {
@@ -34,5 +38,36 @@ func TestSuccessorIsTheSameIntegrationOnly(t *testing.T) {
 	}
 	if got, ok := set.Successor("garbage"); ok {
 		t.Fatalf("Successor of a malformed ID = %v; want none", got.ID)
+	}
+}
+
+// TestIncarnationsAreApart: an API integration deleted and created again
+// under the same name and client is another integration to the staging and
+// parking buckets (the incarnation in its target ID): what the first staged
+// never goes to the second; a replace keeps the incarnation and its successor.
+func TestIncarnationsAreApart(t *testing.T) {
+	first := NewTargetID("api1~1733390000000", 2, "bucket-a")
+	again := &Target{ID: NewTargetID("api1~1733390999999", 2, "bucket-a"), Name: "api1", ClientID: 2}
+	if first == again.ID {
+		t.Fatal("two incarnations have one target ID")
+	}
+	if got, ok := NewRouteSet([]*Target{again}).Successor(first); ok {
+		t.Fatalf("the deleted incarnation's target resolves to the new one: %s", got.ID)
+	}
+	moved := &Target{ID: NewTargetID("api1~1733390000000", 2, "bucket-b"), Name: "api1", ClientID: 2}
+	if got, ok := NewRouteSet([]*Target{moved}).Successor(first); !ok || got != moved {
+		t.Fatal("a replaced (moved) API integration lost what it had staged")
+	}
+}
+
+func TestTargetIDCarriesTheIncarnation(t *testing.T) {
+	cfg := config.Default()
+	in := config.DefaultIntegration()
+	in.Name, in.ClientID, in.Region, in.Bucket = "api1", 2, "us-east-1", "b"
+	file := targetID(&cfg, in)
+	in.Incarnation = "1733390000000"
+	api := targetID(&cfg, in)
+	if k, _ := IntegrationKey(api); k != "api1~1733390000000:2" || file == api {
+		t.Fatalf("target IDs %s (file) and %s (API): want the incarnation in the API one's name part", file, api)
 	}
 }

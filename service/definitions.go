@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"hitship/admin"
 	"hitship/config"
@@ -117,6 +118,7 @@ func (s *Service) integrationOf(d *defs.Definition) (config.Integration, error) 
 		in.Events = slices.Clone(d.Events)
 	}
 	in.Source = config.SourceAPI
+	in.Incarnation = strconv.FormatInt(d.CreatedAt.UnixMilli(), 10)
 	in.Credentials = config.Credentials{RoleARN: d.RoleARN, AccessKeyID: d.AccessKeyID}
 	if d.AccessKeyID != "" {
 		secret, err := s.defs.Secret(d)
@@ -143,12 +145,20 @@ func (s *Service) apply(file *config.Config) error {
 		}
 	}
 	s.leftOut = left
+	s.reloadMu.Lock()
+	wasAPI := map[string]bool{}
+	for _, in := range s.cfg.Integrations {
+		wasAPI[in.Name] = in.Source == config.SourceAPI
+	}
+	s.reloadMu.Unlock()
 	removed, err := s.reload(cfg)
 	if err != nil {
 		return err
 	}
 	s.file = file
-	s.noteRemoved(removed)
+	// An API integration is removed by its delete, which removes what
+	// hitship keeps for it: no advice to run hitship forget.
+	s.noteRemoved(slices.DeleteFunc(removed, func(n string) bool { return wasAPI[n] }))
 	return nil
 }
 
@@ -256,6 +266,54 @@ func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64,
 	}
 	got, err := s.defs.Replace(ctx, d, ifMatch, secret, by)
 	return s.written(got, err)
+}
+
+// deleteSettle is how long a delete waits, after this replica stopped
+// delivering the integration, before it removes what hitship keeps for it:
+// the other replicas' followers apply the deletion within about a second
+// (kstore.DefaultMaxWait). A replica that could not (cut off from Kafka)
+// may still write some; the incarnation in the target ID keeps it from a
+// later integration of the same name (integrations/build.go).
+const deleteSettle = 2 * time.Second
+
+// Delete removes the definition, stops delivery here, and then removes
+// everything hitship keeps for the integration (hitship forget --purge): its
+// runtime state, health ledger, retry entries, parked, dead and staged
+// objects, with a delete_integration event.
+func (a apiDefinitions) Delete(ctx context.Context, name string, ifMatch int64, by string) (any, error) {
+	s := a.s
+	if s.inFile(name) {
+		return nil, admin.ErrFromFile
+	}
+	gone, err := s.defs.Delete(ctx, name, ifMatch)
+	switch {
+	case errors.Is(err, defs.ErrNotFound):
+		return nil, admin.ErrNotFound
+	case errors.Is(err, defs.ErrVersion):
+		return nil, admin.ErrVersion
+	case errors.Is(err, defs.ErrBusy):
+		return nil, admin.ErrBusy
+	case err != nil:
+		return nil, err
+	}
+	if err := s.apply(nil); err != nil {
+		s.log.Error("integration deleted, but this replica did not apply it", "integration", name, "err", err)
+	}
+	select {
+	case <-time.After(deleteSettle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	out, err := s.forgetter().Forget(ctx, name, true, by)
+	if err != nil {
+		return nil, fmt.Errorf("the definition is deleted; removing what hitship keeps for it: %w", err)
+	}
+	s.log.Info("integration deleted", "integration", name, "version", gone.Version, "by", by, "removed", out.Removed, "event", out.Event)
+	return struct {
+		Deleted string `json:"deleted"`
+		Version int64  `json:"version"`
+		Removed any    `json:"removed"`
+	}{name, gone.Version, out}, nil
 }
 
 // written maps the store's answer and applies the change on this replica.

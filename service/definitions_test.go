@@ -202,6 +202,25 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 		return true
 	})
 
+	// Delete through B: a stale ETag is refused; the current one removes it
+	// from every replica, and the name can be created again, with a newer
+	// version.
+	current := hdr.Get("ETag")
+	if code, _, _ := apiB.do(http.MethodDelete, "/v1/integrations/api1", "", "If-Match", etag); code != http.StatusPreconditionFailed {
+		t.Fatalf("delete with a stale ETag: %d", code)
+	}
+	if code, _, v := apiB.do(http.MethodDelete, "/v1/integrations/api1", "", "If-Match", current); code != http.StatusOK || v["deleted"] != "api1" {
+		t.Fatalf("delete: %d %v", code, v)
+	}
+	waitFor(t, 2*time.Second, "replica A no longer shows it", func() bool {
+		code, _, _ := apiA.do(http.MethodGet, "/v1/integrations/api1", "")
+		return code == http.StatusNotFound
+	})
+	code, hdr, _ = apiA.do(http.MethodPost, "/v1/integrations", body("b-api"))
+	if code != http.StatusCreated || hdr.Get("ETag") <= current {
+		t.Fatalf("created again: %d, ETag %s after %s", code, hdr.Get("ETag"), current)
+	}
+
 	if bytes.Contains(seen.Bytes(), []byte(testSecret)) {
 		t.Fatal("an API response holds the secret")
 	}

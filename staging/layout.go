@@ -109,9 +109,9 @@ func (l Layout) ParseSegmentKey(key string) (SegmentID, error) {
 }
 
 // IntegrationObjects lists what the staging bucket keeps for the integration
-// called name, whatever its targets (client, destination): its segments and
-// its intents and manifests. It lists every segment (an operator's command,
-// not a hot path).
+// called name, whatever its targets (client, destination, incarnation): its
+// segments and its intents and manifests. It lists every segment (an
+// operator's command, not a hot path).
 func (l Layout) IntegrationObjects(ctx context.Context, store Lister, name string) (segments, records []string, err error) {
 	err = store.List(ctx, l.SegPrefix(), func(keys []string) error {
 		for _, k := range keys {
@@ -124,8 +124,14 @@ func (l Layout) IntegrationObjects(ctx context.Context, store Lister, name strin
 	if err != nil {
 		return nil, nil, err
 	}
-	err = store.List(ctx, l.Prefix+"staging/obj/"+url.PathEscape(name+":"), func(keys []string) error {
-		records = append(records, keys...)
+	objPrefix := l.Prefix + "staging/obj/"
+	err = store.List(ctx, objPrefix+url.PathEscape(name), func(keys []string) error {
+		for _, k := range keys {
+			ns, _, _ := strings.Cut(strings.TrimPrefix(k, objPrefix), "/")
+			if ns, err := url.PathUnescape(ns); err == nil && targetName(ns) == name {
+				records = append(records, k)
+			}
+		}
 		return nil
 	})
 	return segments, records, err
@@ -136,8 +142,10 @@ type Lister interface {
 	List(ctx context.Context, prefix string, fn func(keys []string) error) error
 }
 
-// targetName is the integration name of a target ID (integrations.NewTargetID).
+// targetName is the integration name of a target ID (integrations.NewTargetID)
+// or a namespace, without an API integration's incarnation ("name~inc").
 func targetName(id string) string {
 	name, _, _ := strings.Cut(id, ":")
+	name, _, _ = strings.Cut(name, "~")
 	return name
 }
