@@ -207,6 +207,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.replace(w, r, segs[2])
 			return
 		}
+		if r.Method == http.MethodPost && segs[2] == "test" && a.deps.Definitions != nil {
+			a.testDefinition(w, r)
+			return
+		}
 		if allow(w, r, http.MethodGet) {
 			a.show(w, r, segs[2])
 		}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	s3sink "hitship/sink/s3"
 )
 
 // Request is the body of a create (POST /v1/integrations) or a replace
@@ -46,13 +48,23 @@ type Problem struct {
 // Definitions creates and replaces integrations (integrations/defs through
 // the service). Problems are answered 400; the errors below map to their
 // statuses, any other to 503.
+//
+// Create and Replace run the integration's test write first and refuse it
+// with a *TestFailedError when it fails, unless saveAnyway.
 type Definitions interface {
-	Create(ctx context.Context, req Request, by string) (Integration, []Problem, error)
-	Replace(ctx context.Context, name string, ifMatch int64, req Request, by string) (Integration, []Problem, error)
+	Create(ctx context.Context, req Request, by string, saveAnyway bool) (Integration, []Problem, error)
+	Replace(ctx context.Context, name string, ifMatch int64, req Request, by string, saveAnyway bool) (Integration, []Problem, error)
+	// Test is test-before-save: the test write of req, storing nothing.
+	Test(ctx context.Context, req Request) (s3sink.Answer, []Problem, error)
 	// Delete removes an API integration (ifMatch 0: whatever its version)
 	// and everything hitship keeps for it; it answers what it removed.
 	Delete(ctx context.Context, name string, ifMatch int64, by string) (any, error)
 }
+
+// TestFailedError refuses an integration whose test write failed.
+type TestFailedError struct{ Answer s3sink.Answer }
+
+func (e *TestFailedError) Error() string { return "the test write failed: " + e.Answer.Message }
 
 // Errors a Definitions returns.
 var (
@@ -82,6 +94,38 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, bool) {
 	return req, true
 }
 
+// saveAnyway reads ?save_anyway=true|false.
+func saveAnyway(w http.ResponseWriter, r *http.Request) (bool, bool) {
+	switch r.URL.Query().Get("save_anyway") {
+	case "", "false", "0":
+		return false, true
+	case "true", "1":
+		return true, true
+	}
+	writeError(w, http.StatusBadRequest, "bad_request", "save_anyway must be true or false")
+	return false, false
+}
+
+// testDefinition answers POST /v1/integrations/test: test-before-save.
+func (a *API) testDefinition(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.TestTimeout)
+	defer cancel()
+	ans, problems, err := a.deps.Definitions.Test(ctx, req)
+	switch {
+	case len(problems) > 0:
+		a.written(w, r, 0, Integration{}, problems, nil)
+	case err != nil:
+		a.log.Error("admin: test-before-save could not run", "integration", req.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, "test_failed_to_run", "the test could not run; the service log says why")
+	default:
+		writeJSON(w, http.StatusOK, TestResult{Integration: req.Name, Answer: ans})
+	}
+}
+
 // etag is the entity tag of an integration's version.
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
@@ -91,7 +135,11 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, problems, err := a.deps.Definitions.Create(r.Context(), req, by(r))
+	anyway, ok := saveAnyway(w, r)
+	if !ok {
+		return
+	}
+	in, problems, err := a.deps.Definitions.Create(r.Context(), req, by(r), anyway)
 	a.written(w, r, http.StatusCreated, in, problems, err)
 }
 
@@ -151,7 +199,11 @@ func (a *API) replace(w http.ResponseWriter, r *http.Request, name string) {
 		writeError(w, http.StatusBadRequest, "bad_request", "the body's name must be the integration's; an integration cannot be renamed (create one and delete the other)")
 		return
 	}
-	in, problems, err := a.deps.Definitions.Replace(r.Context(), name, version, req, by(r))
+	anyway, ok := saveAnyway(w, r)
+	if !ok {
+		return
+	}
+	in, problems, err := a.deps.Definitions.Replace(r.Context(), name, version, req, by(r), anyway)
 	a.written(w, r, http.StatusOK, in, problems, err)
 }
 
@@ -163,6 +215,15 @@ func (a *API) written(w http.ResponseWriter, r *http.Request, status int, in Int
 			Message  string    `json:"message"`
 			Problems []Problem `json:"problems"`
 		}{"invalid", "the integration has problems; each names its field and the fix", problems})
+		return
+	case errors.As(err, new(*TestFailedError)):
+		var tf *TestFailedError
+		errors.As(err, &tf)
+		writeJSON(w, http.StatusUnprocessableEntity, struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+			Test    any    `json:"test"`
+		}{"test_failed", "the test write to the bucket failed, so the integration was not saved: fix what the test says, or add ?save_anyway=true to save it as it is", tf.Answer})
 		return
 	case errors.Is(err, ErrExists):
 		writeError(w, http.StatusConflict, "exists", "an integration of that name exists; choose another name, or replace it (PUT with If-Match)")

@@ -1,7 +1,10 @@
 // Package admin is hitship's operator HTTP API under /v1/:
 //
 //	GET  /v1/integrations               list (config view + runtime state)
-//	POST /v1/integrations               create (body: Request), 201 with its ETag
+//	POST /v1/integrations               create (body: Request), 201 with its ETag; its
+//	                                    test write runs first (422 when it fails,
+//	                                    unless ?save_anyway=true)
+//	POST /v1/integrations/test          test before save (body: Request), stores nothing
 //	GET  /v1/integrations/{name}        one integration (an API one with its ETag)
 //	PUT  /v1/integrations/{name}        replace an API integration; If-Match required
 //	                                    (428 without, 412 when it changed meanwhile)

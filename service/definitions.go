@@ -14,8 +14,10 @@ import (
 
 	"hitship/admin"
 	"hitship/config"
+	"hitship/integrations"
 	"hitship/integrations/defs"
 	"hitship/secrets"
+	s3sink "hitship/sink/s3"
 )
 
 // Integrations created through the admin API (issue #13) are definitions in
@@ -106,20 +108,25 @@ func problemsOfAdded(ps []config.Problem, base int, added []config.Integration) 
 	return out
 }
 
-// integrationOf is the config integration a definition stands for.
-func (s *Service) integrationOf(d *defs.Definition) (config.Integration, error) {
+// configIntegration is the config file's integration d stands for (no
+// secret, no incarnation); the config's defaults fill what d leaves empty.
+func configIntegration(d *defs.Definition) config.Integration {
 	in := config.DefaultIntegration()
 	in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix = d.Name, d.ClientID, d.Region, d.Bucket, d.Prefix
-	in.Format, in.Endpoint, in.PathStyle, in.Manifest = d.Format, d.Endpoint, d.PathStyle, d.Manifest
-	if d.Compression != "" {
-		in.Compression = d.Compression
-	}
+	in.Format, in.Endpoint, in.PathStyle, in.Manifest = cmp.Or(d.Format, in.Format), d.Endpoint, d.PathStyle, d.Manifest
+	in.Compression = cmp.Or(d.Compression, in.Compression)
 	if len(d.Events) > 0 {
 		in.Events = slices.Clone(d.Events)
 	}
 	in.Source = config.SourceAPI
-	in.Incarnation = strconv.FormatInt(d.CreatedAt.UnixMilli(), 10)
 	in.Credentials = config.Credentials{RoleARN: d.RoleARN, AccessKeyID: d.AccessKeyID}
+	return in
+}
+
+// integrationOf is the config integration a stored definition stands for.
+func (s *Service) integrationOf(d *defs.Definition) (config.Integration, error) {
+	in := configIntegration(d)
+	in.Incarnation = strconv.FormatInt(d.CreatedAt.UnixMilli(), 10)
 	if d.AccessKeyID != "" {
 		secret, err := s.defs.Secret(d)
 		if err != nil {
@@ -230,20 +237,24 @@ func definitionOf(req admin.Request) defs.Definition {
 		Manifest: req.Manifest, RoleARN: req.Credentials.RoleARN, AccessKeyID: req.Credentials.AccessKeyID}
 }
 
-func (a apiDefinitions) Create(ctx context.Context, req admin.Request, by string) (admin.Integration, []admin.Problem, error) {
+func (a apiDefinitions) Create(ctx context.Context, req admin.Request, by string, saveAnyway bool) (admin.Integration, []admin.Problem, error) {
 	s := a.s
 	if s.inFile(req.Name) {
 		return admin.Integration{}, nil, admin.ErrFromFile
 	}
 	d := definitionOf(req)
-	if ps := s.check(d, req.Credentials.SecretAccessKey); len(ps) > 0 {
+	ps, cfg := s.check(d, req.Credentials.SecretAccessKey)
+	if len(ps) > 0 {
 		return admin.Integration{}, ps, nil
+	}
+	if err := s.testFirst(ctx, cfg, d.Name, saveAnyway); err != nil {
+		return admin.Integration{}, nil, err
 	}
 	got, err := s.defs.Create(ctx, d, req.Credentials.SecretAccessKey, by)
 	return s.written(got, err)
 }
 
-func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64, req admin.Request, by string) (admin.Integration, []admin.Problem, error) {
+func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64, req admin.Request, by string, saveAnyway bool) (admin.Integration, []admin.Problem, error) {
 	s := a.s
 	if s.inFile(name) {
 		return admin.Integration{}, nil, admin.ErrFromFile
@@ -261,8 +272,12 @@ func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64,
 			return admin.Integration{}, nil, err
 		}
 	}
-	if ps := s.check(d, check); len(ps) > 0 {
+	ps, cfg := s.check(d, check)
+	if len(ps) > 0 {
 		return admin.Integration{}, ps, nil
+	}
+	if err := s.testFirst(ctx, cfg, d.Name, saveAnyway); err != nil {
+		return admin.Integration{}, nil, err
 	}
 	got, err := s.defs.Replace(ctx, d, ifMatch, secret, by)
 	return s.written(got, err)
@@ -316,6 +331,26 @@ func (a apiDefinitions) Delete(ctx context.Context, name string, ifMatch int64, 
 	}{name, gone.Version, out}, nil
 }
 
+// testFirst runs the test write of integration name of cfg before it is
+// stored: a failing one refuses the write (admin.TestFailedError) unless
+// saveAnyway, which stores it and logs the answer.
+func (s *Service) testFirst(ctx context.Context, cfg *config.Config, name string, saveAnyway bool) error {
+	tctx, cancel := context.WithTimeout(ctx, admin.DefaultTestTimeout)
+	defer cancel()
+	ans, err := integrations.Test(tctx, cfg, name, s.stores)
+	if err != nil {
+		return err
+	}
+	if ans.OK {
+		return nil
+	}
+	if saveAnyway {
+		s.log.Warn("integration saved although its test write failed (save_anyway)", "integration", name, "problem", ans.Problem, "message", ans.Message)
+		return nil
+	}
+	return &admin.TestFailedError{Answer: ans}
+}
+
 // written maps the store's answer and applies the change on this replica.
 func (s *Service) written(d *defs.Definition, err error) (admin.Integration, []admin.Problem, error) {
 	switch {
@@ -353,19 +388,12 @@ func (s *Service) inFile(name string) bool {
 
 // check validates d (with its secret) as the config file's integrations are
 // validated, beside the running config's others.
-func (s *Service) check(d defs.Definition, secret string) []admin.Problem {
+// It returns the config with d in it, for a test write.
+func (s *Service) check(d defs.Definition, secret string) ([]admin.Problem, *config.Config) {
 	s.reloadMu.Lock()
 	run := s.cfg
 	s.reloadMu.Unlock()
-	in := config.DefaultIntegration()
-	in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix = d.Name, d.ClientID, d.Region, d.Bucket, d.Prefix
-	in.Format, in.Endpoint, in.PathStyle, in.Manifest = cmp.Or(d.Format, in.Format), d.Endpoint, d.PathStyle, d.Manifest
-	in.Compression = cmp.Or(d.Compression, in.Compression)
-	if len(d.Events) > 0 {
-		in.Events = d.Events
-	}
-	in.Source = config.SourceAPI
-	in.Credentials = config.Credentials{RoleARN: d.RoleARN, AccessKeyID: d.AccessKeyID}
+	in := configIntegration(&d)
 	if d.AccessKeyID != "" {
 		in.Credentials.SetInlineSecret(secret)
 	}
@@ -387,5 +415,25 @@ func (s *Service) check(d defs.Definition, secret string) []admin.Problem {
 		msg := strings.ReplaceAll(p.Msg, prefix, "this integration")
 		out = append(out, admin.Problem{Field: cmp.Or(field, "name"), Problem: msg, Fix: p.Fix})
 	}
-	return out
+	return out, &cfg
+}
+
+// Test is test-before-save: the test write of the integration req describes,
+// storing nothing.
+func (a apiDefinitions) Test(ctx context.Context, req admin.Request) (s3sink.Answer, []admin.Problem, error) {
+	s := a.s
+	d := definitionOf(req)
+	secret := req.Credentials.SecretAccessKey
+	if cur, ok := s.defs.Get(d.Name); ok && secret == "" && d.AccessKeyID != "" && d.AccessKeyID == cur.AccessKeyID {
+		var err error
+		if secret, err = s.defs.Secret(cur); err != nil {
+			return s3sink.Answer{}, nil, err
+		}
+	}
+	ps, cfg := s.check(d, secret)
+	if len(ps) > 0 {
+		return s3sink.Answer{}, ps, nil
+	}
+	ans, err := integrations.Test(ctx, cfg, d.Name, s.stores)
+	return ans, nil, err
 }

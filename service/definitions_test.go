@@ -130,6 +130,18 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	e.produceHits(t, 600, []int64{1}, time.Now().Add(-30*time.Second), 10*time.Second, 1, 9)
 	waitFor(t, 60*time.Second, "the warm-up read", func() bool { return e.committedToEnd(t, mk().Kafka.Group) })
 
+	// Test before save: a missing bucket is answered in plain words, and
+	// refuses the create; the good one passes.
+	code, _, v = apiA.do(http.MethodPost, "/v1/integrations/test", body("b-missing"))
+	if code != http.StatusOK || v["ok"] != false || v["problem"] == "" || v["fix"] == "" {
+		t.Fatalf("test of a missing bucket: %d %v", code, v)
+	}
+	if code, _, v := apiA.do(http.MethodPost, "/v1/integrations", body("b-missing")); code != http.StatusUnprocessableEntity || v["test"] == nil {
+		t.Fatalf("create of an integration whose test fails: %d %v", code, v)
+	}
+	if code, _, v := apiA.do(http.MethodPost, "/v1/integrations/test", body("b-api")); code != http.StatusOK || v["ok"] != true {
+		t.Fatalf("test of a good integration: %d %v", code, v)
+	}
 	code, hdr, v := apiA.do(http.MethodPost, "/v1/integrations", body("b-api"))
 	if code != http.StatusCreated || v["source"] != "api" || hdr.Get("ETag") == "" {
 		t.Fatalf("create: %d %v %v", code, hdr, v)
