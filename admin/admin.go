@@ -88,6 +88,10 @@ type Deps struct {
 	// Definitions, if set, answers POST /v1/integrations (create) and PUT
 	// /v1/integrations/{name} (replace, with If-Match).
 	Definitions Definitions
+	// Onboarding, if set, answers GET /v1/clients/{id}/onboarding[?bucket=]:
+	// what the console shows a customer setting up a role. An error is a
+	// missing setting, answered 409 with its text.
+	Onboarding func(clientID int64, bucket string) (s3sink.Onboarding, error)
 }
 
 // API is the admin http.Handler.
@@ -153,6 +157,9 @@ type View struct {
 	Reason        string         `json:"reason,omitempty"`
 	Since         time.Time      `json:"since,omitzero"`
 	By            string         `json:"by,omitempty"`
+	// Onboarding is in the answer of a create or replace of a role
+	// integration: what the customer pastes (GET /v1/clients/{id}/onboarding).
+	Onboarding *s3sink.Onboarding `json:"onboarding,omitempty"`
 }
 
 // StateChange answers disable and enable.
@@ -184,6 +191,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	segs, ok := splitPath(r.URL)
+	if ok && len(segs) == 4 && segs[0] == "v1" && segs[1] == "clients" && segs[3] == "onboarding" && a.deps.Onboarding != nil {
+		if allow(w, r, http.MethodGet) {
+			a.onboarding(w, r, segs[2])
+		}
+		return
+	}
 	if !ok || len(segs) < 2 || segs[0] != "v1" || segs[1] != "integrations" || len(segs) > 4 {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 		return

@@ -126,6 +126,21 @@ func (a *API) testDefinition(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// onboarding answers GET /v1/clients/{id}/onboarding.
+func (a *API) onboarding(w http.ResponseWriter, r *http.Request, id string) {
+	client, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || client <= 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "the client id must be a positive number, as in /v1/clients/7/onboarding")
+		return
+	}
+	o, err := a.deps.Onboarding(client, r.URL.Query().Get("bucket"))
+	if err != nil {
+		writeError(w, http.StatusConflict, "not_configured", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
 // etag is the entity tag of an integration's version.
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
@@ -249,6 +264,12 @@ func (a *API) written(w http.ResponseWriter, r *http.Request, status int, in Int
 	if serr != nil {
 		a.log.Warn("admin: registry unavailable after a write", "err", serr)
 	}
+	v := view(in, st)
+	if in.RoleARN != "" && a.deps.Onboarding != nil {
+		if o, err := a.deps.Onboarding(in.ClientID, in.Bucket); err == nil {
+			v.Onboarding = &o
+		}
+	}
 	w.Header().Set("ETag", etag(in.Version))
-	writeJSON(w, status, view(in, st))
+	writeJSON(w, status, v)
 }

@@ -5,6 +5,7 @@
 //	                                    test write runs first (422 when it fails,
 //	                                    unless ?save_anyway=true)
 //	POST /v1/integrations/test          test before save (body: Request), stores nothing
+//	GET  /v1/clients/{id}/onboarding    account ID, external ID and the role's policies
 //	GET  /v1/integrations/{name}        one integration (an API one with its ETag)
 //	PUT  /v1/integrations/{name}        replace an API integration; If-Match required
 //	                                    (428 without, 412 when it changed meanwhile)

@@ -331,6 +331,14 @@ func (a apiDefinitions) Delete(ctx context.Context, name string, ifMatch int64, 
 	}{name, gone.Version, out}, nil
 }
 
+// onboarding is what the console shows a customer setting up a role.
+func (s *Service) onboarding(clientID int64, bucket string) (s3sink.Onboarding, error) {
+	s.reloadMu.Lock()
+	x := s.cfg.ExternalID
+	s.reloadMu.Unlock()
+	return s3sink.NewOnboarding(x.AccountID, []byte(x.Secret()), clientID, bucket)
+}
+
 // testFirst runs the test write of integration name of cfg before it is
 // stored: a failing one refuses the write (admin.TestFailedError) unless
 // saveAnyway, which stores it and logs the answer.

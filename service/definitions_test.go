@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 
 	"hitship/config"
 	"hitship/internal/testenv"
+	s3sink "hitship/sink/s3"
 )
 
 // apiClient calls one replica's admin API.
@@ -69,12 +71,15 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	t.Setenv("HITSHIP_TEST_KEYS", "k1:"+base64.StdEncoding.EncodeToString(key))
+	const extSecret = "external-id-secret-for-tests-0123456789"
+	t.Setenv("HITSHIP_TEST_EXTID", extSecret)
 	e := newEnv(t, 2, "b-file", "b-api", "b-api2")
 	mk := func() *config.Config {
 		c := *e.config(t, integ("file1", 1, "b-file", "ndjson"))
 		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
 		c.HTTP.AdminTokenEnv = "HITSHIP_TEST_ADMIN_TOKEN"
 		c.Secrets.KeysEnv = "HITSHIP_TEST_KEYS"
+		c.ExternalID.SecretEnv, c.ExternalID.AccountID = "HITSHIP_TEST_EXTID", "111122223333"
 		if ps := c.Validate(); len(ps) > 0 {
 			t.Fatal(config.AsError(ps))
 		}
@@ -129,6 +134,13 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	// create applies from the next record.
 	e.produceHits(t, 600, []int64{1}, time.Now().Add(-30*time.Second), 10*time.Second, 1, 9)
 	waitFor(t, 60*time.Second, "the warm-up read", func() bool { return e.committedToEnd(t, mk().Kafka.Group) })
+
+	// Onboarding: what the console shows for a role, ready to paste.
+	code, _, v = apiA.do(http.MethodGet, "/v1/clients/2/onboarding?bucket=b-api", "")
+	if code != http.StatusOK || v["external_id"] != s3sink.ExternalID([]byte(extSecret), 2) || v["account_id"] != "111122223333" ||
+		!strings.Contains(fmt.Sprint(v["permission_policy"]), "arn:aws:s3:::b-api/*") || !strings.Contains(fmt.Sprint(v["trust_policy"]), v["external_id"].(string)) {
+		t.Fatalf("onboarding: %d %v", code, v)
+	}
 
 	// Test before save: a missing bucket is answered in plain words, and
 	// refuses the create; the good one passes.

@@ -155,6 +155,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
 		ad.Retries, ad.OnEnable, ad.Forget = s.adminRetries, s.onEnable, s.adminForget
 		ad.Definitions = apiDefinitions{s}
+		ad.Onboarding = s.onboarding
 		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
