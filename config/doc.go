@@ -39,6 +39,9 @@
 //	kafka.dead_letter_topic        topic for bad records, not kafka.topic (hits-dead-letter)
 //	kafka.integrations_topic       compacted topic holding the integrations' runtime state
 //	                               (hitship-integrations); created at start when missing
+//	kafka.events_topic             ("") topic that receives the integrations' system events
+//	                               (create_integration ... integration_broken), for the
+//	                               platform's notifications; "" sends none. It must exist
 //	kafka.max_record_bytes         larger records are dead letters (1MiB, at most 1GiB)
 //	kafka.max_depth                JSON nesting limit, 1..10000 (512)
 //	kafka.sasl.mechanism           none | plain | scram-sha-256 | scram-sha-512 (none)

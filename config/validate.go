@@ -286,6 +286,14 @@ func (v *checker) kafka(k *Kafka) {
 		v.add("kafka.dead_letter_topic", "use a separate topic for dead letters", "must differ from kafka.topic")
 	}
 	v.topic("kafka.integrations_topic", k.IntegrationsTopic)
+	if k.EventsTopic != "" {
+		v.topic("kafka.events_topic", k.EventsTopic)
+		for _, o := range []struct{ key, topic string }{{"kafka.topic", k.Topic}, {"kafka.dead_letter_topic", k.DeadLetterTopic}, {"kafka.integrations_topic", k.IntegrationsTopic}} {
+			if k.EventsTopic == o.topic {
+				v.add("kafka.events_topic", "give the events a topic of their own", "is also %s", o.key)
+			}
+		}
+	}
 	if k.IntegrationsTopic != "" && (k.IntegrationsTopic == k.Topic || k.IntegrationsTopic == k.DeadLetterTopic) {
 		v.add("kafka.integrations_topic", "use a topic of its own (compacted, one partition) for the integrations' state",
 			"must differ from kafka.topic and kafka.dead_letter_topic")

@@ -16,6 +16,7 @@ import (
 	"hitship/config"
 	"hitship/integrations"
 	"hitship/integrations/defs"
+	"hitship/integrations/registry"
 	"hitship/secrets"
 	s3sink "hitship/sink/s3"
 )
@@ -251,7 +252,7 @@ func (a apiDefinitions) Create(ctx context.Context, req admin.Request, by string
 		return admin.Integration{}, nil, err
 	}
 	got, err := s.defs.Create(ctx, d, req.Credentials.SecretAccessKey, by)
-	return s.written(got, err)
+	return s.written(ctx, registry.CreateEventType, by, got, err)
 }
 
 func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64, req admin.Request, by string, saveAnyway bool) (admin.Integration, []admin.Problem, error) {
@@ -280,7 +281,7 @@ func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64,
 		return admin.Integration{}, nil, err
 	}
 	got, err := s.defs.Replace(ctx, d, ifMatch, secret, by)
-	return s.written(got, err)
+	return s.written(ctx, registry.UpdateEventType, by, got, err)
 }
 
 // deleteSettle is how long a delete waits, after this replica stopped
@@ -359,8 +360,9 @@ func (s *Service) testFirst(ctx context.Context, cfg *config.Config, name string
 	return &admin.TestFailedError{Answer: ans}
 }
 
-// written maps the store's answer and applies the change on this replica.
-func (s *Service) written(d *defs.Definition, err error) (admin.Integration, []admin.Problem, error) {
+// written maps the store's answer, records the event (typ) and applies the
+// change on this replica.
+func (s *Service) written(ctx context.Context, typ, by string, d *defs.Definition, err error) (admin.Integration, []admin.Problem, error) {
 	switch {
 	case errors.Is(err, defs.ErrExists):
 		return admin.Integration{}, nil, admin.ErrExists
@@ -372,6 +374,11 @@ func (s *Service) written(d *defs.Definition, err error) (admin.Integration, []a
 		return admin.Integration{}, nil, admin.ErrBusy
 	case err != nil:
 		return admin.Integration{}, nil, err
+	}
+	if ev, err := s.registry.Record(ctx, typ, d.Name, "", by); err != nil {
+		s.log.Warn("integration stored; its event not recorded (Redis)", "integration", d.Name, "type", typ, "err", err)
+	} else {
+		s.log.Info("integration "+strings.TrimSuffix(typ, "_integration")+"d through the API", "integration", d.Name, "version", d.Version, "event", ev)
 	}
 	if err := s.apply(nil); err != nil {
 		s.log.Error("integration stored, but not applied on this replica", "integration", d.Name, "err", err)

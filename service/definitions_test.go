@@ -74,11 +74,20 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	const extSecret = "external-id-secret-for-tests-0123456789"
 	t.Setenv("HITSHIP_TEST_EXTID", extSecret)
 	e := newEnv(t, 2, "b-file", "b-api", "b-api2")
+	const eventsTopic = "hitship-events"
+	tr := &kafka.Transport{}
+	cl := &kafka.Client{Addr: kafka.TCP(e.kafka.Addrs()...), Transport: tr}
+	_, err := cl.CreateTopics(t.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: eventsTopic, NumPartitions: 1, ReplicationFactor: 1}}})
+	tr.CloseIdleConnections()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mk := func() *config.Config {
 		c := *e.config(t, integ("file1", 1, "b-file", "ndjson"))
 		c.Window.Size, c.Window.Grace, c.Window.IdleTimeout = 10*time.Second, time.Second, time.Second
 		c.HTTP.AdminTokenEnv = "HITSHIP_TEST_ADMIN_TOKEN"
 		c.Secrets.KeysEnv = "HITSHIP_TEST_KEYS"
+		c.Kafka.EventsTopic = eventsTopic
 		c.ExternalID.SecretEnv, c.ExternalID.AccountID = "HITSHIP_TEST_EXTID", "111122223333"
 		if ps := c.Validate(); len(ps) > 0 {
 			t.Fatal(config.AsError(ps))
@@ -243,6 +252,27 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	code, hdr, _ = apiA.do(http.MethodPost, "/v1/integrations", body("b-api"))
 	if code != http.StatusCreated || hdr.Get("ETag") <= current {
 		t.Fatalf("created again: %d, ETag %s after %s", code, hdr.Get("ETag"), current)
+	}
+
+	// The events topic has every change, in order, under the product's names.
+	var types []string
+	waitFor(t, 10*time.Second, "the events on the events topic", func() bool {
+		msgs, err := e.kafka.ReadAll(t.Context(), eventsTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = types[:0]
+		for _, m := range msgs {
+			var ev struct{ Type, Integration, By string }
+			if err := json.Unmarshal(m.Value, &ev); err != nil || ev.Integration != "api1" || ev.By == "" {
+				t.Fatalf("event %s: %v", m.Value, err)
+			}
+			types = append(types, ev.Type)
+		}
+		return len(types) >= 4
+	})
+	if want := []string{"create_integration", "update_integration", "delete_integration", "create_integration"}; strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v, want %v", types, want)
 	}
 
 	if bytes.Contains(seen.Bytes(), []byte(testSecret)) {

@@ -29,6 +29,7 @@ import (
 	"hitship/health"
 	"hitship/integrations"
 	"hitship/integrations/defs"
+	"hitship/integrations/events"
 	"hitship/integrations/registry"
 	"hitship/internal/kafkaconn"
 	"hitship/kstore"
@@ -83,6 +84,8 @@ type Service struct {
 	leftOut  map[string]string // definitions left out, and why (logged once)
 
 	registry *registry.Store   // runtime state of integrations, shared by replicas
+	relay    *events.Relay     // nil unless kafka.events_topic
+	eventsW  *kafka.Writer     // the relay's writer
 	watcher  *registry.Watcher // this replica's view of it
 	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
 	admin    *admin.API        // nil when no admin token is configured
@@ -139,6 +142,14 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	}
 	if err := s.newRegistry(mech, tc); err != nil {
 		return nil, err
+	}
+	if cfg.Kafka.EventsTopic != "" {
+		s.eventsW = kafkaconn.EventsWriter(cfg.Kafka, mech, tc)
+		lease, cursor := state.EventRelayKeys(cfg.Redis.KeyPrefix)
+		if s.relay, err = events.New(events.Config{Registry: s.registry, Redis: s.rdb, Lease: lease, Cursor: cursor,
+			Writer: s.eventsW, Logger: s.log.With("topic", cfg.Kafka.EventsTopic)}); err != nil {
+			return nil, err
+		}
 	}
 	s.routes = &integrations.Routes{}
 	s.routes.Set(s.built.RouteTargets(), s.watcher.Disabled)
@@ -310,6 +321,10 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = s.assembler.Run(wctx) }()
 	}
+	if s.relay != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.relay.Run(wctx) }()
+	}
 	err := s.consumer.Run(ctx)
 	stopWatch()
 	close(stopStats)
@@ -384,6 +399,12 @@ func (s *Service) close() {
 	// connections and metadata goroutine, or every Service leaks them.
 	if tr, ok := s.dlq.Transport.(*kafka.Transport); ok {
 		tr.CloseIdleConnections()
+	}
+	if s.eventsW != nil {
+		_ = s.eventsW.Close()
+		if tr, ok := s.eventsW.Transport.(*kafka.Transport); ok {
+			tr.CloseIdleConnections()
+		}
 	}
 	if s.ownRedis {
 		_ = s.rdb.Close()

@@ -16,6 +16,7 @@ import "strconv"
 //	{prefix}integrations, {prefix}events                                         (registry: IntegrationsKey, EventsKey)
 //	{prefix}{<group>:<topic>}:staged|assemble:<namespace>:<window>               (staging: StagingKeys)
 //	{prefix}deflock:<integration>                                                (defs: DefinitionLockKey)
+//	{prefix}events:relay, {prefix}events:relayed                                 (events: EventRelayKeys)
 
 // PartitionKeyset is the keys of one partition's replay state (state/doc.go,
 // "Keys"). All share the hash tag {group:topic:partition}.
@@ -91,3 +92,10 @@ func StagingKeys(prefix, group, topic string) StagingKeyset {
 // DefinitionLockKey returns the key of the writer lock of the definition of
 // integration (a string holding the writer's token; integrations/defs).
 func DefinitionLockKey(prefix, integration string) string { return prefix + "deflock:" + integration }
+
+// EventRelayKeys returns the keys of the relay of the events stream to Kafka
+// (integrations/events): the lease of the replica relaying and the id of the
+// last event relayed. Both strings.
+func EventRelayKeys(prefix string) (lease, cursor string) {
+	return prefix + "events:relay", prefix + "events:relayed"
+}

@@ -78,9 +78,14 @@ func TestKeyLayout(t *testing.T) {
 		{"staged marks", StagingKeys("hitship:", "hitship", "hits").Marks, "hitship:{hitship:hits}:staged"},
 		{"assembly lease", StagingKeys("hitship:", "hitship", "hits").Lease, "hitship:{hitship:hits}:assemble:"},
 		{"definition lock", DefinitionLockKey("hitship:", "acme"), "hitship:deflock:acme"},
+		{"event relay lease", first(EventRelayKeys("hitship:")), "hitship:events:relay"},
+		{"event relay cursor", second(EventRelayKeys("hitship:")), "hitship:events:relayed"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
 }
+
+func first(a, _ string) string  { return a }
+func second(_, b string) string { return b }

@@ -497,16 +497,7 @@ func (s *Store) Events(ctx context.Context, n int) ([]Event, error) {
 	}
 	out := make([]Event, 0, len(msgs))
 	for _, ev := range slices.Backward(msgs) {
-		e := Event{ID: ev.ID}
-		e.Type, _ = ev.Values["type"].(string)
-		e.Integration, _ = ev.Values["integration"].(string)
-		st, _ := ev.Values["state"].(string)
-		e.State = State(st)
-		e.Reason, _ = ev.Values["reason"].(string)
-		e.By, _ = ev.Values["by"].(string)
-		at, _ := ev.Values["at"].(string)
-		e.At, _ = time.Parse(timeLayout, at)
-		out = append(out, e)
+		out = append(out, eventOf(ev))
 	}
 	return out, nil
 }
@@ -554,4 +545,55 @@ func clip(s string) string {
 		n--
 	}
 	return s[:n]
+}
+
+// Event types recorded for changes of integrations created through the
+// admin API (the product's names).
+const (
+	CreateEventType = "create_integration"
+	UpdateEventType = "update_integration"
+)
+
+// Record appends an event of type typ to the events stream (capped as the
+// state changes' are): the changes that are not runtime states, such as
+// CreateEventType and UpdateEventType.
+func (s *Store) Record(ctx context.Context, typ, integration, reason, by string) (Event, error) {
+	at := s.now().UTC()
+	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.stream, MaxLen: MaxEvents, Approx: true,
+		Values: []any{"type", typ, "integration", integration, "reason", clip(reason), "by", clip(by), "at", at.Format(timeLayout)}}).Result()
+	if err != nil {
+		return Event{}, fmt.Errorf("registry: event: %w", err)
+	}
+	return Event{ID: id, Type: typ, Integration: integration, Reason: reason, By: by, At: at}, nil
+}
+
+// EventsAfter returns up to n events recorded after the event with id after
+// ("" or "0": from the first), oldest first.
+func (s *Store) EventsAfter(ctx context.Context, after string, n int64) ([]Event, error) {
+	start := "-"
+	if after != "" && after != "0" {
+		start = "(" + after
+	}
+	msgs, err := s.rdb.XRangeN(ctx, s.stream, start, "+", n).Result()
+	if err != nil {
+		return nil, fmt.Errorf("registry: events: %w", err)
+	}
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, eventOf(m))
+	}
+	return out, nil
+}
+
+func eventOf(ev redis.XMessage) Event {
+	e := Event{ID: ev.ID}
+	e.Type, _ = ev.Values["type"].(string)
+	e.Integration, _ = ev.Values["integration"].(string)
+	st, _ := ev.Values["state"].(string)
+	e.State = State(st)
+	e.Reason, _ = ev.Values["reason"].(string)
+	e.By, _ = ev.Values["by"].(string)
+	at, _ := ev.Values["at"].(string)
+	e.At, _ = time.Parse(timeLayout, at)
+	return e
 }

@@ -99,6 +99,19 @@ func DeadLetterWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config, batch
 	}
 }
 
+// EventsWriter is the writer to the events topic (integrations/events).
+func EventsWriter(k config.Kafka, mech sasl.Mechanism, tc *tls.Config) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(k.Brokers...),
+		Topic:        k.EventsTopic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+		MaxAttempts:  3,
+		Transport:    &kafka.Transport{ClientID: k.ClientID, SASL: mech, TLS: tc},
+	}
+}
+
 // FranzOpts are the franz-go client options of the incarnation lookup
 // (consumer.KafkaIncarnations: the topic's cluster id and topic id), with the
 // same SASL and TLS settings as the consumer's kafka-go connections.
