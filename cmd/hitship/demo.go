@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"hitship/admin"
 	"hitship/config"
 	"hitship/delivery"
 	"hitship/internal/embedded"
@@ -71,8 +75,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	const topic, dlqTopic = "hits", "hits-dead-letter"
-	k, err := embedded.StartKafka(embedded.KafkaOptions{Partitions: 3, Topics: []string{topic, dlqTopic}})
+	const topic, dlqTopic, eventsTopic = "hits", "hits-dead-letter", "hitship-events"
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Partitions: 3, Topics: []string{topic, dlqTopic, eventsTopic}})
 	if err != nil {
 		return fail("kafka", err)
 	}
@@ -132,13 +136,33 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		in.Credentials.AccessKeyID, in.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0001", "HITSHIP_DEMO_S3_SECRET"
 		return in
 	}
-	cfg.Integrations = []config.Integration{mk("acme-json", 1, buckets[0], config.FormatJSON), mk("globex-ndjson", 2, buckets[1], config.FormatNDJSON)}
+	// acme-json is in the config file; globex-ndjson is created through the
+	// admin API once the replica runs, as an operator (or the console) does.
+	cfg.Integrations = []config.Integration{mk("acme-json", 1, buckets[0], config.FormatJSON)}
+	globex := admin.Request{Name: "globex-ndjson", ClientID: 2, Region: embedded.S3Region, Bucket: buckets[1], Prefix: objPrefix,
+		Format: config.FormatNDJSON, Credentials: admin.Credentials{AccessKeyID: "DEMOACCESSKEY0001", SecretAccessKey: "demo-secret-key"}}
+	// A token and a key ring of this run's, for the admin API and the secrets
+	// of integrations created there.
+	token, keys := demoSecret(24), demoSecret(32)
+	if err := os.Setenv("HITSHIP_DEMO_ADMIN_TOKEN", token); err != nil {
+		return fail("env", err)
+	}
+	if err := os.Setenv("HITSHIP_DEMO_KEYS", "demo:"+keys); err != nil {
+		return fail("env", err)
+	}
+	cfg.HTTP.AdminTokenEnv, cfg.Secrets.KeysEnv, cfg.Kafka.EventsTopic = "HITSHIP_DEMO_ADMIN_TOKEN", "HITSHIP_DEMO_KEYS", eventsTopic
 	// Staged delivery: the partitions' segments wait in the operator's own
 	// bucket, and each window becomes one object per integration.
 	staged := true
 	cfg.Delivery.Staged = &staged
 	cfg.Parking = config.Parking{Bucket: stagingBucket, Region: embedded.S3Region, Endpoint: st.URL(), PathStyle: true,
 		Prefix: "hitship/" + run + "/"}
+	// gofakes3's file backend answers a delimited listing of a prefix that has
+	// no directory yet with 404 NoSuchBucket (S3 answers an empty list): the
+	// segments' directory exists from the start, as a prefix does in S3.
+	if err := os.MkdirAll(filepath.Join(s3dir, stagingBucket, "hitship", run, "staging", "seg"), 0o700); err != nil {
+		return fail("dir", err)
+	}
 	cfg.Parking.Credentials.AccessKeyID, cfg.Parking.Credentials.SecretAccessKeyEnv = "DEMOACCESSKEY0002", "HITSHIP_DEMO_S3_SECRET"
 	if problems := cfg.Validate(config.WithKeyTemplate(keyTemplateCheck), config.WithStagedKeyTemplate(stagedKeyTemplateCheck)); len(problems) > 0 {
 		return fail("config", config.AsError(problems))
@@ -182,11 +206,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
   redis   %s; this run's keys under %s
   spool   %s
   metrics http://%s/metrics   (also /healthz, /readyz)%s
+  admin   http://%s/v1/integrations, token %s
+          HITSHIP_ADMIN_URL=http://%s HITSHIP_ADMIN_TOKEN=%s hitship integrations list
+          (globex-ndjson is created there once the replica runs; events go to topic %q)
   feed    %.0f hits/s from tenants 1 (acme-json: JSON array), 2 (globex-ndjson: NDJSON) and 3 (no integration: skipped),
           with 1%% late and 0.5%% malformed records
   windows %s, grace %s: the first objects land about %s after a window ends. Ctrl-C stops.
 
-`, run, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, objPrefix, s3dir, stagingBucket, cfg.Parking.Prefix+"staging/", redisWhere, prefix, cfg.Spool.Dir, ln.Addr(), metricsNote, *rate, *win, *grace, *grace)
+`, run, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, objPrefix, s3dir, stagingBucket, cfg.Parking.Prefix+"staging/", redisWhere, prefix, cfg.Spool.Dir, ln.Addr(), metricsNote,
+		ln.Addr(), token, ln.Addr(), token, eventsTopic, *rate, *win, *grace, *grace)
+	go demoCreate(ctx, "http://"+ln.Addr().String(), token, globex, stdout, stderr)
 
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	feedDone := make(chan struct{})
@@ -211,6 +240,35 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "\nstopped cleanly; %d objects written under %s\n", objects, s3dir)
 	return 0
+}
+
+// demoSecret is n random bytes, base64.
+func demoSecret(n int) string {
+	b := make([]byte, n)
+	_, _ = crand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// demoCreate creates req through the admin API at base once the replica
+// answers, as "hitship integrations create -f FILE" does.
+func demoCreate(ctx context.Context, base, token string, req admin.Request, stdout, stderr io.Writer) {
+	c := apiCall{base: base, token: token, client: &http.Client{Timeout: time.Minute}}
+	for {
+		a, err := c.do(ctx, http.MethodPost, "/v1/integrations", req, nil)
+		switch {
+		case err == nil && a.status == http.StatusCreated:
+			fmt.Fprintf(stdout, "%s  created integration %s (client %d, %s) through the admin API\n", time.Now().Format("15:04:05"), req.Name, req.ClientID, req.Format)
+			return
+		case err == nil && a.status != http.StatusServiceUnavailable && a.status != http.StatusNotFound:
+			fmt.Fprintf(stderr, "hitship demo: creating %s through the admin API: %s\n", req.Name, problem(a))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Modes of demo's -redis flag.

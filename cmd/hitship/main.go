@@ -63,6 +63,8 @@ commands:
                         disable an integration at runtime: its records are skipped
   status --config FILE [NAME...]
                         integrations' config and runtime state and 12-hour health
+  integrations [--url URL] list|show|create|apply|delete|enable|disable|test|onboarding
+                        manage integrations through a replica's admin API (integrations -h)
   version               print the build
 `
 
@@ -95,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSetState(ctx, cmd, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
+	case "integrations":
+		return cmdIntegrations(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
