@@ -3,6 +3,8 @@ package secrets
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -125,9 +127,19 @@ func FuzzParseKeyring(f *testing.F) {
 			}
 		}
 		allowed = append(allowed, source, generateHint, "1-64 of A-Z a-z 0-9 . _ -, such as k1 or 2026-12", "ID:BASE64KEY")
+		// What is left of the message without the allowed parts (ids as the
+		// error quotes them, the fixed text) must not hold a key part: a
+		// key part may be a substring of an id plus its closing quote
+		// ("000…0:" beside an id "000…000"), which quotes nothing.
+		rest := msg
+		slices.SortFunc(allowed, func(a, b string) int { return len(b) - len(a) }) // longest first
+		for _, a := range allowed {
+			rest = strings.ReplaceAll(rest, strconv.Quote(a), "")
+			rest = strings.ReplaceAll(rest, a, "")
+		}
 	parts:
 		for _, p := range keyParts {
-			if len(p) < 12 || strings.HasPrefix(p, "#") || !strings.Contains(msg, p) {
+			if len(p) < 12 || strings.HasPrefix(p, "#") || !strings.Contains(rest, p) {
 				continue
 			}
 			for _, a := range allowed {
