@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"hitship/health"
 	"hitship/integrations/registry"
 	s3sink "hitship/sink/s3"
 )
@@ -88,6 +89,9 @@ type Deps struct {
 	// Definitions, if set, answers POST /v1/integrations (create) and PUT
 	// /v1/integrations/{name} (replace, with If-Match).
 	Definitions Definitions
+	// Health, if set, adds an integration's latest outcomes and 12-hour
+	// ledger to list and show; an error leaves them out (logged).
+	Health func(ctx context.Context, name string) (Health, error)
 	// Onboarding, if set, answers GET /v1/clients/{id}/onboarding[?bucket=]:
 	// what the console shows a customer setting up a role. An error is a
 	// missing setting, answered 409 with its text.
@@ -157,9 +161,30 @@ type View struct {
 	Reason        string         `json:"reason,omitempty"`
 	Since         time.Time      `json:"since,omitzero"`
 	By            string         `json:"by,omitempty"`
+	// LastSuccessAt, LastError and Ledger are the integration's latest
+	// outcomes (in plain words, with the side of the failure's cause:
+	// customer, provider or hitship) and its 12-hour ledger.
+	LastSuccessAt time.Time       `json:"last_success_at,omitzero"`
+	LastError     *health.Failure `json:"last_error,omitempty"`
+	Ledger        *Ledger         `json:"ledger_12h,omitempty"`
 	// Onboarding is in the answer of a create or replace of a role
 	// integration: what the customer pastes (GET /v1/clients/{id}/onboarding).
 	Onboarding *s3sink.Onboarding `json:"onboarding,omitempty"`
+}
+
+// Ledger is an integration's 12-hour health ledger: only failures on the
+// customer's side count toward auto-disable (60% of at least the configured
+// attempts, spanning at least the configured time).
+type Ledger struct {
+	Attempts         int `json:"attempts"`
+	Failures         int `json:"failures"`
+	CustomerFailures int `json:"customer_failures"`
+}
+
+// Health is what Deps.Health answers for one integration.
+type Health struct {
+	health.Last
+	Ledger Ledger
 }
 
 // StateChange answers disable and enable.
@@ -332,7 +357,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		Integrations []View `json:"integrations"`
 	}{Integrations: make([]View, 0, len(ins))}
 	for _, in := range ins {
-		out.Integrations = append(out.Integrations, view(in, states[in.Name]))
+		out.Integrations = append(out.Integrations, a.withHealth(r.Context(), view(in, states[in.Name])))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -351,7 +376,7 @@ func (a *API) show(w http.ResponseWriter, r *http.Request, name string) {
 	if in.Version > 0 {
 		w.Header().Set("ETag", etag(in.Version))
 	}
-	writeJSON(w, http.StatusOK, view(in, st))
+	writeJSON(w, http.StatusOK, a.withHealth(r.Context(), view(in, st)))
 }
 
 // forget removes what hitship keeps for an integration that left the config.
@@ -464,6 +489,20 @@ func (a *API) changed(w http.ResponseWriter, r *http.Request, in Integration, ev
 func (a *API) redisDown(w http.ResponseWriter, op string, err error) {
 	a.log.Error("admin: registry unavailable", "op", op, "err", err)
 	writeError(w, http.StatusServiceUnavailable, "registry_unavailable", "the integration registry (Redis) cannot be reached; try again")
+}
+
+// withHealth adds the integration's latest outcomes and ledger.
+func (a *API) withHealth(ctx context.Context, v View) View {
+	if a.deps.Health == nil {
+		return v
+	}
+	h, err := a.deps.Health(ctx, v.Name)
+	if err != nil {
+		a.log.Warn("admin: health of an integration not read", "integration", v.Name, "err", err)
+		return v
+	}
+	v.LastSuccessAt, v.LastError, v.Ledger = h.SuccessAt, h.Error, &h.Ledger
+	return v
 }
 
 func view(in Integration, st registry.Status) View {

@@ -167,6 +167,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		ad.Retries, ad.OnEnable, ad.Forget = s.adminRetries, s.onEnable, s.adminForget
 		ad.Definitions = apiDefinitions{s}
 		ad.Onboarding = s.onboarding
+		ad.Health = s.adminHealth
 		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
 			return nil, err
 		}
