@@ -71,11 +71,11 @@ type Kafka struct {
 	// IntegrationsTopic is the compacted topic that holds the durable copy of
 	// the integrations' runtime state (registry, kstore). hitship creates it
 	// (one partition, cleanup.policy=compact) when it is missing.
-	IntegrationsTopic string        `yaml:"integrations_topic"`
+	IntegrationsTopic string `yaml:"integrations_topic"`
 	// EventsTopic, if set, receives the system events of integrations
 	// (create_integration, ..., integration_broken) for the platform's
 	// notification service (integrations/events). It must exist.
-	EventsTopic string `yaml:"events_topic"`
+	EventsTopic       string        `yaml:"events_topic"`
 	MaxRecordBytes    Size          `yaml:"max_record_bytes"`
 	MaxDepth          int           `yaml:"max_depth"`
 	SASL              SASL          `yaml:"sasl"`
