@@ -253,9 +253,18 @@ type ExternalID struct {
 	AccountID string `yaml:"account_id"`
 	// STSEndpoint overrides the regional STS endpoint (VPC endpoints, tests).
 	STSEndpoint string `yaml:"sts_endpoint"`
+	// PreviousSecretEnv/File hold the secret before the current one while
+	// it is rotated: a role that refuses the current external ID is assumed
+	// with the previous one's (README "Rotating the external-ID secret").
+	PreviousSecretEnv  string `yaml:"previous_secret_env"`
+	PreviousSecretFile string `yaml:"previous_secret_file"`
 
-	secret Secret
+	secret, previous Secret
 }
+
+// PreviousSecret returns the previous external-ID secret read by Validate
+// ("" when no rotation is in progress).
+func (e ExternalID) PreviousSecret() string { return e.previous.Reveal() }
 
 // Secret returns the external-ID server secret read by Validate.
 func (e ExternalID) Secret() string { return e.secret.Reveal() }

@@ -99,6 +99,9 @@
 //	log.level                      debug | info | warn | error (info)
 //	external_id.secret_env         env var holding the external-ID HMAC secret
 //	external_id.secret_file        file holding it; required when a role_arn is used
+//	external_id.previous_secret_env/_file   while the secret is rotated: the one before
+//	                               it; a role refusing the current external ID is
+//	                               assumed with the previous one's (README)
 //	parking.bucket                 the operator's parking bucket; "" turns parking off
 //	                               (failed uploads then retry in-process, holding the offset)
 //	parking.region                 required with bucket; a known AWS region (a typo gets a

@@ -506,6 +506,17 @@ func (v *checker) integrations(c *Config) {
 		v.add("external_id.secret_env", "use a random secret of at least 16 characters (32 recommended)", "external ID secret is too short")
 		e.secret = Secret{}
 	}
+	v.secret("external_id.previous_secret", e.PreviousSecretEnv, e.PreviousSecretFile, false, &e.previous)
+	if p := e.previous.Reveal(); p != "" {
+		switch {
+		case len(p) < 16:
+			v.add("external_id.previous_secret_env", "it must be the secret used before the current one (at least 16 characters)", "previous external ID secret is too short")
+			e.previous = Secret{}
+		case p == e.secret.Reveal():
+			v.add("external_id.previous_secret_env", "set the new secret in external_id.secret_env/_file and the old one here, or remove this once every customer moved", "is the same as the current secret")
+			e.previous = Secret{}
+		}
+	}
 	if e.AccountID != "" && !accountIDRE.MatchString(e.AccountID) {
 		v.add("external_id.account_id", "write the 12-digit AWS account id hitship runs as", "invalid account id %q", e.AccountID)
 	}
