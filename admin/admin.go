@@ -54,8 +54,11 @@ type Integration struct {
 
 // Config configures the API.
 type Config struct {
-	// Token is the bearer token (from an env var or a file). Required.
-	Token string
+	// Token is the bearer token (from an env var or a file); Tokens are
+	// named ones (name -> token), whose name every change records. At least
+	// one is required.
+	Token  string
+	Tokens map[string]string
 	// TestTimeout bounds a test write (default DefaultTestTimeout).
 	TestTimeout time.Duration
 }
@@ -100,7 +103,7 @@ type Deps struct {
 
 // API is the admin http.Handler.
 type API struct {
-	tokenSum [sha256.Size]byte
+	tokens   []namedSum // every token's digest, with its name ("" for Config.Token)
 	cfg      Config
 	deps     Deps
 	log      *slog.Logger
@@ -111,7 +114,7 @@ var _ http.Handler = (*API)(nil)
 // New validates cfg and deps.
 func New(cfg Config, deps Deps) (*API, error) {
 	switch {
-	case cfg.Token == "":
+	case cfg.Token == "" && len(cfg.Tokens) == 0:
 		return nil, errors.New("admin: empty token: the admin API must not run without one")
 	case strings.TrimSpace(cfg.Token) != cfg.Token:
 		return nil, errors.New("admin: token has leading or trailing whitespace")
@@ -131,8 +134,17 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{tokenSum: sha256.Sum256([]byte(cfg.Token)), deps: deps, log: log}
-	cfg.Token = "" // only the digest is kept
+	a := &API{deps: deps, log: log}
+	if cfg.Token != "" {
+		a.tokens = append(a.tokens, namedSum{sum: sha256.Sum256([]byte(cfg.Token))})
+	}
+	for name, t := range cfg.Tokens {
+		if name == "" || t == "" || strings.TrimSpace(t) != t {
+			return nil, fmt.Errorf("admin: token %q is empty or has surrounding whitespace", name)
+		}
+		a.tokens = append(a.tokens, namedSum{name: name, sum: sha256.Sum256([]byte(t))})
+	}
+	cfg.Token, cfg.Tokens = "", nil // only the digests are kept
 	a.cfg = cfg
 	return a, nil
 }
@@ -210,10 +222,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if !a.authorized(r) {
+	name, ok := a.authorized(r)
+	if !ok {
 		h.Set("WWW-Authenticate", `Bearer realm="hitship-admin"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 		return
+	}
+	if name != "" {
+		r = r.WithContext(context.WithValue(r.Context(), tokenName{}, name))
 	}
 	segs, ok := splitPath(r.URL)
 	if ok && len(segs) == 4 && segs[0] == "v1" && segs[1] == "clients" && segs[3] == "onboarding" && a.deps.Onboarding != nil {
@@ -295,15 +311,32 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorized compares SHA-256 digests: equal length whatever was sent.
-func (a *API) authorized(r *http.Request) bool {
+//
+// Every token is compared, whichever matches: the time does not tell which.
+// It returns the matching token's name ("" for Config.Token).
+func (a *API) authorized(r *http.Request) (string, bool) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		token = ""
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
-	return match && token != ""
+	name, match := "", 0
+	for _, t := range a.tokens {
+		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+			name, match = t.name, 1
+		}
+	}
+	return name, match == 1 && token != ""
 }
+
+// namedSum is one token's digest.
+type namedSum struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// tokenName is the request context's key of the caller's token name.
+type tokenName struct{}
 
 // splitPath returns the unescaped path segments; ok is false for empty
 // segments (".../integrations//x") or bad escapes.
@@ -525,7 +558,14 @@ func view(in Integration, st registry.Status) View {
 	return v
 }
 
-func by(r *http.Request) string { return "admin-api@" + r.RemoteAddr }
+// by names the caller of a change: "admin-api:{token name}@{peer}" for a
+// named token, "admin-api@{peer}" for http.admin_token.
+func by(r *http.Request) string {
+	if name, ok := r.Context().Value(tokenName{}).(string); ok {
+		return "admin-api:" + name + "@" + r.RemoteAddr
+	}
+	return "admin-api@" + r.RemoteAddr
+}
 
 func quote(s string) string {
 	if len(s) > 200 {

@@ -223,13 +223,36 @@ type HTTP struct {
 	Listen         string `yaml:"listen"`
 	AdminTokenEnv  string `yaml:"admin_token_env"`
 	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminTokens are named tokens of the admin API: every change records
+	// the name of the token that made it.
+	AdminTokens []NamedToken `yaml:"admin_tokens"`
 
 	adminToken Secret
 }
 
+// NamedToken is one named bearer token of the admin API.
+type NamedToken struct {
+	Name      string `yaml:"name"`
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+
+	token Secret
+}
+
 // AdminToken returns the bearer token of the /v1/ admin API read by Validate;
-// "" means the admin API is disabled.
+// "" when none (the admin API runs when it or a named token is set).
 func (h HTTP) AdminToken() string { return h.adminToken.Reveal() }
+
+// NamedTokens returns the named tokens read by Validate, by name.
+func (h HTTP) NamedTokens() map[string]string {
+	out := make(map[string]string, len(h.AdminTokens))
+	for _, t := range h.AdminTokens {
+		if v := t.token.Reveal(); v != "" {
+			out[t.Name] = v
+		}
+	}
+	return out
+}
 
 // Log formats and levels.
 const (

@@ -94,7 +94,9 @@
 //	redis.key_prefix               prefix of every Redis key (hitship:)
 //	http.listen                    metrics/health/admin listener (:9464)
 //	http.admin_token_env           env var holding the /v1/ bearer token (>= 16 chars)
-//	http.admin_token_file          file holding it; neither = admin API disabled
+//	http.admin_token_file          file holding it; neither (and no admin_tokens) = admin API disabled
+//	http.admin_tokens[]            named tokens: name, token_env or token_file; every change
+//	                               records "admin-api:{name}@{peer}" as who made it
 //	log.format                     json | text (json)
 //	log.level                      debug | info | warn | error (info)
 //	external_id.secret_env         env var holding the external-ID HMAC secret
