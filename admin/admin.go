@@ -103,10 +103,10 @@ type Deps struct {
 
 // API is the admin http.Handler.
 type API struct {
-	tokens   []namedSum // every token's digest, with its name ("" for Config.Token)
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
+	tokens []namedSum // every token's digest, with its name ("" for Config.Token)
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
 }
 
 var _ http.Handler = (*API)(nil)
