@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"hitship/health"
 	"hitship/integrations/registry"
 	s3sink "hitship/sink/s3"
 )
@@ -53,8 +54,11 @@ type Integration struct {
 
 // Config configures the API.
 type Config struct {
-	// Token is the bearer token (from an env var or a file). Required.
-	Token string
+	// Token is the bearer token (from an env var or a file); Tokens are
+	// named ones (name -> token), whose name every change records. At least
+	// one is required.
+	Token  string
+	Tokens map[string]string
 	// TestTimeout bounds a test write (default DefaultTestTimeout).
 	TestTimeout time.Duration
 }
@@ -88,6 +92,9 @@ type Deps struct {
 	// Definitions, if set, answers POST /v1/integrations (create) and PUT
 	// /v1/integrations/{name} (replace, with If-Match).
 	Definitions Definitions
+	// Health, if set, adds an integration's latest outcomes and 12-hour
+	// ledger to list and show; an error leaves them out (logged).
+	Health func(ctx context.Context, name string) (Health, error)
 	// Onboarding, if set, answers GET /v1/clients/{id}/onboarding[?bucket=]:
 	// what the console shows a customer setting up a role. An error is a
 	// missing setting, answered 409 with its text.
@@ -96,10 +103,10 @@ type Deps struct {
 
 // API is the admin http.Handler.
 type API struct {
-	tokenSum [sha256.Size]byte
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
+	tokens []namedSum // every token's digest, with its name ("" for Config.Token)
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
 }
 
 var _ http.Handler = (*API)(nil)
@@ -107,7 +114,7 @@ var _ http.Handler = (*API)(nil)
 // New validates cfg and deps.
 func New(cfg Config, deps Deps) (*API, error) {
 	switch {
-	case cfg.Token == "":
+	case cfg.Token == "" && len(cfg.Tokens) == 0:
 		return nil, errors.New("admin: empty token: the admin API must not run without one")
 	case strings.TrimSpace(cfg.Token) != cfg.Token:
 		return nil, errors.New("admin: token has leading or trailing whitespace")
@@ -127,8 +134,17 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{tokenSum: sha256.Sum256([]byte(cfg.Token)), deps: deps, log: log}
-	cfg.Token = "" // only the digest is kept
+	a := &API{deps: deps, log: log}
+	if cfg.Token != "" {
+		a.tokens = append(a.tokens, namedSum{sum: sha256.Sum256([]byte(cfg.Token))})
+	}
+	for name, t := range cfg.Tokens {
+		if name == "" || t == "" || strings.TrimSpace(t) != t {
+			return nil, fmt.Errorf("admin: token %q is empty or has surrounding whitespace", name)
+		}
+		a.tokens = append(a.tokens, namedSum{name: name, sum: sha256.Sum256([]byte(t))})
+	}
+	cfg.Token, cfg.Tokens = "", nil // only the digests are kept
 	a.cfg = cfg
 	return a, nil
 }
@@ -157,9 +173,30 @@ type View struct {
 	Reason        string         `json:"reason,omitempty"`
 	Since         time.Time      `json:"since,omitzero"`
 	By            string         `json:"by,omitempty"`
+	// LastSuccessAt, LastError and Ledger are the integration's latest
+	// outcomes (in plain words, with the side of the failure's cause:
+	// customer, provider or hitship) and its 12-hour ledger.
+	LastSuccessAt time.Time       `json:"last_success_at,omitzero"`
+	LastError     *health.Failure `json:"last_error,omitempty"`
+	Ledger        *Ledger         `json:"ledger_12h,omitempty"`
 	// Onboarding is in the answer of a create or replace of a role
 	// integration: what the customer pastes (GET /v1/clients/{id}/onboarding).
 	Onboarding *s3sink.Onboarding `json:"onboarding,omitempty"`
+}
+
+// Ledger is an integration's 12-hour health ledger: only failures on the
+// customer's side count toward auto-disable (60% of at least the configured
+// attempts, spanning at least the configured time).
+type Ledger struct {
+	Attempts         int `json:"attempts"`
+	Failures         int `json:"failures"`
+	CustomerFailures int `json:"customer_failures"`
+}
+
+// Health is what Deps.Health answers for one integration.
+type Health struct {
+	health.Last
+	Ledger Ledger
 }
 
 // StateChange answers disable and enable.
@@ -185,10 +222,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if !a.authorized(r) {
+	name, ok := a.authorized(r)
+	if !ok {
 		h.Set("WWW-Authenticate", `Bearer realm="hitship-admin"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 		return
+	}
+	if name != "" {
+		r = r.WithContext(context.WithValue(r.Context(), tokenName{}, name))
 	}
 	segs, ok := splitPath(r.URL)
 	if ok && len(segs) == 4 && segs[0] == "v1" && segs[1] == "clients" && segs[3] == "onboarding" && a.deps.Onboarding != nil {
@@ -270,15 +311,32 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorized compares SHA-256 digests: equal length whatever was sent.
-func (a *API) authorized(r *http.Request) bool {
+//
+// Every token is compared, whichever matches: the time does not tell which.
+// It returns the matching token's name ("" for Config.Token).
+func (a *API) authorized(r *http.Request) (string, bool) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		token = ""
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
-	return match && token != ""
+	name, match := "", 0
+	for _, t := range a.tokens {
+		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+			name, match = t.name, 1
+		}
+	}
+	return name, match == 1 && token != ""
 }
+
+// namedSum is one token's digest.
+type namedSum struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// tokenName is the request context's key of the caller's token name.
+type tokenName struct{}
 
 // splitPath returns the unescaped path segments; ok is false for empty
 // segments (".../integrations//x") or bad escapes.
@@ -332,7 +390,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		Integrations []View `json:"integrations"`
 	}{Integrations: make([]View, 0, len(ins))}
 	for _, in := range ins {
-		out.Integrations = append(out.Integrations, view(in, states[in.Name]))
+		out.Integrations = append(out.Integrations, a.withHealth(r.Context(), view(in, states[in.Name])))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -351,7 +409,7 @@ func (a *API) show(w http.ResponseWriter, r *http.Request, name string) {
 	if in.Version > 0 {
 		w.Header().Set("ETag", etag(in.Version))
 	}
-	writeJSON(w, http.StatusOK, view(in, st))
+	writeJSON(w, http.StatusOK, a.withHealth(r.Context(), view(in, st)))
 }
 
 // forget removes what hitship keeps for an integration that left the config.
@@ -466,6 +524,20 @@ func (a *API) redisDown(w http.ResponseWriter, op string, err error) {
 	writeError(w, http.StatusServiceUnavailable, "registry_unavailable", "the integration registry (Redis) cannot be reached; try again")
 }
 
+// withHealth adds the integration's latest outcomes and ledger.
+func (a *API) withHealth(ctx context.Context, v View) View {
+	if a.deps.Health == nil {
+		return v
+	}
+	h, err := a.deps.Health(ctx, v.Name)
+	if err != nil {
+		a.log.Warn("admin: health of an integration not read", "integration", v.Name, "err", err)
+		return v
+	}
+	v.LastSuccessAt, v.LastError, v.Ledger = h.SuccessAt, h.Error, &h.Ledger
+	return v
+}
+
 func view(in Integration, st registry.Status) View {
 	v := View{
 		Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket, Prefix: in.Prefix,
@@ -486,7 +558,14 @@ func view(in Integration, st registry.Status) View {
 	return v
 }
 
-func by(r *http.Request) string { return "admin-api@" + r.RemoteAddr }
+// by names the caller of a change: "admin-api:{token name}@{peer}" for a
+// named token, "admin-api@{peer}" for http.admin_token.
+func by(r *http.Request) string {
+	if name, ok := r.Context().Value(tokenName{}).(string); ok {
+		return "admin-api:" + name + "@" + r.RemoteAddr
+	}
+	return "admin-api@" + r.RemoteAddr
+}
 
 func quote(s string) string {
 	if len(s) > 200 {

@@ -71,6 +71,12 @@ func (s *syncBuf) String() string {
 // the secret, as a careless error might).
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, admin.Config{Token: token})
+}
+
+// newEnvWith is newEnv with cfg's tokens.
+func newEnvWith(t *testing.T, cfg admin.Config) *env {
+	t.Helper()
 	r := testenv.MustRedis(t, testenv.RedisOptions{Persist: true})
 	store, err := registry.New(r.Client(), "hitship:", time.Now)
 	if err != nil {
@@ -98,7 +104,7 @@ func newEnv(t *testing.T) *env {
 		return s3sink.Answer{}, errors.New("cannot build store with secret " + secret)
 	}
 	logBuf := &syncBuf{}
-	api, err := admin.New(admin.Config{Token: token}, admin.Deps{
+	api, err := admin.New(cfg, admin.Deps{
 		Logger:       slogJSON(logBuf),
 		Registry:     store,
 		Integrations: func() []admin.Integration { return integrations },
@@ -426,5 +432,25 @@ func TestRedisDown(t *testing.T) {
 		if status != http.StatusServiceUnavailable || body["error"] != "registry_unavailable" {
 			t.Errorf("%s %s with Redis down = %d %v, want 503", p.method, p.path, status, body)
 		}
+	}
+}
+
+// TestNamedTokens: each named token authenticates, and the change it makes
+// records its name; a token of nobody's is refused.
+func TestNamedTokens(t *testing.T) {
+	e := newEnvWith(t, admin.Config{Tokens: map[string]string{"ops-alice": "alice-token-0000000001", "console": "console-token-00000001"}})
+	for _, c := range []struct{ token, name string }{{"alice-token-0000000001", "ops-alice"}, {"console-token-00000001", "console"}} {
+		status, _, body := e.do(t, "POST", "/v1/integrations/acme/disable", `{"reason":"x"}`, "Bearer "+c.token)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %v", c.name, status, body)
+		}
+		ev, _ := body["event"].(map[string]any)
+		if by, _ := ev["by"].(string); !strings.HasPrefix(by, "admin-api:"+c.name+"@") {
+			t.Fatalf("%s's change recorded by %q", c.name, by)
+		}
+		e.do(t, "POST", "/v1/integrations/acme/enable", "", "Bearer "+c.token)
+	}
+	if status, _, _ := e.do(t, "GET", "/v1/integrations", "", "Bearer nobody-token-000000001"); status != http.StatusUnauthorized {
+		t.Fatalf("an unknown token: %d", status)
 	}
 }

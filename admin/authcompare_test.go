@@ -44,6 +44,16 @@ func TestTokenComparedInConstantTime(t *testing.T) {
 	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	return subtle.ConstantTimeCompare([]byte(token), []byte(a.cfg.Token)) == 1
 }`},
+		{name: "stops at the first matching token", wantBad: true, src: head + `func (a *API) authorized(r *http.Request) (string, bool) {
+	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	sum := sha256.Sum256([]byte(token))
+	for _, t := range a.tokens {
+		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+			return t.name, true
+		}
+	}
+	return "", false
+}`},
 		{name: "prefix check first", wantBad: true, src: head + `func (a *API) authorized(r *http.Request) bool {
 	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.HasPrefix(a.cfg.Token, token[:1]) {
@@ -97,8 +107,8 @@ func variableTimeComparisons(data []byte) ([]string, error) {
 			switch call := src(n.Fun); call {
 			case "subtle.ConstantTimeCompare":
 				constantTime++
-				if len(n.Args) != 2 || !strings.HasSuffix(src(n.Args[0]), "[:]") || src(n.Args[1]) != "a.tokenSum[:]" {
-					problems = append(problems, src(n)+": want ConstantTimeCompare(sum[:], a.tokenSum[:]) over digests")
+				if a1 := src(n.Args[1]); len(n.Args) != 2 || !strings.HasSuffix(src(n.Args[0]), "[:]") || a1 != "a.tokenSum[:]" && a1 != "t.sum[:]" {
+					problems = append(problems, src(n)+": want ConstantTimeCompare(sum[:], t.sum[:]) over digests")
 				}
 			case "bytes.Equal", "strings.Compare", "strings.HasPrefix", "strings.HasSuffix", "strings.Contains", "reflect.DeepEqual", "strings.EqualFold":
 				for _, a := range n.Args {
@@ -108,6 +118,16 @@ func variableTimeComparisons(data []byte) ([]string, error) {
 					}
 				}
 			}
+		case *ast.RangeStmt:
+			// Every token is compared: leaving the loop at the first match
+			// would tell by its time which token (and how many) there are.
+			ast.Inspect(n.Body, func(m ast.Node) bool {
+				switch m.(type) {
+				case *ast.ReturnStmt, *ast.BranchStmt:
+					problems = append(problems, src(m)+" leaves the comparison of the tokens early")
+				}
+				return true
+			})
 		case *ast.BinaryExpr:
 			if n.Op != gotoken.EQL && n.Op != gotoken.NEQ {
 				return true

@@ -71,11 +71,11 @@ type Kafka struct {
 	// IntegrationsTopic is the compacted topic that holds the durable copy of
 	// the integrations' runtime state (registry, kstore). hitship creates it
 	// (one partition, cleanup.policy=compact) when it is missing.
-	IntegrationsTopic string        `yaml:"integrations_topic"`
+	IntegrationsTopic string `yaml:"integrations_topic"`
 	// EventsTopic, if set, receives the system events of integrations
 	// (create_integration, ..., integration_broken) for the platform's
 	// notification service (integrations/events). It must exist.
-	EventsTopic string `yaml:"events_topic"`
+	EventsTopic       string        `yaml:"events_topic"`
 	MaxRecordBytes    Size          `yaml:"max_record_bytes"`
 	MaxDepth          int           `yaml:"max_depth"`
 	SASL              SASL          `yaml:"sasl"`
@@ -223,13 +223,36 @@ type HTTP struct {
 	Listen         string `yaml:"listen"`
 	AdminTokenEnv  string `yaml:"admin_token_env"`
 	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminTokens are named tokens of the admin API: every change records
+	// the name of the token that made it.
+	AdminTokens []NamedToken `yaml:"admin_tokens"`
 
 	adminToken Secret
 }
 
+// NamedToken is one named bearer token of the admin API.
+type NamedToken struct {
+	Name      string `yaml:"name"`
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+
+	token Secret
+}
+
 // AdminToken returns the bearer token of the /v1/ admin API read by Validate;
-// "" means the admin API is disabled.
+// "" when none (the admin API runs when it or a named token is set).
 func (h HTTP) AdminToken() string { return h.adminToken.Reveal() }
+
+// NamedTokens returns the named tokens read by Validate, by name.
+func (h HTTP) NamedTokens() map[string]string {
+	out := make(map[string]string, len(h.AdminTokens))
+	for _, t := range h.AdminTokens {
+		if v := t.token.Reveal(); v != "" {
+			out[t.Name] = v
+		}
+	}
+	return out
+}
 
 // Log formats and levels.
 const (
@@ -253,9 +276,18 @@ type ExternalID struct {
 	AccountID string `yaml:"account_id"`
 	// STSEndpoint overrides the regional STS endpoint (VPC endpoints, tests).
 	STSEndpoint string `yaml:"sts_endpoint"`
+	// PreviousSecretEnv/File hold the secret before the current one while
+	// it is rotated: a role that refuses the current external ID is assumed
+	// with the previous one's (README "Rotating the external-ID secret").
+	PreviousSecretEnv  string `yaml:"previous_secret_env"`
+	PreviousSecretFile string `yaml:"previous_secret_file"`
 
-	secret Secret
+	secret, previous Secret
 }
+
+// PreviousSecret returns the previous external-ID secret read by Validate
+// ("" when no rotation is in progress).
+func (e ExternalID) PreviousSecret() string { return e.previous.Reveal() }
 
 // Secret returns the external-ID server secret read by Validate.
 func (e ExternalID) Secret() string { return e.secret.Reveal() }

@@ -667,3 +667,28 @@ func TestInlineSecret(t *testing.T) {
 		t.Fatalf("problems %v, want one for integrations[0].credentials.secret_access_key", ps)
 	}
 }
+
+// TestNamedAdminTokens: named tokens are read by name; a missing name, a
+// duplicate, a short token or one shared with another holder is a problem.
+func TestNamedAdminTokens(t *testing.T) {
+	env := map[string]string{"ACME_SECRET": "s3cr3t", "T_ALICE": "alice-token-0000000001", "T_BOB": "bob-token-000000000001", "T_SHORT": "short"}
+	lookup := WithLookupEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	c := validBase()
+	c.HTTP.AdminTokens = []NamedToken{{Name: "ops-alice", TokenEnv: "T_ALICE"}, {Name: "console", TokenEnv: "T_BOB"}}
+	if ps := c.Validate(lookup); len(ps) != 0 {
+		t.Fatalf("problems %v", ps)
+	}
+	if got := c.HTTP.NamedTokens(); len(got) != 2 || got["ops-alice"] != env["T_ALICE"] || got["console"] != env["T_BOB"] {
+		t.Fatalf("named tokens %v", got)
+	}
+	c.HTTP.AdminTokens = []NamedToken{{Name: "", TokenEnv: "T_ALICE"}, {Name: "b", TokenEnv: "T_SHORT"}, {Name: "b", TokenEnv: "T_ALICE"}}
+	keys := map[string]bool{}
+	for _, p := range c.Validate(lookup) {
+		keys[p.Key] = true
+	}
+	for _, k := range []string{"http.admin_tokens[0].name", "http.admin_tokens[1].token_env", "http.admin_tokens[2].name", "http.admin_tokens[2].token_env"} {
+		if !keys[k] {
+			t.Errorf("no problem for %s in %v", k, keys)
+		}
+	}
+}

@@ -94,11 +94,16 @@
 //	redis.key_prefix               prefix of every Redis key (hitship:)
 //	http.listen                    metrics/health/admin listener (:9464)
 //	http.admin_token_env           env var holding the /v1/ bearer token (>= 16 chars)
-//	http.admin_token_file          file holding it; neither = admin API disabled
+//	http.admin_token_file          file holding it; neither (and no admin_tokens) = admin API disabled
+//	http.admin_tokens[]            named tokens: name, token_env or token_file; every change
+//	                               records "admin-api:{name}@{peer}" as who made it
 //	log.format                     json | text (json)
 //	log.level                      debug | info | warn | error (info)
 //	external_id.secret_env         env var holding the external-ID HMAC secret
 //	external_id.secret_file        file holding it; required when a role_arn is used
+//	external_id.previous_secret_env/_file   while the secret is rotated: the one before
+//	                               it; a role refusing the current external ID is
+//	                               assumed with the previous one's (README)
 //	parking.bucket                 the operator's parking bucket; "" turns parking off
 //	                               (failed uploads then retry in-process, holding the offset)
 //	parking.region                 required with bucket; a known AWS region (a typo gets a

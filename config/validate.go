@@ -431,6 +431,31 @@ func (v *checker) http(h *HTTP) {
 		v.add("http.admin_token_env", "use a random token of at least 16 characters", "admin token is too short")
 		h.adminToken = Secret{}
 	}
+	names, seen := map[string]bool{}, map[string]string{h.adminToken.Reveal(): "http.admin_token"}
+	for i := range h.AdminTokens {
+		t := &h.AdminTokens[i]
+		key := fmt.Sprintf("http.admin_tokens[%d]", i)
+		switch {
+		case !nameRE.MatchString(t.Name):
+			v.add(key+".name", "name the token after who holds it, in a-z 0-9 . _ - (it is recorded with every change it makes)", "invalid or missing name %q", t.Name)
+		case names[t.Name]:
+			v.add(key+".name", "give every token a different name", "duplicate name %q", t.Name)
+		}
+		names[t.Name] = true
+		v.secret(key+".token", t.TokenEnv, t.TokenFile, true, &t.token)
+		tok := t.token.Reveal()
+		switch {
+		case tok == "":
+		case len(tok) < 16:
+			v.add(key+".token_env", "use a random token of at least 16 characters", "token is too short")
+			t.token = Secret{}
+		case seen[tok] != "":
+			v.add(key+".token_env", "give every holder a token of their own", "the same token as %s", seen[tok])
+			t.token = Secret{}
+		default:
+			seen[tok] = key
+		}
+	}
 }
 
 func (v *checker) log(l Log) {
@@ -505,6 +530,17 @@ func (v *checker) integrations(c *Config) {
 	if s := e.secret.Reveal(); s != "" && len(s) < 16 {
 		v.add("external_id.secret_env", "use a random secret of at least 16 characters (32 recommended)", "external ID secret is too short")
 		e.secret = Secret{}
+	}
+	v.secret("external_id.previous_secret", e.PreviousSecretEnv, e.PreviousSecretFile, false, &e.previous)
+	if p := e.previous.Reveal(); p != "" {
+		switch {
+		case len(p) < 16:
+			v.add("external_id.previous_secret_env", "it must be the secret used before the current one (at least 16 characters)", "previous external ID secret is too short")
+			e.previous = Secret{}
+		case p == e.secret.Reveal():
+			v.add("external_id.previous_secret_env", "set the new secret in external_id.secret_env/_file and the old one here, or remove this once every customer moved", "is the same as the current secret")
+			e.previous = Secret{}
+		}
 	}
 	if e.AccountID != "" && !accountIDRE.MatchString(e.AccountID) {
 		v.add("external_id.account_id", "write the 12-digit AWS account id hitship runs as", "invalid account id %q", e.AccountID)

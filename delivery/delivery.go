@@ -453,12 +453,27 @@ func (d *Inline) recordHealth(ctx context.Context, log *slog.Logger, name string
 	// are held in memory at once (health.Buffered).
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	dec, rerr := d.deps.Health.Record(hctx, name, HealthOutcome(err), d.deps.Now())
+	o, now := HealthOutcome(err), d.deps.Now()
+	dec, rerr := d.deps.Health.Record(hctx, name, o, now)
 	if rerr != nil {
 		log.Warn("health outcome not recorded", "err", rerr)
 	}
+	note(hctx, log, d.deps.Health, name, o, now, err)
 	if dec.Disabled {
 		log.Warn("integration auto-disabled by its failure ratio", "attempts", dec.Attempts, "failures", dec.Failures, "event", dec.Event)
+	}
+}
+
+// note records the attempt as the integration's latest success or failure,
+// in plain words (s3sink.Explain: never the error's raw text), for its status.
+func note(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, o health.Outcome, at time.Time, err error) {
+	var problem, message, fix string
+	if o != health.Success {
+		a := s3sink.Explain(err)
+		problem, message, fix = a.Problem, a.Message, a.Fix
+	}
+	if nerr := hb.Note(ctx, name, o, at, problem, message, fix); nerr != nil {
+		log.Debug("latest outcome not noted", "integration", name, "err", nerr)
 	}
 }
 

@@ -292,14 +292,16 @@ func (p *Parked) parkedOutcome(c retry.Claimed, err error) {
 	p.deps.Metrics.UploadAttempts.WithLabelValues(c.Integration, result).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	recordHealth(ctx, p.deps.Logger, p.deps.Health, c.Integration, HealthOutcome(err), p.now())
+	recordHealth(ctx, p.deps.Logger, p.deps.Health, c.Integration, err, p.now())
 }
 
-func recordHealth(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, o health.Outcome, at time.Time) {
+func recordHealth(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, attemptErr error, at time.Time) {
+	o := HealthOutcome(attemptErr)
 	dec, err := hb.Record(ctx, name, o, at)
 	if err != nil {
 		log.Warn("health outcome not recorded", "integration", name, "err", err)
 	}
+	note(ctx, log, hb, name, o, at, attemptErr)
 	if dec.Disabled {
 		log.Warn("integration auto-disabled by its failure ratio", "integration", name, "attempts", dec.Attempts, "failures", dec.Failures, "event", dec.Event)
 	}

@@ -104,6 +104,19 @@ func (b *Buffered) Record(ctx context.Context, integration string, o Outcome, at
 	return Decision{Integration: integration, Deferred: true}, nil
 }
 
+// Note records the latest success or failure of integration (Ledger.Note);
+// while Redis is away it records nothing (the notes are for display, the
+// outcome itself is kept by Record).
+func (b *Buffered) Note(ctx context.Context, integration string, o Outcome, at time.Time, problem, message, fix string) error {
+	b.mu.Lock()
+	degraded := b.degraded
+	b.mu.Unlock()
+	if degraded {
+		return nil
+	}
+	return b.l.Note(ctx, integration, o, at, problem, message, fix)
+}
+
 // addLocked counts one outcome in memory. At the bound it first forgets
 // cells that are out of the window ending at at, then drops the outcome.
 func (b *Buffered) addLocked(integration string, o Outcome, at time.Time) {

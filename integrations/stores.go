@@ -49,7 +49,7 @@ func S3Stores(httpClient *http.Client) StoreFactory {
 			}
 			p, err := s3sink.NewAssumeRoleProvider(s3sink.AssumeRoleConfig{
 				Base: base, RoleARN: in.Credentials.RoleARN, ClientID: in.ClientID,
-				ExternalIDSecret: []byte(cfg.ExternalID.Secret()), Region: in.Region,
+				ExternalIDSecret: []byte(cfg.ExternalID.Secret()), PreviousExternalIDSecret: []byte(cfg.ExternalID.PreviousSecret()), Region: in.Region,
 				STSEndpoint: cfg.ExternalID.STSEndpoint, TrustedPrincipal: cfg.ExternalID.AccountID,
 				HTTPClient: httpClient,
 			})

@@ -61,6 +61,9 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(Redacted) }
 // MarshalText implements encoding.TextMarshaler.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
+// MarshalYAML implements yaml.Marshaler (a config printed as YAML).
+func (s Secret) MarshalYAML() (any, error) { return Redacted, nil }
+
 var (
 	_ fmt.Stringer           = Secret{}
 	_ fmt.GoStringer         = Secret{}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"hitship/admin"
 	"slices"
 	"strings"
 	"time"
@@ -182,4 +183,19 @@ func afterEnable(ctx context.Context, ledger *health.Ledger, queue *retry.Queue,
 		return 0, nil
 	}
 	return queue.Wake(ctx, name, now)
+}
+
+// adminHealth is an integration's latest outcomes and 12-hour ledger, for
+// the admin API.
+func (s *Service) adminHealth(ctx context.Context, name string) (admin.Health, error) {
+	l := s.health.Ledger()
+	last, err := l.Last(ctx, name)
+	if err != nil {
+		return admin.Health{}, err
+	}
+	c, err := l.Counts(ctx, name, s.now())
+	if err != nil {
+		return admin.Health{}, err
+	}
+	return admin.Health{Last: last, Ledger: admin.Ledger{Attempts: c.Attempts, Failures: c.Failures, CustomerFailures: c.CustomerFailures}}, nil
 }

@@ -212,6 +212,12 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 		}
 	}
 
+	// Its status shows the latest success and the 12-hour ledger.
+	code, _, v = apiB.do(http.MethodGet, "/v1/integrations/api1", "")
+	if led, _ := v["ledger_12h"].(map[string]any); code != http.StatusOK || v["last_success_at"] == nil || led == nil || led["attempts"].(float64) < 1 {
+		t.Fatalf("status after delivery: %d %v", code, v)
+	}
+
 	stale, _ := strconv.ParseInt(strings.Trim(etag, `"`), 10, 64)
 	if code, _, _ := apiB.do(http.MethodPut, "/v1/integrations/api1", body("b-api2"), "If-Match", strconv.Quote(strconv.FormatInt(stale-1, 10))); code != http.StatusPreconditionFailed {
 		t.Fatalf("replace with a stale ETag: %d", code)
@@ -254,6 +260,20 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 		t.Fatalf("created again: %d, ETag %s after %s", code, hdr.Get("ETag"), current)
 	}
 
+	// A broken bucket (saved anyway): its status says why, whose side, the fix.
+	broken := `{"name":"broken","client_id":3,"region":"` + testenv.S3Region + `","bucket":"b-missing","format":"ndjson",
+		"credentials":{"access_key_id":"TESTACCESSKEY0001","secret_access_key":"` + testSecret + `"}}`
+	if code, _, v := apiA.do(http.MethodPost, "/v1/integrations?save_anyway=true", broken); code != http.StatusCreated {
+		t.Fatalf("create anyway: %d %v", code, v)
+	}
+	time.Sleep(2 * time.Second)
+	e.produceHits(t, 20, []int64{3}, time.Now().Add(-30*time.Second), 10*time.Second, 1, 3)
+	waitFor(t, 60*time.Second, "the broken integration's status names its failure", func() bool {
+		_, _, v := apiB.do(http.MethodGet, "/v1/integrations/broken", "")
+		le, _ := v["last_error"].(map[string]any)
+		return le != nil && le["class"] == "customer" && le["message"] != "" && le["fix"] != ""
+	})
+
 	// The events topic has every change, in order, under the product's names.
 	var types []string
 	waitFor(t, 10*time.Second, "the events on the events topic", func() bool {
@@ -264,14 +284,14 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 		types = types[:0]
 		for _, m := range msgs {
 			var ev struct{ Type, Integration, By string }
-			if err := json.Unmarshal(m.Value, &ev); err != nil || ev.Integration != "api1" || ev.By == "" {
+			if err := json.Unmarshal(m.Value, &ev); err != nil || (ev.Integration != "api1" && ev.Integration != "broken") || ev.By == "" {
 				t.Fatalf("event %s: %v", m.Value, err)
 			}
 			types = append(types, ev.Type)
 		}
-		return len(types) >= 4
+		return len(types) >= 5
 	})
-	if want := []string{"create_integration", "update_integration", "delete_integration", "create_integration"}; strings.Join(types, ",") != strings.Join(want, ",") {
+	if want := []string{"create_integration", "update_integration", "delete_integration", "create_integration", "create_integration"}; strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("events %v, want %v", types, want)
 	}
 

@@ -203,6 +203,9 @@ func (f *Forgetter) Forget(ctx context.Context, name string, purge bool, by stri
 	if err := f.Ledger.Reset(ctx, name); err != nil {
 		return out, err
 	}
+	if err := f.Ledger.ForgetLast(ctx, name); err != nil {
+		return out, err
+	}
 	if f.Parking != nil {
 		if purge {
 			if out.Removed.ParkedObjects, out.Removed.DeadObjects, err = f.Parking.DeleteIntegration(ctx, name); err != nil {

@@ -162,12 +162,13 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if s.parked, err = s.newParked(); err != nil {
 		return nil, err
 	}
-	if token := cfg.HTTP.AdminToken(); token != "" {
+	if token, named := cfg.HTTP.AdminToken(), cfg.HTTP.NamedTokens(); token != "" || len(named) > 0 {
 		ad := admin.Deps{Logger: s.log, Registry: s.registry, Integrations: s.adminIntegrations, Tester: s.TestIntegration}
 		ad.Retries, ad.OnEnable, ad.Forget = s.adminRetries, s.onEnable, s.adminForget
 		ad.Definitions = apiDefinitions{s}
 		ad.Onboarding = s.onboarding
-		if s.admin, err = admin.New(admin.Config{Token: token}, ad); err != nil {
+		ad.Health = s.adminHealth
+		if s.admin, err = admin.New(admin.Config{Token: token, Tokens: named}, ad); err != nil {
 			return nil, err
 		}
 	}

@@ -13,6 +13,7 @@ import "strconv"
 //	{prefix}routeset:<group>:<set id>                                            (state: RouteSetKey)
 //	{prefix}{<name>}:entries|due|leased|tokens|dead|inline:<id>|done:<id>|scan  (retry: RetryQueueKeys)
 //	{prefix}health:<integration>                                                 (health: HealthKey)
+//	{prefix}last:<integration>                                                   (health: LastKey)
 //	{prefix}integrations, {prefix}events                                         (registry: IntegrationsKey, EventsKey)
 //	{prefix}{<group>:<topic>}:staged|assemble:<namespace>:<window>               (staging: StagingKeys)
 //	{prefix}deflock:<integration>                                                (defs: DefinitionLockKey)
@@ -69,6 +70,10 @@ func RetryQueueKeys(prefix, name string) RetryKeyset {
 
 // HealthKey returns the key of integration's 12-hour health ledger (a hash).
 func HealthKey(prefix, integration string) string { return prefix + "health:" + integration }
+
+// LastKey returns the key of integration's latest success and failure (a
+// hash, health.Ledger.Note).
+func LastKey(prefix, integration string) string { return prefix + "last:" + integration }
 
 // IntegrationsKey returns the key of the integrations' runtime state (a hash).
 func IntegrationsKey(prefix string) string { return prefix + "integrations" }

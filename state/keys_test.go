@@ -77,6 +77,7 @@ func TestKeyLayout(t *testing.T) {
 		{"events", EventsKey("hitship:"), "hitship:events"},
 		{"staged marks", StagingKeys("hitship:", "hitship", "hits").Marks, "hitship:{hitship:hits}:staged"},
 		{"assembly lease", StagingKeys("hitship:", "hitship", "hits").Lease, "hitship:{hitship:hits}:assemble:"},
+		{"last notes", LastKey("hitship:", "acme"), "hitship:last:acme"},
 		{"definition lock", DefinitionLockKey("hitship:", "acme"), "hitship:deflock:acme"},
 		{"event relay lease", first(EventRelayKeys("hitship:")), "hitship:events:relay"},
 		{"event relay cursor", second(EventRelayKeys("hitship:")), "hitship:events:relayed"},

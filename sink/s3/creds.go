@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -242,6 +243,12 @@ type AssumeRoleConfig struct {
 	// ExternalIDSecret is the server secret of ExternalID (at least
 	// MinExternalIDSecretBytes).
 	ExternalIDSecret []byte
+	// PreviousExternalIDSecret, during a rotation of the server secret, is
+	// the secret before it: when the role refuses the current external ID,
+	// the previous one is tried, so that customers who have not yet put the
+	// new external ID into their trust policy keep delivering (UsesPrevious
+	// says who). nil: no rotation in progress.
+	PreviousExternalIDSecret []byte
 	// Region is the integration's region: STS is called on its regional
 	// endpoint, sts.{region}.amazonaws.com. Required.
 	Region string
@@ -282,6 +289,8 @@ type AssumeRoleConfig struct {
 type AssumeRoleProvider struct {
 	roleARN     string
 	externalID  string
+	previousID  string      // "" unless a rotation is in progress
+	onPrevious  atomic.Bool // the last credentials came with previousID
 	sessionName string
 	region      string
 	principal   string
@@ -334,6 +343,13 @@ func NewAssumeRoleProvider(cfg AssumeRoleConfig) (*AssumeRoleProvider, error) {
 	if !validExternalID(externalID) {
 		return nil, invalidf("assume role: derived external ID is not valid for STS") // cannot happen
 	}
+	previousID := ""
+	if len(cfg.PreviousExternalIDSecret) > 0 {
+		if len(cfg.PreviousExternalIDSecret) < MinExternalIDSecretBytes {
+			return nil, invalidf("assume role: the previous external ID secret must have at least %d bytes", MinExternalIDSecretBytes)
+		}
+		previousID = ExternalID(cfg.PreviousExternalIDSecret, cfg.ClientID)
+	}
 	base := cfg.Base
 	if !aws.IsCredentialsProvider(base, (*aws.CredentialsCache)(nil)) {
 		base = aws.NewCredentialsCache(base)
@@ -355,6 +371,7 @@ func NewAssumeRoleProvider(cfg AssumeRoleConfig) (*AssumeRoleProvider, error) {
 	p := &AssumeRoleProvider{
 		roleARN:     cfg.RoleARN,
 		externalID:  externalID,
+		previousID:  previousID,
 		sessionName: "hitship-" + strconv.FormatInt(cfg.ClientID, 10),
 		region:      cfg.Region,
 		principal:   cfg.TrustedPrincipal,
@@ -397,6 +414,10 @@ func (p *AssumeRoleProvider) RoleARN() string { return p.roleARN }
 // ExternalID returns the external ID sent (derived from the client id).
 func (p *AssumeRoleProvider) ExternalID() string { return p.externalID }
 
+// UsesPrevious reports whether the role was last assumed with the previous
+// secret's external ID: its customer has not moved to the new one yet.
+func (p *AssumeRoleProvider) UsesPrevious() bool { return p.onPrevious.Load() }
+
 // SessionName returns the role session name, "hitship-{client}", which the
 // customer sees in CloudTrail.
 func (p *AssumeRoleProvider) SessionName() string { return p.sessionName }
@@ -411,15 +432,27 @@ type fetcher struct{ p *AssumeRoleProvider }
 
 func (f fetcher) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	p := f.p
-	out, err := p.client.AssumeRole(ctx, &sts.AssumeRoleInput{
-		RoleArn:         aws.String(p.roleARN),
-		RoleSessionName: aws.String(p.sessionName),
-		ExternalId:      aws.String(p.externalID),
-		DurationSeconds: aws.Int32(p.duration),
-	})
+	assume := func(externalID string) (*sts.AssumeRoleOutput, error) {
+		return p.client.AssumeRole(ctx, &sts.AssumeRoleInput{
+			RoleArn:         aws.String(p.roleARN),
+			RoleSessionName: aws.String(p.sessionName),
+			ExternalId:      aws.String(externalID),
+			DurationSeconds: aws.Int32(p.duration),
+		})
+	}
+	out, err := assume(p.externalID)
+	onPrevious := false
+	if err != nil && p.previousID != "" && IsAssumeRoleDenied(p.classify(err)) {
+		// A rotation of the server secret is in progress and this role
+		// still trusts the previous external ID only.
+		if prev, perr := assume(p.previousID); perr == nil {
+			out, err, onPrevious = prev, nil, true
+		}
+	}
 	if err != nil {
 		return aws.Credentials{}, p.classify(err)
 	}
+	p.onPrevious.Store(onPrevious)
 	c := out.Credentials
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
 		return aws.Credentials{}, &CredentialError{

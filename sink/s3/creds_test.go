@@ -550,3 +550,38 @@ func FuzzExternalID(f *testing.F) {
 		}
 	})
 }
+
+// TestExternalIDRotation: during a rotation of the external-ID server secret
+// a role that still trusts the previous secret's external ID is assumed with
+// it (and says so), one that moved to the new one with the new one, and
+// without the previous secret the old trust is refused: rotating the secret
+// does not break every role integration at once.
+func TestExternalIDRotation(t *testing.T) {
+	e := newCredEnv(t, fakests.Options{})
+	newSecret := []byte("the-next-external-id-server-secret-0001")
+	ctx := context.Background()
+	rotating := func(t *testing.T) *s3sink.AssumeRoleProvider {
+		return e.assumeRole(t, func(c *s3sink.AssumeRoleConfig) {
+			c.ExternalIDSecret, c.PreviousExternalIDSecret = newSecret, credSecret
+		})
+	}
+	p := rotating(t)
+	if _, err := p.Retrieve(ctx); err != nil {
+		t.Fatalf("a role trusting the previous external ID, during the rotation: %v", err)
+	}
+	if !p.UsesPrevious() {
+		t.Fatal("UsesPrevious is false for a role that trusts only the previous external ID")
+	}
+	if err := e.store(t, bucketOfA, p).Put(ctx, "k", sink.BytesBody("x"), sink.PutOptions{}); err != nil {
+		t.Fatalf("upload with the previous external ID's credentials: %v", err)
+	}
+	after := e.assumeRole(t, func(c *s3sink.AssumeRoleConfig) { c.ExternalIDSecret = newSecret })
+	if _, err := after.Retrieve(ctx); !s3sink.IsAssumeRoleDenied(err) {
+		t.Fatalf("without the previous secret the old trust: %v, want assume-role denied", err)
+	}
+	e.sts.Trust(roleOfA, s3sink.ExternalID(newSecret, clientA)) // the customer moved
+	moved := rotating(t)
+	if _, err := moved.Retrieve(ctx); err != nil || moved.UsesPrevious() {
+		t.Fatalf("a role trusting the new external ID: %v, previous %v", err, moved.UsesPrevious())
+	}
+}
