@@ -101,8 +101,9 @@
 //     sealed under k1 still opens.
 //  4. Rewrap what is stored: for each envelope, [Sealer.NeedsRewrap], then
 //     [Sealer.Rewrap] and write the result back. Rewrap re-wraps only the
-//     data key; the ciphertext is kept. (Wiring this to the integrations
-//     topic is the next step; it is not built yet.)
+//     data key; the ciphertext is kept. hitship does this at every start
+//     (integrations/defs Store.RewrapAll): the roll of step 3 moves every
+//     integration's secret to k2, logged as "re-wrapped".
 //  5. Only when nothing current is sealed under k1, remove its line and roll.
 //     An envelope still under k1 then fails with an error naming k1 and the
 //     fix: add the k1 line back. Keep a backup of every key until then: a lost
@@ -115,6 +116,5 @@
 // AWS KMS: [KeyEncrypter] is the seam, and Keyring its one implementation.
 // A KMS implementation would wrap data keys with KMS Encrypt under a key
 // ARN, pass the AAD as the encryption context, and give each ARN a short key
-// id for the envelope. Nor is hot reload of the keyring (restart instead),
-// or any caller: nothing else in hitship uses this package yet.
+// id for the envelope. Nor is hot reload of the keyring (restart instead).
 package secrets

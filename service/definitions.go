@@ -170,6 +170,20 @@ func (s *Service) apply(file *config.Config) error {
 	return nil
 }
 
+// rewrapSecrets re-wraps, once at start, the stored secrets that are not
+// under the key ring's newest key: after a key is added as the newest and the
+// replicas rolled, what the integrations topic holds moves to it by itself
+// (secrets/doc.go, "Rotating the key encryption key").
+func (s *Service) rewrapSecrets(ctx context.Context) {
+	n, err := s.defs.RewrapAll(ctx, "hitship-rewrap")
+	if n > 0 {
+		s.log.Info("secrets of integrations re-wrapped under the newest key", "integrations", n)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("not every stored secret could be re-wrapped under the newest key; the next start tries again", "err", err)
+	}
+}
+
 // pokeDefinitions asks runDefinitions to apply the definitions again.
 func (s *Service) pokeDefinitions() {
 	select {
@@ -218,6 +232,8 @@ type noKeys struct{}
 func (noKeys) Seal([]byte, []byte) (json.RawMessage, error) {
 	return nil, errors.New("no key ring to seal secrets with is configured (secrets.keys_env or secrets.keys_file): create role integrations, or configure one")
 }
+
+func (noKeys) Rewrap(raw json.RawMessage, _ []byte) (json.RawMessage, bool, error) { return raw, false, nil }
 
 func (noKeys) Open(json.RawMessage, []byte) ([]byte, error) {
 	return nil, errors.New("no key ring to open sealed secrets with is configured (secrets.keys_env or secrets.keys_file): configure the key ring the secret was sealed with")

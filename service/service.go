@@ -310,6 +310,8 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.runDefinitions(wctx) }()
 	wg.Add(1)
+	go func() { defer wg.Done(); s.rewrapSecrets(wctx) }()
+	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.watcher.Run(wctx) }()
 	wg.Add(2)
 	go func() { defer wg.Done(); s.runHealth(wctx) }()

@@ -91,6 +91,9 @@ type Definition struct {
 type Sealer interface {
 	Seal(plaintext, aad []byte) (json.RawMessage, error)
 	Open(sealed json.RawMessage, aad []byte) ([]byte, error)
+	// Rewrap re-wraps a sealed secret under the newest key; false when it is
+	// under it already (nothing to write).
+	Rewrap(sealed json.RawMessage, aad []byte) (json.RawMessage, bool, error)
 }
 
 // Envelopes is the Sealer of a secrets.Sealer: its envelopes as JSON.
@@ -112,6 +115,22 @@ func (e envelopes) Open(raw json.RawMessage, aad []byte) ([]byte, error) {
 		return nil, fmt.Errorf("the sealed secret is not an envelope: %w", secrets.ErrMalformed)
 	}
 	return e.s.Open(sealed, aad)
+}
+
+func (e envelopes) Rewrap(raw json.RawMessage, aad []byte) (json.RawMessage, bool, error) {
+	var sealed secrets.Sealed
+	if err := json.Unmarshal(raw, &sealed); err != nil {
+		return nil, false, fmt.Errorf("the sealed secret is not an envelope: %w", secrets.ErrMalformed)
+	}
+	if !e.s.NeedsRewrap(sealed) {
+		return raw, false, nil
+	}
+	re, err := e.s.Rewrap(sealed, aad)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := json.Marshal(re)
+	return out, err == nil, err
 }
 
 // Errors of the writes.
@@ -248,6 +267,46 @@ func (s *Store) Replace(ctx context.Context, d Definition, ifMatch int64, secret
 		d.UpdatedAt, d.UpdatedBy = s.cfg.Now().UTC(), by
 		return &d, s.seal(&d, secret, cur)
 	})
+}
+
+// RewrapAll re-wraps every stored secret that is not under the key ring's
+// newest key (package secrets, "Rotating the key encryption key", step 4),
+// each in a write of its own under the definition's lock; the rest of the
+// definition and its version's meaning stay (a new version, by). It returns
+// how many it rewrote; a definition that changed meanwhile is left to the
+// next run.
+func (s *Store) RewrapAll(ctx context.Context, by string) (int, error) {
+	list, err := s.List()
+	n := 0
+	for _, d := range list {
+		if len(d.SealedSecret) == 0 {
+			continue
+		}
+		if _, need, rerr := s.cfg.Sealer.Rewrap(d.SealedSecret, secretAAD(d.Name)); rerr != nil || !need {
+			err = errors.Join(err, rerr)
+			continue
+		}
+		_, werr := s.write(ctx, d.Name, func(cur *Definition) (*Definition, error) {
+			if cur == nil || cur.Version != d.Version {
+				return nil, ErrVersion
+			}
+			re, need, err := s.cfg.Sealer.Rewrap(cur.SealedSecret, secretAAD(cur.Name))
+			if err != nil || !need {
+				return nil, errors.Join(err, ErrVersion)
+			}
+			next := *cur
+			next.SealedSecret, next.UpdatedAt, next.UpdatedBy = re, s.cfg.Now().UTC(), by
+			return &next, nil
+		})
+		switch {
+		case werr == nil:
+			n++
+		case errors.Is(werr, ErrVersion): // changed meanwhile, or rewrapped by another replica
+		default:
+			err = errors.Join(err, fmt.Errorf("integration %s: %w", d.Name, werr))
+		}
+	}
+	return n, err
 }
 
 // Delete removes name's definition if its version is ifMatch (0: any).

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +236,49 @@ func TestWritesNeedRedisReadsDoNot(t *testing.T) {
 	}
 	if _, ok := a.s.Get("acme"); !ok {
 		t.Fatal("reads need Redis")
+	}
+}
+
+// TestRewrapAllMovesSecretsToTheNewestKey: after a key is added as the
+// newest, RewrapAll re-wraps every stored secret under it (once: a second run
+// rewrites nothing), after which the old key can leave the key ring.
+func TestRewrapAllMovesSecretsToTheNewestKey(t *testing.T) {
+	k := testenv.MustKafka(t, testenv.KafkaOptions{})
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	line := func(id string) string {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		return id + ":" + base64.StdEncoding.EncodeToString(key)
+	}
+	k1, k2 := line("k1"), line("k2")
+	sealerOf := func(text string) defs.Sealer {
+		kr, err := secrets.ParseKeyring(text, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sl, err := secrets.NewSealer(kr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return defs.Envelopes(sl)
+	}
+	old := newReplica(t, k, r, sealerOf(k1))
+	if _, err := old.s.Create(t.Context(), acme(), secret, "a"); err != nil {
+		t.Fatal(err)
+	}
+	rotated := newReplica(t, k, r, sealerOf(k1+"\n"+k2))
+	if n, err := rotated.s.RewrapAll(t.Context(), "hitship-rewrap"); err != nil || n != 1 {
+		t.Fatalf("RewrapAll: %d, %v; want 1 rewritten", n, err)
+	}
+	if n, err := rotated.s.RewrapAll(t.Context(), "hitship-rewrap"); err != nil || n != 0 {
+		t.Fatalf("second RewrapAll: %d, %v; want nothing to do", n, err)
+	}
+	only2 := newReplica(t, k, r, sealerOf(k2))
+	d, ok := only2.s.Get("acme")
+	if !ok || d.UpdatedBy != "hitship-rewrap" || !strings.Contains(string(d.SealedSecret), `"kid":"k2"`) {
+		t.Fatalf("after RewrapAll: %+v", d)
+	}
+	if got, err := only2.s.Secret(d); err != nil || got != secret {
+		t.Fatalf("with k2 alone: %q, %v", got, err)
 	}
 }
