@@ -233,7 +233,9 @@ func (noKeys) Seal([]byte, []byte) (json.RawMessage, error) {
 	return nil, errors.New("no key ring to seal secrets with is configured (secrets.keys_env or secrets.keys_file): create role integrations, or configure one")
 }
 
-func (noKeys) Rewrap(raw json.RawMessage, _ []byte) (json.RawMessage, bool, error) { return raw, false, nil }
+func (noKeys) Rewrap(raw json.RawMessage, _ []byte) (json.RawMessage, bool, error) {
+	return raw, false, nil
+}
 
 func (noKeys) Open(json.RawMessage, []byte) ([]byte, error) {
 	return nil, errors.New("no key ring to open sealed secrets with is configured (secrets.keys_env or secrets.keys_file): configure the key ring the secret was sealed with")
