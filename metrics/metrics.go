@@ -84,6 +84,10 @@ type Metrics struct {
 	IntegrationEnabled *prometheus.GaugeVec // integration
 	// IntegrationAutoDisabled is 1 while the health ledger has disabled it.
 	IntegrationAutoDisabled *prometheus.GaugeVec // integration
+	// IntegrationPreviousExternalID is 1 while the integration's role was
+	// last assumed with the previous external-ID secret's ID (a rotation in
+	// progress, its customer not moved yet).
+	IntegrationPreviousExternalID *prometheus.GaugeVec // integration
 	// IntegrationSuccessRatio is the share of successful attempts in the last 12
 	// hours (1 when there were none).
 	IntegrationSuccessRatio *prometheus.GaugeVec // integration
@@ -158,6 +162,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the integration is enabled, 0 while disabled by an operator or the health ledger."}, []string{"integration"}),
 		IntegrationAutoDisabled: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_auto_disabled",
 			Help: "1 while the integration is disabled by the health ledger (60% or more failed attempts in 12 hours)."}, []string{"integration"}),
+		IntegrationPreviousExternalID: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_previous_external_id",
+			Help: "1 while the integration's role was last assumed with the previous external ID (external_id.previous_secret_*): its customer has not moved to the new one."}, []string{"integration"}),
 		IntegrationSuccessRatio: f.NewGaugeVec(prometheus.GaugeOpts{Name: "hitship_integration_success_ratio",
 			Help: "Share of successful upload attempts in the last 12 hours (1 when there were none)."}, []string{"integration"}),
 		StatesReconciled: f.NewCounterVec(prometheus.CounterOpts{Name: "hitship_integration_states_reconciled_total",
@@ -214,6 +220,7 @@ func (m *Metrics) Integration(name string) {
 	m.RetryQueueEntries.WithLabelValues(name)
 	m.IntegrationEnabled.WithLabelValues(name)
 	m.IntegrationAutoDisabled.WithLabelValues(name)
+	m.IntegrationPreviousExternalID.WithLabelValues(name)
 	m.IntegrationSuccessRatio.WithLabelValues(name).Set(1)
 	m.UploadDuration.WithLabelValues(name)
 	m.DeliveryLatency.WithLabelValues(name)

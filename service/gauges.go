@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"hitship/sink"
 	"maps"
 	"slices"
 	"time"
@@ -49,6 +50,18 @@ func (s *Service) stateGauges() {
 		}
 		s.metrics.IntegrationEnabled.WithLabelValues(n).Set(on)
 		s.metrics.IntegrationAutoDisabled.WithLabelValues(n).Set(auto)
+	}
+	s.reloadMu.Lock()
+	built := s.built
+	s.reloadMu.Unlock()
+	for _, t := range built.All {
+		prev := 0.0
+		if sw, ok := t.Store.(*sink.SwapStore); ok {
+			if st, ok := sw.Current().(interface{ UsesPreviousExternalID() bool }); ok && st.UsesPreviousExternalID() {
+				prev = 1
+			}
+		}
+		s.metrics.IntegrationPreviousExternalID.WithLabelValues(t.Name).Set(prev)
 	}
 }
 

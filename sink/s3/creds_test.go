@@ -572,8 +572,12 @@ func TestExternalIDRotation(t *testing.T) {
 	if !p.UsesPrevious() {
 		t.Fatal("UsesPrevious is false for a role that trusts only the previous external ID")
 	}
-	if err := e.store(t, bucketOfA, p).Put(ctx, "k", sink.BytesBody("x"), sink.PutOptions{}); err != nil {
+	st := e.store(t, bucketOfA, p)
+	if err := st.Put(ctx, "k", sink.BytesBody("x"), sink.PutOptions{}); err != nil {
 		t.Fatalf("upload with the previous external ID's credentials: %v", err)
+	}
+	if !st.UsesPreviousExternalID() { // hitship_integration_previous_external_id
+		t.Fatal("the store does not say its role uses the previous external ID")
 	}
 	after := e.assumeRole(t, func(c *s3sink.AssumeRoleConfig) { c.ExternalIDSecret = newSecret })
 	if _, err := after.Retrieve(ctx); !s3sink.IsAssumeRoleDenied(err) {

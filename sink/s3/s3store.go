@@ -80,6 +80,14 @@ type S3Store struct {
 	unsigned bool    // UNSIGNED-PAYLOAD plus CRC32 (HTTPS)
 }
 
+// UsesPreviousExternalID reports whether the store's role was last assumed
+// with the previous external-ID secret's ID (a rotation in progress, its
+// customer not moved yet: AssumeRoleProvider.UsesPrevious).
+func (s *S3Store) UsesPreviousExternalID() bool {
+	p, ok := s.cfg.Credentials.(*AssumeRoleProvider)
+	return ok && p.UsesPrevious()
+}
+
 // NewS3Store builds the S3 client. It makes no request.
 func NewS3Store(cfg S3Config) (*S3Store, error) {
 	if cfg.Bucket == "" {
