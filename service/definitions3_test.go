@@ -88,7 +88,7 @@ func TestIntegrationsOnThreeReplicas(t *testing.T) {
 		return &c
 	}
 	logs := &lockedBuf{}
-	seen := &bytes.Buffer{}
+	seen := &lockedBuf{}
 	var metricsText bytes.Buffer
 	start := func(name string) *replica3 {
 		reg := prometheus.NewRegistry()

@@ -28,8 +28,9 @@ type apiClient struct {
 	t     *testing.T
 	url   string
 	token string
-	// seen collects every response body, to look for secrets.
-	seen *bytes.Buffer
+	// seen collects every response body, to look for secrets (calls run
+	// concurrently).
+	seen *lockedBuf
 }
 
 func (c apiClient) do(method, path, body string, hdr ...string) (int, http.Header, map[string]any) {
@@ -99,7 +100,7 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	srvA, srvB := httptest.NewServer(a.Handler()), httptest.NewServer(b.Handler())
 	t.Cleanup(srvA.Close)
 	t.Cleanup(srvB.Close)
-	seen := &bytes.Buffer{}
+	seen := &lockedBuf{}
 	apiA, apiB := apiClient{t, srvA.URL, token, seen}, apiClient{t, srvB.URL, token, seen}
 	waitFor(t, 30*time.Second, "both members own a partition", func() bool {
 		return metricSum(t, regA, "hitship_kafka_assigned_partitions") == 1 && metricSum(t, regB, "hitship_kafka_assigned_partitions") == 1
