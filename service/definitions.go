@@ -284,12 +284,9 @@ func (a apiDefinitions) Replace(ctx context.Context, name string, ifMatch int64,
 	}
 	d := definitionOf(req)
 	secret := req.Credentials.SecretAccessKey
-	check := secret
-	if check == "" && d.AccessKeyID != "" && d.AccessKeyID == cur.AccessKeyID {
-		var err error
-		if check, err = s.defs.Secret(cur); err != nil {
-			return admin.Integration{}, nil, err
-		}
+	check, err := s.secretFor(d, secret, cur)
+	if err != nil {
+		return admin.Integration{}, nil, err
 	}
 	ps, cfg := s.check(d, check)
 	if len(ps) > 0 {
@@ -320,15 +317,8 @@ func (a apiDefinitions) Delete(ctx context.Context, name string, ifMatch int64, 
 		return nil, admin.ErrFromFile
 	}
 	gone, err := s.defs.Delete(ctx, name, ifMatch)
-	switch {
-	case errors.Is(err, defs.ErrNotFound):
-		return nil, admin.ErrNotFound
-	case errors.Is(err, defs.ErrVersion):
-		return nil, admin.ErrVersion
-	case errors.Is(err, defs.ErrBusy):
-		return nil, admin.ErrBusy
-	case err != nil:
-		return nil, err
+	if err != nil {
+		return nil, adminError(err)
 	}
 	if err := s.apply(nil); err != nil {
 		s.log.Error("integration deleted, but this replica did not apply it", "integration", name, "err", err)
@@ -381,17 +371,8 @@ func (s *Service) testFirst(ctx context.Context, cfg *config.Config, name string
 // written maps the store's answer, records the event (typ) and applies the
 // change on this replica.
 func (s *Service) written(ctx context.Context, typ, by string, d *defs.Definition, err error) (admin.Integration, []admin.Problem, error) {
-	switch {
-	case errors.Is(err, defs.ErrExists):
-		return admin.Integration{}, nil, admin.ErrExists
-	case errors.Is(err, defs.ErrNotFound):
-		return admin.Integration{}, nil, admin.ErrNotFound
-	case errors.Is(err, defs.ErrVersion):
-		return admin.Integration{}, nil, admin.ErrVersion
-	case errors.Is(err, defs.ErrBusy):
-		return admin.Integration{}, nil, admin.ErrBusy
-	case err != nil:
-		return admin.Integration{}, nil, err
+	if err != nil {
+		return admin.Integration{}, nil, adminError(err)
 	}
 	if ev, err := s.registry.Record(ctx, typ, d.Name, "", by); err != nil {
 		s.log.Warn("integration stored; its event not recorded (Redis)", "integration", d.Name, "type", typ, "err", err)
@@ -451,17 +432,40 @@ func (s *Service) check(d defs.Definition, secret string) ([]admin.Problem, *con
 	return out, &cfg
 }
 
+// secretFor is the secret d is checked and tested with: the one sent, or,
+// when none was sent and the access key id is cur's (nil: none stored), the
+// stored one (a replace that keeps the key).
+func (s *Service) secretFor(d defs.Definition, sent string, cur *defs.Definition) (string, error) {
+	if sent != "" || d.AccessKeyID == "" || cur == nil || d.AccessKeyID != cur.AccessKeyID {
+		return sent, nil
+	}
+	return s.defs.Secret(cur)
+}
+
+// adminError is the admin API's error of a defs error.
+func adminError(err error) error {
+	switch {
+	case errors.Is(err, defs.ErrExists):
+		return admin.ErrExists
+	case errors.Is(err, defs.ErrNotFound):
+		return admin.ErrNotFound
+	case errors.Is(err, defs.ErrVersion):
+		return admin.ErrVersion
+	case errors.Is(err, defs.ErrBusy):
+		return admin.ErrBusy
+	}
+	return err
+}
+
 // Test is test-before-save: the test write of the integration req describes,
 // storing nothing.
 func (a apiDefinitions) Test(ctx context.Context, req admin.Request) (s3sink.Answer, []admin.Problem, error) {
 	s := a.s
 	d := definitionOf(req)
-	secret := req.Credentials.SecretAccessKey
-	if cur, ok := s.defs.Get(d.Name); ok && secret == "" && d.AccessKeyID != "" && d.AccessKeyID == cur.AccessKeyID {
-		var err error
-		if secret, err = s.defs.Secret(cur); err != nil {
-			return s3sink.Answer{}, nil, err
-		}
+	cur, _ := s.defs.Get(d.Name)
+	secret, err := s.secretFor(d, req.Credentials.SecretAccessKey, cur)
+	if err != nil {
+		return s3sink.Answer{}, nil, err
 	}
 	ps, cfg := s.check(d, secret)
 	if len(ps) > 0 {
