@@ -24,24 +24,6 @@ import (
 	"hitship/service"
 )
 
-// lockedBuf collects every replica's log lines, to look for secrets.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 // replica3 is one replica of the three-replica test: its service, its
 // admin API, its metrics.
 type replica3 struct {
@@ -87,8 +69,8 @@ func TestIntegrationsOnThreeReplicas(t *testing.T) {
 		}
 		return &c
 	}
-	logs := &lockedBuf{}
-	seen := &lockedBuf{}
+	logs := &lockedBuffer{}
+	seen := &lockedBuffer{}
 	var metricsText bytes.Buffer
 	start := func(name string) *replica3 {
 		reg := prometheus.NewRegistry()

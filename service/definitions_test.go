@@ -30,7 +30,7 @@ type apiClient struct {
 	token string
 	// seen collects every response body, to look for secrets (calls run
 	// concurrently).
-	seen *lockedBuf
+	seen *lockedBuffer
 }
 
 func (c apiClient) do(method, path, body string, hdr ...string) (int, http.Header, map[string]any) {
@@ -100,7 +100,7 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	srvA, srvB := httptest.NewServer(a.Handler()), httptest.NewServer(b.Handler())
 	t.Cleanup(srvA.Close)
 	t.Cleanup(srvB.Close)
-	seen := &lockedBuf{}
+	seen := &lockedBuffer{}
 	apiA, apiB := apiClient{t, srvA.URL, token, seen}, apiClient{t, srvB.URL, token, seen}
 	waitFor(t, 30*time.Second, "both members own a partition", func() bool {
 		return metricSum(t, regA, "hitship_kafka_assigned_partitions") == 1 && metricSum(t, regB, "hitship_kafka_assigned_partitions") == 1

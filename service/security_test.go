@@ -45,6 +45,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// Bytes returns a copy of what was written.
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
 // assertPutObjectOnly fails the test when the customer-side proxy refused a
 // request or forwarded an operation a PutObject-only policy does not cover.
 func assertPutObjectOnly(t *testing.T, p *s3policy.Proxy) {
