@@ -164,6 +164,10 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 	if code, _, v := apiA.do(http.MethodPost, "/v1/integrations/test", body("b-api")); code != http.StatusOK || v["ok"] != true {
 		t.Fatalf("test of a good integration: %d %v", code, v)
 	}
+	// The create's own test first then writes the sample hits in another
+	// second than the test above, under another key (a flake in CI before
+	// the tenant's hits were told from them).
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	code, hdr, v := apiA.do(http.MethodPost, "/v1/integrations", body("b-api"))
 	if code != http.StatusCreated || v["source"] != "api" || hdr.Get("ETag") == "" {
 		t.Fatalf("create: %d %v %v", code, hdr, v)
@@ -183,6 +187,12 @@ func TestIntegrationCreatedThroughTheAPI(t *testing.T) {
 		out := map[string]int{}
 		re := regexp.MustCompile(`"request_id":"([0-9a-f]+)"`)
 		for _, o := range e.objects(t, bucket) {
+			// The sample hits of the test writes (the test and each
+			// create's or replace's test first) are not the tenant's;
+			// two tests in different seconds write them twice.
+			if strings.Contains(o.key, "_test.") {
+				continue
+			}
 			for _, r := range o.records {
 				out[string(re.FindSubmatch(r)[1])]++
 			}
