@@ -201,22 +201,73 @@ type S3 struct {
 	KeyTemplate        string `yaml:"key_template"`
 }
 
+// Redis modes (redis.mode).
+const (
+	RedisSingle   = "single"
+	RedisSentinel = "sentinel"
+	RedisCluster  = "cluster"
+)
+
+// DefaultKeyPrefix is redis.key_prefix's default; in cluster mode it is read
+// as ClusterKeyPrefix, which holds a hash tag so that every key hitship
+// writes is in one hash slot (internal/redisconn, "Cluster").
+const (
+	DefaultKeyPrefix = "hitship:"
+	ClusterKeyPrefix = "{hitship}:"
+)
+
 // Redis is the shared state store.
 type Redis struct {
-	Addr         string `yaml:"addr"`
-	Username     string `yaml:"username"`
-	PasswordEnv  string `yaml:"password_env"`
-	PasswordFile string `yaml:"password_file"`
-	DB           int    `yaml:"db"`
-	TLS          TLS    `yaml:"tls"`
-	KeyPrefix    string `yaml:"key_prefix"`
+	// Mode is single (one server, or a proxy such as a managed endpoint),
+	// sentinel or cluster. "" is single.
+	Mode string `yaml:"mode"`
+	// Addr is the server of mode single, and in mode cluster the
+	// configuration endpoint when Addrs is empty.
+	Addr string `yaml:"addr"`
+	// Addrs are the sentinels of mode sentinel and the seed nodes of mode
+	// cluster.
+	Addrs []string `yaml:"addrs"`
+	// MasterName is the name the sentinels monitor the master under.
+	MasterName string `yaml:"master_name"`
+	// SentinelUsername and SentinelPassword* authenticate to the sentinels
+	// (their own requirepass or ACL user), apart from the data nodes'.
+	SentinelUsername     string `yaml:"sentinel_username"`
+	SentinelPasswordEnv  string `yaml:"sentinel_password_env"`
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
+	Username             string `yaml:"username"`
+	PasswordEnv          string `yaml:"password_env"`
+	PasswordFile         string `yaml:"password_file"`
+	DB                   int    `yaml:"db"`
+	TLS                  TLS    `yaml:"tls"`
+	KeyPrefix            string `yaml:"key_prefix"`
+	// WaitReplicas is how many replicas must acknowledge each write (WAIT)
+	// before hitship acts on it. nil is auto: one whenever the master has a
+	// replica connected, none when it has none. 0 never waits.
+	WaitReplicas *int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait; a write not acknowledged in time is an
+	// error, handled as Redis being degraded (1s).
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
 
-	password Secret
+	password         Secret
+	sentinelPassword Secret
 }
 
 // Password returns the Redis password read by Validate ("" when none is
 // configured).
 func (r Redis) Password() string { return r.password.Reveal() }
+
+// SentinelPassword returns the sentinels' password read by Validate ("" when
+// none is configured).
+func (r Redis) SentinelPassword() string { return r.sentinelPassword.Reveal() }
+
+// Nodes returns the addresses to connect to: the sentinels, the cluster's
+// seed nodes (or its configuration endpoint), or the single server.
+func (r Redis) Nodes() []string {
+	if r.Mode != RedisSingle && r.Mode != "" && len(r.Addrs) > 0 {
+		return r.Addrs
+	}
+	return []string{r.Addr}
+}
 
 // HTTP is the metrics, health and admin listener.
 type HTTP struct {

@@ -235,6 +235,36 @@ func TestValidateProblems(t *testing.T) {
 			c.Kafka.SASL = SASL{Mechanism: SASLScramSHA512, Username: "u", PasswordEnv: "ACME_SECRET"}
 		}},
 		{name: "valid hive key template", mutate: func(c *Config) { c.S3.KeyTemplate = "dt={date}/{partition}_{first_offset}" }},
+		{name: "valid redis sentinel", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addrs, c.Redis.MasterName = RedisSentinel, []string{"s1:26379", "s2:26379"}, "hitship"
+			c.Redis.SentinelUsername, c.Redis.SentinelPasswordEnv = "sentinel", "ACME_SECRET"
+		}},
+		{name: "valid redis cluster, default prefix read with its hash tag", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addrs = RedisCluster, []string{"n1:6379"}
+		}},
+		{name: "valid redis cluster endpoint with a tagged prefix", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addr, c.Redis.KeyPrefix = RedisCluster, "clustercfg.example:6379", "acme{hs}:"
+		}},
+		{name: "redis cluster prefix without a hash tag", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addrs, c.Redis.KeyPrefix = RedisCluster, []string{"n1:6379"}, "hs:"
+		}, wantKey: "redis.key_prefix"},
+		{name: "redis cluster prefix with an empty hash tag", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addrs, c.Redis.KeyPrefix = RedisCluster, []string{"n1:6379"}, "{}hs:"
+		}, wantKey: "redis.key_prefix"},
+		{name: "redis cluster db", mutate: func(c *Config) { c.Redis.Mode, c.Redis.DB = RedisCluster, 2 }, wantKey: "redis.db"},
+		{name: "redis sentinel without sentinels", mutate: func(c *Config) { c.Redis.Mode, c.Redis.MasterName = RedisSentinel, "m" }, wantKey: "redis.addrs"},
+		{name: "redis sentinel without master name", mutate: func(c *Config) { c.Redis.Mode, c.Redis.Addrs = RedisSentinel, []string{"s:26379"} }, wantKey: "redis.master_name"},
+		{name: "redis sentinel bad address", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addrs, c.Redis.MasterName = RedisSentinel, []string{"s:26379", "s2"}, "m"
+		}, wantKey: "redis.addrs[1]"},
+		{name: "redis sentinel settings in mode single", mutate: func(c *Config) { c.Redis.MasterName = "m" }, wantKey: "redis.mode"},
+		{name: "redis addrs in mode single", mutate: func(c *Config) { c.Redis.Addrs = []string{"a:1"} }, wantKey: "redis.addrs"},
+		{name: "redis unknown mode", mutate: func(c *Config) { c.Redis.Mode = "replicated" }, wantKey: "redis.mode"},
+		{name: "redis negative wait_replicas", mutate: func(c *Config) { n := -1; c.Redis.WaitReplicas = &n }, wantKey: "redis.wait_replicas"},
+		{name: "redis wait_timeout too long", mutate: func(c *Config) { c.Redis.WaitTimeout = time.Hour }, wantKey: "redis.wait_timeout"},
+		{name: "redis sentinel user without password", mutate: func(c *Config) {
+			c.Redis.Mode, c.Redis.Addrs, c.Redis.MasterName, c.Redis.SentinelUsername = RedisSentinel, []string{"s:26379"}, "m", "u"
+		}, wantKey: "redis.sentinel_password_env"},
 		{name: "no brokers", mutate: func(c *Config) { c.Kafka.Brokers = nil }, wantKey: "kafka.brokers"},
 		{name: "broker without port", mutate: func(c *Config) { c.Kafka.Brokers = []string{"a:1", "kafka"} }, wantKey: "kafka.brokers[1]"},
 		{name: "broker bad port", mutate: func(c *Config) { c.Kafka.Brokers = []string{"a:99999"} }, wantKey: "kafka.brokers[0]"},
@@ -689,6 +719,22 @@ func TestNamedAdminTokens(t *testing.T) {
 	for _, k := range []string{"http.admin_tokens[0].name", "http.admin_tokens[1].token_env", "http.admin_tokens[2].name", "http.admin_tokens[2].token_env"} {
 		if !keys[k] {
 			t.Errorf("no problem for %s in %v", k, keys)
+		}
+	}
+}
+
+// TestClusterDefaultPrefix: in mode cluster the default key prefix is read
+// with a hash tag (internal/redisconn, "Cluster"); other modes keep it, so
+// that an upgrade finds its keys.
+func TestClusterDefaultPrefix(t *testing.T) {
+	for mode, want := range map[string]string{RedisCluster: ClusterKeyPrefix, RedisSingle: DefaultKeyPrefix, "": DefaultKeyPrefix} {
+		c := validBase()
+		c.Redis.Mode = mode
+		if ps := c.Validate(env(baseEnv), WithKeyTemplate(func(string) error { return nil })); len(ps) > 0 {
+			t.Fatal(ps)
+		}
+		if c.Redis.KeyPrefix != want {
+			t.Errorf("mode %q: key_prefix %q, want %q", mode, c.Redis.KeyPrefix, want)
 		}
 	}
 }

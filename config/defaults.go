@@ -50,8 +50,10 @@ func Default() Config {
 			KeyTemplate:        DefaultKeyTemplate,
 		},
 		Redis: Redis{
-			Addr:      "127.0.0.1:6379",
-			KeyPrefix: "hitship:",
+			Mode:        RedisSingle,
+			Addr:        "127.0.0.1:6379",
+			KeyPrefix:   DefaultKeyPrefix,
+			WaitTimeout: time.Second,
 		},
 		HTTP:    HTTP{Listen: ":9464"},
 		Parking: Parking{Prefix: "hitship/"},

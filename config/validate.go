@@ -413,7 +413,44 @@ func (v *checker) s3(c *Config) {
 }
 
 func (v *checker) redis(r *Redis) {
-	v.hostPort("redis.addr", r.Addr, true)
+	if r.Mode == "" {
+		r.Mode = RedisSingle
+	}
+	switch r.Mode {
+	case RedisSingle:
+		v.hostPort("redis.addr", r.Addr, true)
+		if len(r.Addrs) > 0 {
+			v.add("redis.addrs", "list one server in redis.addr, or set redis.mode to sentinel or cluster", "is only read in modes sentinel and cluster")
+		}
+	case RedisSentinel:
+		if len(r.Addrs) == 0 {
+			v.add("redis.addrs", "list the sentinels as host:port (the port sentinels listen on, usually 26379)", "mode sentinel needs the sentinels' addresses")
+		}
+		if r.MasterName == "" {
+			v.add("redis.master_name", "set the name the sentinels monitor the master under (sentinel monitor <name> ...)", "mode sentinel needs the master's name")
+		}
+	case RedisCluster:
+		if len(r.Addrs) == 0 {
+			v.hostPort("redis.addr", r.Addr, true)
+		}
+		if r.DB != 0 {
+			v.add("redis.db", "remove redis.db: a Redis Cluster has only database 0", "is %d in mode cluster", r.DB)
+		}
+		if r.KeyPrefix == DefaultKeyPrefix {
+			r.KeyPrefix = ClusterKeyPrefix
+		}
+		if !HasHashTag(r.KeyPrefix) {
+			v.add("redis.key_prefix", fmt.Sprintf("put a hash tag in the prefix, such as %q: hitship's scripts use several keys at once, which a cluster allows only in one hash slot", "{"+strings.Trim(r.KeyPrefix, ":{}")+"}:"),
+				"%q has no hash tag ({...}) in mode cluster", r.KeyPrefix)
+		}
+	default:
+		v.add("redis.mode", "use single, sentinel or cluster", "unknown mode %q", r.Mode)
+	}
+	if r.Mode != RedisSingle {
+		for i, a := range r.Addrs {
+			v.hostPort(fmt.Sprintf("redis.addrs[%d]", i), a, true)
+		}
+	}
 	if r.DB < 0 {
 		v.add("redis.db", "set a database number of 0 or more", "must not be negative, got %d", r.DB)
 	}
@@ -421,7 +458,38 @@ func (v *checker) redis(r *Redis) {
 	if r.Username != "" && r.PasswordEnv == "" && r.PasswordFile == "" {
 		v.add("redis.password_env", "set password_env or password_file for the Redis ACL user", "redis.username is set but no password is configured")
 	}
+	v.secret("redis.sentinel_password", r.SentinelPasswordEnv, r.SentinelPasswordFile, false, &r.sentinelPassword)
+	if r.Mode != RedisSentinel && (r.SentinelUsername != "" || r.SentinelPasswordEnv != "" || r.SentinelPasswordFile != "" || r.MasterName != "") {
+		v.add("redis.mode", "set mode: sentinel, or remove the sentinel settings", "sentinel settings are set in mode %s", r.Mode)
+	}
+	if r.SentinelUsername != "" && r.SentinelPasswordEnv == "" && r.SentinelPasswordFile == "" {
+		v.add("redis.sentinel_password_env", "set sentinel_password_env or sentinel_password_file for the sentinels' ACL user", "redis.sentinel_username is set but no password is configured")
+	}
+	if r.KeyPrefix == "" {
+		v.add("redis.key_prefix", fmt.Sprintf("set a prefix such as %q, so that hitship's keys are told apart from others", DefaultKeyPrefix), "is empty")
+	}
+	if r.WaitReplicas != nil && *r.WaitReplicas < 0 {
+		v.add("redis.wait_replicas", "set 0 (never wait), a number of replicas, or remove it (auto: one when the master has a replica)", "must not be negative, got %d", *r.WaitReplicas)
+	}
+	if r.WaitTimeout == 0 {
+		r.WaitTimeout = time.Second
+	}
+	if r.WaitTimeout < 10*time.Millisecond || r.WaitTimeout > time.Minute {
+		v.add("redis.wait_timeout", "set a duration between 10ms and 1m, such as 1s", "is %s", r.WaitTimeout)
+	}
 	v.tls("redis.tls", r.TLS)
+}
+
+// HasHashTag reports whether key has a Redis Cluster hash tag: a "{" followed
+// later by a "}" with at least one byte between them. Every key that starts
+// with such a prefix is in the hash slot of the tag.
+func HasHashTag(key string) bool {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return false
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	return j > 0
 }
 
 func (v *checker) http(h *HTTP) {

@@ -323,7 +323,7 @@ func forgetCommand(name string) string {
 // Redis and the integrations topic, read to its end (so it creates the topic
 // when it is missing), with cfg's integrations as the configured ones. It
 // returns the Redis client too. The caller calls close.
-func OpenRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger) (reg *registry.Store, rdb *redis.Client, close func(), err error) {
+func OpenRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger) (reg *registry.Store, rdb redis.UniversalClient, close func(), err error) {
 	var closers []func()
 	close = func() {
 		for _, c := range slices.Backward(closers) {

@@ -16,7 +16,7 @@ import (
 	"hitship/health"
 	"hitship/integrations"
 	"hitship/integrations/registry"
-	"hitship/internal/kafkaconn"
+	"hitship/internal/redisconn"
 	s3sink "hitship/sink/s3"
 )
 
@@ -207,13 +207,8 @@ func (s *Service) runHealth(ctx context.Context) {
 
 // NewRedisClient builds the Redis client of cfg (as Run does), for commands
 // such as `hitship redeliver`. The caller closes it.
-func NewRedisClient(cfg *config.Config) (*redis.Client, error) {
-	rtls, err := kafkaconn.TLSConfig(cfg.Redis.TLS)
-	if err != nil {
-		return nil, fmt.Errorf("redis.tls: %w", err)
-	}
-	return redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username,
-		Password: cfg.Redis.Password(), DB: cfg.Redis.DB, TLSConfig: rtls}), nil
+func NewRedisClient(cfg *config.Config) (redis.UniversalClient, error) {
+	return redisconn.New(cfg.Redis)
 }
 
 // RetriesView is the admin API's view of one integration's health ledger and

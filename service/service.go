@@ -32,6 +32,7 @@ import (
 	"hitship/integrations/events"
 	"hitship/integrations/registry"
 	"hitship/internal/kafkaconn"
+	"hitship/internal/redisconn"
 	"hitship/kstore"
 	"hitship/metrics"
 	"hitship/sink"
@@ -128,12 +129,9 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	}
 	s.setManifests(cfg)
 	if s.rdb = deps.Redis; s.rdb == nil {
-		rtls, err := kafkaconn.TLSConfig(cfg.Redis.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls: %w", err)
+		if s.rdb, err = redisconn.New(cfg.Redis); err != nil {
+			return nil, err
 		}
-		s.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username,
-			Password: cfg.Redis.Password(), DB: cfg.Redis.DB, TLSConfig: rtls})
 		s.ownRedis = true
 	}
 	mech, tc, err := kafkaconn.Auth(cfg.Kafka)

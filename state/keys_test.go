@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"hitship/config"
+	"hitship/internal/redisconn"
 )
 
 // TestStoreKeys pins a partition's Redis keys and a route set's for a sample
@@ -90,3 +93,35 @@ func TestKeyLayout(t *testing.T) {
 
 func first(a, _ string) string  { return a }
 func second(_, b string) string { return b }
+
+// TestClusterLayout: under the cluster prefix every key hitship writes is in
+// the one hash slot of its tag, so no script or MULTI block can be refused
+// with CROSSSLOT (internal/redisconn, "Cluster"); under the default prefix of
+// the other modes they are not (the reason the cluster prefix exists).
+func TestClusterLayout(t *testing.T) {
+	keys := func(prefix string) map[string]string {
+		p := PartitionKeys(prefix, "hitship", "hits", 7, "c1.t2")
+		r := RetryQueueKeys(prefix, "retry")
+		s := StagingKeys(prefix, "hitship", "hits")
+		lease, cursor := EventRelayKeys(prefix)
+		return map[string]string{"owner": p.Owner, "idle": p.Idle, "snaps": p.Snaps, "snap": p.Snap + "0001", "dead": p.Dead,
+			"routes": p.Routes, "read": p.Read, "route set": RouteSetKey(prefix, "hitship", "0123abcd"),
+			"retry entries": r.Entries, "retry due": r.Due, "retry inline": r.Inline + "x", "retry scan": r.Scan,
+			"health": HealthKey(prefix, "acme"), "last": LastKey(prefix, "acme"), "integrations": IntegrationsKey(prefix),
+			"events": EventsKey(prefix), "staged": s.Marks, "assembly lease": s.Lease + "acme:2:1", "definition lock": DefinitionLockKey(prefix, "acme"),
+			"relay lease": lease, "relay cursor": cursor}
+	}
+	want := redisconn.Slot(config.ClusterKeyPrefix)
+	for name, k := range keys(config.ClusterKeyPrefix) {
+		if got := redisconn.Slot(k); got != want {
+			t.Errorf("%s: %q is in slot %d, the prefix's tag in %d", name, k, got, want)
+		}
+	}
+	slots := map[int]bool{}
+	for _, k := range keys(config.DefaultKeyPrefix) {
+		slots[redisconn.Slot(k)] = true
+	}
+	if len(slots) < 2 {
+		t.Errorf("the default prefix puts every key in one slot: the test no longer tells layouts apart")
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"hitship/integrations"
 	"hitship/internal/buildinfo"
 	"hitship/internal/logx"
+	"hitship/internal/redisconn"
 	"hitship/service"
 	"hitship/sink"
 	s3sink "hitship/sink/s3"
@@ -162,6 +163,12 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d integrations, %d enabled; topic %s, group %s, window %s)\n",
 		pos[0], len(cfg.Integrations), enabled, cfg.Kafka.Topic, cfg.Kafka.Group, cfg.Window.Size)
+	fmt.Fprintf(stdout, "redis: %s, keys under %q", redisconn.Addr(cfg.Redis), cfg.Redis.KeyPrefix)
+	if cfg.Redis.Mode == config.RedisCluster {
+		// Validate refused a prefix without a hash tag: every key is here.
+		fmt.Fprintf(stdout, ", all in hash slot %d", redisconn.Slot(cfg.Redis.KeyPrefix))
+	}
+	fmt.Fprintln(stdout)
 	return 0
 }
 

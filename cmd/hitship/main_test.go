@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"hitship/internal/redisconn"
 )
 
 const goodConfig = `kafka:
@@ -113,12 +115,29 @@ func TestCheckConfig(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d, want 0; stderr:\n%s", code, errs)
 		}
-		want := good + ": ok (2 integrations, 1 enabled; topic hits, group hitship, window 10m0s)\n"
+		want := good + ": ok (2 integrations, 1 enabled; topic hits, group hitship, window 10m0s)\n" +
+			`redis: 127.0.0.1:6379, keys under "hitship:"` + "\n"
 		if out != want {
 			t.Fatalf("stdout:\n%q\nwant\n%q", out, want)
 		}
 		if errs != "" {
 			t.Fatalf("stderr not empty:\n%s", errs)
+		}
+	})
+
+	t.Run("redis cluster: the prefix's hash slot, or the prefix refused", func(t *testing.T) {
+		base := strings.ReplaceAll(goodConfig, "%SPOOL%", t.TempDir())
+		cluster := writeFile(t, "cluster.yaml", strings.Replace(base, "redis:\n  addr: 127.0.0.1:6379\n",
+			"redis:\n  mode: cluster\n  addrs: [n1:6379, n2:6379]\n", 1))
+		code, out, errs := runCmd("check-config", cluster)
+		if want := `redis: cluster n1:6379,n2:6379, keys under "{hitship}:", all in hash slot ` + strconv.Itoa(redisconn.Slot("hitship")) + "\n"; code != 0 || !strings.HasSuffix(out, want) {
+			t.Fatalf("exit %d, stdout:\n%s\nwant the line %q; stderr:\n%s", code, out, want, errs)
+		}
+		untagged := writeFile(t, "untagged.yaml", strings.Replace(base, "redis:\n  addr: 127.0.0.1:6379\n",
+			"redis:\n  mode: cluster\n  addrs: [n1:6379]\n  key_prefix: \"hs:\"\n", 1))
+		code, _, errs = runCmd("check-config", untagged)
+		if code == 0 || !strings.Contains(errs, "redis.key_prefix") || !strings.Contains(errs, `{hs}:`) {
+			t.Fatalf("exit %d, stderr does not name redis.key_prefix and its fix:\n%s", code, errs)
 		}
 	})
 

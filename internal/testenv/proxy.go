@@ -25,6 +25,8 @@ type Proxy struct {
 	refuseAfter bool                             // refuse once lose fired
 	lost        int
 	closed      bool
+	stalled     bool
+	resume      chan struct{} // closed when a stall ends
 	wg          sync.WaitGroup
 }
 
@@ -113,6 +115,34 @@ func (p *Proxy) refuseLocked(on bool) error {
 	return nil
 }
 
+// Stall holds (on) or lets go (off) every byte in both directions without
+// closing a connection: the server and the client both still see the other
+// connected, and nothing arrives — a replica that stopped reading, a network
+// that drops packets.
+func (p *Proxy) Stall(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on == p.stalled {
+		return
+	}
+	p.stalled = on
+	if on {
+		p.resume = make(chan struct{})
+	} else {
+		close(p.resume)
+	}
+}
+
+// wait blocks while the proxy is stalled.
+func (p *Proxy) wait() {
+	p.mu.Lock()
+	stalled, resume := p.stalled, p.resume
+	p.mu.Unlock()
+	if stalled {
+		<-resume
+	}
+}
+
 // Close stops the proxy and closes every connection. Safe to call twice.
 func (p *Proxy) Close() {
 	p.mu.Lock()
@@ -122,6 +152,10 @@ func (p *Proxy) Close() {
 	}
 	_ = p.refuseLocked(true)
 	p.closed = true
+	if p.stalled {
+		p.stalled = false
+		close(p.resume)
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 }
@@ -176,6 +210,7 @@ func (p *Proxy) up(c *proxyConn) {
 			c.mu.Lock()
 			c.lastReq = append(c.lastReq[:0], buf[:n]...)
 			c.mu.Unlock()
+			p.wait()
 			if _, werr := c.server.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -210,6 +245,7 @@ func (p *Proxy) down(c *proxyConn) {
 			if lose {
 				return // forget closes both sides: the reply never reaches the client
 			}
+			p.wait()
 			if _, werr := c.client.Write(buf[:n]); werr != nil {
 				return
 			}

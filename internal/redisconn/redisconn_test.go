@@ -1,0 +1,185 @@
+package redisconn_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"hitship/config"
+	"hitship/internal/redisconn"
+	"hitship/internal/testenv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair is a master and a replica that reaches it through a proxy, which can
+// stall the replication link without closing it.
+type pair struct {
+	master, replica *testenv.Redis
+	link            *testenv.Proxy
+}
+
+func startPair(t *testing.T) pair {
+	t.Helper()
+	p := pair{master: testenv.MustRedis(t, testenv.RedisOptions{}), replica: testenv.MustRedis(t, testenv.RedisOptions{})}
+	if p.master.Miniredis() {
+		t.Skip("replication needs a real redis-server")
+	}
+	var err error
+	if p.link, err = testenv.StartProxy(p.master.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.link.Close)
+	host, port, _ := net.SplitHostPort(p.link.Addr())
+	ctx := t.Context()
+	if err := p.replica.Client().Do(ctx, "replicaof", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := p.master.Client().Info(ctx, "replication").Result()
+		rinfo, _ := p.replica.Client().Info(ctx, "replication").Result()
+		if strings.Contains(info, "connected_slaves:1") && strings.Contains(rinfo, "master_link_status:up") {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not connect:\n%s\n%s", info, rinfo)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func client(t *testing.T, addr string, want *int) redis.UniversalClient {
+	t.Helper()
+	r := config.Default().Redis
+	r.Addr, r.WaitReplicas, r.WaitTimeout = addr, want, 300*time.Millisecond
+	c, err := redisconn.New(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+var incr = redis.NewScript(`return redis.call("INCR", KEYS[1])`)
+
+// writes are the four ways hitship writes: a command, a script, a pipeline
+// and a MULTI block. Each writes key k.
+var writes = map[string]func(ctx context.Context, c redis.UniversalClient, k string) error{
+	"command": func(ctx context.Context, c redis.UniversalClient, k string) error { return c.Set(ctx, k, "v", 0).Err() },
+	"script":  func(ctx context.Context, c redis.UniversalClient, k string) error { return incr.Run(ctx, c, []string{k}).Err() },
+	"pipeline": func(ctx context.Context, c redis.UniversalClient, k string) error {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Exists(ctx, k+":none")
+			p.HSet(ctx, k, "f", "v")
+			return nil
+		})
+		return err
+	},
+	"multi": func(ctx context.Context, c redis.UniversalClient, k string) error {
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZAdd(ctx, k, redis.Z{Member: "m"})
+			p.PExpire(ctx, k, time.Hour)
+			return nil
+		})
+		return err
+	},
+}
+
+// TestWritesWaitForTheReplica: with a replica connected, each kind of write
+// returns only once the replica holds it (it is there when the call
+// returns), and with the replication link stalled every kind of write fails
+// with ErrNotAcknowledged — the error every Redis caller already handles as
+// Redis degraded — while reads go on; once the link moves again so do
+// writes. This is auto mode (redis.wait_replicas unset).
+func TestWritesWaitForTheReplica(t *testing.T) {
+	p := startPair(t)
+	c := client(t, p.master.Addr(), nil)
+	ctx := t.Context()
+	for name, write := range writes {
+		k := "acked:" + name
+		if err := write(ctx, c, k); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n, err := p.replica.Client().Exists(ctx, k).Result(); err != nil || n != 1 {
+			t.Errorf("%s: the write returned before the replica held it (exists %d, %v)", name, n, err)
+		}
+	}
+	p.link.Stall(true)
+	for name, write := range writes {
+		start := time.Now()
+		err := write(ctx, c, "stalled:"+name)
+		if !errors.Is(err, redisconn.ErrNotAcknowledged) {
+			t.Errorf("%s with the replica stalled: %v, want ErrNotAcknowledged", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: the wait took %v, beyond its timeout", name, d)
+		}
+	}
+	if err := c.Get(ctx, "acked:command").Err(); err != nil {
+		t.Errorf("a read waited on the replica: %v", err)
+	}
+	p.link.Stall(false)
+	for name, write := range writes {
+		if err := write(ctx, c, "again:"+name); err != nil {
+			t.Errorf("%s after the link recovered: %v", name, err)
+		}
+	}
+}
+
+// TestWaitModes: wait_replicas 0 never waits (writes go on with the link
+// stalled); a number waits strictly (a master alone refuses every write as
+// not acknowledged); auto stops waiting once the master has no replica left
+// (a master alone keeps working).
+func TestWaitModes(t *testing.T) {
+	p := startPair(t)
+	ctx := t.Context()
+	zero, one := 0, 1
+	p.link.Stall(true)
+	if err := writes["script"](ctx, client(t, p.master.Addr(), &zero), "never"); err != nil {
+		t.Errorf("wait_replicas 0: %v", err)
+	}
+	p.link.Stall(false)
+
+	auto, strict := client(t, p.master.Addr(), nil), client(t, p.master.Addr(), &one)
+	for _, c := range []redis.UniversalClient{auto, strict} {
+		if err := writes["command"](ctx, c, "before"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.replica.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		info, _ := p.master.Client().Info(ctx, "replication").Result()
+		return strings.Contains(info, "connected_slaves:0")
+	})
+	if err := writes["command"](ctx, strict, "alone"); !errors.Is(err, redisconn.ErrNotAcknowledged) {
+		t.Errorf("wait_replicas 1 with no replica: %v, want ErrNotAcknowledged", err)
+	}
+	// Auto probed one replica before; its first write may fail while it
+	// learns the replica is gone, the next ones go on.
+	_ = writes["command"](ctx, auto, "alone")
+	for name, write := range writes {
+		if err := write(ctx, auto, "alone:"+name); err != nil {
+			t.Errorf("auto, %s with no replica: %v", name, err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
