@@ -85,13 +85,24 @@
 //	s3.key_template                object key layout, checked by the injected parser; needs
 //	                               {prefix} first, {partition}, {first_offset} and {digest}
 //	                               ({prefix}wallarm_hits_{window_start}_{partition}_{first_offset}_{digest}.{ext})
-//	redis.addr                     host:port (127.0.0.1:6379)
+//	redis.mode                     single | sentinel | cluster (single)
+//	redis.addr                     host:port (127.0.0.1:6379); single: the server, cluster: the
+//	                               configuration endpoint when addrs is empty
+//	redis.addrs[]                  sentinel: the sentinels; cluster: seed nodes
+//	redis.master_name              sentinel: the master's name; required there
+//	redis.sentinel_username        sentinel: the sentinels' ACL user; needs a password
+//	redis.sentinel_password_env    sentinel: env var holding the sentinels' password
+//	redis.sentinel_password_file   file holding it
+//	redis.wait_replicas            replicas that must acknowledge each write (WAIT); unset =
+//	                               one while the master has a replica connected; 0 = never
+//	redis.wait_timeout             bound of that wait (1s); past it the write is an error
 //	redis.username                 ACL user; needs a password
 //	redis.password_env             env var holding the password; none = no AUTH
 //	redis.password_file            file holding the password
 //	redis.db                       database number >= 0 (0)
 //	redis.tls.*                    as kafka.tls.*
-//	redis.key_prefix               prefix of every Redis key (hitship:)
+//	redis.key_prefix               prefix of every Redis key (hitship:); cluster: must hold a
+//	                               hash tag, and the default is read as {hitship}:
 //	http.listen                    metrics/health/admin listener (:9464)
 //	http.admin_token_env           env var holding the /v1/ bearer token (>= 16 chars)
 //	http.admin_token_file          file holding it; neither (and no admin_tokens) = admin API disabled
