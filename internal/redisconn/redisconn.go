@@ -145,12 +145,21 @@ func (h *acks) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		cn := h.client.Conn()
 		defer cn.Close()
 		ctx = context.WithValue(ctx, onConn{}, true)
-		if err := cn.Process(ctx, cmd); err != nil {
+		err = cn.Process(ctx, cmd)
+		if !done(err) {
 			return err
 		}
-		return h.wait(ctx, cn, n)
+		if werr := h.wait(ctx, cn, n); werr != nil {
+			return werr
+		}
+		return err
 	}
 }
+
+// done reports whether a command's error leaves what it wrote to be waited
+// on: none, or a nil reply (a script may write and answer nil, and callers
+// take redis.Nil as an answer).
+func done(err error) bool { return err == nil || errors.Is(err, redis.Nil) }
 
 func (h *acks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
@@ -178,10 +187,26 @@ func (h *acks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		} else {
 			_, err = cn.Pipelined(ctx, queue)
 		}
-		if err != nil {
+		// A pipeline's error is its first command's: others may have
+		// written, and their callers act on their own replies. Every write
+		// that answered is waited on; if the wait fails, each of them
+		// carries its error.
+		var answered []redis.Cmder
+		for _, c := range cmds {
+			if isWrite(c) && done(c.Err()) {
+				answered = append(answered, c)
+			}
+		}
+		if len(answered) == 0 {
 			return err
 		}
-		return h.wait(ctx, cn, n)
+		if werr := h.wait(ctx, cn, n); werr != nil {
+			for _, c := range answered {
+				c.SetErr(werr)
+			}
+			return werr
+		}
+		return err
 	}
 }
 

@@ -38,6 +38,10 @@ func startPair(t *testing.T) pair {
 	t.Cleanup(p.link.Close)
 	host, port, _ := net.SplitHostPort(p.link.Addr())
 	ctx := t.Context()
+	// A full sync waits 5 s for more replicas by default.
+	if err := p.master.Client().ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.replica.Client().Do(ctx, "replicaof", host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +78,20 @@ var incr = redis.NewScript(`return redis.call("INCR", KEYS[1])`)
 var writes = map[string]func(ctx context.Context, c redis.UniversalClient, k string) error{
 	"command": func(ctx context.Context, c redis.UniversalClient, k string) error { return c.Set(ctx, k, "v", 0).Err() },
 	"script":  func(ctx context.Context, c redis.UniversalClient, k string) error { return incr.Run(ctx, c, []string{k}).Err() },
+	// A pipeline whose first reply is nil (redis.Nil, the pipeline's
+	// error): the write after it is still waited on, and its own error
+	// is what its caller reads.
 	"pipeline": func(ctx context.Context, c redis.UniversalClient, k string) error {
+		var set *redis.IntCmd
 		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.Exists(ctx, k+":none")
-			p.HSet(ctx, k, "f", "v")
+			p.Get(ctx, k+":none")
+			set = p.HSet(ctx, k, "f", "v")
 			return nil
 		})
-		return err
+		if !errors.Is(err, redis.Nil) && err != nil {
+			return err
+		}
+		return set.Err()
 	},
 	"multi": func(ctx context.Context, c redis.UniversalClient, k string) error {
 		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
