@@ -1,17 +1,14 @@
 package testenv
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -46,9 +43,7 @@ type Redis struct {
 	port int
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan error
-	logFile *os.File
+	proc    *redisProc // nil while stopped
 	mini    *miniredis.Miniredis
 	running bool
 	client  *redis.Client
@@ -157,56 +152,12 @@ func (r *Redis) Start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	logFile, err := os.OpenFile(filepath.Join(r.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	proc, err := startRedisProc(r.bin, r.dir, args, &redis.Options{Addr: r.Addr()}, r.opts.StartTimeout)
 	if err != nil {
-		return fmt.Errorf("testenv: redis log: %w", err)
+		return err
 	}
-	cmd := exec.Command(r.bin, args...)
-	cmd.Dir = r.dir
-	// Files, not pipes: exec starts no copying goroutines.
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("testenv: start redis-server: %w", err)
-	}
-	// The only goroutine per process: it reaps the child and ends when the
-	// child exits, which Stop and Close guarantee.
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	if err := r.waitReady(exited); err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logFile.Close()
-		tail, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		return fmt.Errorf("testenv: redis-server on port %d not ready: %w; log: %s", r.port, err, lastBytes(tail, 2048))
-	}
-	r.cmd, r.exited, r.logFile, r.running = cmd, exited, logFile, true
+	r.proc, r.running = proc, true
 	return nil
-}
-
-func (r *Redis) waitReady(exited chan error) error {
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(r.opts.StartTimeout)
-	var last error
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		last = c.Ping(ctx).Err()
-		cancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case err := <-exited:
-			// Hand the result back so the caller's receive does not block.
-			exited <- err
-			return fmt.Errorf("redis-server exited: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("timeout after %s: %w", r.opts.StartTimeout, last)
 }
 
 // Stop shuts the server down (SIGTERM, then SIGKILL after 5s) and waits for it
@@ -227,16 +178,8 @@ func (r *Redis) stopLocked() error {
 		r.mini.Close()
 		return nil
 	}
-	cmd, exited := r.cmd, r.exited
-	r.cmd, r.exited = nil, nil
-	defer r.logFile.Close()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	r.proc.stop()
+	r.proc = nil
 	return nil
 }
 
