@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"errors"
+	"os"
 	"testing"
 )
 
@@ -55,4 +57,35 @@ func MustProxy(t testing.TB, target string) *Proxy {
 	}
 	t.Cleanup(p.Close)
 	return p
+}
+
+// skipNoRedisServer skips t when err says there is no redis-server binary,
+// except under CI=true, where it fails: CI installs Debian's redis-server.
+// Other errors fail t.
+func skipNoRedisServer(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoRedisServer) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("testenv: %v (CI=true: the binary must be there)", err)
+		}
+		t.Skipf("testenv: %v", err)
+	}
+	t.Fatalf("testenv: %v", err)
+}
+
+// MustRedisSentinel starts a Sentinel topology for t and closes it in
+// t.Cleanup. Without a redis-server binary the test is skipped, except
+// under CI=true, where it fails.
+func MustRedisSentinel(t testing.TB, opts RedisSentinelOptions) *RedisSentinel {
+	t.Helper()
+	s, err := StartRedisSentinel(opts)
+	if err != nil {
+		skipNoRedisServer(t, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("testenv: close redis sentinel: %v", err)
+		}
+	})
+	return s
 }

@@ -2,10 +2,13 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -97,4 +100,97 @@ func (p *redisProc) kill() {
 	defer p.logFile.Close()
 	_ = p.cmd.Process.Kill()
 	<-p.exited
+}
+
+// ErrNoRedisServer is returned by the harnesses that need a real
+// redis-server (sentinel, cluster, TLS, ACL users) when none is found: they
+// have no miniredis fallback.
+var ErrNoRedisServer = errors.New("testenv: no redis-server binary")
+
+// lookRedisServer finds binary ("" means "redis-server") in PATH.
+func lookRedisServer(binary string) (string, error) {
+	if binary == "" {
+		binary = "redis-server"
+	}
+	bin, err := exec.LookPath(binary)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoRedisServer, err)
+	}
+	return bin, nil
+}
+
+// redisNode is one redis-server of a topology (sentinel or cluster): a fixed
+// port and directory, and the arguments that start it. proc is nil while the
+// node is down. The owner serialises access.
+type redisNode struct {
+	port  int
+	dir   string
+	args  []string
+	ready redis.Options // what the readiness PING connects with
+	proc  *redisProc
+}
+
+func (n *redisNode) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+
+func (n *redisNode) start(bin string, timeout time.Duration) error {
+	if n.proc != nil {
+		return nil
+	}
+	ready := n.ready
+	ready.Addr = n.addr()
+	p, err := startRedisProc(bin, n.dir, n.args, &ready, timeout)
+	if err != nil {
+		return err
+	}
+	n.proc = p
+	return nil
+}
+
+// kill SIGKILLs the node (a crash: no shutdown save) and waits for the exit.
+func (n *redisNode) kill() {
+	if n.proc != nil {
+		n.proc.kill()
+		n.proc = nil
+	}
+}
+
+// serverArgs are the arguments every data node (not sentinel) starts with:
+// loopback only, nothing on disk unless persist (append-only file,
+// fsync always, so a SIGKILLed node restarts with every acknowledged write),
+// and diskless full syncs without the 5s wait, so replicas catch up at once.
+func serverArgs(port int, dir string, persist bool) []string {
+	args := []string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--dir", dir,
+		"--save", "",
+		"--daemonize", "no",
+		"--protected-mode", "yes",
+		"--logfile", "",
+		"--repl-diskless-sync", "yes",
+		"--repl-diskless-sync-delay", "0",
+	}
+	if persist {
+		return append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	return append(args, "--appendonly", "no")
+}
+
+// pollUntil calls check every 50ms until it returns nil or ctx ends; the
+// error then names what and carries check's last error.
+func pollUntil(ctx context.Context, what string, check func(context.Context) error) error {
+	var last error
+	for {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		last = check(c)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testenv: %s: %w (last: %v)", what, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

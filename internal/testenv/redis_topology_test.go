@@ -1,0 +1,71 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// retry calls f until it succeeds or ctx ends: clients see errors while a
+// topology changes.
+func retry(ctx context.Context, t *testing.T, what string, f func(context.Context) error) {
+	t.Helper()
+	if err := pollUntil(ctx, what, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRedisSentinelFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := MustRedisSentinel(t, RedisSentinelOptions{Persist: true, Password: "data-pw", SentinelPassword: "sentinel-pw"})
+
+	c := redis.NewFailoverClient(s.FailoverOptions())
+	defer c.Close()
+	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatalf("SET before failover: %v", err)
+	}
+	// WAIT 1: the write is on the replica before the master dies.
+	if n, err := c.Do(ctx, "WAIT", 1, 2000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 = %d, %v; want 1 replica", n, err)
+	}
+
+	old, err := s.KillMaster(ctx)
+	if err != nil {
+		t.Fatalf("KillMaster: %v", err)
+	}
+	start := time.Now()
+	master, err := s.WaitFailover(ctx)
+	if err != nil {
+		t.Fatalf("WaitFailover: %v", err)
+	}
+	t.Logf("failover %s -> %s in %s", old, master, time.Since(start).Round(time.Millisecond))
+	if master == old {
+		t.Fatalf("WaitFailover returned the killed master %s", old)
+	}
+	if got, err := s.MasterAddr(ctx); err != nil || got != master {
+		t.Fatalf("MasterAddr = %q, %v; want %s", got, err, master)
+	}
+
+	retry(ctx, t, "SET after failover", func(ctx context.Context) error {
+		return c.Set(ctx, "after", "2", 0).Err()
+	})
+	if got, err := c.Get(ctx, "before").Result(); err != nil || got != "1" {
+		t.Fatalf("GET before = %q, %v; want the value written before the failover", got, err)
+	}
+
+	// The killed master comes back as a replica of the new one.
+	if err := s.Restart(ctx, old); err != nil {
+		t.Fatalf("Restart(%s): %v", old, err)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: old, Password: "data-pw"})
+	defer rc.Close()
+	if got, err := rc.Get(ctx, "after").Result(); err != nil || got != "2" {
+		t.Fatalf("GET after on the restarted node = %q, %v; want 2", got, err)
+	}
+	if got, err := s.MasterAddr(ctx); err != nil || got != master {
+		t.Fatalf("MasterAddr after Restart = %q, %v; want %s still", got, err, master)
+	}
+}
