@@ -89,3 +89,20 @@ func MustRedisSentinel(t testing.TB, opts RedisSentinelOptions) *RedisSentinel {
 	})
 	return s
 }
+
+// MustRedisCluster starts a Redis Cluster for t and closes it in
+// t.Cleanup. Without a redis-server binary the test is skipped, except
+// under CI=true, where it fails.
+func MustRedisCluster(t testing.TB, opts RedisClusterOptions) *RedisCluster {
+	t.Helper()
+	c, err := StartRedisCluster(opts)
+	if err != nil {
+		skipNoRedisServer(t, err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("testenv: close redis cluster: %v", err)
+		}
+	})
+	return c
+}

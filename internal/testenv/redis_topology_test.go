@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -67,5 +68,64 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 	if got, err := s.MasterAddr(ctx); err != nil || got != master {
 		t.Fatalf("MasterAddr after Restart = %q, %v; want %s still", got, err, master)
+	}
+}
+
+func TestRedisClusterRestartMaster(t *testing.T) {
+	tests := []struct {
+		name     string
+		replicas int
+	}{
+		{name: "masters only: data from the append-only file", replicas: 0},
+		{name: "one replica each", replicas: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			start := time.Now()
+			rc := MustRedisCluster(t, RedisClusterOptions{Persist: true, Replicas: tt.replicas})
+			t.Logf("cluster of %d nodes up in %s", len(rc.Addrs()), time.Since(start).Round(time.Millisecond))
+			c := redis.NewClusterClient(rc.ClusterOptions())
+			defer c.Close()
+
+			// One key per master at least.
+			keys := map[string]string{} // master -> key
+			for i := 0; len(keys) < 3; i++ {
+				if i > 100 {
+					t.Fatalf("100 keys on masters %v only", keys)
+				}
+				k := "key" + strconv.Itoa(i)
+				m, err := rc.MasterFor(ctx, k)
+				if err != nil {
+					t.Fatalf("MasterFor(%s): %v", k, err)
+				}
+				if _, ok := keys[m]; !ok {
+					keys[m] = k
+				}
+			}
+			for _, k := range keys {
+				if err := c.Set(ctx, k, "v-"+k, 0).Err(); err != nil {
+					t.Fatalf("SET %s: %v", k, err)
+				}
+			}
+
+			victim := rc.Addrs()[0]
+			start = time.Now()
+			if err := rc.RestartMaster(ctx, victim); err != nil {
+				t.Fatalf("RestartMaster(%s): %v", victim, err)
+			}
+			t.Logf("master %s restarted, cluster ok in %s", victim, time.Since(start).Round(time.Millisecond))
+			for _, k := range keys {
+				var got string
+				retry(ctx, t, "GET "+k, func(ctx context.Context) (err error) {
+					got, err = c.Get(ctx, k).Result()
+					return err
+				})
+				if got != "v-"+k {
+					t.Fatalf("GET %s = %q, want %q", k, got, "v-"+k)
+				}
+			}
+		})
 	}
 }
