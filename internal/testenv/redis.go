@@ -1,12 +1,15 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +31,15 @@ type RedisOptions struct {
 	Logger *slog.Logger
 	// StartTimeout bounds the wait for the first PING answer (default 10s).
 	StartTimeout time.Duration
+	// TLS, when set, makes the server speak TLS only, on Addr. With all its
+	// paths empty, StartRedis generates a CA and certificates (see
+	// RedisTLS).
+	TLS *RedisTLS
+	// Users, when set, are ACL users, name to password (no spaces), each
+	// with every permission (on >password ~* &* +@all); the default user
+	// is then off, so every client must authenticate. Client and the
+	// readiness check log in as the first name in sorted order.
+	Users map[string]string
 }
 
 // Redis is a Redis server for tests: a real redis-server child process on
@@ -41,6 +53,8 @@ type Redis struct {
 	bin  string // "" when miniredis is used
 	dir  string
 	port int
+	tls  *RedisTLS   // with every path filled in; nil without TLS
+	tlsC *tls.Config // a client's configuration for tls
 
 	mu      sync.Mutex
 	proc    *redisProc // nil while stopped
@@ -65,6 +79,10 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 		name = "redis-server"
 	}
 	bin, lookErr := exec.LookPath(name)
+	if lookErr != nil && (opts.TLS != nil || len(opts.Users) > 0) {
+		// miniredis has neither the same TLS nor ACL users.
+		return nil, fmt.Errorf("%w (TLS and ACL users need one): %v", ErrNoRedisServer, lookErr)
+	}
 	if lookErr != nil {
 		logger.Warn("testenv: no redis-server binary, falling back to miniredis", "binary", name, "err", lookErr)
 		m, err := miniredis.Run()
@@ -78,6 +96,12 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 		return nil, fmt.Errorf("testenv: redis temp dir: %w", err)
 	}
 	r := &Redis{opts: opts, bin: bin, dir: dir}
+	if opts.TLS != nil {
+		if err := r.setupTLS(); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	// A free port can be taken between probing and binding; retry a few times.
 	for attempt := 0; attempt < 5; attempt++ {
 		r.port, err = freePort()
@@ -92,6 +116,55 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 	return nil, err
 }
 
+func (r *Redis) setupTLS() error {
+	t := *r.opts.TLS
+	if t.CAFile == "" && t.CertFile == "" && t.KeyFile == "" {
+		gen, err := writeRedisCerts(r.dir)
+		if err != nil {
+			return err
+		}
+		gen.RequireClientCert = t.RequireClientCert
+		t = gen
+	}
+	c, err := t.clientConfig()
+	if err != nil {
+		return err
+	}
+	r.tls, r.tlsC = &t, c
+	return nil
+}
+
+// TLS returns the TLS files the server uses, generated ones included, or
+// nil when it serves plain TCP.
+func (r *Redis) TLS() *RedisTLS {
+	if r.tls == nil {
+		return nil
+	}
+	t := *r.tls
+	return &t
+}
+
+// TLSConfig returns a client's TLS configuration for the server: its CA as
+// the only root and the client certificate, if any. It is nil when the
+// server serves plain TCP; each call returns a fresh copy.
+func (r *Redis) TLSConfig() *tls.Config {
+	if r.tlsC == nil {
+		return nil
+	}
+	return r.tlsC.Clone()
+}
+
+// clientOptions are what Client and the readiness check connect with: TLS
+// when served, and the first ACL user.
+func (r *Redis) clientOptions() *redis.Options {
+	o := &redis.Options{Addr: r.Addr(), TLSConfig: r.TLSConfig()}
+	if len(r.opts.Users) > 0 {
+		names := slices.Sorted(maps.Keys(r.opts.Users))
+		o.Username, o.Password = names[0], r.opts.Users[names[0]]
+	}
+	return o
+}
+
 // Addr returns host:port of the server. It stays the same across Stop/Start.
 func (r *Redis) Addr() string {
 	if r.mini != nil {
@@ -104,18 +177,19 @@ func (r *Redis) Addr() string {
 func (r *Redis) Miniredis() bool { return r.mini != nil }
 
 // Client returns a go-redis client for Addr, shared by all callers and closed
-// by Close. It reconnects by itself after Stop/Start.
+// by Close. It reconnects by itself after Stop/Start. With TLS it trusts the
+// server's CA and presents the client certificate; with Users it logs in as
+// the first user in sorted order.
 func (r *Redis) Client() *redis.Client {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.client == nil {
-		r.client = redis.NewClient(&redis.Options{
-			Addr:         r.Addr(),
-			DialTimeout:  time.Second,
-			ReadTimeout:  2 * time.Second,
-			WriteTimeout: 2 * time.Second,
-			MaxRetries:   -1,
-		})
+		o := r.clientOptions()
+		o.DialTimeout = time.Second
+		o.ReadTimeout = 2 * time.Second
+		o.WriteTimeout = 2 * time.Second
+		o.MaxRetries = -1
+		r.client = redis.NewClient(o)
 	}
 	return r.client
 }
@@ -152,7 +226,17 @@ func (r *Redis) Start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	proc, err := startRedisProc(r.bin, r.dir, args, &redis.Options{Addr: r.Addr()}, r.opts.StartTimeout)
+	if r.tls != nil {
+		// Later arguments win: port 0 turns plain TCP off.
+		args = append(args, r.tls.tlsArgs(strconv.Itoa(r.port))...)
+	}
+	if len(r.opts.Users) > 0 {
+		args = append(args, "--user", "default", "off")
+		for _, name := range slices.Sorted(maps.Keys(r.opts.Users)) {
+			args = append(args, "--user", name, "on", ">"+r.opts.Users[name], "~*", "&*", "+@all")
+		}
+	}
+	proc, err := startRedisProc(r.bin, r.dir, args, r.clientOptions(), r.opts.StartTimeout)
 	if err != nil {
 		return err
 	}

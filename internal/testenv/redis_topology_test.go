@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -127,5 +129,64 @@ func TestRedisClusterRestartMaster(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRedisTLSAndACL(t *testing.T) {
+	const user, pw = "hitship", "s3cret"
+	optional := MustRedis(t, RedisOptions{TLS: &RedisTLS{}, Users: map[string]string{user: pw}})
+	mutual := MustRedis(t, RedisOptions{TLS: &RedisTLS{RequireClientCert: true}, Users: map[string]string{user: pw}})
+	for _, r := range []*Redis{optional, mutual} {
+		if r.Miniredis() {
+			t.Fatal("TLS server fell back to miniredis")
+		}
+	}
+	caOnly := func(r *Redis) *tls.Config {
+		c := r.TLSConfig()
+		c.Certificates = nil
+		return c
+	}
+	tests := []struct {
+		name     string
+		server   *Redis
+		tls      *tls.Config
+		user, pw string
+		wantErr  string // "" means PING answers
+	}{
+		{name: "CA and ACL user", server: optional, tls: caOnly(optional), user: user, pw: pw},
+		{name: "plain TCP", server: optional, tls: nil, user: user, pw: pw, wantErr: "EOF|reset|i/o timeout"},
+		{name: "without the CA", server: optional, tls: &tls.Config{MinVersion: tls.VersionTLS12}, user: user, pw: pw, wantErr: "certificate"},
+		{name: "wrong password", server: optional, tls: caOnly(optional), user: user, pw: "wrong", wantErr: "WRONGPASS"},
+		{name: "default user is off", server: optional, tls: caOnly(optional), wantErr: "NOAUTH"},
+		{name: "mutual TLS with client certificate", server: mutual, tls: mutual.TLSConfig(), user: user, pw: pw},
+		{name: "mutual TLS without client certificate", server: mutual, tls: caOnly(mutual), user: user, pw: pw, wantErr: "certificate|EOF|reset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c := redis.NewClient(&redis.Options{
+				Addr: tt.server.Addr(), TLSConfig: tt.tls, Username: tt.user, Password: tt.pw,
+				DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1,
+			})
+			defer c.Close()
+			err := c.Ping(ctx).Err()
+			if err != nil {
+				t.Logf("PING: %v", err)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("PING: %v", err)
+			case tt.wantErr != "" && err == nil:
+				t.Fatalf("PING answered; want an error matching %q", tt.wantErr)
+			case tt.wantErr != "" && !regexp.MustCompile(tt.wantErr).MatchString(err.Error()):
+				t.Fatalf("PING error %q does not match %q", err, tt.wantErr)
+			}
+		})
+	}
+	// The harness's own client logs in over TLS as the ACL user.
+	ctx := context.Background()
+	if got, err := mutual.Client().Do(ctx, "ACL", "WHOAMI").Text(); err != nil || got != user {
+		t.Fatalf("Client ACL WHOAMI = %q, %v; want %s", got, err, user)
 	}
 }
