@@ -190,8 +190,9 @@ func nodeClient(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 }
 
-// Addrs returns host:port of every node, masters first: seed addresses for
-// a cluster client.
+// Addrs returns host:port of every node, the three nodes started as
+// masters first (a failover can change roles since): seed addresses for a
+// cluster client.
 func (c *RedisCluster) Addrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

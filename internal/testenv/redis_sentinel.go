@@ -96,7 +96,7 @@ func (s *RedisSentinel) start() error {
 		}
 		// Appended first: Close stops what is started even when start fails.
 		s.data = append(s.data, n)
-		if err := s.startNode(n); err != nil {
+		if err := n.start(s.bin, s.opts.StartTimeout); err != nil {
 			return err
 		}
 		if i == 0 {
@@ -109,7 +109,7 @@ func (s *RedisSentinel) start() error {
 			return err
 		}
 		s.sentinels = append(s.sentinels, n)
-		if err := s.startNode(n); err != nil {
+		if err := n.start(s.bin, s.opts.StartTimeout); err != nil {
 			return err
 		}
 	}
@@ -126,10 +126,6 @@ func (s *RedisSentinel) start() error {
 		}
 		return nil
 	})
-}
-
-func (s *RedisSentinel) startNode(n *redisNode) error {
-	return n.start(s.bin, s.opts.StartTimeout)
 }
 
 func (s *RedisSentinel) newDataNode(name string) (*redisNode, error) {

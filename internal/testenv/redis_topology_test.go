@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"regexp"
 	"strconv"
 	"testing"
@@ -188,5 +190,40 @@ func TestRedisTLSAndACL(t *testing.T) {
 	ctx := context.Background()
 	if got, err := mutual.Client().Do(ctx, "ACL", "WHOAMI").Text(); err != nil || got != user {
 		t.Fatalf("Client ACL WHOAMI = %q, %v; want %s", got, err, user)
+	}
+}
+
+// TestRedisTopologiesNeedRedisServer: sentinel, cluster, TLS and ACL users
+// have no miniredis fallback; without the binary they say so with
+// ErrNoRedisServer (which the Must wrappers turn into a skip).
+func TestRedisTopologiesNeedRedisServer(t *testing.T) {
+	const missing = "testenv-no-such-redis-server"
+	tests := []struct {
+		name  string
+		start func() (io.Closer, error)
+	}{
+		{name: "sentinel", start: func() (io.Closer, error) {
+			return StartRedisSentinel(RedisSentinelOptions{Binary: missing})
+		}},
+		{name: "cluster", start: func() (io.Closer, error) {
+			return StartRedisCluster(RedisClusterOptions{Binary: missing})
+		}},
+		{name: "tls", start: func() (io.Closer, error) {
+			return StartRedis(RedisOptions{Binary: missing, TLS: &RedisTLS{}})
+		}},
+		{name: "acl users", start: func() (io.Closer, error) {
+			return StartRedis(RedisOptions{Binary: missing, Users: map[string]string{"u": "p"}})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.start()
+			if !errors.Is(err, ErrNoRedisServer) {
+				if err == nil {
+					_ = c.Close()
+				}
+				t.Fatalf("err = %v, want ErrNoRedisServer", err)
+			}
+		})
 	}
 }
