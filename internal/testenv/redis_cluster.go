@@ -137,7 +137,11 @@ func (c *RedisCluster) start() error {
 			return err
 		}
 	}
-	return c.waitHealthyLocked(ctx)
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.addr()
+	}
+	return c.waitHealthy(ctx, addrs)
 }
 
 func (c *RedisCluster) newNode(i int) (*redisNode, error) {
@@ -291,20 +295,25 @@ func (c *RedisCluster) RestartMaster(ctx context.Context, addr string) error {
 
 // WaitHealthy blocks until every node runs, reports cluster_state:ok with
 // all 16384 slots ok, and names the same master (and number of replicas)
-// for each slot range.
+// for each slot range. It holds no lock while it waits.
 func (c *RedisCluster) WaitHealthy(ctx context.Context) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.waitHealthyLocked(ctx)
-}
-
-func (c *RedisCluster) waitHealthyLocked(ctx context.Context) error {
-	clients := make([]*redis.Client, len(c.nodes))
+	addrs := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		if n.proc == nil {
+			c.mu.Unlock()
 			return fmt.Errorf("testenv: cluster node %s is stopped", n.addr())
 		}
-		clients[i] = nodeClient(n.addr())
+		addrs[i] = n.addr()
+	}
+	c.mu.Unlock()
+	return c.waitHealthy(ctx, addrs)
+}
+
+func (c *RedisCluster) waitHealthy(ctx context.Context, addrs []string) error {
+	clients := make([]*redis.Client, len(addrs))
+	for i, a := range addrs {
+		clients[i] = nodeClient(a)
 		defer clients[i].Close()
 	}
 	return pollUntil(ctx, "cluster not ok", func(ctx context.Context) error {
@@ -315,16 +324,16 @@ func (c *RedisCluster) waitHealthyLocked(ctx context.Context) error {
 				return err
 			}
 			f := infoFields(info)
-			if f["cluster_state"] != "ok" || f["cluster_slots_ok"] != "16384" || f["cluster_known_nodes"] != strconv.Itoa(len(c.nodes)) {
+			if f["cluster_state"] != "ok" || f["cluster_slots_ok"] != "16384" || f["cluster_known_nodes"] != strconv.Itoa(len(addrs)) {
 				return fmt.Errorf("node %s: state %s, slots ok %s, known nodes %s",
-					c.nodes[i].addr(), f["cluster_state"], f["cluster_slots_ok"], f["cluster_known_nodes"])
+					addrs[i], f["cluster_state"], f["cluster_slots_ok"], f["cluster_known_nodes"])
 			}
 			slots, err := cl.ClusterSlots(ctx).Result()
 			if err != nil {
 				return err
 			}
 			if len(slots) != 3 || !allHaveReplicas(slots, c.opts.Replicas) {
-				return fmt.Errorf("node %s: %d slot ranges", c.nodes[i].addr(), len(slots))
+				return fmt.Errorf("node %s: slots %s, want 3 ranges with %d replicas each", addrs[i], slotOwners(slots), c.opts.Replicas)
 			}
 			got := slotOwners(slots)
 			if want == "" {
@@ -337,8 +346,6 @@ func (c *RedisCluster) waitHealthyLocked(ctx context.Context) error {
 	})
 }
 
-// slotOwners describes who serves each range: the master and how many
-// replicas (their order differs between nodes).
 func slotOwners(slots []redis.ClusterSlot) string {
 	s := ""
 	for _, sl := range slots {
