@@ -14,6 +14,15 @@
 //   - Redis: a real redis-server child process on a random port (StartRedis),
 //     never 6379; Stop and Start simulate an outage on the same address. When
 //     no redis-server binary exists it falls back to miniredis and logs why.
+//     With TLS (TLS only, optionally mutual, with a generated CA) or ACL
+//     Users it needs the real binary.
+//   - Redis topologies, real redis-server processes only: a Sentinel
+//     setup of master, replica and three sentinels (StartRedisSentinel;
+//     KillMaster, WaitFailover, Restart) and a three-master Cluster,
+//     optionally with replicas (StartRedisCluster; StopNode, StartNode,
+//     RestartMaster). Without redis-server they return ErrNoRedisServer and
+//     their MustX wrappers skip the test, or fail it under CI=true. Every
+//     child process gets SIGKILL when the test process dies (Linux).
 //
 // Guarantees: every service listens on 127.0.0.1 only, on a port chosen at
 // start, so tests never depend on a fixed port. Constructors return

@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"errors"
+	"os"
 	"testing"
 )
 
@@ -31,12 +33,14 @@ func MustS3(t testing.TB, opts S3Options) *S3 {
 	return s
 }
 
-// MustRedis starts a Redis for t and closes it in t.Cleanup.
+// MustRedis starts a Redis for t and closes it in t.Cleanup. Without a
+// redis-server binary it falls back to miniredis, except with TLS or Users:
+// then the test is skipped, or fails under CI=true.
 func MustRedis(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
 	r, err := StartRedis(opts)
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		skipNoRedisServer(t, err)
 	}
 	t.Cleanup(func() {
 		if err := r.Close(); err != nil {
@@ -55,4 +59,52 @@ func MustProxy(t testing.TB, target string) *Proxy {
 	}
 	t.Cleanup(p.Close)
 	return p
+}
+
+// skipNoRedisServer skips t when err says there is no redis-server binary,
+// except under CI=true, where it fails: CI installs Debian's redis-server.
+// Other errors fail t.
+func skipNoRedisServer(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoRedisServer) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("testenv: %v (CI=true: the binary must be there)", err)
+		}
+		t.Skipf("testenv: %v", err)
+	}
+	t.Fatalf("testenv: %v", err)
+}
+
+// MustRedisSentinel starts a Sentinel topology for t and closes it in
+// t.Cleanup. Without a redis-server binary the test is skipped, except
+// under CI=true, where it fails.
+func MustRedisSentinel(t testing.TB, opts RedisSentinelOptions) *RedisSentinel {
+	t.Helper()
+	s, err := StartRedisSentinel(opts)
+	if err != nil {
+		skipNoRedisServer(t, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("testenv: close redis sentinel: %v", err)
+		}
+	})
+	return s
+}
+
+// MustRedisCluster starts a Redis Cluster for t and closes it in
+// t.Cleanup. Without a redis-server binary the test is skipped, except
+// under CI=true, where it fails.
+func MustRedisCluster(t testing.TB, opts RedisClusterOptions) *RedisCluster {
+	t.Helper()
+	c, err := StartRedisCluster(opts)
+	if err != nil {
+		skipNoRedisServer(t, err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("testenv: close redis cluster: %v", err)
+		}
+	})
+	return c
 }

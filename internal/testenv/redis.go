@@ -1,17 +1,17 @@
 package testenv
 
 import (
-	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -31,6 +31,15 @@ type RedisOptions struct {
 	Logger *slog.Logger
 	// StartTimeout bounds the wait for the first PING answer (default 10s).
 	StartTimeout time.Duration
+	// TLS, when set, makes the server speak TLS only, on Addr. With all its
+	// paths empty, StartRedis generates a CA and certificates (see
+	// RedisTLS).
+	TLS *RedisTLS
+	// Users, when set, are ACL users, name to password (no spaces), each
+	// with every permission (on >password ~* &* +@all); the default user
+	// is then off, so every client must authenticate. Client and the
+	// readiness check log in as the first name in sorted order.
+	Users map[string]string
 }
 
 // Redis is a Redis server for tests: a real redis-server child process on
@@ -44,11 +53,11 @@ type Redis struct {
 	bin  string // "" when miniredis is used
 	dir  string
 	port int
+	tls  *RedisTLS   // with every path filled in; nil without TLS
+	tlsC *tls.Config // a client's configuration for tls
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan error
-	logFile *os.File
+	proc    *redisProc // nil while stopped
 	mini    *miniredis.Miniredis
 	running bool
 	client  *redis.Client
@@ -70,6 +79,10 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 		name = "redis-server"
 	}
 	bin, lookErr := exec.LookPath(name)
+	if lookErr != nil && (opts.TLS != nil || len(opts.Users) > 0) {
+		// miniredis has neither the same TLS nor ACL users.
+		return nil, fmt.Errorf("%w (TLS and ACL users need one): %v", ErrNoRedisServer, lookErr)
+	}
 	if lookErr != nil {
 		logger.Warn("testenv: no redis-server binary, falling back to miniredis", "binary", name, "err", lookErr)
 		m, err := miniredis.Run()
@@ -83,6 +96,12 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 		return nil, fmt.Errorf("testenv: redis temp dir: %w", err)
 	}
 	r := &Redis{opts: opts, bin: bin, dir: dir}
+	if opts.TLS != nil {
+		if err := r.setupTLS(); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	// A free port can be taken between probing and binding; retry a few times.
 	for attempt := 0; attempt < 5; attempt++ {
 		r.port, err = freePort()
@@ -97,6 +116,55 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 	return nil, err
 }
 
+func (r *Redis) setupTLS() error {
+	t := *r.opts.TLS
+	if t.CAFile == "" && t.CertFile == "" && t.KeyFile == "" {
+		gen, err := writeRedisCerts(r.dir)
+		if err != nil {
+			return err
+		}
+		gen.RequireClientCert = t.RequireClientCert
+		t = gen
+	}
+	c, err := t.clientConfig()
+	if err != nil {
+		return err
+	}
+	r.tls, r.tlsC = &t, c
+	return nil
+}
+
+// TLS returns the TLS files the server uses, generated ones included, or
+// nil when it serves plain TCP.
+func (r *Redis) TLS() *RedisTLS {
+	if r.tls == nil {
+		return nil
+	}
+	t := *r.tls
+	return &t
+}
+
+// TLSConfig returns a client's TLS configuration for the server: its CA as
+// the only root and the client certificate, if any. It is nil when the
+// server serves plain TCP; each call returns a fresh copy.
+func (r *Redis) TLSConfig() *tls.Config {
+	if r.tlsC == nil {
+		return nil
+	}
+	return r.tlsC.Clone()
+}
+
+// clientOptions are what Client and the readiness check connect with: TLS
+// when served, and the first ACL user.
+func (r *Redis) clientOptions() *redis.Options {
+	o := &redis.Options{Addr: r.Addr(), TLSConfig: r.TLSConfig()}
+	if len(r.opts.Users) > 0 {
+		names := slices.Sorted(maps.Keys(r.opts.Users))
+		o.Username, o.Password = names[0], r.opts.Users[names[0]]
+	}
+	return o
+}
+
 // Addr returns host:port of the server. It stays the same across Stop/Start.
 func (r *Redis) Addr() string {
 	if r.mini != nil {
@@ -109,18 +177,19 @@ func (r *Redis) Addr() string {
 func (r *Redis) Miniredis() bool { return r.mini != nil }
 
 // Client returns a go-redis client for Addr, shared by all callers and closed
-// by Close. It reconnects by itself after Stop/Start.
+// by Close. It reconnects by itself after Stop/Start. With TLS it trusts the
+// server's CA and presents the client certificate; with Users it logs in as
+// the first user in sorted order.
 func (r *Redis) Client() *redis.Client {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.client == nil {
-		r.client = redis.NewClient(&redis.Options{
-			Addr:         r.Addr(),
-			DialTimeout:  time.Second,
-			ReadTimeout:  2 * time.Second,
-			WriteTimeout: 2 * time.Second,
-			MaxRetries:   -1,
-		})
+		o := r.clientOptions()
+		o.DialTimeout = time.Second
+		o.ReadTimeout = 2 * time.Second
+		o.WriteTimeout = 2 * time.Second
+		o.MaxRetries = -1
+		r.client = redis.NewClient(o)
 	}
 	return r.client
 }
@@ -157,56 +226,22 @@ func (r *Redis) Start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	logFile, err := os.OpenFile(filepath.Join(r.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if r.tls != nil {
+		// Later arguments win: port 0 turns plain TCP off.
+		args = append(args, r.tls.tlsArgs(strconv.Itoa(r.port))...)
+	}
+	if len(r.opts.Users) > 0 {
+		args = append(args, "--user", "default", "off")
+		for _, name := range slices.Sorted(maps.Keys(r.opts.Users)) {
+			args = append(args, "--user", name, "on", ">"+r.opts.Users[name], "~*", "&*", "+@all")
+		}
+	}
+	proc, err := startRedisProc(r.bin, r.dir, args, r.clientOptions(), r.opts.StartTimeout)
 	if err != nil {
-		return fmt.Errorf("testenv: redis log: %w", err)
+		return err
 	}
-	cmd := exec.Command(r.bin, args...)
-	cmd.Dir = r.dir
-	// Files, not pipes: exec starts no copying goroutines.
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("testenv: start redis-server: %w", err)
-	}
-	// The only goroutine per process: it reaps the child and ends when the
-	// child exits, which Stop and Close guarantee.
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	if err := r.waitReady(exited); err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logFile.Close()
-		tail, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		return fmt.Errorf("testenv: redis-server on port %d not ready: %w; log: %s", r.port, err, lastBytes(tail, 2048))
-	}
-	r.cmd, r.exited, r.logFile, r.running = cmd, exited, logFile, true
+	r.proc, r.running = proc, true
 	return nil
-}
-
-func (r *Redis) waitReady(exited chan error) error {
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(r.opts.StartTimeout)
-	var last error
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		last = c.Ping(ctx).Err()
-		cancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case err := <-exited:
-			// Hand the result back so the caller's receive does not block.
-			exited <- err
-			return fmt.Errorf("redis-server exited: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("timeout after %s: %w", r.opts.StartTimeout, last)
 }
 
 // Stop shuts the server down (SIGTERM, then SIGKILL after 5s) and waits for it
@@ -227,16 +262,8 @@ func (r *Redis) stopLocked() error {
 		r.mini.Close()
 		return nil
 	}
-	cmd, exited := r.cmd, r.exited
-	r.cmd, r.exited = nil, nil
-	defer r.logFile.Close()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	r.proc.stop()
+	r.proc = nil
 	return nil
 }
 
