@@ -14,7 +14,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS  := -X hitship/internal/buildinfo.revision=$(REVISION) -X hitship/internal/buildinfo.version=$(VERSION)
 
-.PHONY: run test test-short bench bench-soak lint tools build fuzz fuzz-short isolation deploy-check image chaos
+.PHONY: run test test-short bench bench-soak lint tools build fuzz fuzz-short isolation deploy-check image chaos chaos-redis
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hitship ./cmd/hitship
@@ -106,3 +106,11 @@ image:
 # per-partition path. The short form (2-4 minutes) runs in `make test`.
 chaos:
 	HITSHIP_CHAOS=long $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/
+	$(MAKE) chaos-redis
+
+# The chaos run on a highly available Redis (chaos/redis_test.go): a master with a
+# replica and three sentinels, whose master is SIGKILLed mid-run (a failover), and a
+# three-master Redis Cluster whose master of hitship's slot is restarted.
+chaos-redis:
+	HITSHIP_CHAOS=long HITSHIP_CHAOS_REDIS=sentinel $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/
+	HITSHIP_CHAOS=long HITSHIP_CHAOS_REDIS=cluster $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/

@@ -3,11 +3,9 @@ package chaos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -170,38 +168,12 @@ func smallDisk(t *testing.T, dir string, size int) bool {
 }
 
 // flushAll is FLUSHALL: Redis loses every key while it runs.
-func (w *world) flushAll(ctx context.Context) error {
-	return w.redis.Client().FlushAll(ctx).Err()
-}
+func (w *world) flushAll(ctx context.Context) error { return w.redis.flushAll(ctx) }
 
-// restartEmpty stops Redis, deletes its data files and starts it again: a
-// restart without persistence (or a failover to a replica that had nothing).
+// restartEmpty restarts Redis without its data (chaosRedis.restartEmpty): a
+// restart without persistence, or a failover to a replica that had nothing.
 func (w *world) restartEmpty(ctx context.Context, down time.Duration) error {
-	dir, err := w.redis.Client().ConfigGet(ctx, "dir").Result()
-	if err != nil {
-		return err
-	}
-	d := dir["dir"]
-	if d == "" {
-		return errors.New("redis: CONFIG GET dir answered nothing")
-	}
-	if err := w.redis.Stop(); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(d)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		n := e.Name()
-		if n == "appendonlydir" || filepath.Ext(n) == ".aof" || filepath.Ext(n) == ".rdb" {
-			if err := os.RemoveAll(filepath.Join(d, n)); err != nil {
-				return err
-			}
-		}
-	}
-	sleepCtx(ctx, down)
-	return w.redis.Start()
+	return w.redis.restartEmpty(ctx, down)
 }
 
 // spoolErrors counts the log lines of a spool error (one per episode).

@@ -142,6 +142,7 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("HITSHIP_CHAOS_PATH=%q: want staged (the default) or partition", p)
 	}
 	path := map[bool]string{true: "staged", false: "partition"}[staged]
+	keyPrefix = keyPrefixOf(chaosRedisMode(t))
 	began := time.Now()
 	w := newWorld(t, chaosFaults, staged)
 	failing := w.ins[0]
@@ -229,17 +230,17 @@ func TestChaos(t *testing.T) {
 	tl := &timeline{slack: changeSlack, t0: t0, staged: staged}
 	var tlMu sync.Mutex
 	var redisDownSince time.Time
-	at(pl.redisAt, "redis stopped", func() {
+	at(pl.redisAt, w.redis.outageName(), func() {
 		tlMu.Lock()
 		redisDownSince = time.Now()
 		tlMu.Unlock()
-		if err := w.redis.Stop(); err != nil {
-			t.Errorf("stop redis: %v", err)
+		if err := w.redis.down(ctx); err != nil {
+			t.Errorf("redis outage: %v", err)
 		}
 	})
-	at(pl.redisAt+pl.redisDown, "redis started", func() {
-		if err := w.redis.Start(); err != nil {
-			t.Errorf("start redis: %v", err)
+	at(pl.redisAt+pl.redisDown, w.redis.restoreName(), func() {
+		if err := w.redis.up(ctx); err != nil {
+			t.Errorf("redis back: %v", err)
 		}
 		tlMu.Lock()
 		tl.outages = append(tl.outages, [2]time.Time{redisDownSince, time.Now()})

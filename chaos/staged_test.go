@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"hitship/internal/testenv"
 )
 
@@ -742,13 +744,11 @@ func (w *world) stagingDiagnosis(ctx context.Context) string {
 			}
 		}
 	}
-	rdb := w.redis.Client()
-	iter := rdb.Scan(ctx, 0, keyPrefix+"*:assemble:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		ttl, _ := rdb.TTL(ctx, iter.Val()).Result()
-		fmt.Fprintf(&b, "assembler lease %s: expires in %s\n", iter.Val(), ttl)
-	}
-	if err := iter.Err(); err != nil {
+	err = w.redis.scan(ctx, keyPrefix+"*:assemble:*", func(c redis.Cmdable, key string) {
+		ttl, _ := c.TTL(ctx, key).Result()
+		fmt.Fprintf(&b, "assembler lease %s: expires in %s\n", key, ttl)
+	})
+	if err != nil {
 		fmt.Fprintf(&b, "leases: %v\n", err)
 	}
 	return b.String()

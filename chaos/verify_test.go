@@ -451,7 +451,7 @@ func (w *world) committedToEnd(ctx context.Context) (bool, int64, error) {
 // leftovers counts what is still parked: retry entries in Redis and objects
 // under the parking bucket's parked/ and dead/ prefixes.
 func (w *world) leftovers(ctx context.Context) (entries int, stats retry.Stats, parked, dead int, err error) {
-	q, err := retry.NewQueue(w.redis.Client(), retry.QueueConfig{Prefix: keyPrefix})
+	q, err := retry.NewQueue(w.redis.client, retry.QueueConfig{Prefix: keyPrefix})
 	if err != nil {
 		return 0, stats, 0, 0, err
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"hitship/config"
 	"hitship/internal/testenv"
 	"hitship/internal/testenv/s3policy"
 )
@@ -28,8 +29,11 @@ const (
 	parkPrefix  = "hitship/"
 	secretEnv   = "HITSHIP_CHAOS_S3_SECRET"
 	secretValue = "chaos-secret-value-1234"
-	keyPrefix   = "hitship:"
 )
+
+// keyPrefix is the replicas' redis.key_prefix: a hash tag's in the cluster
+// variant (redis_test.go), set by TestChaos before the world starts.
+var keyPrefix = config.DefaultKeyPrefix
 
 // integration is one customer destination of the chaos world.
 type integration struct {
@@ -82,7 +86,7 @@ type world struct {
 	custFaults, parkFaults *Injector
 	policy                 *s3policy.Proxy
 	custURL, parkURL       string
-	redis                  *testenv.Redis
+	redis                  *chaosRedis
 	ins                    []integration // the config at the start
 	// after is the config from the reload on: ins with one integration
 	// added, one given another tenant, one given another prefix and one
@@ -148,10 +152,7 @@ func newWorld(t *testing.T, faults FaultConfig, staged bool) *world {
 	t.Cleanup(parkSrv.Close)
 	w.parkURL = parkSrv.URL
 
-	w.redis = testenv.MustRedis(t, testenv.RedisOptions{Persist: true})
-	if w.redis.Miniredis() {
-		t.Skip("chaos needs a real redis-server (restart with an append-only file)")
-	}
+	w.redis = startChaosRedis(t, chaosRedisMode(t))
 	return w
 }
 
@@ -194,10 +195,7 @@ s3:
   endpoint: %s
   path_style: true
   if_none_match: false   # gofakes3 does not implement it; a replay overwrites with the same bytes
-redis:
-  addr: %s
-  key_prefix: %q
-http:
+%shttp:
   listen: "127.0.0.1:0"
 log:
   format: json
@@ -212,7 +210,7 @@ parking:
     access_key_id: CHAOSPARKING0001
     secret_access_key_env: %s
 integrations:
-`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, memoryLine(memoryBytes), w.stagedLine(), w.custURL, w.redis.Addr(), keyPrefix,
+`, strings.Join(w.kafka.Addrs(), ", "), topic, group, dlqTopic, spool, memoryLine(memoryBytes), w.stagedLine(), w.custURL, w.redis.yaml(),
 		parkBucket, testenv.S3Region, parkURL, parkPrefix, secretEnv)
 	for _, in := range ins {
 		fmt.Fprintf(&b, `  - name: %s

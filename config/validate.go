@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"hitship/internal/rediskey"
 )
 
 // Option changes how Validate checks a configuration.
@@ -439,7 +441,7 @@ func (v *checker) redis(r *Redis) {
 		if r.KeyPrefix == DefaultKeyPrefix {
 			r.KeyPrefix = ClusterKeyPrefix
 		}
-		if !HasHashTag(r.KeyPrefix) {
+		if _, ok := rediskey.HashTag(r.KeyPrefix); !ok {
 			v.add("redis.key_prefix", fmt.Sprintf("put a hash tag in the prefix, such as %q: hitship's scripts use several keys at once, which a cluster allows only in one hash slot", "{"+strings.Trim(r.KeyPrefix, ":{}")+"}:"),
 				"%q has no hash tag ({...}) in mode cluster", r.KeyPrefix)
 		}
@@ -467,6 +469,8 @@ func (v *checker) redis(r *Redis) {
 	}
 	if r.KeyPrefix == "" {
 		v.add("redis.key_prefix", fmt.Sprintf("set a prefix such as %q, so that hitship's keys are told apart from others", DefaultKeyPrefix), "is empty")
+	} else if err := rediskey.CheckPrefix(r.KeyPrefix); err != nil {
+		v.add("redis.key_prefix", "use braces only around one hash tag, such as {hitship}:, or not at all", "%v", err)
 	}
 	if r.WaitReplicas != nil && *r.WaitReplicas < 0 {
 		v.add("redis.wait_replicas", "set 0 (never wait), a number of replicas, or remove it (auto: one when the master has a replica)", "must not be negative, got %d", *r.WaitReplicas)
@@ -478,18 +482,6 @@ func (v *checker) redis(r *Redis) {
 		v.add("redis.wait_timeout", "set a duration between 10ms and 1m, such as 1s", "is %s", r.WaitTimeout)
 	}
 	v.tls("redis.tls", r.TLS)
-}
-
-// HasHashTag reports whether key has a Redis Cluster hash tag: a "{" followed
-// later by a "}" with at least one byte between them. Every key that starts
-// with such a prefix is in the hash slot of the tag.
-func HasHashTag(key string) bool {
-	i := strings.IndexByte(key, '{')
-	if i < 0 {
-		return false
-	}
-	j := strings.IndexByte(key[i+1:], '}')
-	return j > 0
 }
 
 func (v *checker) http(h *HTTP) {

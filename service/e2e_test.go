@@ -2,12 +2,13 @@ package service_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"hitship/config"
 )
 
 // TestEndToEnd: 3 tenants, 4 integrations, 6 partitions, 20,000 hits with
@@ -18,6 +19,12 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	endToEnd(t, 20000, nil)
+}
+
+// endToEnd is TestEndToEnd's case with n hits; redisCfg, when set, points
+// the config at another Redis than the env's single server.
+func endToEnd(t *testing.T, n int, redisCfg func(*config.Redis)) {
 	buckets := []string{"b-one", "b-two", "b-three", "b-four"}
 	e := newEnv(t, 6, buckets...)
 	ins := []struct {
@@ -29,14 +36,18 @@ func TestEndToEnd(t *testing.T) {
 		{"two-json", "b-three", "json", 2},
 		{"three-ndjson", "b-four", "ndjson", 3},
 	}
-	cfgIns := make([]any, 0)
-	_ = cfgIns
 	cfg := e.config(t, integ(ins[0].name, ins[0].client, ins[0].bucket, ins[0].format),
 		integ(ins[1].name, ins[1].client, ins[1].bucket, ins[1].format),
 		integ(ins[2].name, ins[2].client, ins[2].bucket, ins[2].format),
 		integ(ins[3].name, ins[3].client, ins[3].bucket, ins[3].format))
+	if redisCfg != nil {
+		redisCfg(&cfg.Redis)
+		if ps := cfg.Validate(); len(ps) > 0 {
+			t.Fatal(config.AsError(ps))
+		}
+	}
 	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
-	hits := e.produceHits(t, 20000, []int64{1, 2, 3}, base, 10*time.Minute, 3, 1)
+	hits := e.produceHits(t, n, []int64{1, 2, 3}, base, 10*time.Minute, 3, 1)
 	e.startMember(t, "a", cfg)
 
 	waitFor(t, 90*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg.Kafka.Group) })
@@ -103,5 +114,4 @@ func TestEndToEnd(t *testing.T) {
 	if d := e.proxy.Denied(); len(d) > 0 {
 		t.Fatalf("calls a PutObject-only policy denies: %s", strings.Join(d, ", "))
 	}
-	_ = context.Background
 }

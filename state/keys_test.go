@@ -6,7 +6,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"hitship/config"
-	"hitship/internal/redisconn"
+	"hitship/internal/rediskey"
 )
 
 // TestStoreKeys pins a partition's Redis keys and a route set's for a sample
@@ -111,15 +111,15 @@ func TestClusterLayout(t *testing.T) {
 			"events": EventsKey(prefix), "staged": s.Marks, "assembly lease": s.Lease + "acme:2:1", "definition lock": DefinitionLockKey(prefix, "acme"),
 			"relay lease": lease, "relay cursor": cursor}
 	}
-	want := redisconn.Slot(config.ClusterKeyPrefix)
+	want := rediskey.Slot(config.ClusterKeyPrefix)
 	for name, k := range keys(config.ClusterKeyPrefix) {
-		if got := redisconn.Slot(k); got != want {
+		if got := rediskey.Slot(k); got != want {
 			t.Errorf("%s: %q is in slot %d, the prefix's tag in %d", name, k, got, want)
 		}
 	}
 	slots := map[int]bool{}
 	for _, k := range keys(config.DefaultKeyPrefix) {
-		slots[redisconn.Slot(k)] = true
+		slots[rediskey.Slot(k)] = true
 	}
 	if len(slots) < 2 {
 		t.Errorf("the default prefix puts every key in one slot: the test no longer tells layouts apart")

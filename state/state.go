@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"hitship/internal/rediskey"
 )
 
 // SnapshotTTL is how long a snapshot (and the idle-close log, counted from
@@ -48,8 +50,10 @@ type Store struct {
 }
 
 // New returns a Store over rdb. Keys start with prefix (e.g. "hitship:");
-// group is the consumer group id. Neither may contain '{' or '}', which
-// would break the Redis Cluster hash tag.
+// group is the consumer group id. The group may not contain '{' or '}',
+// which would break the Redis Cluster hash tags of the keys; the prefix
+// only as one hash tag of its own (rediskey.CheckPrefix), which then holds
+// every key.
 func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("state: nil redis client")
@@ -57,8 +61,11 @@ func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
 	if group == "" {
 		return nil, errors.New("state: empty group")
 	}
-	if strings.ContainsAny(prefix, "{}") || strings.ContainsAny(group, "{}") {
-		return nil, fmt.Errorf("state: prefix %q and group %q must not contain '{' or '}'", prefix, group)
+	if err := rediskey.CheckPrefix(prefix); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if strings.ContainsAny(group, "{}") {
+		return nil, fmt.Errorf("state: group %q must not contain '{' or '}'", group)
 	}
 	return &Store{rdb: rdb, prefix: prefix, group: group}, nil
 }

@@ -34,6 +34,7 @@ import (
 	"hitship/internal/buildinfo"
 	"hitship/internal/logx"
 	"hitship/internal/redisconn"
+	"hitship/internal/rediskey"
 	"hitship/service"
 	"hitship/sink"
 	s3sink "hitship/sink/s3"
@@ -166,7 +167,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "redis: %s, keys under %q", redisconn.Addr(cfg.Redis), cfg.Redis.KeyPrefix)
 	if cfg.Redis.Mode == config.RedisCluster {
 		// Validate refused a prefix without a hash tag: every key is here.
-		fmt.Fprintf(stdout, ", all in hash slot %d", redisconn.Slot(cfg.Redis.KeyPrefix))
+		fmt.Fprintf(stdout, ", all in hash slot %d", rediskey.Slot(cfg.Redis.KeyPrefix))
 	}
 	fmt.Fprintln(stdout)
 	return 0

@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"hitship/internal/redisconn"
+	"hitship/internal/rediskey"
 )
 
 const goodConfig = `kafka:
@@ -130,7 +130,7 @@ func TestCheckConfig(t *testing.T) {
 		cluster := writeFile(t, "cluster.yaml", strings.Replace(base, "redis:\n  addr: 127.0.0.1:6379\n",
 			"redis:\n  mode: cluster\n  addrs: [n1:6379, n2:6379]\n", 1))
 		code, out, errs := runCmd("check-config", cluster)
-		if want := `redis: cluster n1:6379,n2:6379, keys under "{hitship}:", all in hash slot ` + strconv.Itoa(redisconn.Slot("hitship")) + "\n"; code != 0 || !strings.HasSuffix(out, want) {
+		if want := `redis: cluster n1:6379,n2:6379, keys under "{hitship}:", all in hash slot ` + strconv.Itoa(rediskey.Slot("hitship")) + "\n"; code != 0 || !strings.HasSuffix(out, want) {
 			t.Fatalf("exit %d, stdout:\n%s\nwant the line %q; stderr:\n%s", code, out, want, errs)
 		}
 		untagged := writeFile(t, "untagged.yaml", strings.Replace(base, "redis:\n  addr: 127.0.0.1:6379\n",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"hitship/internal/rediskey"
 	"hitship/state"
 )
 
@@ -132,8 +133,11 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) (*Queue, error) {
 	if cfg.Name == "" {
 		cfg.Name = "retry"
 	}
-	if strings.ContainsAny(cfg.Prefix, "{}") || strings.ContainsAny(cfg.Name, "{}") {
-		return nil, fmt.Errorf("retry: prefix %q and name %q must not contain '{' or '}': %w", cfg.Prefix, cfg.Name, ErrInvalid)
+	if err := rediskey.CheckPrefix(cfg.Prefix); err != nil {
+		return nil, fmt.Errorf("retry: %w: %w", err, ErrInvalid)
+	}
+	if strings.ContainsAny(cfg.Name, "{}") {
+		return nil, fmt.Errorf("retry: name %q must not contain '{' or '}': %w", cfg.Name, ErrInvalid)
 	}
 	k := state.RetryQueueKeys(cfg.Prefix, cfg.Name)
 	return &Queue{

@@ -1,4 +1,4 @@
-package redisconn
+package rediskey
 
 import "testing"
 
@@ -19,5 +19,16 @@ func TestSlot(t *testing.T) {
 	}
 	if Slot("foo{}{bar}") == Slot("bar") {
 		t.Error("an empty hash tag must not select the next one")
+	}
+}
+
+func TestCheckPrefix(t *testing.T) {
+	for prefix, ok := range map[string]bool{
+		"hitship:": true, "{hitship}:": true, "acme{hs}:": true, "": true,
+		"{}:": false, "hs{:": false, "hs}:": false, "}hs{:": false, "{a}{b}:": false, "{a{b}:": false,
+	} {
+		if err := CheckPrefix(prefix); (err == nil) != ok {
+			t.Errorf("CheckPrefix(%q) = %v, want ok %v", prefix, err, ok)
+		}
 	}
 }
