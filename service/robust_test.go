@@ -73,6 +73,59 @@ func TestRedisDownAtStart(t *testing.T) {
 	checkExactlyOnce(t, e, hits, ins)
 }
 
+// TestReadOnlyRedisAtStart (issue #14): the Redis hitship is pointed at
+// answers reads but refuses every write with READONLY — a replica, what a
+// DNS name of a managed Redis points to for a while after a failover, or a
+// Sentinel's old master before it is told. hitship neither exits nor
+// consumes: the partitions wait for Redis, as when it is down, /readyz says
+// so, nothing is committed; once the server is promoted every hit is
+// delivered exactly once.
+func TestReadOnlyRedisAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const parts = 2
+	ins := []config.Integration{integ("one-json", 1, "b-one", "json")}
+	e := newEnv(t, parts, "b-one")
+	if e.redis.Miniredis() {
+		t.Skip("needs redis-server replication")
+	}
+	replica := testenv.MustRedis(t, testenv.RedisOptions{})
+	host, port, _ := net.SplitHostPort(e.redis.Addr())
+	if err := replica.Client().Do(t.Context(), "replicaof", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the replica refusing writes", func() bool {
+		err := replica.Client().Set(t.Context(), "probe", "x", 0).Err()
+		return err != nil && strings.HasPrefix(err.Error(), "READONLY")
+	})
+	cfg := e.config(t, ins...)
+	cfg.Redis.Addr = replica.Addr()
+	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
+	hits := produceHitsAt(t, e, 52, spreadHits(400, []int64{1, 2}, parts, base, 10*time.Minute, 2, 52))
+	m, url := e.startServedMember(t, "a", cfg, slog.DiscardHandler)
+	want := fmt.Sprintf("not ready: %d of %d partitions wait for Redis", parts, parts)
+	waitFor(t, 30*time.Second, "/readyz: "+want, func() bool {
+		code, body := readyz(t, url)
+		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, want)
+	})
+	time.Sleep(2 * time.Second)
+	select {
+	case err := <-m.done:
+		t.Fatalf("the service ended on a read-only Redis: %v", err)
+	default:
+	}
+	if c := committedOffsets(t, e, cfg.Kafka.Group); len(c) > 0 {
+		t.Fatalf("committed %v while Redis refused every write", c)
+	}
+	if err := replica.Client().Do(t.Context(), "replicaof", "no", "one").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "offsets committed to the end", func() bool { return e.committedToEnd(t, cfg.Kafka.Group) })
+	checkExactlyOnce(t, e, hits, ins)
+}
+
 // tmpfs mounts a tmpfs of size bytes at a new directory for the test, or
 // skips the test when mounting is not permitted.
 func tmpfs(t *testing.T, size int) string {
