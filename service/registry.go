@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"hitship/config"
 	"hitship/integrations/defs"
 	"hitship/integrations/registry"
+	"hitship/internal/kafkaconn"
 	"hitship/kstore"
 	"hitship/state"
 )
@@ -84,6 +86,28 @@ func configuredClients(cfg *config.Config) map[string]int64 {
 		out[in.Name] = in.ClientID
 	}
 	return out
+}
+
+// kafkaCheckTimeout bounds the start-up check of the Kafka connection.
+const kafkaCheckTimeout = 15 * time.Second
+
+// checkKafka connects to the brokers once with the consumer's dialer
+// (kafkaconn.Check) and returns an error naming the setting to fix when they
+// refuse hitship's SASL or TLS settings: no retry would cure that, and the
+// integrations topic would otherwise wait for Kafka forever (an untrusted
+// certificate) or blame the topic's ACLs (a wrong password). Anything else
+// (brokers unreachable) is left to startIntegrationsTopic, which waits.
+func (s *Service) checkKafka(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, kafkaCheckTimeout)
+	defer cancel()
+	err := kafkaconn.Check(cctx, s.cfg.Kafka, s.dialer)
+	if kafkaconn.IsMisconfigured(err) {
+		return fmt.Errorf("cannot connect to Kafka: %w", err)
+	}
+	if err != nil {
+		s.log.Debug("start-up check of the Kafka connection inconclusive; waiting for Kafka", "err", err)
+	}
+	return nil
 }
 
 // topicRetry is how long Run waits before it tries the integrations topic
