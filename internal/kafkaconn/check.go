@@ -98,7 +98,7 @@ func classify(k config.Kafka, err error) *Misconfigured {
 			k.SASL.Username, mech, passwordSource(k.SASL))}
 	case errors.Is(err, kafka.UnsupportedSASLMechanism):
 		return &Misconfigured{Key: "kafka.sasl.mechanism", Err: err, Msg: fmt.Sprintf(
-			"the broker does not enable SASL mechanism %s: set kafka.sasl.mechanism to one it enables (plain, scram-sha-256, scram-sha-512)", mech)}
+			"the broker does not enable SASL mechanism %s: set kafka.sasl.mechanism to one it enables (plain, scram-sha-256, scram-sha-512, aws_msk_iam)", mech)}
 	case errors.Is(err, kafka.IllegalSASLState):
 		return &Misconfigured{Key: "kafka.sasl.mechanism", Err: err, Msg: "the broker does not take a SASL login on this listener: set kafka.sasl.mechanism: none, or use the broker's SASL listener in kafka.brokers"}
 	case errors.As(err, &unknownCA):
