@@ -258,8 +258,11 @@ func TestKafkaSecurityStartupFailure(t *testing.T) {
 		name   string
 		change func(k *kafkaClientSide)
 		want   []string // in the error
+		waits  string   // no error: the service waits for Kafka, logging this hint
 	}{
 		{name: "good settings start", change: func(*kafkaClientSide) {}},
+		{name: "plain text to the TLS listener waits, with a hint", change: func(k *kafkaClientSide) { k.tls = false },
+			waits: "If the broker listens with TLS, set kafka.tls.enabled: true"},
 		{name: "wrong SASL password", change: func(k *kafkaClientSide) { k.passwordFile = secretFile(t, "wrong", "not-the-password") },
 			want: []string{"kafka.sasl", "password_file", "refused the SASL login", `"hitship"`}},
 		{name: "wrong SASL mechanism", change: func(k *kafkaClientSide) { k.mechanism = config.SASLScramSHA512 },
@@ -294,12 +297,15 @@ func TestKafkaSecurityStartupFailure(t *testing.T) {
 			if tt.want == nil {
 				select {
 				case err := <-done:
-					t.Fatalf("the service with good settings stopped: %v", err)
+					t.Fatalf("the service stopped: %v", err)
 				case <-time.After(3 * time.Second):
 				}
 				cancel()
 				if err := <-done; err != nil {
 					t.Fatal(err)
+				}
+				if !strings.Contains(logs.String(), tt.waits) {
+					t.Errorf("the log does not say %q", tt.waits)
 				}
 				return
 			}

@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -104,7 +106,13 @@ func (s *Service) checkKafka(ctx context.Context) error {
 	if kafkaconn.IsMisconfigured(err) {
 		return fmt.Errorf("cannot connect to Kafka: %w", err)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// What a TLS listener does to plain text, and a SASL listener to a
+		// client that does not log in, but also a broker going down: a hint.
+		s.log.Warn("Kafka closed the connection without an answer; waiting for it. If the broker listens with TLS, set kafka.tls.enabled: true; if it requires SASL, set kafka.sasl.mechanism and the credentials",
+			"tls", s.cfg.Kafka.TLS.Enabled, "sasl", s.cfg.Kafka.SASL.Mechanism, "err", err)
+	case err != nil:
 		s.log.Debug("start-up check of the Kafka connection inconclusive; waiting for Kafka", "err", err)
 	}
 	return nil
