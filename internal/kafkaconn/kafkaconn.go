@@ -2,8 +2,10 @@
 // connects to the brokers: the SASL mechanism and TLS config, the kafka-go
 // dialer of the consumer group, the transport of the dead-letter writer, and
 // the franz-go options of the incarnation lookup, all with the same SASL and
-// TLS settings. Nothing here connects; every function is safe for concurrent
-// use.
+// TLS settings. Nothing here connects but Check, the start-up check that
+// tells a refused SASL or TLS setting (IsMisconfigured, naming the key to
+// fix) from a broker that is not there yet; every function is safe for
+// concurrent use.
 package kafkaconn
 
 import (
