@@ -55,8 +55,12 @@ func (s *Service) newRegistry(mech sasl.Mechanism, tc *tls.Config) error {
 	if err != nil {
 		return err
 	}
+	// The prefix as New saw it: a reload replaces s.cfg under reloadMu, which
+	// an API write taking the lock does not hold (a race the race detector
+	// found in TestIntegrationsOnThreeReplicas); reloadable keeps the prefix.
+	prefix := s.cfg.Redis.KeyPrefix
 	if s.defs, err = defs.New(defs.Config{Map: kv, Redis: s.rdb, Sealer: sealer,
-		Lock: func(name string) string { return state.DefinitionLockKey(s.cfg.Redis.KeyPrefix, name) }}); err != nil {
+		Lock: func(name string) string { return state.DefinitionLockKey(prefix, name) }}); err != nil {
 		return err
 	}
 	if s.registry, err = registry.NewStore(s.rdb, registry.Config{Prefix: s.cfg.Redis.KeyPrefix, Now: time.Now,
