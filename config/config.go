@@ -92,6 +92,10 @@ const (
 	SASLPlain       = "plain"
 	SASLScramSHA256 = "scram-sha-256"
 	SASLScramSHA512 = "scram-sha-512"
+	// SASLAWSMSKIAM is Amazon MSK's IAM access control: hitship signs its
+	// login with its own AWS identity (the SDK's default chain: environment,
+	// web identity / IRSA, ECS, instance role), no user name or password.
+	SASLAWSMSKIAM = "aws_msk_iam"
 )
 
 // SASL is Kafka authentication. The password comes from an environment
@@ -101,6 +105,9 @@ type SASL struct {
 	Username     string `yaml:"username"`
 	PasswordEnv  string `yaml:"password_env"`
 	PasswordFile string `yaml:"password_file"`
+	// AWSRegion is the MSK cluster's region (aws_msk_iam only); "" takes
+	// the SDK's default (AWS_REGION, the shared config).
+	AWSRegion string `yaml:"aws_region"`
 
 	password Secret
 }

@@ -44,10 +44,12 @@
 //	                               platform's notifications; "" sends none. It must exist
 //	kafka.max_record_bytes         larger records are dead letters (1MiB, at most 1GiB)
 //	kafka.max_depth                JSON nesting limit, 1..10000 (512)
-//	kafka.sasl.mechanism           none | plain | scram-sha-256 | scram-sha-512 (none)
-//	kafka.sasl.username            required unless mechanism is none
+//	kafka.sasl.mechanism           none | plain | scram-sha-256 | scram-sha-512 | aws_msk_iam (none)
+//	kafka.sasl.username            required unless mechanism is none or aws_msk_iam
 //	kafka.sasl.password_env        env var holding the SASL password
 //	kafka.sasl.password_file       file holding the SASL password
+//	kafka.sasl.aws_region          aws_msk_iam only: the MSK cluster's region ("" = AWS_REGION);
+//	                               hitship signs with its own AWS identity; needs kafka.tls
 //	kafka.tls.enabled              TLS to the brokers (false)
 //	kafka.tls.ca_file              PEM CA bundle; system roots when empty
 //	kafka.tls.cert_file            PEM client certificate, with key_file

@@ -312,17 +312,30 @@ func (v *checker) kafka(k *Kafka) {
 	if k.MaxDepth < 1 || k.MaxDepth > 10000 {
 		v.add("kafka.max_depth", "set a nesting limit between 1 and 10000 (encoding/json's own limit)", "out of range: %d", k.MaxDepth)
 	}
-	v.enum("kafka.sasl.mechanism", k.SASL.Mechanism, SASLNone, SASLPlain, SASLScramSHA256, SASLScramSHA512)
-	if k.SASL.Mechanism != SASLNone {
-		if k.SASL.Username == "" {
-			v.add("kafka.sasl.username", "set the SASL user name", "is required when sasl.mechanism is %s", k.SASL.Mechanism)
+	v.enum("kafka.sasl.mechanism", k.SASL.Mechanism, SASLNone, SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLAWSMSKIAM)
+	if k.SASL.AWSRegion != "" && k.SASL.Mechanism != SASLAWSMSKIAM {
+		v.add("kafka.sasl.aws_region", "remove it, or set kafka.sasl.mechanism: aws_msk_iam", "is only for mechanism aws_msk_iam")
+	}
+	switch k.SASL.Mechanism {
+	case SASLAWSMSKIAM:
+		k.SASL.password = Secret{}
+		if k.SASL.Username != "" || k.SASL.PasswordEnv != "" || k.SASL.PasswordFile != "" {
+			v.add("kafka.sasl.mechanism", "remove kafka.sasl.username, password_env and password_file: with aws_msk_iam hitship logs in with its own AWS identity (AWS_* environment, web identity / IRSA, instance role)",
+				"credentials are given but mechanism is aws_msk_iam")
 		}
-		v.secret("kafka.sasl.password", k.SASL.PasswordEnv, k.SASL.PasswordFile, true, &k.SASL.password)
-	} else {
+		if !k.TLS.Enabled {
+			v.add("kafka.tls.enabled", "set kafka.tls.enabled: true: MSK's IAM listener (port 9098) takes TLS only", "is required with sasl.mechanism aws_msk_iam")
+		}
+	case SASLNone:
 		k.SASL.password = Secret{}
 		if k.SASL.Username != "" || k.SASL.PasswordEnv != "" || k.SASL.PasswordFile != "" {
 			v.add("kafka.sasl.mechanism", "set a mechanism (plain, scram-sha-256, scram-sha-512) or remove the credentials", "credentials are given but mechanism is none")
 		}
+	default:
+		if k.SASL.Username == "" {
+			v.add("kafka.sasl.username", "set the SASL user name", "is required when sasl.mechanism is %s", k.SASL.Mechanism)
+		}
+		v.secret("kafka.sasl.password", k.SASL.PasswordEnv, k.SASL.PasswordFile, true, &k.SASL.password)
 	}
 	v.tls("kafka.tls", k.TLS)
 	v.positive("kafka.session_timeout", k.SessionTimeout)

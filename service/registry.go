@@ -3,6 +3,9 @@ package service
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"hitship/config"
 	"hitship/integrations/defs"
 	"hitship/integrations/registry"
+	"hitship/internal/kafkaconn"
 	"hitship/kstore"
 	"hitship/state"
 )
@@ -51,8 +55,12 @@ func (s *Service) newRegistry(mech sasl.Mechanism, tc *tls.Config) error {
 	if err != nil {
 		return err
 	}
+	// The prefix as New saw it: a reload replaces s.cfg under reloadMu, which
+	// an API write taking the lock does not hold (a race the race detector
+	// found in TestIntegrationsOnThreeReplicas); reloadable keeps the prefix.
+	prefix := s.cfg.Redis.KeyPrefix
 	if s.defs, err = defs.New(defs.Config{Map: kv, Redis: s.rdb, Sealer: sealer,
-		Lock: func(name string) string { return state.DefinitionLockKey(s.cfg.Redis.KeyPrefix, name) }}); err != nil {
+		Lock: func(name string) string { return state.DefinitionLockKey(prefix, name) }}); err != nil {
 		return err
 	}
 	if s.registry, err = registry.NewStore(s.rdb, registry.Config{Prefix: s.cfg.Redis.KeyPrefix, Now: time.Now,
@@ -84,6 +92,34 @@ func configuredClients(cfg *config.Config) map[string]int64 {
 		out[in.Name] = in.ClientID
 	}
 	return out
+}
+
+// kafkaCheckTimeout bounds the start-up check of the Kafka connection.
+const kafkaCheckTimeout = 15 * time.Second
+
+// checkKafka connects to the brokers once with the consumer's dialer
+// (kafkaconn.Check) and returns an error naming the setting to fix when they
+// refuse hitship's SASL or TLS settings: no retry would cure that, and the
+// integrations topic would otherwise wait for Kafka forever (an untrusted
+// certificate) or blame the topic's ACLs (a wrong password). Anything else
+// (brokers unreachable) is left to startIntegrationsTopic, which waits.
+func (s *Service) checkKafka(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, kafkaCheckTimeout)
+	defer cancel()
+	err := kafkaconn.Check(cctx, s.cfg.Kafka, s.dialer)
+	if kafkaconn.IsMisconfigured(err) {
+		return fmt.Errorf("cannot connect to Kafka: %w", err)
+	}
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// What a TLS listener does to plain text, and a SASL listener to a
+		// client that does not log in, but also a broker going down: a hint.
+		s.log.Warn("Kafka closed the connection without an answer; waiting for it. If the broker listens with TLS, set kafka.tls.enabled: true; if it requires SASL, set kafka.sasl.mechanism and the credentials",
+			"tls", s.cfg.Kafka.TLS.Enabled, "sasl", s.cfg.Kafka.SASL.Mechanism, "err", err)
+	case err != nil:
+		s.log.Debug("start-up check of the Kafka connection inconclusive; waiting for Kafka", "err", err)
+	}
+	return nil
 }
 
 // topicRetry is how long Run waits before it tries the integrations topic

@@ -69,6 +69,7 @@ type Service struct {
 	ownRedis bool
 	spool    *sink.Spool
 	dlq      *kafka.Writer
+	dialer   *kafka.Dialer // the consumer group's, for the start-up check
 	consumer *consumer.Consumer
 	routes   *integrations.Routes
 	keys     *sink.KeyTemplate
@@ -138,6 +139,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.dialer = kafkaconn.Dialer(cfg.Kafka, mech, tc)
 	if err := s.newRegistry(mech, tc); err != nil {
 		return nil, err
 	}
@@ -234,7 +236,7 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		Brokers:           cfg.Kafka.Brokers,
 		Topic:             cfg.Kafka.Topic,
 		Group:             cfg.Kafka.Group,
-		Dialer:            kafkaconn.Dialer(cfg.Kafka, mech, tc),
+		Dialer:            s.dialer,
 		SessionTimeout:    cfg.Kafka.SessionTimeout,
 		RebalanceTimeout:  cfg.Kafka.RebalanceTimeout,
 		HeartbeatInterval: cfg.Kafka.HeartbeatInterval,
@@ -279,10 +281,16 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.spoolStats(stopStats) }()
 	go func() { defer wg.Done(); s.probeRedis(stopStats) }()
-	// The durable copy of the integrations' runtime state, read to its end
-	// before the first record: a Redis that lost the states must not route
-	// records of disabled integrations.
-	if err := s.startIntegrationsTopic(ctx); err != nil {
+	// First the brokers must accept hitship's SASL and TLS settings (a wrong
+	// password or an untrusted certificate ends the start in plain words);
+	// then the durable copy of the integrations' runtime state is read to its
+	// end before the first record: a Redis that lost the states must not
+	// route records of disabled integrations.
+	err := s.checkKafka(ctx)
+	if err == nil {
+		err = s.startIntegrationsTopic(ctx)
+	}
+	if err != nil {
 		close(stopStats)
 		if srv != nil {
 			_ = srv.Close()
@@ -326,7 +334,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.relay.Run(wctx) }()
 	}
-	err := s.consumer.Run(ctx)
+	err = s.consumer.Run(ctx)
 	stopWatch()
 	close(stopStats)
 	if srv != nil {

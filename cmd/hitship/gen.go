@@ -17,6 +17,7 @@ import (
 
 // genOptions is `hitship gen`.
 type genOptions struct {
+	config    string
 	brokers   string
 	topic     string
 	rate      float64
@@ -33,8 +34,9 @@ type genOptions struct {
 }
 
 func (o *genOptions) flags(fs *flag.FlagSet) {
-	fs.StringVar(&o.brokers, "brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers")
-	fs.StringVar(&o.topic, "topic", "hits", "topic to produce to")
+	fs.StringVar(&o.config, "config", "", "take the brokers, SASL, TLS and client id (and the topic, unless -topic) from this config file's kafka section, as the service connects")
+	fs.StringVar(&o.brokers, "brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers (with -config: kafka.brokers unless given)")
+	fs.StringVar(&o.topic, "topic", "hits", "topic to produce to (with -config: kafka.topic unless given)")
 	fs.Float64Var(&o.rate, "rate", 1000, "hits per second (0: as fast as possible)")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many records (0: no limit)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: no limit)")

@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +34,7 @@ import (
 	"hitship/config"
 	"hitship/integrations"
 	"hitship/internal/buildinfo"
+	"hitship/internal/kafkaconn"
 	"hitship/internal/logx"
 	"hitship/internal/redisconn"
 	"hitship/internal/rediskey"
@@ -281,12 +284,55 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(splitList(o.brokers)...), Topic: o.topic, Balancer: &kafka.Hash{},
 		BatchTimeout: 2e6, BatchSize: 500, RequiredAcks: kafka.RequireAll}
+	if o.config != "" {
+		tr, code, ok := genFromConfig(ctx, fs, &o, w, stderr)
+		if !ok {
+			return code
+		}
+		defer tr.CloseIdleConnections()
+	}
 	defer w.Close()
 	if err := generate(ctx, o, w, stdout); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "hitship gen: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// genFromConfig points gen's writer at the brokers of the config file's kafka
+// section, with its SASL, TLS and client id (kafkaconn, as the service
+// connects), and the topic unless -brokers or -topic were given. It checks
+// the connection first, so that settings the broker refuses are reported in
+// plain words naming the key to fix.
+func genFromConfig(ctx context.Context, fs *flag.FlagSet, o *genOptions, w *kafka.Writer, stderr io.Writer) (*kafka.Transport, int, bool) {
+	cfg, ok := loadConfig(o.config, stderr)
+	if !ok {
+		return nil, 1, false
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["brokers"] {
+		o.brokers = strings.Join(cfg.Kafka.Brokers, ",")
+	}
+	if !given["topic"] {
+		o.topic = cfg.Kafka.Topic
+	}
+	k := cfg.Kafka
+	k.Brokers = splitList(o.brokers)
+	mech, tc, err := kafkaconn.Auth(k)
+	if err != nil {
+		fmt.Fprintf(stderr, "hitship gen: %v\n", err)
+		return nil, 1, false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := kafkaconn.Check(cctx, k, kafkaconn.Dialer(k, mech, tc)); kafkaconn.IsMisconfigured(err) {
+		fmt.Fprintf(stderr, "hitship gen: cannot connect to Kafka: %v\n", err)
+		return nil, 1, false
+	}
+	tr := &kafka.Transport{ClientID: k.ClientID, SASL: mech, TLS: tc}
+	w.Addr, w.Topic, w.Transport = kafka.TCP(k.Brokers...), o.topic, tr
+	return tr, 0, true
 }
 
 // setMemoryLimit gives the Go runtime a soft memory limit of the spool's memory

@@ -6,7 +6,10 @@
 //     topics, records and committed offsets; Cut, Restore and Slow simulate
 //     a network outage or a loaded broker without losing broker state. A
 //     member kfake keeps in a group past its session timeout is removed, as
-//     a broker would (expiry.go).
+//     a broker would (expiry.go). KafkaOptions.SASL makes it require a SASL
+//     login (PLAIN, SCRAM-SHA-256/512) and KafkaOptions.TLS serve TLS, with
+//     client certificates for mutual TLS; ClientSASL and ClientTLS are what
+//     a client needs then.
 //   - S3: gofakes3 over plain HTTP (StartS3), in memory or as plain files
 //     Dir/<bucket>/<key>; an upload cut off mid-body stores nothing, as S3.
 //   - Redis: miniredis (StartRedis).

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -29,6 +33,46 @@ type KafkaOptions struct {
 	GroupMinSessionTimeout time.Duration
 	// Port to listen on; 0 picks a free one.
 	Port int
+	// SASL, when set, makes the broker refuse every request but the SASL
+	// handshake until a client authenticated as this user (a superuser, so
+	// no ACL applies). The package's own clients (and testenv's) log in as
+	// the same user.
+	SASL *KafkaSASL
+	// TLS, when set, makes the broker serve TLS only, with this config:
+	// its certificate, and for mutual TLS ClientAuth and ClientCAs.
+	TLS *tls.Config
+	// ClientTLS is the TLS config of the package's own clients (and
+	// testenv's): the CA that signed the broker's certificate, and a client
+	// certificate under mutual TLS. Required with TLS.
+	ClientTLS *tls.Config
+}
+
+// SASL mechanisms of KafkaSASL, as Kafka names them.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// KafkaSASL is the one SASL user of the broker.
+type KafkaSASL struct {
+	// Mechanism is SASLPlain, SASLScramSHA256 or SASLScramSHA512.
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// Client returns the kafka-go mechanism that logs in as s.
+func (s KafkaSASL) Client() (sasl.Mechanism, error) {
+	switch s.Mechanism {
+	case SASLPlain:
+		return plain.Mechanism{Username: s.User, Password: s.Password}, nil
+	case SASLScramSHA256:
+		return scram.Mechanism(scram.SHA256, s.User, s.Password)
+	case SASLScramSHA512:
+		return scram.Mechanism(scram.SHA512, s.User, s.Password)
+	}
+	return nil, fmt.Errorf("embedded: unknown SASL mechanism %q (want %s, %s or %s)", s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
 }
 
 // Kafka is an in-process single-broker Kafka (franz-go kfake) on 127.0.0.1.
@@ -39,6 +83,7 @@ type KafkaOptions struct {
 type Kafka struct {
 	opts KafkaOptions
 	gate *gate
+	mech sasl.Mechanism // the own clients' login; nil without SASL
 
 	mu      sync.Mutex
 	cluster *kfake.Cluster
@@ -52,7 +97,17 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 	if opts.Partitions <= 0 {
 		opts.Partitions = 1
 	}
+	if opts.TLS != nil && opts.ClientTLS == nil {
+		return nil, errors.New("embedded: KafkaOptions.TLS needs ClientTLS (the config of the broker's own clients)")
+	}
 	k := &Kafka{opts: opts, gate: newGate(), port: opts.Port}
+	if opts.SASL != nil {
+		m, err := opts.SASL.Client()
+		if err != nil {
+			return nil, err
+		}
+		k.mech = m
+	}
 	k.expiry = newMemberExpiry(k)
 	if err := k.start(); err != nil {
 		return nil, err
@@ -75,6 +130,12 @@ func (k *Kafka) start() error {
 	}
 	if k.opts.GroupMinSessionTimeout > 0 {
 		kopts = append(kopts, kfake.GroupMinSessionTimeout(k.opts.GroupMinSessionTimeout))
+	}
+	if s := k.opts.SASL; s != nil {
+		kopts = append(kopts, kfake.EnableSASL(), kfake.Superuser(s.Mechanism, s.User, s.Password))
+	}
+	if k.opts.TLS != nil {
+		kopts = append(kopts, kfake.TLS(k.opts.TLS.Clone()))
 	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
@@ -100,6 +161,19 @@ func (k *Kafka) start() error {
 // across Restart.
 func (k *Kafka) Addrs() []string {
 	return []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(k.port))}
+}
+
+// ClientSASL is the SASL mechanism a client needs to talk to the broker (nil
+// without KafkaOptions.SASL).
+func (k *Kafka) ClientSASL() sasl.Mechanism { return k.mech }
+
+// ClientTLS is a copy of the TLS config a client needs to talk to the broker
+// (nil without KafkaOptions.TLS).
+func (k *Kafka) ClientTLS() *tls.Config {
+	if k.opts.ClientTLS == nil {
+		return nil
+	}
+	return k.opts.ClientTLS.Clone()
 }
 
 // Cluster returns the underlying kfake cluster (for group inspection and
@@ -168,7 +242,8 @@ func (k *Kafka) Close() {
 // matters as what kafka-go also makes of it, the timeout of each metadata
 // request, which must outlast a broker slowed by load.
 func (k *Kafka) transport() *kafka.Transport {
-	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 5 * time.Second}
+	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 5 * time.Second,
+		SASL: k.ClientSASL(), TLS: k.ClientTLS()}
 }
 
 func (k *Kafka) client(tr *kafka.Transport) *kafka.Client {

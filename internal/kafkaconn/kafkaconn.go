@@ -2,26 +2,36 @@
 // connects to the brokers: the SASL mechanism and TLS config, the kafka-go
 // dialer of the consumer group, the transport of the dead-letter writer, and
 // the franz-go options of the incarnation lookup, all with the same SASL and
-// TLS settings. Nothing here connects; every function is safe for concurrent
-// use.
+// TLS settings. Nothing here connects but Check, the start-up check that
+// tells a refused SASL or TLS setting (IsMisconfigured, naming the key to
+// fix) from a broker that is not there yet; every function is safe for
+// concurrent use.
 package kafkaconn
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
+	mskiam "github.com/segmentio/kafka-go/sasl/aws_msk_iam_v2"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kgo"
+	faws "github.com/twmb/franz-go/pkg/sasl/aws"
 	fplain "github.com/twmb/franz-go/pkg/sasl/plain"
 	fscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"hitship/config"
+	"hitship/internal/logx"
 )
 
 // Auth builds the SASL mechanism and TLS config of the Kafka connection.
@@ -41,6 +51,12 @@ func Auth(k config.Kafka) (sasl.Mechanism, *tls.Config, error) {
 			return nil, nil, fmt.Errorf("kafka.sasl: %w", err)
 		}
 		mech = m
+	case config.SASLAWSMSKIAM:
+		ac, err := awsConfig(k.SASL)
+		if err != nil {
+			return nil, nil, err
+		}
+		mech = mskiam.NewMechanism(ac)
 	default:
 		return nil, nil, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
 	}
@@ -131,8 +147,42 @@ func FranzOpts(k config.Kafka, tc *tls.Config) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(fscram.Auth{User: k.SASL.Username, Pass: k.SASL.Password()}.AsSha256Mechanism()))
 	case config.SASLScramSHA512:
 		opts = append(opts, kgo.SASL(fscram.Auth{User: k.SASL.Username, Pass: k.SASL.Password()}.AsSha512Mechanism()))
+	case config.SASLAWSMSKIAM:
+		ac, err := awsConfig(k.SASL)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(faws.ManagedStreamingIAM(func(ctx context.Context) (faws.Auth, error) {
+			c, err := ac.Credentials.Retrieve(ctx)
+			if err != nil {
+				return faws.Auth{}, fmt.Errorf("kafka.sasl (aws_msk_iam): hitship's own AWS credentials: %w", err)
+			}
+			return faws.Auth{AccessKey: c.AccessKeyID, SecretKey: c.SecretAccessKey, SessionToken: c.SessionToken}, nil
+		})))
 	default:
 		return nil, fmt.Errorf("kafka.sasl.mechanism: unknown %q", k.SASL.Mechanism)
 	}
 	return opts, nil
+}
+
+// awsConfig is hitship's own AWS identity and the MSK cluster's region for
+// aws_msk_iam: the SDK's default chain (environment, shared config, web
+// identity / IRSA, ECS, instance role), whose log lines go to slog.Default().
+// It fetches no credentials; each login signs with the current ones.
+func awsConfig(s config.SASL) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(logx.AWS(slog.Default()))}
+	if s.AWSRegion != "" {
+		opts = append(opts, awsconfig.WithRegion(s.AWSRegion))
+	}
+	ac, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("kafka.sasl (aws_msk_iam): cannot load hitship's own AWS configuration (check the AWS_* environment variables and the shared config files): %w", err)
+	}
+	if ac.Region == "" {
+		return aws.Config{}, errors.New("kafka.sasl.aws_region: aws_msk_iam signs for the MSK cluster's region: set kafka.sasl.aws_region (or AWS_REGION)")
+	}
+	if ac.Credentials == nil {
+		return aws.Config{}, errors.New("kafka.sasl (aws_msk_iam): the default AWS credential chain is empty: give hitship an AWS identity (AWS_* environment, web identity / IRSA, instance role)")
+	}
+	return ac, nil
 }

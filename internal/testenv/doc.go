@@ -7,7 +7,12 @@
 //     to chosen partitions, read topics back and inspect or set committed
 //     offsets. Cut and Restore simulate a network outage without losing
 //     broker state; with a DataDir, Restart keeps topics, records and
-//     committed offsets.
+//     committed offsets. KafkaOptions.SASL and TLS make it require SASL
+//     (PLAIN, SCRAM) or serve TLS / mutual TLS; the helpers log in with the
+//     options' client side.
+//   - Certificates: a throw-away CA with a server (127.0.0.1, localhost) and
+//     a client certificate as PEM files (NewCerts, MustCerts), for TLS to
+//     any of these.
 //   - S3: the gofakes3 server of package embedded (StartS3), in memory or as
 //     plain files Dir/<bucket>/<key>. FailBucket/HealBucket inject S3 errors
 //     per bucket.

@@ -40,7 +40,8 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 // matters as what kafka-go also makes of it, the timeout of each metadata
 // request, which must outlast a broker slowed by load.
 func (k *Kafka) transport() *kafka.Transport {
-	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 5 * time.Second}
+	return &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Second, MetadataTTL: 5 * time.Second,
+		SASL: k.ClientSASL(), TLS: k.ClientTLS()}
 }
 
 func (k *Kafka) client(tr *kafka.Transport) *kafka.Client {
@@ -269,7 +270,7 @@ func (k *Kafka) Scan(ctx context.Context, topic string, fn func(m *kafka.Message
 // build a response (CI, 2026-12-04), and a long one makes Close wait for the
 // fetch it starts past the end.
 func (k *Kafka) scanPartition(ctx context.Context, topic string, p int, from, to int64, fn func(m *kafka.Message) error) error {
-	conn, err := (&kafka.Dialer{Timeout: 5 * time.Second}).DialLeader(ctx, "tcp", k.Addrs()[0], topic, p)
+	conn, err := (&kafka.Dialer{Timeout: 5 * time.Second, SASLMechanism: k.ClientSASL(), TLS: k.ClientTLS()}).DialLeader(ctx, "tcp", k.Addrs()[0], topic, p)
 	if err != nil {
 		return err
 	}
