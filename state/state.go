@@ -48,8 +48,10 @@ type Store struct {
 }
 
 // New returns a Store over rdb. Keys start with prefix (e.g. "hitship:");
-// group is the consumer group id. Neither may contain '{' or '}', which
-// would break the Redis Cluster hash tag.
+// group is the consumer group id, which may not contain '{' or '}': it is
+// part of each partition's Redis Cluster hash tag. prefix may hold a hash
+// tag of its own (redis.mode cluster: "{hitship}:"), which then puts every
+// key in that tag's slot (config validates it; internal/redisconn).
 func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("state: nil redis client")
@@ -57,8 +59,8 @@ func New(rdb redis.UniversalClient, prefix, group string) (*Store, error) {
 	if group == "" {
 		return nil, errors.New("state: empty group")
 	}
-	if strings.ContainsAny(prefix, "{}") || strings.ContainsAny(group, "{}") {
-		return nil, fmt.Errorf("state: prefix %q and group %q must not contain '{' or '}'", prefix, group)
+	if strings.ContainsAny(group, "{}") {
+		return nil, fmt.Errorf("state: group %q must not contain '{' or '}'", group)
 	}
 	return &Store{rdb: rdb, prefix: prefix, group: group}, nil
 }

@@ -93,7 +93,8 @@ type Claimed struct {
 
 // QueueConfig configures a Queue.
 type QueueConfig struct {
-	// Prefix starts every key (e.g. "hitship:"). No '{' or '}'.
+	// Prefix starts every key (e.g. "hitship:"). A hash tag in it
+	// (redis.mode cluster: "{hitship}:") puts every key in that tag's slot.
 	Prefix string
 	// Name is the queue's hash tag (default "retry"). No '{' or '}'.
 	Name string
@@ -132,8 +133,8 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) (*Queue, error) {
 	if cfg.Name == "" {
 		cfg.Name = "retry"
 	}
-	if strings.ContainsAny(cfg.Prefix, "{}") || strings.ContainsAny(cfg.Name, "{}") {
-		return nil, fmt.Errorf("retry: prefix %q and name %q must not contain '{' or '}': %w", cfg.Prefix, cfg.Name, ErrInvalid)
+	if strings.ContainsAny(cfg.Name, "{}") {
+		return nil, fmt.Errorf("retry: name %q must not contain '{' or '}': %w", cfg.Name, ErrInvalid)
 	}
 	k := state.RetryQueueKeys(cfg.Prefix, cfg.Name)
 	return &Queue{
