@@ -45,7 +45,10 @@ type options struct {
 	duration time.Duration
 	spread   bool
 	cluster  bool
-	bin      string
+	// maxmemory > 0 sets maxmemory to the empty server's use plus this,
+	// with noeviction: how hitship fares when Redis is full.
+	maxmemory int64
+	bin       string
 }
 
 type bench struct {
@@ -66,6 +69,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 40*time.Second, "how long each run goes before Redis is read; then up to 40 s more until the broken integrations' objects of a window are parked (cycle 1 takes 29 s)")
 	flag.BoolVar(&o.spread, "spread", false, "round-robin over the partitions instead of partition = client id mod P: every integration in every partition")
 	flag.BoolVar(&o.cluster, "cluster", false, "run hitship in redis.mode cluster against a one-node Redis Cluster (prefix {hitship}:)")
+	flag.Int64Var(&o.maxmemory, "maxmemory", 0, "bytes Redis may hold over an empty server's (maxmemory-policy noeviction): a full Redis refuses writes; 0: no limit")
 	flag.StringVar(&o.bin, "bin", "", "run this hitship binary instead of building ./cmd/hitship")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -130,8 +134,8 @@ func run(o options) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", rc, err)
 		}
-		fmt.Printf("  %s: %s, used %s, %d retry entries, %d objects written, %d refused, %d ACL denials\n",
-			rc, time.Since(t0).Round(time.Second), kb(r.used), r.counts.retryEntries, r.objects, r.refused, len(r.denials))
+		fmt.Printf("  %s: %s, used %s, %d retry entries, %d objects written, %d refused, %d of %d records committed, %d writes refused for maxmemory, %d ACL denials\n",
+			rc, time.Since(t0).Round(time.Second), kb(r.used), r.counts.retryEntries, r.objects, r.refused, r.committed, r.produced, r.oom, len(r.denials))
 		res = append(res, r)
 	}
 	red, err := testenv.StartRedis(testenv.RedisOptions{})

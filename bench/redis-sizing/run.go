@@ -64,12 +64,15 @@ type result struct {
 	objects, refused    int64
 	// calls are the commands hitship sent (INFO commandstats, the
 	// sampler's own INFO calls taken out); cpu is Redis's CPU time.
-	calls    map[string]int64
-	cpu      float64
-	elapsed  time.Duration
-	denials  []string // ACL LOG entries
-	rssKiB   int64    // hitship's peak RSS
-	keysUsed int64    // sum of MEMORY USAGE over all keys
+	calls   map[string]int64
+	cpu     float64
+	elapsed time.Duration
+	denials []string // ACL LOG entries
+	// oom counts the writes Redis refused for maxmemory (-maxmemory);
+	// committed is the group's committed offsets, summed, at the end.
+	oom, committed int64
+	rssKiB         int64 // hitship's peak RSS
+	keysUsed       int64 // sum of MEMORY USAGE over all keys
 }
 
 // run runs hitship for b.o.duration with rc against a fresh redis-server
@@ -113,6 +116,15 @@ func (b *bench) run(ctx context.Context, rc runCfg) (result, error) {
 	}
 	if err := rdb.Do(ctx, args...).Err(); err != nil {
 		return res, fmt.Errorf("acl setuser: %w", err)
+	}
+	if b.o.maxmemory > 0 {
+		// A full Redis (-maxmemory): noeviction refuses writes with OOM.
+		if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(empty+b.o.maxmemory, 10)).Err(); err != nil {
+			return res, err
+		}
+		if err := rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+			return res, err
+		}
 	}
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		return res, err
@@ -244,6 +256,14 @@ integrations:
 	if res.calls, err = commandCalls(ctx, rdb); err != nil {
 		return res, err
 	}
+	if errs, err := info(ctx, rdb, "errorstats"); err == nil {
+		res.oom = statCount(errs["errorstat_OOM"])
+	}
+	if c, err := b.k.Committed(ctx, "sizing", topic); err == nil {
+		for _, o := range c {
+			res.committed += o
+		}
+	}
 	res.calls["info"] -= infos
 	delete(res.calls, "config|resetstat")
 	delete(res.calls, "hlen") // the wait for parked entries above; hitship sends none
@@ -333,4 +353,10 @@ func procStatusKiB(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// statCount reads count= of an INFO errorstats value ("count=3").
+func statCount(v string) int64 {
+	n, _ := strconv.ParseInt(strings.TrimPrefix(v, "count="), 10, 64)
+	return n
 }
