@@ -14,7 +14,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS  := -X hitship/internal/buildinfo.revision=$(REVISION) -X hitship/internal/buildinfo.version=$(VERSION)
 
-.PHONY: run test test-short bench bench-soak lint tools build fuzz fuzz-short isolation deploy-check image chaos chaos-redis
+.PHONY: run test test-short bench bench-soak redis-sizing lint tools build fuzz fuzz-short isolation deploy-check image chaos chaos-redis
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hitship ./cmd/hitship
@@ -65,6 +65,12 @@ bench:
 
 bench-soak:
 	$(GO) run ./bench/e2e -live 10m -tenants 100
+
+# Redis memory per partition, integration and parked object, the events
+# stream's cap, commands per window (README, "Redis in production"); about
+# 7 minutes, hitship runs as the least-privilege ACL user. Not in make test.
+redis-sizing:
+	$(GO) run ./bench/redis-sizing
 
 FUZZ_TIME ?= 30s
 fuzz:

@@ -61,7 +61,6 @@ func TestNewQueueInvalid(t *testing.T) {
 		nil_ bool
 	}{
 		{name: "nil client", nil_: true},
-		{name: "brace in prefix", cfg: QueueConfig{Prefix: "a{b"}},
 		{name: "brace in name", cfg: QueueConfig{Name: "x}"}},
 	}
 	for _, tt := range tests {
@@ -75,6 +74,19 @@ func TestNewQueueInvalid(t *testing.T) {
 				t.Fatalf("err = %v, want invalid", err)
 			}
 		})
+	}
+}
+
+// TestNewQueueClusterPrefix: the prefix of redis.mode cluster holds a hash
+// tag, which puts every key of the queue in its slot.
+func TestNewQueueClusterPrefix(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	q, err := NewQueue(r.Client(), QueueConfig{Prefix: "{hitship}:"})
+	if err != nil {
+		t.Fatalf("NewQueue with the cluster prefix: %v", err)
+	}
+	if q.entries != "{hitship}:{retry}:entries" {
+		t.Errorf("entries key %q", q.entries)
 	}
 }
 
