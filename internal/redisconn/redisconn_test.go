@@ -77,7 +77,9 @@ var incr = redis.NewScript(`return redis.call("INCR", KEYS[1])`)
 // and a MULTI block. Each writes key k.
 var writes = map[string]func(ctx context.Context, c redis.UniversalClient, k string) error{
 	"command": func(ctx context.Context, c redis.UniversalClient, k string) error { return c.Set(ctx, k, "v", 0).Err() },
-	"script":  func(ctx context.Context, c redis.UniversalClient, k string) error { return incr.Run(ctx, c, []string{k}).Err() },
+	"script": func(ctx context.Context, c redis.UniversalClient, k string) error {
+		return incr.Run(ctx, c, []string{k}).Err()
+	},
 	// A pipeline whose first reply is nil (redis.Nil, the pipeline's
 	// error): the write after it is still waited on, and its own error
 	// is what its caller reads.
