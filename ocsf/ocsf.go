@@ -131,6 +131,7 @@ const (
 	fAttackType
 	fBlockStatus
 	fPayload
+	fClientID
 	nKnown
 	fUnknown = -1
 )
@@ -139,6 +140,7 @@ var knownNames = [nKnown]string{
 	fTime: "time", fRequestID: "request_id", fIP: "ip", fRemoteCountry: "remote_country",
 	fDomain: "domain", fMethod: "method", fURI: "uri", fStatusCode: "status_code",
 	fAttackType: "attack_type", fBlockStatus: "block_status", fPayload: "payload",
+	fClientID: "client_id",
 }
 
 func fieldOf(key string) int {
@@ -165,6 +167,8 @@ func fieldOf(key string) int {
 		return fBlockStatus
 	case "payload":
 		return fPayload
+	case "client_id":
+		return fClientID
 	}
 	return fUnknown
 }
@@ -335,7 +339,7 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 	b = append(b, oc.text...)
 	b = append(b, `"time":`...)
 	b = strconv.AppendInt(b, ms, 10)
-	b = append(b, ',')
+	b = append(b, `,"timezone_offset":0,`...)
 	if otherStatus != nil {
 		b = append(b, `"action_id":0,"action":"Unknown","disposition_id":99,"disposition":`...)
 		b = appendRawString(b, otherStatus)
@@ -351,6 +355,15 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 		b = append(b, `,"uid":"`...)
 		b = append(b, reqID...)
 		b = append(b, '"')
+	}
+	if v := val(fClientID); v != nil {
+		if id, ok := clientIDOf(v); ok {
+			b = append(b, `,"tenant_uid":"`...)
+			b = append(b, id...)
+			b = append(b, '"')
+		} else {
+			toUnmapped(fClientID)
+		}
 	}
 	b = append(b, `,"original_time":`...)
 	if tv[0] == '"' {
@@ -531,6 +544,23 @@ func parseUnixSeconds(s []byte) (int64, bool) {
 		}
 	}
 	return ms, true
+}
+
+// clientIDOf returns the digits of a client_id given as a positive JSON
+// integer or a string of decimal digits.
+func clientIDOf(v []byte) ([]byte, bool) {
+	if v[0] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if len(v) == 0 || len(v) > 19 {
+		return nil, false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // int32Of reads an HTTP status code: a JSON integer, or a string of decimal
