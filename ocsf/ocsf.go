@@ -1,7 +1,6 @@
 package ocsf
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -242,13 +241,10 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 	if !utf8.Valid(hit) {
 		return dst, &Error{Msg: "not valid UTF-8"}
 	}
-	if !json.Valid(hit) {
-		return dst, &Error{Msg: "not valid JSON"}
-	}
 	var buf [24]member
 	members, ok := splitObject(hit, buf[:0])
 	if !ok {
-		return dst, &Error{Msg: "not a JSON object"}
+		return dst, &Error{Msg: "not a valid JSON object"}
 	}
 	var idx [nKnown]int
 	for i := range idx {

@@ -6,8 +6,9 @@ import (
 	"unicode/utf8"
 )
 
-// The scanning helpers below run only on input that json.Valid and
-// utf8.Valid accepted, so they skip rather than validate.
+// splitObject and the valid* functions validate the hit in one pass; the
+// skip* and append* helpers then run only on spans they accepted, so they
+// skip rather than validate.
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
@@ -18,80 +19,59 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index just past the string whose opening quote is
-// at b[i].
+// skipString returns the index just past the valid string whose opening
+// quote is at b[i].
 func skipString(b []byte, i int) int {
-	i++
-	for {
-		j := bytes.IndexAny(b[i:], `"\`)
-		i += j
-		if b[i] == '"' {
+	for i++; ; i++ {
+		switch b[i] {
+		case '"':
 			return i + 1
+		case '\\':
+			i++ // skip the escaped byte; \uXXXX's hex digits are plain
 		}
-		i += 2 // a backslash and the byte it escapes
 	}
 }
 
-// skipValue returns the index just past the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-	default: // number, true, false, null
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
+// maxDepth is the deepest nesting accepted, counting the hit's own object
+// as 1; encoding/json refuses deeper input too.
+const maxDepth = 10000
 
-// splitObject appends the top-level members of the object hit to ms, one per
-// key (decoded): the value is the last one given, the position the first.
-// It reports false when hit is not an object.
+// splitObject validates hit as one JSON object (RFC 8259 grammar, like
+// json.Valid; UTF-8 is checked by the caller) and appends its top-level
+// members to ms, one per key (decoded): the value is the last one given, the
+// position the first. It reports whether hit is a valid JSON object.
 func splitObject(hit []byte, ms []member) ([]member, bool) {
 	i := skipSpace(hit, 0)
 	if i >= len(hit) || hit[i] != '{' {
 		return ms, false
 	}
 	i = skipSpace(hit, i+1)
-	if hit[i] == '}' {
-		return ms, true
+	if i < len(hit) && hit[i] == '}' {
+		return ms, skipSpace(hit, i+1) == len(hit)
 	}
 	for {
+		if i >= len(hit) || hit[i] != '"' {
+			return ms, false
+		}
 		ks := i
-		i = skipString(hit, i)
+		var ok bool
+		if i, ok = validString(hit, i); !ok {
+			return ms, false
+		}
 		quoted := hit[ks:i]
 		key := quoted[1 : len(quoted)-1]
 		i = skipSpace(hit, i)
-		i = skipSpace(hit, i+1) // ':'
-		vs := i
-		i = skipValue(hit, i)
+		if i >= len(hit) || hit[i] != ':' {
+			return ms, false
+		}
+		vs := skipSpace(hit, i+1)
+		if i, ok = validValue(hit, vs, 1); !ok {
+			return ms, false
+		}
 		val := hit[vs:i]
 
-		escaped := bytes.IndexByte(key, '\\') >= 0
 		var field int
-		if escaped {
+		if bytes.IndexByte(key, '\\') >= 0 {
 			field = fieldOf(unquote(quoted))
 		} else {
 			field = fieldOf(string(key)) // no allocation: switch on a converted slice
@@ -115,10 +95,229 @@ func splitObject(hit []byte, ms []member) ([]member, bool) {
 		}
 
 		i = skipSpace(hit, i)
-		if hit[i] == '}' {
-			return ms, true
+		if i >= len(hit) {
+			return ms, false
 		}
-		i = skipSpace(hit, i+1) // ','
+		switch hit[i] {
+		case '}':
+			return ms, skipSpace(hit, i+1) == len(hit)
+		case ',':
+			i = skipSpace(hit, i+1)
+		default:
+			return ms, false
+		}
+	}
+}
+
+// validString returns the index just past the string whose opening quote is
+// at b[i], and whether it is a valid JSON string (no control characters,
+// only the escapes JSON defines).
+func validString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return i, false
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		default:
+			i++
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// validValue returns the index just past the JSON value at b[i], and
+// whether it is valid; depth is the number of containers around it.
+func validValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch b[i] {
+	case '{', '[':
+		return validContainer(b, i, depth)
+	}
+	return validScalar(b, i)
+}
+
+func validScalar(b []byte, i int) (int, bool) {
+	switch b[i] {
+	case '"':
+		return validString(b, i)
+	case 't':
+		return validLiteral(b, i, "true")
+	case 'f':
+		return validLiteral(b, i, "false")
+	case 'n':
+		return validLiteral(b, i, "null")
+	}
+	return validNumber(b, i)
+}
+
+func validLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// validNumber checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; the
+// caller checks what follows.
+func validNumber(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return i, false
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, false
+		}
+		for ; i < len(b) && isDigit(b[i]); i++ {
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, false
+		}
+		for ; i < len(b) && isDigit(b[i]); i++ {
+		}
+	}
+	return i, true
+}
+
+// validContainer validates the object or array at b[i] without recursion:
+// open containers are a bit stack (1 = object), 256 levels without
+// allocating.
+func validContainer(b []byte, i, depth int) (int, bool) {
+	var small [4]uint64
+	stack := small[:]
+	n := 0 // containers open in this call
+	const (
+		sOpen = iota
+		sKey
+		sValue
+		sAfter
+	)
+	st := sOpen
+	for {
+		switch st {
+		case sOpen: // b[i] is '{' or '['
+			if depth+n >= maxDepth {
+				return i, false
+			}
+			if n == len(stack)*64 {
+				stack = append(stack, make([]uint64, len(stack))...)
+			}
+			obj := b[i] == '{'
+			if obj {
+				stack[n>>6] |= 1 << (n & 63)
+			} else {
+				stack[n>>6] &^= 1 << (n & 63)
+			}
+			n++
+			i = skipSpace(b, i+1)
+			if i >= len(b) {
+				return i, false
+			}
+			if obj && b[i] == '}' || !obj && b[i] == ']' {
+				i++
+				n--
+				if n == 0 {
+					return i, true
+				}
+				st = sAfter
+			} else if obj {
+				st = sKey
+			} else {
+				st = sValue
+			}
+		case sKey:
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			var ok bool
+			if i, ok = validString(b, i); !ok {
+				return i, false
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			i = skipSpace(b, i+1)
+			st = sValue
+		case sValue:
+			if i >= len(b) {
+				return i, false
+			}
+			if b[i] == '{' || b[i] == '[' {
+				st = sOpen
+				continue
+			}
+			var ok bool
+			if i, ok = validScalar(b, i); !ok {
+				return i, false
+			}
+			st = sAfter
+		case sAfter:
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			obj := stack[(n-1)>>6]&(1<<((n-1)&63)) != 0
+			switch {
+			case b[i] == ',':
+				i = skipSpace(b, i+1)
+				if obj {
+					st = sKey
+				} else {
+					st = sValue
+				}
+			case obj && b[i] == '}' || !obj && b[i] == ']':
+				i++
+				n--
+				if n == 0 {
+					return i, true
+				}
+			default:
+				return i, false
+			}
+		}
 	}
 }
 
