@@ -177,6 +177,7 @@ type member struct {
 	key      []byte // raw key between the quotes, escapes as written
 	val      []byte // raw value, possibly with whitespace inside
 	field    int
+	esc      bool // key has escapes
 	unmapped bool
 }
 
@@ -242,18 +243,16 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 		return dst, &Error{Msg: "not valid UTF-8"}
 	}
 	var buf [24]member
-	members, ok := splitObject(hit, buf[:0])
-	if !ok {
-		return dst, &Error{Msg: "not a valid JSON object"}
-	}
 	var idx [nKnown]int
 	for i := range idx {
 		idx[i] = -1
 	}
+	members, ok := splitObject(hit, buf[:0], &idx)
+	if !ok {
+		return dst, &Error{Msg: "not a valid JSON object"}
+	}
 	for i := range members {
-		if f := members[i].field; f >= 0 {
-			idx[f] = i
-		} else {
+		if members[i].field < 0 {
 			members[i].unmapped = true
 		}
 	}

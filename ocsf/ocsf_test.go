@@ -458,3 +458,29 @@ func BenchmarkMap(b *testing.B) {
 		})
 	}
 }
+
+// Baselines on the same machine and hit, to read BenchmarkMap against:
+// json.Valid alone (one validating pass, no output) and the obvious
+// alternative, encoding/json into map[string]json.RawMessage.
+func BenchmarkBaseline(b *testing.B) {
+	hit := []byte(base)
+	b.Run("json.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(hit)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if !json.Valid(hit) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("Unmarshal-RawMessage-map", func(b *testing.B) {
+		b.SetBytes(int64(len(hit)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(hit, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -2,7 +2,9 @@ package ocsf
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -40,7 +42,8 @@ const maxDepth = 10000
 // json.Valid; UTF-8 is checked by the caller) and appends its top-level
 // members to ms, one per key (decoded): the value is the last one given, the
 // position the first. It reports whether hit is a valid JSON object.
-func splitObject(hit []byte, ms []member) ([]member, bool) {
+// idx[f] is set to the index in ms of known field f; it must hold -1s.
+func splitObject(hit []byte, ms []member, idx *[nKnown]int) ([]member, bool) {
 	i := skipSpace(hit, 0)
 	if i >= len(hit) || hit[i] != '{' {
 		return ms, false
@@ -70,28 +73,40 @@ func splitObject(hit []byte, ms []member) ([]member, bool) {
 		}
 		val := hit[vs:i]
 
+		esc := bytes.IndexByte(key, '\\') >= 0
 		var field int
-		if bytes.IndexByte(key, '\\') >= 0 {
+		if esc {
 			field = fieldOf(unquote(quoted))
 		} else {
 			field = fieldOf(string(key)) // no allocation: switch on a converted slice
 		}
 		dup := -1
-		for j := range ms {
-			if field >= 0 {
-				if ms[j].field == field {
+		if field >= 0 {
+			dup = idx[field]
+		} else {
+			for j := range ms {
+				m := &ms[j]
+				if m.field >= 0 {
+					continue
+				}
+				if !esc && !m.esc {
+					if len(m.key) == len(key) && string(m.key) == string(key) {
+						dup = j
+						break
+					}
+				} else if sameKey(m.key, key) {
 					dup = j
 					break
 				}
-			} else if ms[j].field < 0 && sameKey(ms[j].key, key) {
-				dup = j
-				break
 			}
 		}
 		if dup >= 0 {
 			ms[dup].val = val
 		} else {
-			ms = append(ms, member{key: key, val: val, field: field})
+			if field >= 0 {
+				idx[field] = len(ms)
+			}
+			ms = append(ms, member{key: key, val: val, field: field, esc: esc})
 		}
 
 		i = skipSpace(hit, i)
@@ -114,6 +129,10 @@ func splitObject(hit []byte, ms []member) ([]member, bool) {
 // only the escapes JSON defines).
 func validString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); {
+		i = skipPlain(b, i)
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -140,6 +159,33 @@ func validString(b []byte, i int) (int, bool) {
 		}
 	}
 	return i, false
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// skipPlain returns the index of the first byte at or after i that may need
+// a look in a string (a control character, '"' or '\\'), checking 8 bytes
+// at a time; bytes >= 0x80 are plain (UTF-8 is checked by the caller). It
+// stops at the tail shorter than 8 bytes, which the caller's loop handles.
+func skipPlain(b []byte, i int) int {
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (ones * '"')
+		e := x ^ (ones * '\\')
+		// Per byte: below 0x20, or zero after the XORs (bytes >= 0x80 are
+		// masked by &^x). Borrows only flag bytes above a flagged one, so the
+		// lowest flag is exact; a false flag above would only cost a
+		// byte-at-a-time step anyway.
+		m := (x-ones*0x20)&^x | (q-ones)&^q | (e-ones)&^e
+		if m&highs != 0 {
+			return i + bits.TrailingZeros64(m&highs)>>3
+		}
+		i += 8
+	}
+	return i
 }
 
 func isHex(c byte) bool {
