@@ -484,3 +484,75 @@ func BenchmarkBaseline(b *testing.B) {
 		}
 	})
 }
+
+// FuzzMapFields fuzzes the values of the fields the mapping reads, inside an
+// otherwise well-formed hit, where FuzzMap mostly meets invalid JSON.
+func FuzzMapFields(f *testing.F) {
+	f.Add(`"1687241470"`, `"GET"`, `"/a?b"`, `499`, `"blocked"`, `["x"]`, `"ptrav"`, `"127.0.0.1"`, `null`)
+	f.Add(`1.5`, `"PATCH"`, `"/\u003f"`, `"404"`, `"monitored"`, `[1]`, `""`, `""`, `"DE"`)
+	f.Add(`"0"`, `5`, `{}`, `null`, `[]`, `"s"`, `null`, `{"a":1}`, `7`)
+	m, err := NewMapper(Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, tm, method, uri, status, block, payload, attack, ip, country string) {
+		kv := []string{"time", tm, "method", method, "uri", uri, "status_code", status, "block_status", block,
+			"payload", payload, "attack_type", attack, "ip", ip, "remote_country", country}
+		for i := 1; i < len(kv); i += 2 {
+			if kv[i] != "" && (!json.Valid([]byte(kv[i])) || !utf8.ValidString(kv[i])) {
+				return
+			}
+		}
+		hit := with(kv...)
+		rec, err := m.AppendRecord(nil, []byte(hit))
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Field != "time" {
+				t.Fatalf("hit %s: %v", hit, err)
+			}
+			return
+		}
+		if r := schemaT(t).Validate(rec); len(r.Errors) > 0 {
+			t.Fatalf("hit %s\nrecord %s\ndoes not validate:\n  %s", hit, rec, strings.Join(r.Errors, "\n  "))
+		}
+		checkLanded(t, []byte(hit), rec)
+	})
+}
+
+func TestConcurrentUse(t *testing.T) {
+	m, _ := NewMapper(Options{VendorName: "Acme"})
+	want, _ := m.AppendRecord(nil, []byte(base))
+	done := make(chan []byte)
+	for range 4 {
+		go func() {
+			var out []byte
+			for range 100 {
+				out, _ = m.AppendRecord(out[:0], []byte(base))
+			}
+			done <- out
+		}()
+	}
+	for range 4 {
+		if got := <-done; !bytes.Equal(got, want) {
+			t.Errorf("concurrent output differs:\n%s\n%s", got, want)
+		}
+	}
+}
+
+func ExampleMapper_AppendRecord() {
+	m, err := NewMapper(Options{ProductName: "Edge", VendorName: "Acme"})
+	if err != nil {
+		panic(err)
+	}
+	hit := `{"time":"1687241470","ip":"10.0.0.1","domain":"shop.example","method":"POST","uri":"/login?next=/","status_code":403,"attack_type":"sqli","block_status":"blocked","payload":["' or 1=1"],"tor":"none"}`
+	rec, err := m.AppendRecord(nil, []byte(hit))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(rec))
+	_, err = m.AppendRecord(nil, []byte(`{"ip":"10.0.0.1"}`))
+	fmt.Println(err)
+	// Output:
+	// {"activity_id":6,"activity_name":"Post","category_name":"Network Activity","category_uid":4,"class_name":"HTTP Activity","class_uid":4002,"type_name":"HTTP Activity: Post","type_uid":400206,"severity_id":2,"severity":"Low","time":1687241470000,"timezone_offset":0,"action_id":2,"action":"Denied","disposition_id":2,"disposition":"Blocked","metadata":{"version":"1.1.0","product":{"name":"Edge","vendor_name":"Acme"},"profiles":["security_control"],"original_time":"1687241470"},"src_endpoint":{"ip":"10.0.0.1"},"dst_endpoint":{"hostname":"shop.example"},"http_request":{"http_method":"POST","url":{"hostname":"shop.example","path":"/login","query_string":"next=/"}},"http_response":{"code":403},"firewall_rule":{"name":"sqli","condition":"sqli","match_details":["' or 1=1"]},"unmapped":{"tor":"none"}}
+	// ocsf: hit field "time": missing
+}

@@ -128,36 +128,37 @@ func TestValidatorRejects(t *testing.T) {
 	mustValidate(t, good)
 	tests := []struct {
 		name string
+		want string // in one of the errors: the rule that bit
 		edit func(m map[string]any)
 	}{
-		{"missing required time", func(m map[string]any) { delete(m, "time") }},
-		{"missing required severity_id", func(m map[string]any) { delete(m, "severity_id") }},
-		{"missing required http_response.code", func(m map[string]any) { m["http_response"] = map[string]any{} }},
-		{"missing profile attribute action_id", func(m map[string]any) { delete(m, "action_id"); delete(m, "action") }},
-		{"profile not listed", func(m map[string]any) { m["metadata"].(map[string]any)["profiles"] = []any{} }},
-		{"unknown profile", func(m map[string]any) { m["metadata"].(map[string]any)["profiles"] = []any{"security_control", "nope"} }},
-		{"undefined top-level attribute", func(m map[string]any) { m["tor"] = "none" }},
-		{"undefined nested attribute", func(m map[string]any) { m["http_request"].(map[string]any)["point"] = "uri" }},
-		{"activity_id out of enum", func(m map[string]any) { m["activity_id"] = json.Number("9"); m["type_uid"] = json.Number("400209") }},
-		{"severity_id out of enum", func(m map[string]any) { m["severity_id"] = json.Number("7") }},
-		{"disposition_id out of enum", func(m map[string]any) { m["disposition_id"] = json.Number("28") }},
-		{"action_id out of enum", func(m map[string]any) { m["action_id"] = json.Number("3") }},
-		{"class_uid wrong", func(m map[string]any) { m["class_uid"] = json.Number("4001") }},
-		{"category_uid wrong", func(m map[string]any) { m["category_uid"] = json.Number("6") }},
-		{"type_uid not class*100+activity", func(m map[string]any) { m["type_uid"] = json.Number("400204") }},
-		{"sibling caption wrong", func(m map[string]any) { m["activity_name"] = "Post" }},
-		{"time as string", func(m map[string]any) { m["time"] = "1687241470000" }},
-		{"time fractional", func(m map[string]any) { m["time"] = json.Number("1.5") }},
-		{"code beyond integer_t", func(m map[string]any) { m["http_response"] = map[string]any{"code": json.Number("4294967296")} }},
-		{"object where string", func(m map[string]any) { m["metadata"].(map[string]any)["uid"] = map[string]any{} }},
-		{"string where object", func(m map[string]any) { m["src_endpoint"] = "127.0.0.1" }},
-		{"array where scalar", func(m map[string]any) { m["firewall_rule"].(map[string]any)["name"] = []any{"x"} }},
-		{"scalar where array", func(m map[string]any) { m["firewall_rule"].(map[string]any)["match_details"] = "x" }},
-		{"http_method out of enum", func(m map[string]any) { m["http_request"].(map[string]any)["http_method"] = "PATCH" }},
-		{"at_least_one endpoint", func(m map[string]any) { m["src_endpoint"] = map[string]any{"port": json.Number("1")} }},
-		{"at_least_one url", func(m map[string]any) { m["http_request"].(map[string]any)["url"] = map[string]any{"hostname": "x"} }},
-		{"metadata.version", func(m map[string]any) { m["metadata"].(map[string]any)["version"] = "1.2.0" }},
-		{"vendor_name missing", func(m map[string]any) {
+		{"missing required time", `time: required`, func(m map[string]any) { delete(m, "time") }},
+		{"missing required severity_id", `severity_id: required`, func(m map[string]any) { delete(m, "severity_id") }},
+		{"missing required http_response.code", `http_response.code: required`, func(m map[string]any) { m["http_response"] = map[string]any{} }},
+		{"missing profile attribute action_id", `action_id: required`, func(m map[string]any) { delete(m, "action_id"); delete(m, "action") }},
+		{"profile not listed", `not listed in metadata.profiles`, func(m map[string]any) { m["metadata"].(map[string]any)["profiles"] = []any{} }},
+		{"unknown profile", `is not a profile of this class`, func(m map[string]any) { m["metadata"].(map[string]any)["profiles"] = []any{"security_control", "nope"} }},
+		{"undefined top-level attribute", `tor: not an attribute of http_activity`, func(m map[string]any) { m["tor"] = "none" }},
+		{"undefined nested attribute", `http_request.point: not an attribute of http_request`, func(m map[string]any) { m["http_request"].(map[string]any)["point"] = "uri" }},
+		{"activity_id out of enum", `activity_id: 9 not in the enum`, func(m map[string]any) { m["activity_id"] = json.Number("9"); m["type_uid"] = json.Number("400209") }},
+		{"severity_id out of enum", `severity_id: 7 not in the enum`, func(m map[string]any) { m["severity_id"] = json.Number("7") }},
+		{"disposition_id out of enum", `disposition_id: 28 not in the enum`, func(m map[string]any) { m["disposition_id"] = json.Number("28") }},
+		{"action_id out of enum", `action_id: 3 not in the enum`, func(m map[string]any) { m["action_id"] = json.Number("3") }},
+		{"class_uid wrong", `class_uid: 4001 not in the enum`, func(m map[string]any) { m["class_uid"] = json.Number("4001") }},
+		{"category_uid wrong", `category_uid: 6 not in the enum`, func(m map[string]any) { m["category_uid"] = json.Number("6") }},
+		{"type_uid not class*100+activity", `type_uid 400204 != class_uid*100 + activity_id`, func(m map[string]any) { m["type_uid"] = json.Number("400204") }},
+		{"sibling caption wrong", `activity_name: Post, want "Get"`, func(m map[string]any) { m["activity_name"] = "Post" }},
+		{"time as string", `time: want an integer`, func(m map[string]any) { m["time"] = "1687241470000" }},
+		{"time fractional", `time: want an integer`, func(m map[string]any) { m["time"] = json.Number("1.5") }},
+		{"code beyond integer_t", `http_response.code: want an integer in range`, func(m map[string]any) { m["http_response"] = map[string]any{"code": json.Number("4294967296")} }},
+		{"object where string", `metadata.uid: want a string`, func(m map[string]any) { m["metadata"].(map[string]any)["uid"] = map[string]any{} }},
+		{"string where object", `src_endpoint: want an object`, func(m map[string]any) { m["src_endpoint"] = "127.0.0.1" }},
+		{"array where scalar", `firewall_rule.name: want a string`, func(m map[string]any) { m["firewall_rule"].(map[string]any)["name"] = []any{"x"} }},
+		{"scalar where array", `firewall_rule.match_details: want an array`, func(m map[string]any) { m["firewall_rule"].(map[string]any)["match_details"] = "x" }},
+		{"http_method out of enum", `http_request.http_method: PATCH not in the enum`, func(m map[string]any) { m["http_request"].(map[string]any)["http_method"] = "PATCH" }},
+		{"at_least_one endpoint", `src_endpoint: network_endpoint needs at least one of`, func(m map[string]any) { m["src_endpoint"] = map[string]any{"port": json.Number("1")} }},
+		{"at_least_one url", `http_request.url: url needs at least one of`, func(m map[string]any) { m["http_request"].(map[string]any)["url"] = map[string]any{"hostname": "x"} }},
+		{"metadata.version", `metadata.version: 1.2.0`, func(m map[string]any) { m["metadata"].(map[string]any)["version"] = "1.2.0" }},
+		{"vendor_name missing", `metadata.product.vendor_name: required`, func(m map[string]any) {
 			m["metadata"].(map[string]any)["product"] = map[string]any{"name": "x"}
 		}},
 	}
@@ -169,8 +170,9 @@ func TestValidatorRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r := schemaT(t).Validate(b); len(r.Errors) == 0 {
-				t.Fatalf("validator accepted %s", b)
+			r := schemaT(t).Validate(b)
+			if !slices.ContainsFunc(r.Errors, func(e string) bool { return strings.Contains(e, tt.want) }) {
+				t.Fatalf("want an error with %q, got %q\nrecord: %s", tt.want, r.Errors, b)
 			}
 		})
 	}
