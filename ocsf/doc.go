@@ -37,11 +37,16 @@
 //	                metadata.original_time (the value as given, as a string);
 //	                timezone_offset 0 (Unix time is UTC). Missing/unusable: error.
 //	request_id      metadata.uid and http_request.uid
-//	ip              src_endpoint.ip. Absent/unusable: src_endpoint.name "unknown"
-//	                (src_endpoint is required and needs one of ip, name, ...)
+//	ip              src_endpoint.ip when it is an IPv4/IPv6 address (OCSF ip_t).
+//	                Otherwise the value goes to unmapped and src_endpoint.name is
+//	                "unknown" (src_endpoint is required and needs one of ip, name, ...)
 //	remote_country  src_endpoint.location.country (null goes to unmapped)
-//	domain          dst_endpoint.hostname and http_request.url.hostname.
-//	                Absent/unusable: dst_endpoint.name "unknown"
+//	domain          dst_endpoint.hostname and http_request.url.hostname when it is a
+//	                hostname (OCSF hostname_t: dot-separated labels of letters,
+//	                digits, inner hyphens), with an optional ":port" split into
+//	                dst_endpoint.port and http_request.url.port. Any other string
+//	                (my_host, [::1]:443) is dst_endpoint.name. Absent/unusable:
+//	                dst_endpoint.name "unknown"
 //	method          activity_id / activity_name and http_request.http_method:
 //	                CONNECT 1 Connect, DELETE 2 Delete, GET 3 Get, HEAD 4 Head,
 //	                OPTIONS 5 Options, POST 6 Post, PUT 7 Put, TRACE 8 Trace (exact,
@@ -82,6 +87,5 @@
 // Left out: url.scheme and url.url_string (a hit carries no scheme; its
 // "protocol" is the API protocol, kept in unmapped), ports, user agent and
 // headers (not in a hit), MITRE "attacks" (attack_type is not an ATT&CK
-// technique). The string formats of ip_t and hostname_t are not checked: the
-// values are passed as the node reported them.
+// technique).
 package ocsf

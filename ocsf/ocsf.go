@@ -1,6 +1,7 @@
 package ocsf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -372,7 +373,7 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 
 	// src_endpoint
 	b = append(b, `,"src_endpoint":{`...)
-	if raw, ok := str(fIP); ok && len(raw) > 0 {
+	if raw, ok := str(fIP); ok && isIP(raw) {
 		b = append(b, `"ip":"`...)
 		b = append(b, raw...)
 		b = append(b, '"')
@@ -389,18 +390,32 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 	}
 	b = append(b, '}')
 
-	// dst_endpoint
+	// dst_endpoint: a hostname (with an optional :port) goes to hostname
+	// (and port); any other domain string is the endpoint's name.
 	domain, hasDomain := str(fDomain)
 	if hasDomain && len(domain) == 0 {
 		hasDomain = false
 		toUnmapped(fDomain)
 	}
-	b = append(b, `,"dst_endpoint":{`...)
+	var host, port []byte
 	if hasDomain {
+		host, port = splitHostPort(domain)
+	}
+	b = append(b, `,"dst_endpoint":{`...)
+	switch {
+	case host != nil:
 		b = append(b, `"hostname":"`...)
+		b = append(b, host...)
+		b = append(b, '"')
+		if port != nil {
+			b = append(b, `,"port":`...)
+			b = append(b, port...)
+		}
+	case hasDomain:
+		b = append(b, `"name":"`...)
 		b = append(b, domain...)
 		b = append(b, '"')
-	} else {
+	default:
 		b = append(b, `"name":"unknown"`...)
 	}
 	b = append(b, '}')
@@ -431,10 +446,15 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 	if uri, ok := str(fURI); ok {
 		comma()
 		b = append(b, `"url":{`...)
-		if hasDomain {
+		if host != nil {
 			b = append(b, `"hostname":"`...)
-			b = append(b, domain...)
+			b = append(b, host...)
 			b = append(b, `",`...)
+			if port != nil {
+				b = append(b, `"port":`...)
+				b = append(b, port...)
+				b = append(b, ',')
+			}
 		}
 		b = appendPathQuery(b, uri)
 		b = append(b, '}')
@@ -539,6 +559,153 @@ func parseUnixSeconds(s []byte) (int64, bool) {
 		}
 	}
 	return ms, true
+}
+
+// isIP reports whether the contents of a JSON string are an IP address as
+// OCSF's ip_t wants it: an IPv4 dotted quad (no leading zeros) or IPv6
+// (optionally with an embedded IPv4 tail and a %zone), at most 40 bytes, no
+// escapes. It accepts what net/netip.ParseAddr accepts (FuzzIsIP), without
+// allocating.
+func isIP(raw []byte) bool {
+	if len(raw) == 0 || len(raw) > 40 || bytes.IndexByte(raw, '\\') >= 0 {
+		return false
+	}
+	if bytes.IndexByte(raw, ':') >= 0 {
+		return isIPv6(raw)
+	}
+	return isIPv4(raw)
+}
+
+func isIPv4(s []byte) bool {
+	n, octets, digits := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 {
+				return false
+			}
+			octets++
+			n, digits = 0, 0
+			continue
+		}
+		c := s[i]
+		if c < '0' || c > '9' || (digits > 0 && n == 0) {
+			return false
+		}
+		n = n*10 + int(c-'0')
+		digits++
+		if n > 255 {
+			return false
+		}
+	}
+	return octets == 4
+}
+
+func isIPv6(s []byte) bool {
+	if z := bytes.IndexByte(s, '%'); z >= 0 {
+		if z == len(s)-1 {
+			return false
+		}
+		s = s[:z]
+	}
+	groups, ellipsis, i := 0, false, 0
+	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+		ellipsis, i = true, 2
+	} else if len(s) > 0 && s[0] == ':' {
+		return false
+	}
+	for i < len(s) {
+		j := i
+		for j < len(s) && j-i < 5 && isHex(s[j]) {
+			j++
+		}
+		if j < len(s) && s[j] == '.' { // an IPv4 tail ends the address
+			if !isIPv4(s[i:]) {
+				return false
+			}
+			groups += 2
+			break
+		}
+		if j == i || j-i > 4 {
+			return false
+		}
+		groups++
+		i = j
+		if i == len(s) {
+			break
+		}
+		if s[i] != ':' {
+			return false
+		}
+		i++
+		switch {
+		case i < len(s) && s[i] == ':':
+			if ellipsis {
+				return false
+			}
+			ellipsis = true
+			i++
+		case i == len(s):
+			return false // a single trailing colon
+		}
+	}
+	if ellipsis {
+		return groups < 8
+	}
+	return groups == 8
+}
+
+// splitHostPort splits a domain into a hostname as OCSF's hostname_t wants
+// it (dot-separated labels of letters, digits and inner hyphens) and an
+// optional port (1..5 digits, no leading zero, at most 65535). It returns
+// host nil when the domain is not of that form.
+func splitHostPort(d []byte) (host, port []byte) {
+	host = d
+	if c := bytes.LastIndexByte(d, ':'); c >= 0 {
+		host, port = d[:c], d[c+1:]
+		if !isPort(port) {
+			return nil, nil
+		}
+	}
+	if !isHostname(host) {
+		return nil, nil
+	}
+	return host, port
+}
+
+func isPort(p []byte) bool {
+	if len(p) == 0 || len(p) > 5 || (p[0] == '0' && len(p) > 1) {
+		return false
+	}
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
+}
+
+func isHostname(h []byte) bool {
+	if len(h) == 0 {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(h); i++ {
+		if i < len(h) && h[i] != '.' {
+			c := h[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		label := h[start:i]
+		if len(label) == 0 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // clientIDOf returns the digits of a client_id given as a positive JSON

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"strings"
@@ -39,7 +40,11 @@ func checkLanded(tb testing.TB, hit, rec []byte) {
 		case "remote_country":
 			ok = get("src_endpoint.location.country") == hv
 		case "domain":
-			ok = get("dst_endpoint.hostname") == hv
+			d := get("dst_endpoint.hostname")
+			if p, has := at(r, "dst_endpoint.port"); has {
+				d = fmt.Sprint(d, ":", p)
+			}
+			ok = d == hv || get("dst_endpoint.name") == hv
 		case "method":
 			ok = get("http_request.http_method") == hv || (get("activity_id") == json.Number("99") && get("activity_name") == hv)
 		case "uri":
@@ -152,6 +157,8 @@ func checkRecommended(tb testing.TB, hit []byte, r Report) {
 		case !has || v == nil:
 		case p == "http_request.url.query_string" && !strings.Contains(s, "?"):
 		case p == "http_request.http_method" && isStr && !isEnumMethod(s):
+		case p == "src_endpoint.ip" && isStr && !isIP([]byte(s)):
+		case (p == "dst_endpoint.hostname" || p == "http_request.url.hostname") && isStr && !isHostLike(s):
 		case p == "metadata.tenant_uid" || p == "firewall_rule.name" || strings.HasPrefix(p, "src_endpoint") || strings.HasPrefix(p, "dst_endpoint"):
 			if isStr && s != "" || p == "metadata.tenant_uid" && !isStr {
 				tb.Errorf("recommended %s missing though the hit has %s = %v", p, f, v)
@@ -160,6 +167,11 @@ func checkRecommended(tb testing.TB, hit []byte, r Report) {
 			tb.Errorf("recommended %s missing though the hit has %s = %v", p, f, v)
 		}
 	}
+}
+
+func isHostLike(s string) bool {
+	h, _ := splitHostPort([]byte(s))
+	return h != nil
 }
 
 func isEnumMethod(s string) bool {
@@ -269,6 +281,12 @@ func TestMapCases(t *testing.T) {
 		{name: "attack_type missing", hit: with("attack_type", ``), absent: []string{"firewall_rule"}, unmapped: []string{"payload"}},
 		{name: "ip missing", hit: with("ip", ``), want: map[string]any{"src_endpoint.name": "unknown"}, absent: []string{"src_endpoint.ip"}},
 		{name: "ip number", hit: with("ip", `2130706433`), want: map[string]any{"src_endpoint.name": "unknown"}, unmapped: []string{"ip"}},
+		{name: "domain with port", hit: with("domain", `"shop.example:8443"`), want: map[string]any{"dst_endpoint.hostname": "shop.example", "dst_endpoint.port": json.Number("8443"), "http_request.url.hostname": "shop.example", "http_request.url.port": json.Number("8443")}},
+		{name: "domain not a hostname", hit: with("domain", `"my_host.example"`), want: map[string]any{"dst_endpoint.name": "my_host.example"}, absent: []string{"dst_endpoint.hostname", "http_request.url.hostname"}},
+		{name: "domain IPv6 literal", hit: with("domain", `"[::1]:443"`), want: map[string]any{"dst_endpoint.name": "[::1]:443"}},
+		{name: "domain port with leading zero", hit: with("domain", `"a:080"`), want: map[string]any{"dst_endpoint.name": "a:080"}},
+		{name: "ip v6", hit: with("ip", `"2001:db8::1"`), want: map[string]any{"src_endpoint.ip": "2001:db8::1"}},
+		{name: "ip not an IP", hit: with("ip", `"unknown"`), want: map[string]any{"src_endpoint.name": "unknown"}, absent: []string{"src_endpoint.ip"}, unmapped: []string{"ip"}},
 		{name: "domain missing", hit: with("domain", ``), want: map[string]any{"dst_endpoint.name": "unknown"}, absent: []string{"http_request.url.hostname"}},
 		{name: "status_code missing", hit: with("status_code", ``), want: map[string]any{"http_response.code": json.Number("0")}},
 		{name: "request_id missing", hit: with("request_id", ``), absent: []string{"metadata.uid", "http_request.uid"}},
@@ -488,16 +506,16 @@ func BenchmarkBaseline(b *testing.B) {
 // FuzzMapFields fuzzes the values of the fields the mapping reads, inside an
 // otherwise well-formed hit, where FuzzMap mostly meets invalid JSON.
 func FuzzMapFields(f *testing.F) {
-	f.Add(`"1687241470"`, `"GET"`, `"/a?b"`, `499`, `"blocked"`, `["x"]`, `"ptrav"`, `"127.0.0.1"`, `null`)
-	f.Add(`1.5`, `"PATCH"`, `"/\u003f"`, `"404"`, `"monitored"`, `[1]`, `""`, `""`, `"DE"`)
-	f.Add(`"0"`, `5`, `{}`, `null`, `[]`, `"s"`, `null`, `{"a":1}`, `7`)
+	f.Add(`"1687241470"`, `"GET"`, `"/a?b"`, `499`, `"blocked"`, `["x"]`, `"ptrav"`, `"127.0.0.1"`, `null`, `"localhost"`)
+	f.Add(`1.5`, `"PATCH"`, `"/\u003f"`, `"404"`, `"monitored"`, `[1]`, `""`, `"::1"`, `"DE"`, `"a-b.example:443"`)
+	f.Add(`"0"`, `5`, `{}`, `null`, `[]`, `"s"`, `null`, `{"a":1}`, `7`, `"[::1]:8080"`)
 	m, err := NewMapper(Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, tm, method, uri, status, block, payload, attack, ip, country string) {
+	f.Fuzz(func(t *testing.T, tm, method, uri, status, block, payload, attack, ip, country, domain string) {
 		kv := []string{"time", tm, "method", method, "uri", uri, "status_code", status, "block_status", block,
-			"payload", payload, "attack_type", attack, "ip", ip, "remote_country", country}
+			"payload", payload, "attack_type", attack, "ip", ip, "remote_country", country, "domain", domain}
 		for i := 1; i < len(kv); i += 2 {
 			if kv[i] != "" && (!json.Valid([]byte(kv[i])) || !utf8.ValidString(kv[i])) {
 				return
@@ -555,4 +573,21 @@ func ExampleMapper_AppendRecord() {
 	// Output:
 	// {"activity_id":6,"activity_name":"Post","category_name":"Network Activity","category_uid":4,"class_name":"HTTP Activity","class_uid":4002,"type_name":"HTTP Activity: Post","type_uid":400206,"severity_id":2,"severity":"Low","time":1687241470000,"timezone_offset":0,"action_id":2,"action":"Denied","disposition_id":2,"disposition":"Blocked","metadata":{"version":"1.1.0","product":{"name":"Edge","vendor_name":"Acme"},"profiles":["security_control"],"original_time":"1687241470"},"src_endpoint":{"ip":"10.0.0.1"},"dst_endpoint":{"hostname":"shop.example"},"http_request":{"http_method":"POST","url":{"hostname":"shop.example","path":"/login","query_string":"next=/"}},"http_response":{"code":403},"firewall_rule":{"name":"sqli","condition":"sqli","match_details":["' or 1=1"]},"unmapped":{"tor":"none"}}
 	// ocsf: hit field "time": missing
+}
+
+// FuzzIsIP checks the allocation-free IP check against net/netip.
+func FuzzIsIP(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "::", "::1", "fe80::1%eth0", "::ffff:1.2.3.4", "1:2:3:4:5:6:7:8",
+		"1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1.2.3", "01.2.3.4", "1.2.3.4%x", "1::2::3", ":1::", "1:2:3:4:5:6:1.2.3.4", "a:b:c:d:e:f:0:1:2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.ContainsAny(s, "\\") || len(s) > 40 {
+			return
+		}
+		_, err := netip.ParseAddr(s)
+		if got := isIP([]byte(s)); got != (err == nil) {
+			t.Fatalf("isIP(%q) = %v, netip: %v", s, got, err)
+		}
+	})
 }

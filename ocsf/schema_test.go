@@ -33,8 +33,11 @@ package ocsf
 //   - constraints.at_least_one of an object (inherited through extends unless
 //     the object gives its own) holds.
 //
-// Not checked: the regex and max_len of string subtypes (ip_t, hostname_t,
-// string_t's 65535), port_t's range, and observables.
+//   - String subtypes match their dictionary "types" regex and max_len
+//     (ip_t, hostname_t, ...); integer subtypes lie in their range (port_t).
+//
+// Not checked: string_t's own max_len (65535 bytes; a hit's strings pass
+// through at their length), and observables.
 
 import (
 	"encoding/json"
@@ -43,6 +46,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +84,15 @@ type ocsfSchema struct {
 	objects       map[string]*objSpec
 	dict          map[string]rawAttr
 	baseTypes     map[string]string
+	typeRules     map[string]typeRule
+}
+
+// typeRule is what dictionary.json "types" says of a string or integer
+// subtype beyond its base type.
+type typeRule struct {
+	regex  *regexp.Regexp
+	maxLen int
+	rng    []int64
 }
 
 type rawEnum struct {
@@ -147,7 +160,10 @@ func compileSchema() (*ocsfSchema, error) {
 		Attributes map[string]rawAttr `json:"attributes"`
 		Types      struct {
 			Attributes map[string]struct {
-				Type string `json:"type"`
+				Type   string  `json:"type"`
+				Regex  string  `json:"regex"`
+				MaxLen int     `json:"max_len"`
+				Range  []int64 `json:"range"`
 			} `json:"attributes"`
 		} `json:"types"`
 	}
@@ -155,6 +171,22 @@ func compileSchema() (*ocsfSchema, error) {
 		return nil, err
 	}
 	s.dict = dict.Attributes
+	s.typeRules = map[string]typeRule{}
+	for name, t := range dict.Types.Attributes {
+		if name == "string_t" {
+			continue // its max_len 65535 is not checked (see the top of the file)
+		}
+		var tr typeRule
+		if t.Regex != "" {
+			re, err := regexp.Compile(t.Regex)
+			if err != nil {
+				return nil, fmt.Errorf("type %s: regex: %w", name, err)
+			}
+			tr.regex = re
+		}
+		tr.maxLen, tr.rng = t.MaxLen, t.Range
+		s.typeRules[name] = tr
+	}
 	for name := range dict.Types.Attributes {
 		t := name
 		for i := 0; i < 10; i++ {
@@ -553,6 +585,21 @@ func (s *ocsfSchema) validateOne(r *Report, path string, v any, a *attrSpec, pro
 		}
 		s.validateObject(r, path, o, spec, profiles)
 		return
+	}
+	if tr, ok := s.typeRules[a.dictType]; ok {
+		switch x := v.(type) {
+		case string:
+			if tr.maxLen > 0 && len(x) > tr.maxLen {
+				r.Errors = append(r.Errors, fmt.Sprintf("%s: %d bytes, %s allows %d", path, len(x), a.dictType, tr.maxLen))
+			}
+			if tr.regex != nil && !tr.regex.MatchString(x) {
+				r.Errors = append(r.Errors, fmt.Sprintf("%s: %q does not match the %s regex", path, x, a.dictType))
+			}
+		case json.Number:
+			if i, err := x.Int64(); len(tr.rng) == 2 && (err != nil || i < tr.rng[0] || i > tr.rng[1]) {
+				r.Errors = append(r.Errors, fmt.Sprintf("%s: %s outside the %s range %v", path, x, a.dictType, tr.rng))
+			}
+		}
 	}
 	if len(a.enum) > 0 {
 		var key string

@@ -157,6 +157,11 @@ func TestValidatorRejects(t *testing.T) {
 		{"http_method out of enum", `http_request.http_method: PATCH not in the enum`, func(m map[string]any) { m["http_request"].(map[string]any)["http_method"] = "PATCH" }},
 		{"at_least_one endpoint", `src_endpoint: network_endpoint needs at least one of`, func(m map[string]any) { m["src_endpoint"] = map[string]any{"port": json.Number("1")} }},
 		{"at_least_one url", `http_request.url: url needs at least one of`, func(m map[string]any) { m["http_request"].(map[string]any)["url"] = map[string]any{"hostname": "x"} }},
+		{"ip not an IP", `src_endpoint.ip: "not-an-ip" does not match the ip_t regex`, func(m map[string]any) { m["src_endpoint"] = map[string]any{"ip": "not-an-ip"} }},
+		{"hostname with a port", `dst_endpoint.hostname: "a.example:8080" does not match the hostname_t regex`, func(m map[string]any) { m["dst_endpoint"] = map[string]any{"hostname": "a.example:8080"} }},
+		{"port out of range", `dst_endpoint.port: 70000 outside the port_t range`, func(m map[string]any) {
+			m["dst_endpoint"] = map[string]any{"hostname": "a", "port": json.Number("70000")}
+		}},
 		{"metadata.version", `metadata.version: 1.2.0`, func(m map[string]any) { m["metadata"].(map[string]any)["version"] = "1.2.0" }},
 		{"vendor_name missing", `metadata.product.vendor_name: required`, func(m map[string]any) {
 			m["metadata"].(map[string]any)["product"] = map[string]any{"name": "x"}
