@@ -136,13 +136,6 @@ const (
 	fUnknown = -1
 )
 
-var knownNames = [nKnown]string{
-	fTime: "time", fRequestID: "request_id", fIP: "ip", fRemoteCountry: "remote_country",
-	fDomain: "domain", fMethod: "method", fURI: "uri", fStatusCode: "status_code",
-	fAttackType: "attack_type", fBlockStatus: "block_status", fPayload: "payload",
-	fClientID: "client_id",
-}
-
 func fieldOf(key string) int {
 	switch key {
 	case "time":
