@@ -591,3 +591,29 @@ func FuzzIsIP(f *testing.F) {
 		}
 	})
 }
+
+// TestDepthLimit: the hit's object counts as depth 1; like encoding/json,
+// 10000 levels are accepted and 10001 are not.
+func TestDepthLimit(t *testing.T) {
+	m, _ := NewMapper(Options{})
+	deep := func(levels int) []byte {
+		inner := levels - 1 // arrays inside the hit's object
+		return []byte(`{"time":"1","x":` + strings.Repeat("[", inner) + strings.Repeat("]", inner) + `}`)
+	}
+	for _, tt := range []struct {
+		levels int
+		ok     bool
+	}{{300, true}, {10000, true}, {10001, false}} {
+		hit := deep(tt.levels)
+		if json.Valid(hit) != tt.ok {
+			t.Fatalf("json.Valid disagrees at %d levels", tt.levels)
+		}
+		rec, err := m.AppendRecord(nil, hit)
+		if (err == nil) != tt.ok {
+			t.Errorf("%d levels: err %v", tt.levels, err)
+		}
+		if err == nil {
+			mustValidate(t, rec)
+		}
+	}
+}
