@@ -354,6 +354,8 @@ func (e ExternalID) Secret() string { return e.secret.Reveal() }
 const (
 	FormatJSON      = "json"
 	FormatNDJSON    = "ndjson"
+	FormatOCSF      = "ocsf"      // NDJSON of OCSF HTTP Activity records (package ocsf); staged delivery only
+	FormatOCSFJSON  = "ocsf-json" // a JSON array of them; staged delivery only
 	CompressionNone = "none"
 	CompressionGzip = "gzip"
 	EventHits       = "hits"

@@ -40,6 +40,14 @@ func TestStagedValidation(t *testing.T) {
 		{name: "staged template without staged delivery", mutate: func(c *Config) { c.S3.KeyTemplate = DefaultStagedKeyTemplate }, wantKey: "s3.key_template"},
 		{name: "manifest without staged delivery", mutate: func(c *Config) { c.Integrations[0].Manifest = true }, wantKey: "integrations[0].manifest"},
 		{name: "manifest with a bucket, staged unset", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Manifest = true }},
+		{name: "ocsf with staged delivery", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Format = FormatOCSF }},
+		{name: "ocsf-json with staged delivery", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Format = FormatOCSFJSON }},
+		{name: "ocsf without staged delivery", mutate: func(c *Config) { c.Integrations[0].Format = FormatOCSF }, wantKey: "integrations[0].format"},
+		{name: "ocsf-json with staged off", mutate: func(c *Config) {
+			withBucket(c)
+			c.Delivery.Staged = ptr(false)
+			c.Integrations[0].Format = FormatOCSFJSON
+		}, wantKey: "integrations[0].format"},
 		{name: "manifest with staged off", mutate: func(c *Config) {
 			withBucket(c)
 			c.Delivery.Staged = ptr(false)

@@ -569,7 +569,10 @@ func (v *checker) integrations(c *Config) {
 			ep == "" || in.Credentials.RoleARN != "" && c.ExternalID.STSEndpoint == "")
 		v.bucket(key+".bucket", in.Bucket)
 		v.prefix(key+".prefix", in.Prefix)
-		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON)
+		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON, FormatOCSF, FormatOCSFJSON)
+		if (in.Format == FormatOCSF || in.Format == FormatOCSFJSON) && !c.StagedDelivery() {
+			v.add(key+".format", "configure a staging bucket (parking.bucket) and leave delivery.staged unset or true: hits become OCSF records when a window's one object is assembled; or use json or ndjson", "%s needs staged delivery", in.Format)
+		}
 		v.enum(key+".compression", in.Compression, CompressionNone, CompressionGzip)
 		if in.Manifest && !c.StagedDelivery() {
 			v.add(key+".manifest", "configure a staging bucket (parking.bucket) and leave delivery.staged unset or true: manifests describe the one object of a window that staged delivery writes; or remove manifest", "needs staged delivery")

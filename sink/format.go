@@ -5,7 +5,9 @@ import (
 	"strings"
 )
 
-// Format is the layout of an object's records.
+// Format is the layout of an object's records: how they are framed (a JSON
+// array or NDJSON, Framing) and which schema each record has (the hit as
+// Kafka carried it, or the hit as an OCSF HTTP Activity record, OCSF).
 type Format int
 
 const (
@@ -13,33 +15,60 @@ const (
 	FormatJSON Format = iota
 	// FormatNDJSON is newline-delimited JSON: every record followed by "\n".
 	FormatNDJSON
+	// FormatOCSFNDJSON is NDJSON of OCSF records (package ocsf): "ocsf".
+	FormatOCSFNDJSON
+	// FormatOCSFJSON is a JSON array of OCSF records: "ocsf-json".
+	FormatOCSFJSON
 )
 
-// ParseFormat parses a configured format: "json" or "ndjson" (case-insensitive).
+// ParseFormat parses a configured format: "json", "ndjson", "ocsf" (NDJSON of
+// OCSF records) or "ocsf-json" (case-insensitive).
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "json":
 		return FormatJSON, nil
 	case "ndjson":
 		return FormatNDJSON, nil
+	case "ocsf":
+		return FormatOCSFNDJSON, nil
+	case "ocsf-json":
+		return FormatOCSFJSON, nil
 	}
-	return 0, fmt.Errorf("sink: unknown format %q (want \"json\" or \"ndjson\"): %w", s, ErrInvalid)
+	return 0, fmt.Errorf("sink: unknown format %q (want \"json\", \"ndjson\", \"ocsf\" or \"ocsf-json\"): %w", s, ErrInvalid)
 }
 
-// String returns the configuration name of f ("json" or "ndjson").
+// String returns the configuration name of f.
 func (f Format) String() string {
 	switch f {
 	case FormatJSON:
 		return "json"
 	case FormatNDJSON:
 		return "ndjson"
+	case FormatOCSFNDJSON:
+		return "ocsf"
+	case FormatOCSFJSON:
+		return "ocsf-json"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
+// Framing returns how f frames records: FormatJSON or FormatNDJSON.
+func (f Format) Framing() Format {
+	if f == FormatNDJSON || f == FormatOCSFNDJSON {
+		return FormatNDJSON
+	}
+	return FormatJSON
+}
+
+// OCSF reports whether f's records are OCSF records, mapped from the hits
+// when an object is assembled (staging; package ocsf).
+func (f Format) OCSF() bool { return f == FormatOCSFNDJSON || f == FormatOCSFJSON }
+
+func (f Format) valid() bool { return f >= FormatJSON && f <= FormatOCSFJSON }
+
 // Ext returns the file extension of f without the dot: "json" or "jsonl".
 func (f Format) Ext() string {
-	if f == FormatNDJSON {
+	if f.Framing() == FormatNDJSON {
 		return "jsonl"
 	}
 	return "json"
@@ -47,7 +76,7 @@ func (f Format) Ext() string {
 
 // ContentType returns the HTTP Content-Type of objects in format f.
 func (f Format) ContentType() string {
-	if f == FormatNDJSON {
+	if f.Framing() == FormatNDJSON {
 		return "application/x-ndjson"
 	}
 	return "application/json"

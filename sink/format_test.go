@@ -18,6 +18,8 @@ func TestParseFormat(t *testing.T) {
 		{name: "json", in: "json", ok: true, want: sink.FormatJSON, ext: "json", contentType: "application/json"},
 		{name: "ndjson", in: "ndjson", ok: true, want: sink.FormatNDJSON, ext: "jsonl", contentType: "application/x-ndjson"},
 		{name: "upper case", in: "NDJSON", ok: true, want: sink.FormatNDJSON, ext: "jsonl", contentType: "application/x-ndjson"},
+		{name: "ocsf", in: "ocsf", ok: true, want: sink.FormatOCSFNDJSON, ext: "jsonl", contentType: "application/x-ndjson"},
+		{name: "ocsf-json", in: "OCSF-JSON", ok: true, want: sink.FormatOCSFJSON, ext: "json", contentType: "application/json"},
 		{name: "jsonl is not a format name", in: "jsonl"},
 		{name: "empty", in: ""},
 		{name: "csv", in: "csv"},

@@ -15,9 +15,10 @@ var sampleHits []byte
 
 // SampleObject returns the two sample hits encoded exactly as the spool
 // encodes them in format f with compression c (for FormatJSON without
-// compression: the bytes of testdata/sample_hits.json).
+// compression: the bytes of testdata/sample_hits.json; for the OCSF formats
+// their OCSF records, as an assembled object holds them).
 func SampleObject(f Format, c Compression) ([]byte, error) {
-	if f != FormatJSON && f != FormatNDJSON {
+	if !f.valid() {
 		return nil, invalidf("unknown format %d", int(f))
 	}
 	if !c.valid() {
@@ -26,8 +27,14 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 	var raw bytes.Buffer
 	lines := bytes.Split(bytes.TrimRight(sampleHits, "\n"), newline)
 	for i, rec := range lines {
+		if f.OCSF() {
+			var err error
+			if rec, err = AppendOCSF(nil, rec); err != nil {
+				return nil, fmt.Errorf("sink: sample object: %w", err)
+			}
+		}
 		switch {
-		case f == FormatNDJSON:
+		case f.Framing() == FormatNDJSON:
 			raw.Write(rec)
 			raw.Write(newline)
 			continue
@@ -38,7 +45,7 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 		}
 		raw.Write(rec)
 	}
-	if f == FormatJSON {
+	if f.Framing() == FormatJSON {
 		raw.Write(trailerJSON)
 	}
 	if c == CompressionNone {

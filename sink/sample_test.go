@@ -3,8 +3,10 @@ package sink_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
+	"reflect"
 	"testing"
 
 	"hitship/sink"
@@ -95,5 +97,38 @@ func TestSampleObject(t *testing.T) {
 	}
 	if _, err := sink.SampleObject(sink.FormatJSON, sink.Compression(9)); !sink.IsInvalid(err) {
 		t.Errorf("unknown compression: err = %v, want IsInvalid", err)
+	}
+}
+
+// TestSampleObjectOCSF: in the OCSF formats the sample object holds the two
+// sample hits as OCSF HTTP Activity records of OCSFProduct, framed as the
+// format says (package ocsf validates the records themselves).
+func TestSampleObjectOCSF(t *testing.T) {
+	nd, err := sink.SampleObject(sink.FormatOCSFNDJSON, sink.CompressionNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimRight(nd, "\n"), []byte("\n"))
+	arr, err := sink.SampleObject(sink.FormatOCSFJSON, sink.CompressionNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []map[string]any
+	if err := json.Unmarshal(arr, &recs); err != nil || len(recs) != 2 || len(lines) != 2 {
+		t.Fatalf("ocsf-json: %d records, %v; ocsf: %d lines", len(recs), err, len(lines))
+	}
+	for i, line := range lines {
+		var r map[string]any
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		md, _ := r["metadata"].(map[string]any)
+		prod, _ := md["product"].(map[string]any)
+		if r["class_uid"] != float64(4002) || md["version"] != "1.1.0" || prod["name"] != sink.OCSFProduct.ProductName || prod["vendor_name"] != sink.OCSFProduct.VendorName {
+			t.Errorf("record %d: %s", i, line)
+		}
+		if !reflect.DeepEqual(r, recs[i]) {
+			t.Errorf("record %d differs between ocsf and ocsf-json", i)
+		}
 	}
 }

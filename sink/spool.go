@@ -391,7 +391,7 @@ func (b *Buffer) Append(rec []byte) error {
 	}
 	var pre, post []byte
 	switch {
-	case b.format == FormatNDJSON:
+	case b.format.Framing() == FormatNDJSON:
 		post = newline
 	case b.records == 0:
 		pre = sepJSONFirst
@@ -421,7 +421,7 @@ func (b *Buffer) AppendTagged(tag, rec []byte) error {
 		return invalidf("tagged record (tag of %d bytes, record of %d bytes) is empty or spans lines", len(tag), len(rec))
 	}
 	b.mu.Lock()
-	if b.format != FormatNDJSON {
+	if b.format.Framing() != FormatNDJSON {
 		b.mu.Unlock()
 		return invalidf("tagged records need an NDJSON buffer")
 	}
@@ -607,7 +607,7 @@ func (b *Buffer) Finish(c Compression) (*Object, error) {
 		s:               b.s,
 	}
 	var err error
-	if b.format == FormatJSON {
+	if b.format.Framing() == FormatJSON {
 		if b.records == 0 {
 			err = b.writeLocked(sepJSONFirst, trailerJSON)
 		} else {

@@ -477,8 +477,22 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 	// hash it cost a fifth of the assembler's CPU (bench/README.md).
 	buf := a.d.Spool.NewBufferWith(f, sink.BufferOptions{MemoryBytes: assemblyMemory, Digest: true})
 	ids := Offsets{}
+	add := buf.Append
+	if f.OCSF() {
+		// Each hit becomes its OCSF record here, deterministically: a
+		// replay of the intent writes the same bytes. A hit the mapping
+		// refuses is kept whole in a record of the window's start.
+		var rec []byte
+		add = func(hit []byte) error {
+			var err error
+			if rec, err = sink.AppendOCSFOrKeep(rec[:0], hit, in.Window); err != nil {
+				return err
+			}
+			return buf.Append(rec)
+		}
+	}
 	for _, p := range parts {
-		if err := a.mergePartition(ctx, p, byPart[p], keep, buf, ids); err != nil {
+		if err := a.mergePartition(ctx, p, byPart[p], keep, add, ids); err != nil {
 			buf.Discard()
 			return nil, nil, err
 		}
@@ -491,7 +505,7 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 }
 
 // mergePartition merges one partition's segments by offset.
-func (a *Assembler) mergePartition(ctx context.Context, p int, keys []string, keep func(int, int64) bool, buf *sink.Buffer, ids Offsets) error {
+func (a *Assembler) mergePartition(ctx context.Context, p int, keys []string, keep func(int, int64) bool, add func([]byte) error, ids Offsets) error {
 	readers := make([]*segReader, 0, len(keys))
 	defer func() {
 		for _, r := range readers {
@@ -521,7 +535,7 @@ func (a *Assembler) mergePartition(ctx context.Context, p int, keys []string, ke
 			return nil
 		}
 		if cur.off != last && keep(p, cur.off) {
-			if err := buf.Append(cur.rec); err != nil {
+			if err := add(cur.rec); err != nil {
 				return err
 			}
 			ids.Add(p, cur.off)
