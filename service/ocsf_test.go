@@ -49,8 +49,8 @@ func TestStagedOCSF(t *testing.T) {
 			keys = append(keys, o.key)
 			for _, r := range o.records {
 				var v struct {
-					Metadata struct{ UID string } `json:"metadata"`
-					RequestID string                `json:"request_id"`
+					Metadata  struct{ UID string } `json:"metadata"`
+					RequestID string               `json:"request_id"`
 				}
 				if err := json.Unmarshal(r, &v); err != nil {
 					t.Fatalf("%s/%s: %v", bucket, o.key, err)
