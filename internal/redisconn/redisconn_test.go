@@ -59,10 +59,18 @@ func startPair(t *testing.T) pair {
 	}
 }
 
-func client(t *testing.T, addr string, want *int) redis.UniversalClient {
+// The wait timeouts of the tests' clients: quick where a write must fail
+// (the link stalled, no replica), patient where it must succeed on a loaded
+// machine.
+const (
+	quick   = 300 * time.Millisecond
+	patient = 5 * time.Second
+)
+
+func client(t *testing.T, addr string, want *int, timeout time.Duration) redis.UniversalClient {
 	t.Helper()
 	r := config.Default().Redis
-	r.Addr, r.WaitReplicas, r.WaitTimeout = addr, want, 300*time.Millisecond
+	r.Addr, r.WaitReplicas, r.WaitTimeout = addr, want, timeout
 	c, err := redisconn.New(r)
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +121,11 @@ var writes = map[string]func(ctx context.Context, c redis.UniversalClient, k str
 // writes. This is auto mode (redis.wait_replicas unset).
 func TestWritesWaitForTheReplica(t *testing.T) {
 	p := startPair(t)
-	c := client(t, p.master.Addr(), nil)
+	c, stalled := client(t, p.master.Addr(), nil, patient), client(t, p.master.Addr(), nil, quick)
 	ctx := t.Context()
+	if err := writes["command"](ctx, stalled, "probe"); err != nil { // it probes the replica now, not stalled
+		t.Fatal(err)
+	}
 	for name, write := range writes {
 		k := "acked:" + name
 		if err := write(ctx, c, k); err != nil {
@@ -127,7 +138,7 @@ func TestWritesWaitForTheReplica(t *testing.T) {
 	p.link.Stall(true)
 	for name, write := range writes {
 		start := time.Now()
-		err := write(ctx, c, "stalled:"+name)
+		err := write(ctx, stalled, "stalled:"+name)
 		if !errors.Is(err, redisconn.ErrNotAcknowledged) {
 			t.Errorf("%s with the replica stalled: %v, want ErrNotAcknowledged", name, err)
 		}
@@ -155,12 +166,12 @@ func TestWaitModes(t *testing.T) {
 	ctx := t.Context()
 	zero, one := 0, 1
 	p.link.Stall(true)
-	if err := writes["script"](ctx, client(t, p.master.Addr(), &zero), "never"); err != nil {
+	if err := writes["script"](ctx, client(t, p.master.Addr(), &zero, quick), "never"); err != nil {
 		t.Errorf("wait_replicas 0: %v", err)
 	}
 	p.link.Stall(false)
 
-	auto, strict := client(t, p.master.Addr(), nil), client(t, p.master.Addr(), &one)
+	auto, strict, strictQuick := client(t, p.master.Addr(), nil, patient), client(t, p.master.Addr(), &one, patient), client(t, p.master.Addr(), &one, quick)
 	for _, c := range []redis.UniversalClient{auto, strict} {
 		if err := writes["command"](ctx, c, "before"); err != nil {
 			t.Fatal(err)
@@ -173,7 +184,7 @@ func TestWaitModes(t *testing.T) {
 		info, _ := p.master.Client().Info(ctx, "replication").Result()
 		return strings.Contains(info, "connected_slaves:0")
 	})
-	if err := writes["command"](ctx, strict, "alone"); !errors.Is(err, redisconn.ErrNotAcknowledged) {
+	if err := writes["command"](ctx, strictQuick, "alone"); !errors.Is(err, redisconn.ErrNotAcknowledged) {
 		t.Errorf("wait_replicas 1 with no replica: %v, want ErrNotAcknowledged", err)
 	}
 	// Auto probed one replica before; its first write may fail while it
