@@ -11,7 +11,6 @@ import (
 	"slices"
 
 	pq "github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"hitship/hit"
 )
@@ -255,7 +254,7 @@ func (e *Encoder) newWriter() *pageWriter {
 	}
 	w := pq.NewWriter(e.w, e.s.pq,
 		&pq.WriterConfig{CreatedBy: CreatedBy},
-		pq.Compression(&zstd.Codec{Level: zstd.SpeedDefault, Concurrency: 1}),
+		pq.Compression(zstdCodec{}),
 		pq.PageBufferSize(e.opts.PageBytes),
 		pq.DataPageVersion(2),
 		pq.ColumnPageBuffers(pool),
