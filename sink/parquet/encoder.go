@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 
 	pq "github.com/parquet-go/parquet-go"
 
@@ -90,7 +91,7 @@ type Encoder struct {
 	w     io.Writer
 	s     *Schema
 	opts  Options
-	arena []byte
+	arena arena
 	ents  []entry
 	// arenaMax and entsMax split MemoryBytes between record bytes and
 	// their entries.
@@ -111,9 +112,11 @@ func NewEncoder(w io.Writer, s *Schema, opts Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
+	arenaMax := opts.MemoryBytes - opts.MemoryBytes/8
 	return &Encoder{
 		w: w, s: s, opts: opts,
-		arenaMax: opts.MemoryBytes - opts.MemoryBytes/8,
+		arena:    arena{chunkSize: min(arenaChunk, max(arenaMax, 1))},
+		arenaMax: arenaMax,
 		entsMax:  max(1, opts.MemoryBytes/8/entrySize),
 	}, nil
 }
@@ -135,20 +138,12 @@ func (e *Encoder) Add(rec []byte, seq uint64) error {
 		return fmt.Errorf("%w: %w", ErrRecord, err)
 	}
 	rec = bytes.TrimSpace(rec)
-	if len(e.ents) > 0 && (len(e.arena)+len(rec) > e.arenaMax || len(e.ents) >= e.entsMax) {
+	if len(e.ents) > 0 && (e.arena.held+e.arena.need(len(rec)) > e.arenaMax || len(e.ents) >= e.entsMax) {
 		if err := e.spill(); err != nil {
 			return err
 		}
 	}
-	if len(e.arena)+len(rec) > cap(e.arena) {
-		// Grow within the budget (a record larger than it grows the arena
-		// for itself alone: it is spilled by the next Add).
-		n := min(max(2*cap(e.arena), 64<<10), e.arenaMax)
-		n = max(n, len(e.arena)+len(rec))
-		e.arena = slices.Grow(e.arena, n-len(e.arena))
-	}
-	e.ents = append(e.ents, entry{time: e.s.sortTime(rec), seq: seq, idx: uint64(e.stats.Records), off: len(e.arena), n: len(rec)})
-	e.arena = append(e.arena, rec...)
+	e.ents = append(e.ents, entry{time: e.s.sortTime(rec), seq: seq, idx: uint64(e.stats.Records), rec: e.arena.copy(rec)})
 	e.stats.Records++
 	e.total += int64(len(rec))
 	return nil
@@ -159,18 +154,16 @@ func (e *Encoder) runBuf() int { return min(max(e.opts.MemoryBytes/(2*mergeFanIn
 // spill sorts the buffered records and writes them as a run file.
 func (e *Encoder) spill() error {
 	slices.SortFunc(e.ents, compareEntries)
-	path, n, err := writeRun(e.opts.TempDir, e.ents, e.arena, e.runBuf())
+	path, n, err := writeRun(e.opts.TempDir, e.ents, e.runBuf())
 	if err != nil {
 		return fmt.Errorf("parquet: spill a sorted run: %w", err)
 	}
 	e.runs = append(e.runs, path)
 	e.stats.Runs++
 	e.stats.RunBytes += n
+	clear(e.ents)
 	e.ents = e.ents[:0]
-	e.arena = e.arena[:0]
-	if cap(e.arena) > e.arenaMax { // a record above the budget grew it
-		e.arena = nil
-	}
+	e.arena.reset()
 	return nil
 }
 
@@ -193,7 +186,7 @@ func (e *Encoder) Finish(ctx context.Context) error {
 					return err
 				}
 			}
-			if err := pw.write(e.arena[en.off : en.off+en.n]); err != nil {
+			if err := pw.write(en.rec); err != nil {
 				return err
 			}
 		}
@@ -203,7 +196,8 @@ func (e *Encoder) Finish(ctx context.Context) error {
 				return err
 			}
 		}
-		e.arena, e.ents = nil, nil // the merge needs only its buffers
+		e.arena.release() // the merge needs only its buffers
+		e.ents = nil
 		runs, err := reduceRuns(e.opts.TempDir, e.runs, e.runBuf())
 		e.runs = runs
 		if err != nil {
@@ -237,7 +231,8 @@ func (e *Encoder) Discard() {
 		_ = os.Remove(p)
 	}
 	e.runs = nil
-	e.arena, e.ents = nil, nil
+	e.arena.release()
+	e.ents = nil
 }
 
 // Stats returns what the encoder did so far.
@@ -311,4 +306,71 @@ func Encode(ctx context.Context, w io.Writer, r io.Reader, s *Schema, opts Optio
 	}
 	err = e.Finish(ctx)
 	return e.stats, err
+}
+
+// arenaChunk is the size of the arena's chunks.
+const arenaChunk = 1 << 20
+
+// chunks are full-size arena chunks shared by every Encoder, so that
+// encoding object after object does not allocate (and zero) its budget
+// again each time.
+var chunks = sync.Pool{New: func() any { return new([arenaChunk]byte) }}
+
+// arena holds the records of the sort buffer in chunks, so that it grows
+// without copying. A record larger than a chunk gets an allocation of its
+// own.
+type arena struct {
+	chunkSize int
+	full      []*[arenaChunk]byte // pooled chunks held
+	cur       []byte              // the chunk being filled
+	held      int                 // bytes of chunks and large records held
+}
+
+// need returns the bytes copy(rec) of n bytes would add to held.
+func (a *arena) need(n int) int {
+	switch {
+	case n > a.chunkSize:
+		return n
+	case len(a.cur)+n > cap(a.cur):
+		return a.chunkSize
+	}
+	return 0
+}
+
+// copy returns a copy of rec held by the arena.
+func (a *arena) copy(rec []byte) []byte {
+	n := len(rec)
+	if n > a.chunkSize {
+		a.held += n
+		return bytes.Clone(rec)
+	}
+	if len(a.cur)+n > cap(a.cur) {
+		a.held += a.chunkSize
+		if a.chunkSize == arenaChunk {
+			c := chunks.Get().(*[arenaChunk]byte)
+			a.full = append(a.full, c)
+			a.cur = c[:0]
+		} else {
+			a.cur = make([]byte, 0, a.chunkSize)
+		}
+	}
+	off := len(a.cur)
+	a.cur = append(a.cur, rec...)
+	return a.cur[off:len(a.cur):len(a.cur)]
+}
+
+// reset returns the chunks to the pool; the records' bytes are no longer used.
+func (a *arena) reset() {
+	for _, c := range a.full {
+		chunks.Put(c)
+	}
+	clear(a.full)
+	a.full = a.full[:0]
+	a.cur = nil
+	a.held = 0
+}
+
+func (a *arena) release() {
+	a.reset()
+	a.full = nil
 }

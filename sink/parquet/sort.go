@@ -11,17 +11,16 @@ import (
 	"slices"
 )
 
-// entry is one record in the sort buffer: its ordering key and where its
-// bytes are in the arena.
+// entry is one record in the sort buffer: its ordering key and its bytes
+// (in an arena chunk).
 type entry struct {
 	time int64  // Unix ms, noTime first
 	seq  uint64 // the caller's tie-breaker
 	idx  uint64 // arrival order: the last tie-breaker, so the order is total
-	off  int
-	n    int
+	rec  []byte
 }
 
-const entrySize = 40 // bytes an entry costs in the buffer
+const entrySize = 48 // bytes an entry costs in the buffer
 
 func compareKey(at int64, aseq, aidx uint64, bt int64, bseq, bidx uint64) int {
 	if c := cmp.Compare(at, bt); c != 0 {
@@ -41,8 +40,8 @@ func compareEntries(a, b entry) int {
 // big-endian), length (4 bytes), then the record.
 const frameHeader = 28
 
-// writeRun writes the sorted entries of arena to a new run file in dir.
-func writeRun(dir string, entries []entry, arena []byte, bufSize int) (path string, size int64, err error) {
+// writeRun writes the sorted entries to a new run file in dir.
+func writeRun(dir string, entries []entry, bufSize int) (path string, size int64, err error) {
 	f, err := os.CreateTemp(dir, "hitship-parquet-run-*")
 	if err != nil {
 		return "", 0, err
@@ -59,14 +58,14 @@ func writeRun(dir string, entries []entry, arena []byte, bufSize int) (path stri
 	w := bufio.NewWriterSize(f, bufSize)
 	var h [frameHeader]byte
 	for _, e := range entries {
-		putHeader(&h, e.time, e.seq, e.idx, e.n)
+		putHeader(&h, e.time, e.seq, e.idx, len(e.rec))
 		if _, err := w.Write(h[:]); err != nil {
 			return path, 0, err
 		}
-		if _, err := w.Write(arena[e.off : e.off+e.n]); err != nil {
+		if _, err := w.Write(e.rec); err != nil {
 			return path, 0, err
 		}
-		size += frameHeader + int64(e.n)
+		size += frameHeader + int64(len(e.rec))
 	}
 	return path, size, w.Flush()
 }
