@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -19,19 +20,26 @@ func skipWS(b []byte, i int) int {
 }
 
 // stringEnd returns the index after the closing quote of the string at b[i]
-// and whether it holds an escape.
+// and whether it holds an escape. A quote closes the string unless an odd
+// number of backslashes precede it; bytes.IndexByte finds the candidates
+// many bytes at a time.
 func stringEnd(b []byte, i int) (int, bool) {
-	esc := false
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			esc = true
-			i++
-		case '"':
-			return i + 1, esc
+	start := i + 1
+	for j := start; ; {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return len(b), true
 		}
+		j += q
+		k := j
+		for k > start && b[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			return j + 1, bytes.IndexByte(b[start:j], '\\') >= 0
+		}
+		j++
 	}
-	return i, esc
 }
 
 // valueEnd returns the index after the value starting at b[i].
