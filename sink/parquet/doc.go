@@ -68,9 +68,11 @@
 // The bytes are a pure function of the records (with their seq), the
 // Schema, PageBytes and RowGroupBytes, for a given build: created_by is the
 // constant "hitship" (parquet-go's default carries its version and build),
-// no key-value metadata is written, zstd runs on one goroutine, and page and
-// row-group boundaries are decided from the rows alone (see pageWriter),
-// never from the memory budget, timing or where temporary files are. The
+// no key-value metadata is written, every page is compressed on its own
+// (zstd EncodeAll, level default, 1 MiB window, one goroutine, so an
+// encoder's history never shows), and page and row-group boundaries are
+// decided from the rows alone (see pageWriter), never from the memory
+// budget, timing or where temporary files are. The
 // golden file testdata/sample_hits.parquet pins the bytes across versions of
 // this code and of its dependencies (regenerate with go test -update).
 //
@@ -84,12 +86,15 @@
 // the input is larger than MemoryBytes, keeps the compressed pages of the
 // open row group in temporary files (parquet-go's file buffer pool) instead
 // of memory. Peak memory is therefore about MemoryBytes + columns x
-// PageBytes + a few buffers, whatever the window's size; disk use is about
-// twice the input (runs, then pages) at most. Temporary files are removed by
+// PageBytes (x2 while a page is encoded) + a zstd encoder (a few MiB,
+// pooled) + merge buffers, whatever the window's size (TestBoundedMemory:
+// 200,000 hits, 90 MB, with a 1 MiB budget and 256 KiB pages grow the heap by
+// about 16 MB); disk use is about twice the input (runs, then pages) at most. Temporary files are removed by
 // Finish and Discard.
 //
 // Data pages are at most PageBytes uncompressed (a single larger value makes
-// a page of its own); row groups are at most RowGroupBytes compressed (a
+// a page of its own); pages are cut at a conservative estimate of parquet-go's
+// buffer, so they are typically half to all of PageBytes; row groups are at most RowGroupBytes compressed (a
 // single larger row makes one of its own). Compression is zstd, data pages
 // are v2.
 package parquet
