@@ -1,0 +1,274 @@
+package parquet
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	pq "github.com/parquet-go/parquet-go"
+)
+
+// ErrInvalid marks a schema or options that cannot work.
+var ErrInvalid = errors.New("parquet: invalid")
+
+// Type is how a column's JSON value becomes a Parquet value. Every column is
+// optional (null when the field is absent, null, or does not fit the type);
+// see the package doc for the conversion rules.
+type Type int
+
+const (
+	// String is a JSON string, stored as BYTE_ARRAY (UTF8), unescaped.
+	String Type = iota + 1
+	// Int32 is a JSON integer (or a string holding its canonical decimal
+	// form) that fits in 32 bits, stored as INT32.
+	Int32
+	// Int64 is a JSON integer (or a string holding its canonical decimal
+	// form) that fits in 64 bits, stored as INT64.
+	Int64
+	// Double is a JSON number, stored as DOUBLE.
+	Double
+	// Bool is a JSON true or false, stored as BOOLEAN.
+	Bool
+	// TimeSeconds is Unix seconds, a JSON number or a string, DIGITS or
+	// DIGITS.DIGITS with at most three fractional digits (the hit's "time"),
+	// stored as TIMESTAMP(MILLIS, UTC).
+	TimeSeconds
+	// TimeMillis is Unix milliseconds, a non-negative JSON integer (or its
+	// canonical decimal string; OCSF's timestamp_t), stored as
+	// TIMESTAMP(MILLIS, UTC).
+	TimeMillis
+	// StringList is a JSON array of strings, stored as LIST<STRING>.
+	StringList
+	// Int64List is a JSON array of integers, stored as LIST<INT64>.
+	Int64List
+	// JSON is any JSON value but null, stored as its JSON text in a STRING
+	// column (values that mix types, objects with open keys).
+	JSON
+)
+
+func (t Type) String() string {
+	switch t {
+	case String:
+		return "string"
+	case Int32:
+		return "int32"
+	case Int64:
+		return "int64"
+	case Double:
+		return "double"
+	case Bool:
+		return "bool"
+	case TimeSeconds:
+		return "time_seconds"
+	case TimeMillis:
+		return "time_millis"
+	case StringList:
+		return "list<string>"
+	case Int64List:
+		return "list<int64>"
+	case JSON:
+		return "json"
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+func (t Type) isList() bool { return t == StringList || t == Int64List }
+func (t Type) isTime() bool { return t == TimeSeconds || t == TimeMillis }
+
+func (t Type) node() pq.Node {
+	switch t {
+	case String, JSON:
+		return pq.String()
+	case Int32:
+		return pq.Int(32)
+	case Int64:
+		return pq.Int(64)
+	case Double:
+		return pq.Leaf(pq.DoubleType)
+	case Bool:
+		return pq.Leaf(pq.BooleanType)
+	case TimeSeconds, TimeMillis:
+		return pq.Timestamp(pq.Millisecond)
+	case StringList:
+		return pq.List(pq.String())
+	case Int64List:
+		return pq.List(pq.Int(64))
+	}
+	return nil
+}
+
+// Column maps the JSON value at Path (keys from the record's root: ["time"],
+// or ["http_request", "url", "path"]) to the Parquet column Name.
+type Column struct {
+	Name string
+	Path []string
+	Type Type
+}
+
+// SchemaSpec describes a Schema: a table of columns, the catch-all column and
+// the column records are ordered by.
+type SchemaSpec struct {
+	// Name is the Parquet schema's root name ("hit", "ocsf_http_activity").
+	Name    string
+	Columns []Column
+	// Extra names the catch-all column: a JSON object holding every field
+	// that no column took (unknown fields, wrong-typed values, duplicate
+	// keys), null when there is none. Nothing in a record is dropped.
+	Extra string
+	// Time names the column (of type TimeSeconds or TimeMillis) records are
+	// ordered by within an object.
+	Time string
+}
+
+// Schema is a validated SchemaSpec with its Parquet schema. It is immutable
+// and safe for concurrent use by any number of Encoders.
+type Schema struct {
+	spec SchemaSpec
+	pq   *pq.Schema
+	root *node
+	time int // index in spec.Columns
+	// leaves are the Parquet leaf columns in file order: an index into
+	// spec.Columns, or len(spec.Columns) for the extra column.
+	leaves []int
+}
+
+// node is one step of the column paths: a leaf names a column (col >= 0),
+// an inner node has kids.
+type node struct {
+	col  int
+	kids map[string]*node
+}
+
+// NewSchema validates spec and builds its Parquet schema. Column names are
+// unique, not empty and differ from Extra; no path is empty or a prefix of
+// another; Time names a time column.
+func NewSchema(spec SchemaSpec) (*Schema, error) {
+	bad := func(format string, args ...any) (*Schema, error) {
+		return nil, fmt.Errorf("parquet: schema %q: %s: %w", spec.Name, fmt.Sprintf(format, args...), ErrInvalid)
+	}
+	if spec.Name == "" {
+		return bad("no name")
+	}
+	if spec.Extra == "" {
+		return bad("no extra column")
+	}
+	spec.Columns = slices.Clone(spec.Columns)
+	s := &Schema{spec: spec, root: &node{col: -1}, time: -1}
+	group := pq.Group{spec.Extra: pq.Optional(pq.String())}
+	for i, c := range spec.Columns {
+		switch {
+		case c.Name == "":
+			return bad("column %d has no name", i)
+		case c.Type.node() == nil:
+			return bad("column %q: unknown type %d", c.Name, int(c.Type))
+		case len(c.Path) == 0:
+			return bad("column %q has no path", c.Name)
+		}
+		if _, dup := group[c.Name]; dup {
+			return bad("column name %q used twice", c.Name)
+		}
+		group[c.Name] = pq.Optional(c.Type.node())
+		spec.Columns[i].Path = slices.Clone(c.Path)
+		n := s.root
+		for j, k := range c.Path {
+			if n.col >= 0 {
+				return bad("path %s runs through column %q", strings.Join(c.Path, "."), spec.Columns[n.col].Name)
+			}
+			if n.kids == nil {
+				n.kids = map[string]*node{}
+			}
+			next := n.kids[k]
+			if next == nil {
+				next = &node{col: -1}
+				n.kids[k] = next
+			}
+			n = next
+			if j == len(c.Path)-1 {
+				if n.col >= 0 || n.kids != nil {
+					return bad("path %s is taken twice", strings.Join(c.Path, "."))
+				}
+				n.col = i
+			}
+		}
+		if c.Name == spec.Time {
+			if !c.Type.isTime() {
+				return bad("time column %q has type %s", c.Name, c.Type)
+			}
+			s.time = i
+		}
+	}
+	if s.time < 0 {
+		return bad("time column %q is not a column", spec.Time)
+	}
+	s.pq = pq.NewSchema(spec.Name, group)
+	byName := map[string]int{spec.Extra: len(spec.Columns)}
+	for i, c := range spec.Columns {
+		byName[c.Name] = i
+	}
+	for _, path := range s.pq.Columns() {
+		s.leaves = append(s.leaves, byName[path[0]])
+	}
+	return s, nil
+}
+
+// Name returns the schema's root name.
+func (s *Schema) Name() string { return s.spec.Name }
+
+// Columns returns a copy of the schema's columns, in the order given.
+func (s *Schema) Columns() []Column {
+	cols := slices.Clone(s.spec.Columns)
+	for i := range cols {
+		cols[i].Path = slices.Clone(cols[i].Path)
+	}
+	return cols
+}
+
+// Extra returns the name of the catch-all column.
+func (s *Schema) Extra() string { return s.spec.Extra }
+
+// Parquet returns the Parquet schema (columns in name order: parquet-go
+// sorts a group's fields by name).
+func (s *Schema) Parquet() *pq.Schema { return s.pq }
+
+// HitColumn is the catch-all column of HitSchema.
+const HitColumn = "extra"
+
+// hitSpec is the hit of DESIGN §1, in its order.
+var hitSpec = SchemaSpec{
+	Name: "hit",
+	Columns: []Column{
+		{Name: "time", Path: []string{"time"}, Type: TimeSeconds},
+		{Name: "request_id", Path: []string{"request_id"}, Type: String},
+		{Name: "ip", Path: []string{"ip"}, Type: String},
+		{Name: "datacenter", Path: []string{"datacenter"}, Type: String},
+		{Name: "tor", Path: []string{"tor"}, Type: String},
+		{Name: "remote_country", Path: []string{"remote_country"}, Type: String},
+		{Name: "application_id", Path: []string{"application_id"}, Type: Int64List},
+		{Name: "domain", Path: []string{"domain"}, Type: String},
+		{Name: "method", Path: []string{"method"}, Type: String},
+		{Name: "uri", Path: []string{"uri"}, Type: String},
+		{Name: "protocol", Path: []string{"protocol"}, Type: String},
+		{Name: "status_code", Path: []string{"status_code"}, Type: Int32},
+		{Name: "attack_type", Path: []string{"attack_type"}, Type: String},
+		{Name: "block_status", Path: []string{"block_status"}, Type: String},
+		{Name: "payload", Path: []string{"payload"}, Type: StringList},
+		{Name: "point", Path: []string{"point"}, Type: JSON},
+		{Name: "tags", Path: []string{"tags"}, Type: JSON},
+	},
+	Extra: HitColumn,
+	Time:  "time",
+}
+
+var hitSchema = sync.OnceValues(func() (*Schema, error) { return NewSchema(hitSpec) })
+
+// HitSchema returns the schema of format "parquet": the hit's own fields,
+// typed (see the package doc). It is the same value on every call.
+func HitSchema() *Schema {
+	s, err := hitSchema()
+	if err != nil {
+		panic(err) // hitSpec is a constant; TestHitSchema covers it
+	}
+	return s
+}
