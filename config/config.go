@@ -356,6 +356,7 @@ const (
 	FormatNDJSON    = "ndjson"
 	FormatOCSF      = "ocsf"      // NDJSON of OCSF HTTP Activity records (package ocsf); staged delivery only
 	FormatOCSFJSON  = "ocsf-json" // a JSON array of them; staged delivery only
+	FormatParquet   = "parquet"   // the hits as one Parquet file, typed (sink/parquet); staged delivery only
 	CompressionNone = "none"
 	CompressionGzip = "gzip"
 	EventHits       = "hits"

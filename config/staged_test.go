@@ -42,6 +42,12 @@ func TestStagedValidation(t *testing.T) {
 		{name: "manifest with a bucket, staged unset", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Manifest = true }},
 		{name: "ocsf with staged delivery", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Format = FormatOCSF }},
 		{name: "ocsf-json with staged delivery", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Format = FormatOCSFJSON }},
+		{name: "parquet with staged delivery", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Format = FormatParquet }},
+		{name: "parquet without staged delivery", mutate: func(c *Config) { c.Integrations[0].Format = FormatParquet }, wantKey: "integrations[0].format"},
+		{name: "parquet gzipped", mutate: func(c *Config) {
+			withBucket(c)
+			c.Integrations[0].Format, c.Integrations[0].Compression = FormatParquet, CompressionGzip
+		}, wantKey: "integrations[0].compression"},
 		{name: "ocsf without staged delivery", mutate: func(c *Config) { c.Integrations[0].Format = FormatOCSF }, wantKey: "integrations[0].format"},
 		{name: "ocsf-json with staged off", mutate: func(c *Config) {
 			withBucket(c)

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	pq "github.com/parquet-go/parquet-go"
 
 	"hitship/config"
 	"hitship/sink"
@@ -97,5 +100,97 @@ func TestStagedOCSF(t *testing.T) {
 				t.Fatalf("%s: not an OCSF HTTP Activity record: %s", bucket, r)
 			}
 		}
+	}
+}
+
+// pqHit is the columns of a hit in format parquet this test reads back
+// (sink/parquet HitSchema).
+type pqHit struct {
+	Time       *time.Time `parquet:"time,optional,timestamp(millisecond)"`
+	RequestID  *string    `parquet:"request_id,optional"`
+	StatusCode *int32     `parquet:"status_code,optional"`
+	Tags       *string    `parquet:"tags,optional"`
+}
+
+// TestStagedParquet (issue #15): with staged delivery an integration in
+// format parquet gets one Parquet file per window of its tenant's hits,
+// read back by parquet-go's reader (the encoder's tests read with arrow-go):
+// every hit once, typed, ordered by time, under keys ending .parquet; the
+// test write's sample object is a Parquet file too.
+func TestStagedParquet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const parts = 4
+	e := newEnv(t, parts, "b-pq", "b-other", parkBucket)
+	cfg := e.config(t, integ("other", 2, "b-other", config.FormatNDJSON))
+	cfg.Integrations = append(cfg.Integrations, integ("pq", 1, "b-pq", config.FormatParquet)) // validated with staged delivery on
+	cfg.Window.IdleTimeout = time.Second
+	cfg = stagedConfig(t, e, cfg)
+	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
+	hits := produceHitsAt(t, e, 62, spreadHits(500, []int64{1, 2}, parts, base, 10*time.Minute, 2, 62))
+	e.startMember(t, "a", cfg)
+	want := map[string]sent{}
+	for _, h := range hits {
+		if h.client == 1 {
+			want[h.id] = h
+		}
+	}
+	read := func() (map[string]int, []string) {
+		seen := map[string]int{}
+		objs, err := e.s3.Objects(t.Context(), "b-pq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for k, data := range objs {
+			keys = append(keys, k)
+			rows, err := pq.Read[pqHit](bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			for i, r := range rows {
+				if r.RequestID == nil || r.Time == nil || r.StatusCode == nil || *r.StatusCode != 499 || r.Tags == nil || *r.Tags != `{"lom_id":7}` {
+					t.Fatalf("%s row %d: %+v", k, i, r)
+				}
+				if i > 0 && r.Time.Before(*rows[i-1].Time) {
+					t.Fatalf("%s: row %d before row %d in time", k, i, i-1)
+				}
+				h, ok := want[*r.RequestID]
+				if !ok {
+					t.Fatalf("%s: hit %s is not the tenant's", k, *r.RequestID)
+				}
+				var v struct{ Time string }
+				_ = json.Unmarshal(h.value, &v)
+				if strconv.FormatInt(r.Time.Unix(), 10) != v.Time {
+					t.Fatalf("%s: hit %s time %v, sent %s", k, *r.RequestID, r.Time, v.Time)
+				}
+				seen[*r.RequestID]++
+			}
+		}
+		return seen, keys
+	}
+	waitFor(t, 90*time.Second, "every hit of the tenant in its Parquet files", func() bool {
+		seen, _ := read()
+		return len(seen) == len(want)
+	})
+	seen, keys := read()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("hit %s in %d rows", id, n)
+		}
+	}
+	for _, k := range keys {
+		if !regexp.MustCompile(`^hits/wallarm_hits_\d+(_late_\d+)?\.parquet$`).MatchString(k) {
+			t.Errorf("key %s", k)
+		}
+	}
+	sample, err := sink.SampleObject(sink.FormatParquet, sink.CompressionNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := pq.Read[pqHit](bytes.NewReader(sample), int64(len(sample))); err != nil || len(rows) != 2 {
+		t.Fatalf("the sample object: %d rows, %v", len(rows), err)
 	}
 }

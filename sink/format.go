@@ -19,6 +19,10 @@ const (
 	FormatOCSFNDJSON
 	// FormatOCSFJSON is a JSON array of OCSF records: "ocsf-json".
 	FormatOCSFJSON
+	// FormatParquet is the hits as one Parquet file, typed, ordered by time
+	// (package sink/parquet, HitSchema): "parquet". A Parquet buffer takes
+	// the file's bytes (Buffer.Write), not records.
+	FormatParquet
 )
 
 // ParseFormat parses a configured format: "json", "ndjson", "ocsf" (NDJSON of
@@ -33,8 +37,10 @@ func ParseFormat(s string) (Format, error) {
 		return FormatOCSFNDJSON, nil
 	case "ocsf-json":
 		return FormatOCSFJSON, nil
+	case "parquet":
+		return FormatParquet, nil
 	}
-	return 0, fmt.Errorf("sink: unknown format %q (want \"json\", \"ndjson\", \"ocsf\" or \"ocsf-json\"): %w", s, ErrInvalid)
+	return 0, fmt.Errorf("sink: unknown format %q (want \"json\", \"ndjson\", \"ocsf\", \"ocsf-json\" or \"parquet\"): %w", s, ErrInvalid)
 }
 
 // String returns the configuration name of f.
@@ -48,36 +54,52 @@ func (f Format) String() string {
 		return "ocsf"
 	case FormatOCSFJSON:
 		return "ocsf-json"
+	case FormatParquet:
+		return "parquet"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
-// Framing returns how f frames records: FormatJSON or FormatNDJSON.
+// Framing returns how f frames records: FormatJSON, FormatNDJSON, or
+// FormatParquet (a file, not a sequence of records).
 func (f Format) Framing() Format {
-	if f == FormatNDJSON || f == FormatOCSFNDJSON {
+	switch f {
+	case FormatNDJSON, FormatOCSFNDJSON:
 		return FormatNDJSON
+	case FormatParquet:
+		return FormatParquet
 	}
 	return FormatJSON
 }
+
+// Parquet reports whether f's objects are Parquet files.
+func (f Format) Parquet() bool { return f == FormatParquet }
 
 // OCSF reports whether f's records are OCSF records, mapped from the hits
 // when an object is assembled (staging; package ocsf).
 func (f Format) OCSF() bool { return f == FormatOCSFNDJSON || f == FormatOCSFJSON }
 
-func (f Format) valid() bool { return f >= FormatJSON && f <= FormatOCSFJSON }
+func (f Format) valid() bool { return f >= FormatJSON && f <= FormatParquet }
 
-// Ext returns the file extension of f without the dot: "json" or "jsonl".
+// Ext returns the file extension of f without the dot: "json", "jsonl" or
+// "parquet".
 func (f Format) Ext() string {
-	if f.Framing() == FormatNDJSON {
+	switch f.Framing() {
+	case FormatNDJSON:
 		return "jsonl"
+	case FormatParquet:
+		return "parquet"
 	}
 	return "json"
 }
 
 // ContentType returns the HTTP Content-Type of objects in format f.
 func (f Format) ContentType() string {
-	if f.Framing() == FormatNDJSON {
+	switch f.Framing() {
+	case FormatNDJSON:
 		return "application/x-ndjson"
+	case FormatParquet:
+		return "application/vnd.apache.parquet"
 	}
 	return "application/json"
 }

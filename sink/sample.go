@@ -3,8 +3,11 @@ package sink
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	_ "embed" // the sample hits
 	"fmt"
+
+	"hitship/sink/parquet"
 )
 
 // sampleHits are the two canonical hits of DESIGN §1 in NDJSON form (a copy
@@ -23,6 +26,16 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 	}
 	if !c.valid() {
 		return nil, invalidf("unknown compression %d", int(c))
+	}
+	if f.Parquet() {
+		if c != CompressionNone {
+			return nil, invalidf("a Parquet object is not compressed again (zstd inside)")
+		}
+		var out bytes.Buffer
+		if _, err := parquet.Encode(context.Background(), &out, bytes.NewReader(sampleHits), parquet.HitSchema(), parquet.Options{}); err != nil {
+			return nil, fmt.Errorf("sink: sample object: %w", err)
+		}
+		return out.Bytes(), nil
 	}
 	var raw bytes.Buffer
 	lines := bytes.Split(bytes.TrimRight(sampleHits, "\n"), newline)

@@ -97,6 +97,10 @@ type Spool struct {
 	lock   *dirLock // nil after Close
 }
 
+// Dir is the spool's directory (temporary files of the Parquet encoder go
+// there too).
+func (s *Spool) Dir() string { return s.cfg.Dir }
+
 // NewSpool creates cfg.Dir if needed, locks it and removes the spill files a
 // previous run left there. If another process (or another open Spool) holds
 // the directory, it returns a *SpoolLockedError (IsSpoolLocked) and touches
@@ -380,6 +384,9 @@ func (b *Buffer) Append(rec []byte) error {
 	if len(rec) == 0 || bytes.IndexByte(rec, '\n') >= 0 {
 		return invalidf("record of %d bytes is empty or spans lines", len(rec))
 	}
+	if b.format.Parquet() {
+		return invalidf("a Parquet buffer takes the file's bytes (Write), not records")
+	}
 	b.mu.Lock()
 	if b.done {
 		b.mu.Unlock()
@@ -410,6 +417,40 @@ func (b *Buffer) Append(rec []byte) error {
 	// itself; this record is in.
 	_ = b.s.maybeEvict()
 	return nil
+}
+
+// Write adds bytes of a Parquet buffer's file as they are (the encoder of
+// sink/parquet writes through it); other buffers refuse it. Errors as
+// Append's.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if !b.format.Parquet() {
+		b.mu.Unlock()
+		return 0, invalidf("only a Parquet buffer takes raw bytes")
+	}
+	if b.done {
+		b.mu.Unlock()
+		return 0, ErrBufferDone
+	}
+	if b.err != nil {
+		b.mu.Unlock()
+		return 0, b.err
+	}
+	err := b.writeLocked(p)
+	b.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	_ = b.s.maybeEvict()
+	return len(p), nil
+}
+
+// AddRecords counts n records a Parquet buffer's file holds (Records and
+// the Object's Records).
+func (b *Buffer) AddRecords(n int) {
+	b.mu.Lock()
+	b.records += n
+	b.mu.Unlock()
 }
 
 // AppendTagged adds one record of an NDJSON buffer as the line "tag record":

@@ -18,6 +18,7 @@ import (
 	"hitship/integrations"
 	"hitship/metrics"
 	"hitship/sink"
+	"hitship/sink/parquet"
 )
 
 // Targets is the routing table as the assembler sees it
@@ -491,11 +492,38 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 			return buf.Append(rec)
 		}
 	}
-	for _, p := range parts {
-		if err := a.mergePartition(ctx, p, byPart[p], keep, add, ids); err != nil {
+	var enc *parquet.Encoder
+	if f.Parquet() {
+		// The encoder sorts the records by time (spilling past
+		// assemblyMemory) and writes the file into buf at Finish; seq, the
+		// canonical (partition, offset) position, breaks ties, so a replay
+		// writes the same bytes.
+		var err error
+		if enc, err = parquet.NewEncoder(buf, parquet.HitSchema(), parquet.Options{MemoryBytes: assemblyMemory, TempDir: a.d.Spool.Dir()}); err != nil {
 			buf.Discard()
 			return nil, nil, err
 		}
+		var seq uint64
+		add = func(rec []byte) error {
+			seq++
+			return enc.Add(rec, seq)
+		}
+	}
+	for _, p := range parts {
+		if err := a.mergePartition(ctx, p, byPart[p], keep, add, ids); err != nil {
+			if enc != nil {
+				enc.Discard()
+			}
+			buf.Discard()
+			return nil, nil, err
+		}
+	}
+	if enc != nil {
+		if err := enc.Finish(ctx); err != nil {
+			buf.Discard()
+			return nil, nil, err
+		}
+		buf.AddRecords(int(enc.Stats().Records))
 	}
 	obj, err := buf.Finish(c)
 	if err != nil {
