@@ -6,8 +6,9 @@ import (
 )
 
 // Format is the layout of an object's records: how they are framed (a JSON
-// array or NDJSON, Framing) and which schema each record has (the hit as
-// Kafka carried it, or the hit as an OCSF HTTP Activity record, OCSF).
+// array, NDJSON, or a Parquet file: Framing) and which schema each record
+// has (the hit as Kafka carried it, or the hit as an OCSF HTTP Activity
+// record: OCSF).
 type Format int
 
 const (
@@ -26,7 +27,7 @@ const (
 )
 
 // ParseFormat parses a configured format: "json", "ndjson", "ocsf" (NDJSON of
-// OCSF records) or "ocsf-json" (case-insensitive).
+// OCSF records), "ocsf-json" or "parquet" (case-insensitive).
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "json":
