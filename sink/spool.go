@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"hitship/sink/parquet"
 )
 
 // Spool defaults, used for zero fields of SpoolConfig.
@@ -136,7 +138,11 @@ func NewSpool(cfg SpoolConfig) (*Spool, error) {
 	s := &Spool{cfg: cfg, live: make(map[evictable]struct{}), lock: lock}
 	for _, e := range entries {
 		n := e.Name()
-		if !e.Type().IsRegular() || !(strings.HasSuffix(n, bufferFileSuffix) || strings.HasSuffix(n, objectFileSuffix)) {
+		// Spill files, and the runs and pages of a Parquet encoder that the
+		// assembler gave this directory (a process killed mid-encoding
+		// leaves them).
+		if !e.Type().IsRegular() || !(strings.HasSuffix(n, bufferFileSuffix) || strings.HasSuffix(n, objectFileSuffix) ||
+			strings.HasPrefix(n, parquet.TempPrefix)) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(cfg.Dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {

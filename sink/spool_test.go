@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"hitship/sink"
+	"hitship/sink/parquet"
 )
 
 func sampleRecords(t testing.TB) [][]byte {
@@ -213,14 +214,17 @@ func TestNewSpoolConfig(t *testing.T) {
 
 func TestNewSpoolRemovesStaleFiles(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []string{"hs-1.spool", "hs-2.obj", "keep.txt"} {
+	// Spill files, and a Parquet encoder's run and page files (the
+	// assembler's encoder works in the spool directory; a killed process
+	// leaves them).
+	for _, n := range []string{"hs-1.spool", "hs-2.obj", parquet.TempPrefix + "run-123", parquet.TempPrefix + "page-9", "keep.txt"} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s := newSpool(t, sink.SpoolConfig{Dir: dir})
-	if got := s.Stats().StaleRemoved; got != 2 {
-		t.Errorf("StaleRemoved = %d, want 2", got)
+	if got := s.Stats().StaleRemoved; got != 4 {
+		t.Errorf("StaleRemoved = %d, want 4", got)
 	}
 	if got := listDir(t, dir); len(got) != 1 || got[0] != "keep.txt" {
 		t.Errorf("dir holds %v, want only keep.txt", got)

@@ -76,6 +76,11 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// TempPrefix starts the name of every temporary file an Encoder makes in
+// TempDir (its sorted runs and the pages of an open row group), so that the
+// owner of the directory can remove what a killed process left.
+const TempPrefix = "hitship-parquet-"
+
 // Stats describes what an Encoder did.
 type Stats struct {
 	Records   int64 // records added
@@ -245,7 +250,7 @@ func (e *Encoder) Stats() Stats { return e.stats }
 func (e *Encoder) newWriter() *pageWriter {
 	pool := pq.NewBufferPool()
 	if e.total > int64(e.opts.MemoryBytes) {
-		pool = pq.NewFileBufferPool(e.opts.TempDir, "hitship-parquet-page-*")
+		pool = pq.NewFileBufferPool(e.opts.TempDir, TempPrefix+"page-*")
 	}
 	w := pq.NewWriter(e.w, e.s.pq,
 		&pq.WriterConfig{CreatedBy: CreatedBy},

@@ -42,7 +42,7 @@ const frameHeader = 28
 
 // writeRun writes the sorted entries to a new run file in dir.
 func writeRun(dir string, entries []entry, bufSize int) (path string, size int64, err error) {
-	f, err := os.CreateTemp(dir, "hitship-parquet-run-*")
+	f, err := os.CreateTemp(dir, TempPrefix+"run-*")
 	if err != nil {
 		return "", 0, err
 	}
@@ -172,7 +172,7 @@ func reduceRuns(dir string, paths []string, bufSize int) ([]string, error) {
 	for len(paths) > mergeFanIn {
 		group := paths[:mergeFanIn]
 		path, err := func() (path string, err error) {
-			f, err := os.CreateTemp(dir, "hitship-parquet-run-*")
+			f, err := os.CreateTemp(dir, TempPrefix+"run-*")
 			if err != nil {
 				return "", err
 			}
