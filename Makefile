@@ -53,7 +53,7 @@ test-short:
 # (issue #12), and prints the staged targets' verdicts beside it.
 bench:
 	$(GO) test -run '^$$' -bench 'HotPath|JSONValid' -benchmem ./consumer/
-	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/
+	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/ ./sink/parquet/ ./ocsf/
 	$(GO) run ./bench/e2e -staged
 	$(GO) run ./bench/e2e -tenants 1000 -keyed -s3 https
 	$(GO) run ./bench/e2e -tenants 1000 -windows 3 -s3 https -staged
