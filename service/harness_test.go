@@ -54,9 +54,18 @@ const (
 
 func newEnv(t *testing.T, partitions int, buckets ...string) *env {
 	t.Helper()
+	return newEnvWith(t, partitions, testenv.KafkaOptions{DataDir: t.TempDir()}, buckets...)
+}
+
+// newEnvWith is newEnv with a broker started with kopts (its state on disk,
+// SASL, TLS) and the topics it names besides the source and dead-letter
+// topics.
+func newEnvWith(t *testing.T, partitions int, kopts testenv.KafkaOptions, buckets ...string) *env {
+	t.Helper()
 	e := &env{t: t, topic: "hits", dlq: "hits-dead-letter", parts: partitions, secret: testSecret}
-	e.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: partitions, Topics: []string{e.topic, e.dlq},
-		GroupMinSessionTimeout: time.Second, DataDir: t.TempDir()})
+	kopts.Partitions, kopts.GroupMinSessionTimeout = partitions, time.Second
+	kopts.Topics = append([]string{e.topic, e.dlq}, kopts.Topics...)
+	e.kafka = testenv.MustKafka(t, kopts)
 	e.s3 = testenv.MustS3(t, testenv.S3Options{Buckets: buckets})
 	p, err := s3policy.New(e.s3.URL())
 	if err != nil {

@@ -21,29 +21,14 @@ import (
 	"hitship/config"
 	"hitship/internal/embedded"
 	"hitship/internal/testenv"
-	"hitship/internal/testenv/s3policy"
 	"hitship/service"
 )
 
-// newSecureEnv is newEnv with a broker started with kopts (SASL, TLS) and
-// the topics given besides the source and dead-letter topics.
+// newSecureEnv is newEnv (2 partitions) with a broker started with kopts
+// (SASL, TLS) and the topics given besides the source and dead-letter topics.
 func newSecureEnv(t *testing.T, kopts testenv.KafkaOptions, buckets ...string) *env {
 	t.Helper()
-	e := &env{t: t, topic: "hits", dlq: "hits-dead-letter", parts: 2, secret: testSecret}
-	kopts.Partitions, kopts.GroupMinSessionTimeout = e.parts, time.Second
-	kopts.Topics = append([]string{e.topic, e.dlq}, kopts.Topics...)
-	e.kafka = testenv.MustKafka(t, kopts)
-	e.s3 = testenv.MustS3(t, testenv.S3Options{Buckets: buckets})
-	p, err := s3policy.New(e.s3.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.proxy = p
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	e.s3URL = srv.URL
-	e.redis = testenv.MustRedis(t, testenv.RedisOptions{})
-	return e
+	return newEnvWith(t, 2, kopts, buckets...)
 }
 
 // secretFile writes a secret to a file of t's and returns its path (files,
