@@ -42,9 +42,25 @@ const frameHeader = 28
 
 // writeRun writes the sorted entries to a new run file in dir.
 func writeRun(dir string, entries []entry, bufSize int) (path string, size int64, err error) {
+	path, err = newRun(dir, bufSize, func(put func(t int64, seq, idx uint64, rec []byte) error) error {
+		for _, e := range entries {
+			if err := put(e.time, e.seq, e.idx, e.rec); err != nil {
+				return err
+			}
+			size += frameHeader + int64(len(e.rec))
+		}
+		return nil
+	})
+	return path, size, err
+}
+
+// newRun creates a run file in dir and lets fill write its frames, in
+// order, through put. It returns the file's path; on an error the file is
+// removed.
+func newRun(dir string, bufSize int, fill func(put func(t int64, seq, idx uint64, rec []byte) error) error) (path string, err error) {
 	f, err := os.CreateTemp(dir, TempPrefix+"run-*")
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	path = f.Name()
 	defer func() {
@@ -57,17 +73,18 @@ func writeRun(dir string, entries []entry, bufSize int) (path string, size int64
 	}()
 	w := bufio.NewWriterSize(f, bufSize)
 	var h [frameHeader]byte
-	for _, e := range entries {
-		putHeader(&h, e.time, e.seq, e.idx, len(e.rec))
+	err = fill(func(t int64, seq, idx uint64, rec []byte) error {
+		putHeader(&h, t, seq, idx, len(rec))
 		if _, err := w.Write(h[:]); err != nil {
-			return path, 0, err
+			return err
 		}
-		if _, err := w.Write(e.rec); err != nil {
-			return path, 0, err
-		}
-		size += frameHeader + int64(len(e.rec))
+		_, err := w.Write(rec)
+		return err
+	})
+	if err != nil {
+		return path, err
 	}
-	return path, size, w.Flush()
+	return path, w.Flush()
 }
 
 func putHeader(h *[frameHeader]byte, t int64, seq, idx uint64, n int) {
@@ -171,35 +188,9 @@ const mergeFanIn = 16
 func reduceRuns(dir string, paths []string, bufSize int) ([]string, error) {
 	for len(paths) > mergeFanIn {
 		group := paths[:mergeFanIn]
-		path, err := func() (path string, err error) {
-			f, err := os.CreateTemp(dir, TempPrefix+"run-*")
-			if err != nil {
-				return "", err
-			}
-			path = f.Name()
-			defer func() {
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					_ = os.Remove(path)
-				}
-			}()
-			w := bufio.NewWriterSize(f, bufSize)
-			var h [frameHeader]byte
-			err = mergeRuns(group, bufSize, func(t int64, seq, idx uint64, rec []byte) error {
-				putHeader(&h, t, seq, idx, len(rec))
-				if _, err := w.Write(h[:]); err != nil {
-					return err
-				}
-				_, err := w.Write(rec)
-				return err
-			})
-			if err != nil {
-				return path, err
-			}
-			return path, w.Flush()
-		}()
+		path, err := newRun(dir, bufSize, func(put func(t int64, seq, idx uint64, rec []byte) error) error {
+			return mergeRuns(group, bufSize, put)
+		})
 		if err != nil {
 			return paths, err
 		}
