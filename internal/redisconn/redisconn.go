@@ -135,25 +135,32 @@ func (h *acks) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *acks) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if ctx.Value(onConn{}) != nil || !isWrite(cmd) {
-			return next(ctx, cmd)
+		if n, ok := h.waits(ctx, isWrite(cmd)); ok {
+			return h.runAndWait(ctx, []redis.Cmder{cmd}, n)
 		}
-		n, err := h.wanted(ctx)
-		if err != nil || n == 0 {
-			return next(ctx, cmd)
-		}
-		cn := h.client.Conn()
-		defer cn.Close()
-		ctx = context.WithValue(ctx, onConn{}, true)
-		err = cn.Process(ctx, cmd)
-		if !done(err) {
-			return err
-		}
-		if werr := h.wait(ctx, cn, n); werr != nil {
-			return werr
-		}
-		return err
+		return next(ctx, cmd)
 	}
+}
+
+func (h *acks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if n, ok := h.waits(ctx, anyWrite(cmds)); ok {
+			return h.runAndWait(ctx, cmds, n)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// waits reports whether commands that write (write) must wait, and for how
+// many replicas: not when they already run on a waiting connection, nor
+// when no replica is wanted (or the count is unknown: Redis does not
+// answer, and the command will say so itself).
+func (h *acks) waits(ctx context.Context, write bool) (int, bool) {
+	if ctx.Value(onConn{}) != nil || !write {
+		return 0, false
+	}
+	n, err := h.wanted(ctx)
+	return n, err == nil && n > 0
 }
 
 // done reports whether a command's error leaves what it wrote to be waited
@@ -161,53 +168,47 @@ func (h *acks) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // take redis.Nil as an answer).
 func done(err error) bool { return err == nil || errors.Is(err, redis.Nil) }
 
-func (h *acks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if ctx.Value(onConn{}) != nil || !anyWrite(cmds) {
-			return next(ctx, cmds)
-		}
-		n, err := h.wanted(ctx)
-		if err != nil || n == 0 {
-			return next(ctx, cmds)
-		}
-		cn := h.client.Conn()
-		defer cn.Close()
-		ctx = context.WithValue(ctx, onConn{}, true)
-		queue := func(p redis.Pipeliner) error {
-			for _, c := range cmds {
-				if name := c.Name(); name == "multi" || name == "exec" {
-					continue
-				}
-				_ = p.Process(ctx, c)
-			}
-			return nil
-		}
-		if len(cmds) > 0 && cmds[0].Name() == "multi" {
-			_, err = cn.TxPipelined(ctx, queue)
-		} else {
-			_, err = cn.Pipelined(ctx, queue)
-		}
-		// A pipeline's error is its first command's: others may have
-		// written, and their callers act on their own replies. Every write
-		// that answered is waited on; if the wait fails, each of them
-		// carries its error.
-		var answered []redis.Cmder
+// runAndWait runs cmds (one command, a pipeline, or a MULTI block with its
+// MULTI and EXEC) on one connection, then WAITs there for n replicas.
+func (h *acks) runAndWait(ctx context.Context, cmds []redis.Cmder, n int) error {
+	cn := h.client.Conn()
+	defer cn.Close()
+	ctx = context.WithValue(ctx, onConn{}, true)
+	queue := func(p redis.Pipeliner) error {
 		for _, c := range cmds {
-			if isWrite(c) && done(c.Err()) {
-				answered = append(answered, c)
+			if name := c.Name(); name == "multi" || name == "exec" {
+				continue
 			}
+			_ = p.Process(ctx, c)
 		}
-		if len(answered) == 0 {
-			return err
+		return nil
+	}
+	var err error
+	if len(cmds) > 0 && cmds[0].Name() == "multi" {
+		_, err = cn.TxPipelined(ctx, queue)
+	} else {
+		_, err = cn.Pipelined(ctx, queue)
+	}
+	// A pipeline's error is its first command's: others may have
+	// written, and their callers act on their own replies. Every write
+	// that answered is waited on; if the wait fails, each of them
+	// carries its error.
+	var answered []redis.Cmder
+	for _, c := range cmds {
+		if isWrite(c) && done(c.Err()) {
+			answered = append(answered, c)
 		}
-		if werr := h.wait(ctx, cn, n); werr != nil {
-			for _, c := range answered {
-				c.SetErr(werr)
-			}
-			return werr
-		}
+	}
+	if len(answered) == 0 {
 		return err
 	}
+	if werr := h.wait(ctx, cn, n); werr != nil {
+		for _, c := range answered {
+			c.SetErr(werr)
+		}
+		return werr
+	}
+	return err
 }
 
 // wait sends WAIT n on cn, whose writes it then covers.
