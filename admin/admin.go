@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"hitship/config"
 	"hitship/health"
 	"hitship/integrations/registry"
 	s3sink "hitship/sink/s3"
@@ -41,6 +42,11 @@ type Integration struct {
 	Prefix      string
 	Format      string
 	Compression string
+	// Type is config.TypeS3 ("" too) or config.TypeSecurityLake, with
+	// SecurityLake and the Location its objects go to.
+	Type         string
+	SecurityLake config.SecurityLake
+	Location     string
 	// RoleARN is set for the role method, AccessKeyID for access keys.
 	RoleARN     string
 	AccessKeyID string
@@ -158,21 +164,26 @@ type Auth struct {
 
 // View is the JSON of one integration.
 type View struct {
-	Name          string         `json:"name"`
-	ClientID      int64          `json:"client_id"`
-	Region        string         `json:"region"`
-	Bucket        string         `json:"bucket"`
-	Prefix        string         `json:"prefix"`
-	Format        string         `json:"format"`
-	Compression   string         `json:"compression"`
-	Auth          Auth           `json:"auth"`
-	ConfigEnabled bool           `json:"config_enabled"`
-	Source        string         `json:"source"`            // "file" or "api"
-	Version       int64          `json:"version,omitempty"` // an API integration's (its ETag)
-	State         registry.State `json:"state"`
-	Reason        string         `json:"reason,omitempty"`
-	Since         time.Time      `json:"since,omitzero"`
-	By            string         `json:"by,omitempty"`
+	Name        string `json:"name"`
+	ClientID    int64  `json:"client_id"`
+	Region      string `json:"region"`
+	Bucket      string `json:"bucket"`
+	Prefix      string `json:"prefix"`
+	Format      string `json:"format"`
+	Compression string `json:"compression"`
+	// Type is "s3" or "security_lake"; a security_lake integration shows its
+	// source and Location, s3://{bucket}/{its partitions}.
+	Type          string               `json:"type"`
+	SecurityLake  *config.SecurityLake `json:"security_lake,omitempty"`
+	Location      string               `json:"location,omitempty"`
+	Auth          Auth                 `json:"auth"`
+	ConfigEnabled bool                 `json:"config_enabled"`
+	Source        string               `json:"source"`            // "file" or "api"
+	Version       int64                `json:"version,omitempty"` // an API integration's (its ETag)
+	State         registry.State       `json:"state"`
+	Reason        string               `json:"reason,omitempty"`
+	Since         time.Time            `json:"since,omitzero"`
+	By            string               `json:"by,omitempty"`
 	// LastSuccessAt, LastError and Ledger are the integration's latest
 	// outcomes (in plain words, with the side of the failure's cause:
 	// customer, provider or hitship) and its 12-hour ledger.
@@ -543,6 +554,11 @@ func view(in Integration, st registry.Status) View {
 		Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket, Prefix: in.Prefix,
 		Format: in.Format, Compression: in.Compression, ConfigEnabled: in.ConfigEnabled, Source: cmp.Or(in.Source, "file"), Version: in.Version,
 		State: st.State, Reason: st.Reason, Since: st.Since, By: st.By,
+		Type: cmp.Or(in.Type, config.TypeS3), Location: in.Location,
+	}
+	if in.Type == config.TypeSecurityLake {
+		sl := in.SecurityLake
+		v.SecurityLake = &sl
 	}
 	if v.State == "" {
 		v.State = registry.Enabled

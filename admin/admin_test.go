@@ -238,7 +238,7 @@ func TestListAndShow(t *testing.T) {
 	}
 	acme := list[0].(map[string]any)
 	wantAcme := map[string]any{"name": "acme", "client_id": 7.0, "region": "eu-west-1", "bucket": "acme-hits", "prefix": "wallarm/",
-		"format": "json", "compression": "gzip", "state": "enabled", "config_enabled": true, "source": "file",
+		"format": "json", "compression": "gzip", "state": "enabled", "config_enabled": true, "source": "file", "type": "s3",
 		"auth": map[string]any{"method": "role", "role_arn": "arn:aws:iam::222222222222:role/hitship"}}
 	if fmt.Sprint(acme) != fmt.Sprint(wantAcme) {
 		t.Errorf("acme = %v\nwant    %v", acme, wantAcme)

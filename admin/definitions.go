@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hitship/config"
 	s3sink "hitship/sink/s3"
 )
 
@@ -17,18 +18,21 @@ import (
 // (PUT /v1/integrations/{name}): the config file's integration fields, with
 // the secret of an access key sent in the body (stored sealed, never shown).
 type Request struct {
-	Name        string      `json:"name"`
-	ClientID    int64       `json:"client_id"`
-	Region      string      `json:"region"`
-	Bucket      string      `json:"bucket"`
-	Prefix      string      `json:"prefix,omitempty"`
-	Format      string      `json:"format,omitempty"`
-	Compression string      `json:"compression,omitempty"`
-	Events      []string    `json:"events,omitempty"`
-	Endpoint    string      `json:"endpoint,omitempty"`
-	PathStyle   bool        `json:"path_style,omitempty"`
-	Manifest    bool        `json:"manifest,omitempty"`
-	Credentials Credentials `json:"credentials"`
+	Name        string `json:"name"`
+	ClientID    int64  `json:"client_id"`
+	Region      string `json:"region"`
+	Bucket      string `json:"bucket"`
+	Prefix      string `json:"prefix,omitempty"`
+	Format      string `json:"format,omitempty"`
+	Compression string `json:"compression,omitempty"`
+	// Type is "s3" (or empty) or "security_lake", which takes SecurityLake.
+	Type         string               `json:"type,omitempty"`
+	SecurityLake *config.SecurityLake `json:"security_lake,omitempty"`
+	Events       []string             `json:"events,omitempty"`
+	Endpoint     string               `json:"endpoint,omitempty"`
+	PathStyle    bool                 `json:"path_style,omitempty"`
+	Manifest     bool                 `json:"manifest,omitempty"`
+	Credentials  Credentials          `json:"credentials"`
 }
 
 // Credentials of a Request: a role ARN, or an access key id and its secret.
@@ -126,17 +130,28 @@ func (a *API) testDefinition(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// onboarding answers GET /v1/clients/{id}/onboarding.
+// onboarding answers GET /v1/clients/{id}/onboarding[?bucket=]
+// [&source_name=[&source_version=]]: with a source name, for a Security
+// Lake custom source (what CreateCustomLogSource takes).
 func (a *API) onboarding(w http.ResponseWriter, r *http.Request, id string) {
 	client, err := strconv.ParseInt(id, 10, 64)
 	if err != nil || client <= 0 {
 		writeError(w, http.StatusBadRequest, "bad_request", "the client id must be a positive number, as in /v1/clients/7/onboarding")
 		return
 	}
-	o, err := a.deps.Onboarding(client, r.URL.Query().Get("bucket"))
+	q := r.URL.Query()
+	o, err := a.deps.Onboarding(client, q.Get("bucket"))
 	if err != nil {
 		writeError(w, http.StatusConflict, "not_configured", err.Error())
 		return
+	}
+	if name := q.Get("source_name"); name != "" {
+		if !config.ValidSourceName(name) || !config.ValidSourceVersion(q.Get("source_version")) {
+			writeError(w, http.StatusBadRequest, "bad_request", "source_name must be 1-20 letters, digits, '.', '_' or '-' (and source_version letters, digits, '.', '_', '-'), as given to CreateCustomLogSource")
+			return
+		}
+		sl := s3sink.NewSecurityLakeSource(o, config.SecurityLakeEventClass, name, q.Get("source_version"))
+		o.SecurityLake = &sl
 	}
 	writeJSON(w, http.StatusOK, o)
 }
@@ -267,6 +282,10 @@ func (a *API) written(w http.ResponseWriter, r *http.Request, status int, in Int
 	v := view(in, st)
 	if in.RoleARN != "" && a.deps.Onboarding != nil {
 		if o, err := a.deps.Onboarding(in.ClientID, in.Bucket); err == nil {
+			if in.Type == config.TypeSecurityLake {
+				sl := s3sink.NewSecurityLakeSource(o, config.SecurityLakeEventClass, in.SecurityLake.SourceName, in.SecurityLake.SourceVersion)
+				o.SecurityLake = &sl
+			}
 			v.Onboarding = &o
 		}
 	}

@@ -364,18 +364,23 @@ const (
 
 // Integration is one customer's S3 destination.
 type Integration struct {
-	Name        string      `yaml:"name"`
-	ClientID    int64       `yaml:"client_id"`
-	Enabled     bool        `yaml:"enabled"`
-	Region      string      `yaml:"region"`
-	Bucket      string      `yaml:"bucket"`
-	Prefix      string      `yaml:"prefix"`
-	Format      string      `yaml:"format"`
-	Compression string      `yaml:"compression"`
-	Events      []string    `yaml:"events"`
-	Endpoint    string      `yaml:"endpoint"`
-	PathStyle   bool        `yaml:"path_style"`
-	Credentials Credentials `yaml:"credentials"`
+	Name     string `yaml:"name"`
+	ClientID int64  `yaml:"client_id"`
+	// Type is the kind of destination: TypeS3 ("s3" or empty: the
+	// customer's bucket) or TypeSecurityLake ("security_lake": a custom
+	// source of Amazon Security Lake, configured in SecurityLake).
+	Type         string       `yaml:"type"`
+	SecurityLake SecurityLake `yaml:"security_lake"`
+	Enabled      bool         `yaml:"enabled"`
+	Region       string       `yaml:"region"`
+	Bucket       string       `yaml:"bucket"`
+	Prefix       string       `yaml:"prefix"`
+	Format       string       `yaml:"format"`
+	Compression  string       `yaml:"compression"`
+	Events       []string     `yaml:"events"`
+	Endpoint     string       `yaml:"endpoint"`
+	PathStyle    bool         `yaml:"path_style"`
+	Credentials  Credentials  `yaml:"credentials"`
 	// Manifest (staged delivery only) writes beside every object a
 	// "{key}.manifest.json" naming it, its record count, per-partition
 	// offset ranges and SHA-256, after the object: for downstream jobs that

@@ -312,6 +312,9 @@ func (in *Integration) UnmarshalYAML(n *yaml.Node) error {
 	type plain Integration
 	v := plain(DefaultIntegration())
 	err := n.Decode(&v) // a *yaml.TypeError keeps the decoder going
+	if !formatGiven(n) {
+		v.Format = DefaultFormat(v.Type)
+	}
 	*in = Integration(v)
 	return err
 }

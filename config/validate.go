@@ -569,11 +569,12 @@ func (v *checker) integrations(c *Config) {
 			ep == "" || in.Credentials.RoleARN != "" && c.ExternalID.STSEndpoint == "")
 		v.bucket(key+".bucket", in.Bucket)
 		v.prefix(key+".prefix", in.Prefix)
-		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON, FormatOCSF, FormatOCSFJSON, FormatParquet)
-		if (in.Format == FormatOCSF || in.Format == FormatOCSFJSON || in.Format == FormatParquet) && !c.StagedDelivery() {
+		v.securityLake(key, c, in)
+		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON, FormatOCSF, FormatOCSFJSON, FormatParquet, FormatOCSFParquet)
+		if (in.Format == FormatOCSF || in.Format == FormatOCSFJSON || in.Format == FormatParquet || in.Format == FormatOCSFParquet) && !in.IsSecurityLake() && !c.StagedDelivery() {
 			v.add(key+".format", "configure a staging bucket (parking.bucket) and leave delivery.staged unset or true: OCSF records and Parquet files are made when a window's one object is assembled; or use json or ndjson", "%s needs staged delivery", in.Format)
 		}
-		if in.Format == FormatParquet && in.Compression == CompressionGzip {
+		if (in.Format == FormatParquet || in.Format == FormatOCSFParquet) && in.Compression == CompressionGzip && !in.IsSecurityLake() {
 			v.add(key+".compression", "remove compression (or set none): a Parquet file is compressed inside (zstd)", "gzip with format parquet")
 		}
 		v.enum(key+".compression", in.Compression, CompressionNone, CompressionGzip)
@@ -597,7 +598,7 @@ func (v *checker) integrations(c *Config) {
 			needExternalID = true
 		}
 		v.credentials(key+".credentials", &in.Credentials)
-		dest := ep + "\x00" + in.Bucket + "\x00" + in.Prefix
+		dest := ep + "\x00" + in.Bucket + "\x00" + in.KeyPrefix()
 		if j, dup := dests[dest]; dup && in.Bucket != "" {
 			v.add(key+".prefix", "give integrations sharing a bucket different prefixes", "same bucket and prefix as integrations[%d]; their objects would overwrite each other", j)
 		} else {

@@ -60,8 +60,11 @@ func Build(cfg *config.Config, keys *sink.KeyTemplate, stores StoreFactory, prev
 			continue
 		}
 		sw := sink.NewSwapStore(st)
-		t := &Target{ID: id, Name: in.Name, ClientID: in.ClientID, Prefix: in.Prefix, Format: f, Compression: c,
+		t := &Target{ID: id, Name: in.Name, ClientID: in.ClientID, Prefix: in.KeyPrefix(), Format: f, Compression: c,
 			Keys: keys, Store: sw, IfNoneMatch: cfg.S3.IfNoneMatch}
+		if in.IsSecurityLake() {
+			t.Keys = securityLakeKeys
+		}
 		b.add(BuiltTarget{Cfg: in, Target: t, Store: sw})
 	}
 	return b, nil
@@ -83,8 +86,18 @@ func targetID(cfg *config.Config, in config.Integration) string {
 		name += "~" + in.Incarnation
 	}
 	return NewTargetID(name, in.ClientID, in.Bucket, in.Region, endpoint, strconv.FormatBool(pathStyle),
-		in.Prefix, in.Format, in.Compression)
+		in.KeyPrefix(), in.Format, in.Compression)
 }
+
+// securityLakeKeys renders the keys of every security_lake target, whatever
+// s3.key_template says: Security Lake's layout is not the operator's choice.
+var securityLakeKeys = func() *sink.KeyTemplate {
+	t, err := sink.ParseStagedKeyTemplate(sink.SecurityLakeKeyTemplate)
+	if err != nil {
+		panic(err) // a constant; TestSecurityLakeTarget covers it
+	}
+	return t
+}()
 
 // Built is the targets of one config, with what they were built from.
 // Read-only once Build returned it, but for Activate.

@@ -12,6 +12,8 @@ import (
 
 // Test is the console's "Test integration" for integration name of cfg: it
 // writes the two sample hits to its bucket as wallarm_hits_{now}_test.{ext}
+// (a security_lake integration: an object without records, in its source's
+// partitions; see s3sink.TestParams.SecurityLake)
 // with a store from stores (nil: S3Stores(nil)) and answers success or what
 // is wrong in plain words. The error is for an unknown integration or a bad
 // format or compression. Blocks for the upload; safe for concurrent use.
@@ -35,7 +37,8 @@ func Test(ctx context.Context, cfg *config.Config, name string, stores StoreFact
 		if err != nil {
 			return s3sink.Explain(err), nil
 		}
-		_, err = s3sink.TestWrite(ctx, st, s3sink.TestParams{Prefix: in.Prefix, Format: f, Compression: c, Now: time.Now()})
+		_, err = s3sink.TestWrite(ctx, st, s3sink.TestParams{Prefix: in.KeyPrefix(), Format: f, Compression: c, Now: time.Now(),
+			SecurityLake: in.IsSecurityLake()})
 		return s3sink.Explain(err), nil
 	}
 	return s3sink.Answer{}, fmt.Errorf("no integration named %q", name)

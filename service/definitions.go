@@ -115,6 +115,11 @@ func configIntegration(d *defs.Definition) config.Integration {
 	in := config.DefaultIntegration()
 	in.Name, in.ClientID, in.Region, in.Bucket, in.Prefix = d.Name, d.ClientID, d.Region, d.Bucket, d.Prefix
 	in.Format, in.Endpoint, in.PathStyle, in.Manifest = cmp.Or(d.Format, in.Format), d.Endpoint, d.PathStyle, d.Manifest
+	in.Type = d.Type
+	if d.SecurityLake != nil {
+		in.SecurityLake = *d.SecurityLake
+	}
+	in.Format = cmp.Or(d.Format, config.DefaultFormat(d.Type))
 	in.Compression = cmp.Or(d.Compression, in.Compression)
 	if len(d.Events) > 0 {
 		in.Events = slices.Clone(d.Events)
@@ -253,7 +258,8 @@ var _ admin.Definitions = apiDefinitions{}
 func definitionOf(req admin.Request) defs.Definition {
 	return defs.Definition{Name: req.Name, ClientID: req.ClientID, Region: req.Region, Bucket: req.Bucket, Prefix: req.Prefix,
 		Format: req.Format, Compression: req.Compression, Events: req.Events, Endpoint: req.Endpoint, PathStyle: req.PathStyle,
-		Manifest: req.Manifest, RoleARN: req.Credentials.RoleARN, AccessKeyID: req.Credentials.AccessKeyID}
+		Manifest: req.Manifest, RoleARN: req.Credentials.RoleARN, AccessKeyID: req.Credentials.AccessKeyID,
+		Type: req.Type, SecurityLake: req.SecurityLake}
 }
 
 func (a apiDefinitions) Create(ctx context.Context, req admin.Request, by string, saveAnyway bool) (admin.Integration, []admin.Problem, error) {
@@ -390,7 +396,7 @@ func (s *Service) written(ctx context.Context, typ, by string, d *defs.Definitio
 	// Stored, but left out here (the reason was logged): answer what was stored.
 	return admin.Integration{Name: d.Name, ClientID: d.ClientID, Region: d.Region, Bucket: d.Bucket, Prefix: d.Prefix,
 		Format: d.Format, Compression: d.Compression, RoleARN: d.RoleARN, AccessKeyID: d.AccessKeyID, ConfigEnabled: true,
-		Source: config.SourceAPI, Version: d.Version}, nil, nil
+		Source: config.SourceAPI, Version: d.Version, Type: d.Type, SecurityLake: derefLake(d.SecurityLake)}, nil, nil
 }
 
 // inFile reports whether the config file has an integration of that name.
@@ -473,4 +479,12 @@ func (a apiDefinitions) Test(ctx context.Context, req admin.Request) (s3sink.Ans
 	}
 	ans, err := integrations.Test(ctx, cfg, d.Name, s.stores)
 	return ans, nil, err
+}
+
+// derefLake is *sl, or the zero value for nil.
+func derefLake(sl *config.SecurityLake) config.SecurityLake {
+	if sl == nil {
+		return config.SecurityLake{}
+	}
+	return *sl
 }

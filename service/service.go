@@ -554,7 +554,11 @@ func (s *Service) adminIntegrations() []admin.Integration {
 	for _, in := range cfg.Integrations {
 		v := admin.Integration{Name: in.Name, ClientID: in.ClientID, Region: in.Region, Bucket: in.Bucket,
 			Prefix: in.Prefix, Format: in.Format, Compression: in.Compression, RoleARN: in.Credentials.RoleARN,
-			AccessKeyID: in.Credentials.AccessKeyID, ConfigEnabled: in.Enabled, Source: "file"}
+			AccessKeyID: in.Credentials.AccessKeyID, ConfigEnabled: in.Enabled, Source: "file",
+			Type: in.Type, SecurityLake: in.SecurityLake}
+		if in.IsSecurityLake() {
+			v.Location = "s3://" + in.Bucket + "/" + in.KeyPrefix()
+		}
 		if in.Source == config.SourceAPI {
 			v.Source = config.SourceAPI
 			if d, ok := s.defs.Get(in.Name); ok {

@@ -196,6 +196,13 @@ func ParseKeyTemplate(s string) (*KeyTemplate, error) {
 // §3): one object per integration per window, late objects beside it.
 const DefaultStagedKeyTemplate = "{prefix}wallarm_hits_{window_start}{late}.{ext}"
 
+// SecurityLakeKeyTemplate is the key of a security_lake integration's
+// objects: under the prefix of its source's partitions
+// (ext/{source}/region=…/accountId=…/, config.Integration.KeyPrefix), the
+// eventDay partition of the window's UTC day. A window never straddles a day
+// (window sizes divide 24 h), so the day is every record's.
+const SecurityLakeKeyTemplate = "{prefix}eventDay={yyyy}{mm}{dd}/wallarm_hits_{window_start}{late}.{ext}"
+
 // ParseStagedKeyTemplate parses the key template of staged delivery, where
 // one object holds an integration's records of a window from every
 // partition, and late objects of the window are numbered ({late}: "" for the

@@ -74,3 +74,26 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// EmptyObject returns an object of format f without records: a Parquet file
+// of f's schema and no rows, which readers take as an empty table. A
+// Security Lake source's test write (s3.TestParams.SecurityLake) uses it,
+// since sample hits there would be read as real ones. Only Parquet formats,
+// without compression, have one.
+func EmptyObject(f Format, c Compression) ([]byte, error) {
+	if !f.Parquet() || c != CompressionNone {
+		return nil, invalidf("no empty object of format %s with compression %s: only Parquet formats, uncompressed", f, c)
+	}
+	var out bytes.Buffer
+	enc, err := parquet.NewEncoder(&out, parquetSchema(f), parquet.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("sink: empty object: %w", err)
+	}
+	if err := enc.Finish(context.Background()); err != nil {
+		return nil, fmt.Errorf("sink: empty object: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// parquetSchema is the schema of a Parquet format's files.
+func parquetSchema(Format) *parquet.Schema { return parquet.HitSchema() }

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"testing"
 
+	pq "github.com/parquet-go/parquet-go"
+
 	"hitship/sink"
 )
 
@@ -130,5 +132,42 @@ func TestSampleObjectOCSF(t *testing.T) {
 		if !reflect.DeepEqual(r, recs[i]) {
 			t.Errorf("record %d differs between ocsf and ocsf-json", i)
 		}
+	}
+}
+
+// TestEmptyObject: a Parquet file of the format's schema without rows, and
+// no empty object of the other formats.
+func TestEmptyObject(t *testing.T) {
+	for _, f := range []sink.Format{sink.FormatParquet} {
+		data, err := sink.EmptyObject(f, sink.CompressionNone)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		file, err := pq.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if file.NumRows() != 0 {
+			t.Errorf("%s: %d rows", f, file.NumRows())
+		}
+		sample, err := sink.SampleObject(f, sink.CompressionNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := pq.OpenFile(bytes.NewReader(sample), int64(len(sample)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := file.Schema().String(), full.Schema().String(); got != want {
+			t.Errorf("%s: schema\n%s\nwant the sample object's\n%s", f, got, want)
+		}
+	}
+	for _, f := range []sink.Format{sink.FormatJSON, sink.FormatNDJSON, sink.FormatOCSFNDJSON} {
+		if _, err := sink.EmptyObject(f, sink.CompressionNone); err == nil {
+			t.Errorf("%s: an empty object", f)
+		}
+	}
+	if _, err := sink.EmptyObject(sink.FormatParquet, sink.CompressionGzip); err == nil {
+		t.Error("gzipped Parquet: an empty object")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"hitship/admin"
+	"hitship/config"
 )
 
 const integrationsUsage = `usage: hitship integrations [--url URL] [--json] <command> ...
@@ -36,10 +37,12 @@ commands:
   test NAME | test -f FILE          the test write, of a saved integration or of FILE
   onboarding --client ID [--bucket B]
                                     the account, external ID and policies a role needs
+  onboarding --client ID --source-name S [--source-version V]
+                                    what CreateCustomLogSource takes for a Security Lake source
 
 FILE is YAML (or JSON) with the config file's integration fields: name,
 client_id, region, bucket, prefix, format, compression, events, endpoint,
-path_style, manifest, and credentials with role_arn, or access_key_id and
+path_style, manifest, type and security_lake, and credentials with role_arn, or access_key_id and
 secret_access_key_env (an environment variable of this command's) or
 secret_access_key_file. The secret is sent to the API, which stores it
 sealed, and never printed.
@@ -58,7 +61,11 @@ type integrationFile struct {
 	Endpoint    string   `yaml:"endpoint" json:"endpoint"`
 	PathStyle   bool     `yaml:"path_style" json:"path_style"`
 	Manifest    bool     `yaml:"manifest" json:"manifest"`
-	Credentials struct {
+	Type        string   `yaml:"type" json:"type"`
+	// SecurityLake is the config file's security_lake block (type
+	// security_lake).
+	SecurityLake *config.SecurityLake `yaml:"security_lake" json:"security_lake"`
+	Credentials  struct {
 		RoleARN             string `yaml:"role_arn" json:"role_arn"`
 		AccessKeyID         string `yaml:"access_key_id" json:"access_key_id"`
 		SecretAccessKeyEnv  string `yaml:"secret_access_key_env" json:"secret_access_key_env"`
@@ -81,7 +88,8 @@ func readIntegrationFile(path string) (admin.Request, error) {
 	c := f.Credentials
 	req := admin.Request{Name: f.Name, ClientID: f.ClientID, Region: f.Region, Bucket: f.Bucket, Prefix: f.Prefix, Format: f.Format,
 		Compression: f.Compression, Events: f.Events, Endpoint: f.Endpoint, PathStyle: f.PathStyle, Manifest: f.Manifest,
-		Credentials: admin.Credentials{RoleARN: c.RoleARN, AccessKeyID: c.AccessKeyID}}
+		Credentials: admin.Credentials{RoleARN: c.RoleARN, AccessKeyID: c.AccessKeyID},
+		Type:        f.Type, SecurityLake: f.SecurityLake}
 	switch {
 	case c.SecretAccessKeyEnv != "" && c.SecretAccessKeyFile != "":
 		return admin.Request{}, fmt.Errorf("%s: credentials: keep only one of secret_access_key_env and secret_access_key_file", path)
@@ -235,6 +243,8 @@ func cmdIntegrations(ctx context.Context, args []string, stdout, stderr io.Write
 	reason := sfs.String("reason", "", "why (disable)")
 	client := sfs.Int64("client", 0, "the client account id (onboarding)")
 	bucket := sfs.String("bucket", "", "the customer's bucket (onboarding)")
+	source := sfs.String("source-name", "", "a Security Lake custom source's name (onboarding: what CreateCustomLogSource takes)")
+	sourceVersion := sfs.String("source-version", "", "its version, if any (onboarding)")
 	if err := sfs.Parse(rest); err != nil {
 		return 2
 	}
@@ -350,7 +360,12 @@ func cmdIntegrations(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintln(stderr, "hitship integrations onboarding: --client ID is required")
 			return 2
 		}
-		a, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/clients/%d/onboarding?bucket=%s", *client, url.QueryEscape(*bucket)), nil, nil)
+		q := url.Values{"bucket": {*bucket}}
+		if *source != "" {
+			q.Set("source_name", *source)
+			q.Set("source_version", *sourceVersion)
+		}
+		a, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/clients/%d/onboarding?%s", *client, q.Encode()), nil, nil)
 		if err != nil {
 			return fail(err)
 		}
@@ -389,6 +404,11 @@ func printOnboarding(w io.Writer, o any) {
 	indent := func(x any) string {
 		b, _ := json.MarshalIndent(x, "  ", "  ")
 		return string(b)
+	}
+	if sl, _ := v["security_lake"].(map[string]any); sl != nil {
+		fmt.Fprintf(w, "\nfor the customer (client %v), Security Lake's CreateCustomLogSource:\n  source name:   %v\n  event classes: %v\n  principal:     %v\n  external ID:   %v\n  as a command (fill in your Glue crawler role):\n  %v\n",
+			jsonInt(v["client_id"]), sl["source_name"], sl["event_classes"], sl["principal"], sl["external_id"], sl["command"])
+		return
 	}
 	fmt.Fprintf(w, "\nfor the customer (client %v):\n  account to trust: %v\n  external ID:      %v\n  permission policy:\n  %s\n  trust policy:\n  %s\n",
 		jsonInt(v["client_id"]), v["account_id"], v["external_id"], indent(v["permission_policy"]), indent(v["trust_policy"]))

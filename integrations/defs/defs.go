@@ -49,6 +49,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"hitship/config"
 	"hitship/kstore"
 	"hitship/secrets"
 )
@@ -63,19 +64,23 @@ const LockTTL = 30 * time.Second
 // config file's integration (config.Integration), its sealed secret, and
 // who wrote it when.
 type Definition struct {
-	Name        string   `json:"name"`
-	ClientID    int64    `json:"client_id"`
-	Region      string   `json:"region"`
-	Bucket      string   `json:"bucket"`
-	Prefix      string   `json:"prefix,omitempty"`
-	Format      string   `json:"format"`
-	Compression string   `json:"compression,omitempty"`
-	Events      []string `json:"events,omitempty"`
-	Endpoint    string   `json:"endpoint,omitempty"`
-	PathStyle   bool     `json:"path_style,omitempty"`
-	Manifest    bool     `json:"manifest,omitempty"`
-	RoleARN     string   `json:"role_arn,omitempty"`
-	AccessKeyID string   `json:"access_key_id,omitempty"`
+	Name        string `json:"name"`
+	ClientID    int64  `json:"client_id"`
+	Region      string `json:"region"`
+	Bucket      string `json:"bucket"`
+	Prefix      string `json:"prefix,omitempty"`
+	Format      string `json:"format"`
+	Compression string `json:"compression,omitempty"`
+	// Type is config.Integration's; SecurityLake is set for type
+	// security_lake.
+	Type         string               `json:"type,omitempty"`
+	SecurityLake *config.SecurityLake `json:"security_lake,omitempty"`
+	Events       []string             `json:"events,omitempty"`
+	Endpoint     string               `json:"endpoint,omitempty"`
+	PathStyle    bool                 `json:"path_style,omitempty"`
+	Manifest     bool                 `json:"manifest,omitempty"`
+	RoleARN      string               `json:"role_arn,omitempty"`
+	AccessKeyID  string               `json:"access_key_id,omitempty"`
 	// SealedSecret is the access key's secret, sealed (Sealer); empty for a
 	// role. Never the plaintext.
 	SealedSecret json.RawMessage `json:"sealed_secret,omitempty"`

@@ -17,6 +17,10 @@ type Onboarding struct {
 	Bucket           string          `json:"bucket"`
 	PermissionPolicy json.RawMessage `json:"permission_policy"`
 	TrustPolicy      json.RawMessage `json:"trust_policy"`
+	// SecurityLake is set for a security_lake integration: what the
+	// customer passes to CreateCustomLogSource, which makes the role itself
+	// (the two policies above are then Security Lake's business).
+	SecurityLake *SecurityLakeSource `json:"security_lake,omitempty"`
 }
 
 // BucketPlaceholder stands for the bucket in a permission policy made
@@ -50,4 +54,41 @@ func NewOnboarding(accountID string, secret []byte, clientID int64, bucket strin
 		return Onboarding{}, err
 	}
 	return o, nil
+}
+
+// SecurityLakeSource is what a customer passes to Security Lake's
+// CreateCustomLogSource to make hitship a custom source: the principal and
+// external ID of the provider identity (Security Lake then creates the
+// provider role, trusting that principal with that external ID and allowed
+// to write the source's location), the event class and the source's name.
+// Command is the same as an AWS CLI call, with the customer's Glue crawler
+// role left for them to fill in.
+type SecurityLakeSource struct {
+	Principal     string   `json:"principal"`
+	ExternalID    string   `json:"external_id"`
+	EventClasses  []string `json:"event_classes"`
+	SourceName    string   `json:"source_name"`
+	SourceVersion string   `json:"source_version,omitempty"`
+	Command       string   `json:"command"`
+}
+
+// CrawlerRolePlaceholder stands for the customer's Glue crawler role in
+// SecurityLakeSource.Command.
+const CrawlerRolePlaceholder = "YOUR-GLUE-CRAWLER-ROLE-ARN"
+
+// NewSecurityLakeSource returns the CreateCustomLogSource values of a
+// custom source named sourceName (and sourceVersion, if any) for the
+// onboarding o of its client: principal o.AccountID, external ID
+// o.ExternalID, event class eventClass.
+func NewSecurityLakeSource(o Onboarding, eventClass, sourceName, sourceVersion string) SecurityLakeSource {
+	s := SecurityLakeSource{Principal: o.AccountID, ExternalID: o.ExternalID, EventClasses: []string{eventClass},
+		SourceName: sourceName, SourceVersion: sourceVersion}
+	s.Command = "aws securitylake create-custom-log-source --source-name " + sourceName
+	if sourceVersion != "" {
+		s.Command += " --source-version " + sourceVersion
+	}
+	s.Command += " --event-classes " + eventClass +
+		" --configuration 'crawlerConfiguration={roleArn=" + CrawlerRolePlaceholder + "},providerIdentity={externalId=" +
+		o.ExternalID + ",principal=" + o.AccountID + "}'"
+	return s
 }

@@ -24,12 +24,22 @@ type TestParams struct {
 	Compression sink.Compression
 	// Now names the object (Unix seconds); it must not be zero.
 	Now time.Time
+	// SecurityLake is a Security Lake custom source's test: the key is in
+	// the eventDay= partition of Now's UTC day (sink.SecurityLakeKeyTemplate)
+	// and the object holds no record (sink.EmptyObject), since every
+	// subscriber of the lake would read the sample hits as real ones.
+	SecurityLake bool
 }
 
 // TestKey returns the key TestWrite uses:
-// {prefix}wallarm_hits_{now unix}_test.{json|jsonl}[.gz].
+// {prefix}wallarm_hits_{now unix}_test.{ext}[.gz], or for a Security Lake
+// source {prefix}eventDay={YYYYMMDD}/wallarm_hits_{now unix}_test.parquet.
 func TestKey(p TestParams) string {
-	return p.Prefix + "wallarm_hits_" + strconv.FormatInt(p.Now.Unix(), 10) + "_test." + p.Format.Ext() + p.Compression.Ext()
+	day := ""
+	if p.SecurityLake {
+		day = "eventDay=" + p.Now.UTC().Format("20060102") + "/"
+	}
+	return p.Prefix + day + "wallarm_hits_" + strconv.FormatInt(p.Now.Unix(), 10) + "_test." + p.Format.Ext() + p.Compression.Ext()
 }
 
 // TestWrite is the console's "Test integration": it writes the two sample
@@ -49,7 +59,11 @@ func TestWrite(ctx context.Context, store sink.Store, p TestParams) (key string,
 	if err := sink.ValidatePrefix(p.Prefix); err != nil {
 		return "", err
 	}
-	data, err := sink.SampleObject(p.Format, p.Compression)
+	sample := sink.SampleObject
+	if p.SecurityLake {
+		sample = sink.EmptyObject
+	}
+	data, err := sample(p.Format, p.Compression)
 	if err != nil {
 		return "", err
 	}

@@ -61,9 +61,12 @@ func twGunzip(t *testing.T, b []byte) []byte {
 func ExampleTestKey() {
 	fmt.Println(s3sink.TestKey(s3sink.TestParams{Prefix: "hits/", Format: sink.FormatJSON, Now: time.Unix(1687241470, 0)}))
 	fmt.Println(s3sink.TestKey(s3sink.TestParams{Format: sink.FormatNDJSON, Compression: sink.CompressionGzip, Now: time.Unix(1687241470, 0)}))
+	fmt.Println(s3sink.TestKey(s3sink.TestParams{Prefix: "ext/wallarm/region=us-east-1/accountId=123456789012/", Format: sink.FormatParquet,
+		Now: time.Unix(1687241470, 0), SecurityLake: true}))
 	// Output:
 	// hits/wallarm_hits_1687241470_test.json
 	// wallarm_hits_1687241470_test.jsonl.gz
+	// ext/wallarm/region=us-east-1/accountId=123456789012/eventDay=20230620/wallarm_hits_1687241470_test.parquet
 }
 
 func TestTestWriteGofakes3(t *testing.T) {
