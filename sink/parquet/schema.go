@@ -349,3 +349,81 @@ func HitSchema() *Schema {
 	}
 	return s
 }
+
+// OCSFColumn is the catch-all column of OCSFSchema. OCSF has no attribute of
+// that name (its attributes are lowercase words without a vendor prefix).
+const OCSFColumn = "hitship_extra"
+
+// ocsfCol is a column of OCSFSchema: named by its dotted path.
+func ocsfCol(t Type, path ...string) Column {
+	return Column{Name: strings.Join(path, "."), Path: path, Type: t}
+}
+
+// ocsfSpec is every attribute package ocsf's mapper can emit (OCSF 1.1.0
+// HTTP Activity, class 4002), in the record's order, with the OCSF type:
+// integer_t (and port_t) Int32, long_t Int64, timestamp_t TimeMillis,
+// string_t and its subtypes (ip_t, hostname_t, ...) String, arrays of them
+// lists, and the open object unmapped JSON text. The ocsf package's tests
+// check it against the OCSF schema files and the mapper's output.
+var ocsfSpec = SchemaSpec{
+	Name: "ocsf_http_activity",
+	Columns: []Column{
+		ocsfCol(Int32, "activity_id"),
+		ocsfCol(String, "activity_name"),
+		ocsfCol(String, "category_name"),
+		ocsfCol(Int32, "category_uid"),
+		ocsfCol(String, "class_name"),
+		ocsfCol(Int32, "class_uid"),
+		ocsfCol(String, "type_name"),
+		ocsfCol(Int64, "type_uid"),
+		ocsfCol(Int32, "severity_id"),
+		ocsfCol(String, "severity"),
+		ocsfCol(TimeMillis, "time"),
+		ocsfCol(Int32, "timezone_offset"),
+		ocsfCol(Int32, "action_id"),
+		ocsfCol(String, "action"),
+		ocsfCol(Int32, "disposition_id"),
+		ocsfCol(String, "disposition"),
+		ocsfCol(String, "metadata", "version"),
+		ocsfCol(String, "metadata", "product", "name"),
+		ocsfCol(String, "metadata", "product", "vendor_name"),
+		ocsfCol(String, "metadata", "product", "version"),
+		ocsfCol(StringList, "metadata", "profiles"),
+		ocsfCol(String, "metadata", "uid"),
+		ocsfCol(String, "metadata", "tenant_uid"),
+		ocsfCol(String, "metadata", "original_time"),
+		ocsfCol(String, "src_endpoint", "ip"),
+		ocsfCol(String, "src_endpoint", "name"),
+		ocsfCol(String, "src_endpoint", "location", "country"),
+		ocsfCol(String, "dst_endpoint", "hostname"),
+		ocsfCol(Int32, "dst_endpoint", "port"),
+		ocsfCol(String, "dst_endpoint", "name"),
+		ocsfCol(String, "http_request", "http_method"),
+		ocsfCol(String, "http_request", "uid"),
+		ocsfCol(String, "http_request", "url", "hostname"),
+		ocsfCol(Int32, "http_request", "url", "port"),
+		ocsfCol(String, "http_request", "url", "path"),
+		ocsfCol(String, "http_request", "url", "query_string"),
+		ocsfCol(Int32, "http_response", "code"),
+		ocsfCol(String, "firewall_rule", "name"),
+		ocsfCol(String, "firewall_rule", "condition"),
+		ocsfCol(StringList, "firewall_rule", "match_details"),
+		ocsfCol(JSON, "unmapped"),
+	},
+	Extra:  OCSFColumn,
+	Time:   "time",
+	Nested: true,
+}
+
+var ocsfSchema = sync.OnceValues(func() (*Schema, error) { return NewSchema(ocsfSpec) })
+
+// OCSFSchema returns the schema of format "ocsf-parquet": OCSF 1.1.0 HTTP
+// Activity records (package ocsf) in OCSF's own nesting (see the package
+// doc). It is the same value on every call.
+func OCSFSchema() *Schema {
+	s, err := ocsfSchema()
+	if err != nil {
+		panic(err) // ocsfSpec is a constant; TestOCSFSchema covers it
+	}
+	return s
+}
