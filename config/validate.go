@@ -569,12 +569,12 @@ func (v *checker) integrations(c *Config) {
 			ep == "" || in.Credentials.RoleARN != "" && c.ExternalID.STSEndpoint == "")
 		v.bucket(key+".bucket", in.Bucket)
 		v.prefix(key+".prefix", in.Prefix)
-		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON, FormatOCSF, FormatOCSFJSON, FormatParquet)
-		if (in.Format == FormatOCSF || in.Format == FormatOCSFJSON || in.Format == FormatParquet) && !c.StagedDelivery() {
+		v.enum(key+".format", in.Format, FormatJSON, FormatNDJSON, FormatOCSF, FormatOCSFJSON, FormatParquet, FormatOCSFParquet)
+		if (in.Format == FormatOCSF || in.Format == FormatOCSFJSON || in.Format == FormatParquet || in.Format == FormatOCSFParquet) && !c.StagedDelivery() {
 			v.add(key+".format", "configure a staging bucket (parking.bucket) and leave delivery.staged unset or true: OCSF records and Parquet files are made when a window's one object is assembled; or use json or ndjson", "%s needs staged delivery", in.Format)
 		}
-		if in.Format == FormatParquet && in.Compression == CompressionGzip {
-			v.add(key+".compression", "remove compression (or set none): a Parquet file is compressed inside (zstd)", "gzip with format parquet")
+		if (in.Format == FormatParquet || in.Format == FormatOCSFParquet) && in.Compression == CompressionGzip {
+			v.add(key+".compression", "remove compression (or set none): a Parquet file is compressed inside (zstd)", "gzip with format %s", in.Format)
 		}
 		v.enum(key+".compression", in.Compression, CompressionNone, CompressionGzip)
 		if in.Manifest && !c.StagedDelivery() {

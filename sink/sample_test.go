@@ -132,3 +132,29 @@ func TestSampleObjectOCSF(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleObjectParquet: the Parquet sample objects are the encoder's
+// golden files (sink/parquet/testdata), so the bytes a test write shows a
+// customer are the ones pinned there: format ocsf-parquet holds the sample
+// hits' OCSF records of OCSFProduct.
+func TestSampleObjectParquet(t *testing.T) {
+	for f, file := range map[sink.Format]string{
+		sink.FormatParquet:     "parquet/testdata/sample_hits.parquet",
+		sink.FormatOCSFParquet: "parquet/testdata/sample_hits.ocsf.parquet",
+	} {
+		got, err := sink.SampleObject(f, sink.CompressionNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: SampleObject differs from %s", f, file)
+		}
+		if _, err := sink.SampleObject(f, sink.CompressionGzip); !sink.IsInvalid(err) {
+			t.Errorf("%s gzipped: err = %v, want IsInvalid", f, err)
+		}
+	}
+}
