@@ -352,14 +352,17 @@ func (e ExternalID) Secret() string { return e.secret.Reveal() }
 
 // Integration formats and compressions.
 const (
-	FormatJSON      = "json"
-	FormatNDJSON    = "ndjson"
-	FormatOCSF      = "ocsf"      // NDJSON of OCSF HTTP Activity records (package ocsf); staged delivery only
-	FormatOCSFJSON  = "ocsf-json" // a JSON array of them; staged delivery only
-	FormatParquet   = "parquet"   // the hits as one Parquet file, typed (sink/parquet); staged delivery only
-	CompressionNone = "none"
-	CompressionGzip = "gzip"
-	EventHits       = "hits"
+	FormatJSON     = "json"
+	FormatNDJSON   = "ndjson"
+	FormatOCSF     = "ocsf"      // NDJSON of OCSF HTTP Activity records (package ocsf); staged delivery only
+	FormatOCSFJSON = "ocsf-json" // a JSON array of them; staged delivery only
+	FormatParquet  = "parquet"   // the hits as one Parquet file, typed (sink/parquet); staged delivery only
+	// FormatOCSFParquet is their OCSF records as one Parquet file in OCSF's
+	// nesting (sink/parquet OCSFSchema); staged delivery only.
+	FormatOCSFParquet = "ocsf-parquet"
+	CompressionNone   = "none"
+	CompressionGzip   = "gzip"
+	EventHits         = "hits"
 )
 
 // Integration is one customer's S3 destination.

@@ -21,11 +21,6 @@ const (
 	TypeSecurityLake = "security_lake"
 )
 
-// FormatOCSFParquet is OCSF HTTP Activity records as one Parquet file, with
-// OCSF's nesting (sink/parquet OCSFSchema); staged delivery only. The format
-// of every security_lake integration.
-const FormatOCSFParquet = "ocsf-parquet"
-
 // SecurityLakeEventClass is the OCSF event class hitship's records belong to,
 // as CreateCustomLogSource names it (eventClasses).
 const SecurityLakeEventClass = "HTTP_ACTIVITY"

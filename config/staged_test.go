@@ -48,6 +48,12 @@ func TestStagedValidation(t *testing.T) {
 			withBucket(c)
 			c.Integrations[0].Format, c.Integrations[0].Compression = FormatParquet, CompressionGzip
 		}, wantKey: "integrations[0].compression"},
+		{name: "ocsf-parquet with staged delivery", mutate: func(c *Config) { withBucket(c); c.Integrations[0].Format = FormatOCSFParquet }},
+		{name: "ocsf-parquet without staged delivery", mutate: func(c *Config) { c.Integrations[0].Format = FormatOCSFParquet }, wantKey: "integrations[0].format"},
+		{name: "ocsf-parquet gzipped", mutate: func(c *Config) {
+			withBucket(c)
+			c.Integrations[0].Format, c.Integrations[0].Compression = FormatOCSFParquet, CompressionGzip
+		}, wantKey: "integrations[0].compression"},
 		{name: "ocsf without staged delivery", mutate: func(c *Config) { c.Integrations[0].Format = FormatOCSF }, wantKey: "integrations[0].format"},
 		{name: "ocsf-json with staged off", mutate: func(c *Config) {
 			withBucket(c)

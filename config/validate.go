@@ -575,7 +575,7 @@ func (v *checker) integrations(c *Config) {
 			v.add(key+".format", "configure a staging bucket (parking.bucket) and leave delivery.staged unset or true: OCSF records and Parquet files are made when a window's one object is assembled; or use json or ndjson", "%s needs staged delivery", in.Format)
 		}
 		if (in.Format == FormatParquet || in.Format == FormatOCSFParquet) && in.Compression == CompressionGzip && !in.IsSecurityLake() {
-			v.add(key+".compression", "remove compression (or set none): a Parquet file is compressed inside (zstd)", "gzip with format parquet")
+			v.add(key+".compression", "remove compression (or set none): a Parquet file is compressed inside (zstd)", "gzip with format %s", in.Format)
 		}
 		v.enum(key+".compression", in.Compression, CompressionNone, CompressionGzip)
 		if in.Manifest && !c.StagedDelivery() {

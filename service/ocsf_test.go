@@ -194,3 +194,134 @@ func TestStagedParquet(t *testing.T) {
 		t.Fatalf("the sample object: %d rows, %v", len(rows), err)
 	}
 }
+
+// pqOCSF is the part of an ocsf-parquet row TestStagedOCSFParquet reads: the
+// nested groups as Athena reads them (http_request.url.path).
+type pqOCSF struct {
+	Time     *time.Time `parquet:"time,optional,timestamp(millisecond)"`
+	ClassUID *int32     `parquet:"class_uid,optional"`
+	TypeUID  *int64     `parquet:"type_uid,optional"`
+	Metadata *struct {
+		UID      *string  `parquet:"uid,optional"`
+		Profiles []string `parquet:"profiles,optional,list"`
+	} `parquet:"metadata,optional"`
+	HTTPRequest *struct {
+		UID *string `parquet:"uid,optional"`
+		URL *struct {
+			Path *string `parquet:"path,optional"`
+		} `parquet:"url,optional"`
+	} `parquet:"http_request,optional"`
+	HTTPResponse *struct {
+		Code *int32 `parquet:"code,optional"`
+	} `parquet:"http_response,optional"`
+	Unmapped *string `parquet:"unmapped,optional"`
+	Extra    *string `parquet:"hitship_extra,optional"`
+}
+
+// TestStagedOCSFParquet (issue #15): with staged delivery an integration in
+// format ocsf-parquet gets one Parquet file per window of its tenant's hits
+// as OCSF records in OCSF's nesting, read back by parquet-go's reader: every
+// hit once, ordered by time, each row the hit's OCSF record (the encoder's
+// tests compare every field with arrow-go), nothing in hitship_extra, keys
+// ending .parquet; the test write's sample object is such a file too.
+func TestStagedOCSFParquet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const parts = 4
+	e := newEnv(t, parts, "b-opq", "b-other", parkBucket)
+	cfg := e.config(t, integ("other", 2, "b-other", config.FormatNDJSON))
+	cfg.Integrations = append(cfg.Integrations, integ("opq", 1, "b-opq", config.FormatOCSFParquet)) // validated with staged delivery on
+	cfg.Window.IdleTimeout = time.Second
+	cfg = stagedConfig(t, e, cfg)
+	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
+	hits := produceHitsAt(t, e, 63, spreadHits(400, []int64{1, 2}, parts, base, 10*time.Minute, 2, 63))
+	e.startMember(t, "a", cfg)
+	want := map[string]map[string]any{} // request id -> the hit's OCSF record
+	for _, h := range hits {
+		if h.client != 1 {
+			continue
+		}
+		rec, err := sink.AppendOCSF(nil, h.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(rec, &m); err != nil {
+			t.Fatal(err)
+		}
+		want[h.id] = m
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "<null>"
+		}
+		return *p
+	}
+	read := func() (map[string]int, []string) {
+		seen := map[string]int{}
+		objs, err := e.s3.Objects(t.Context(), "b-opq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for k, data := range objs {
+			keys = append(keys, k)
+			rows, err := pq.Read[pqOCSF](bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			for i, r := range rows {
+				if r.HTTPRequest == nil || r.HTTPRequest.UID == nil || r.Time == nil || r.Metadata == nil || r.HTTPResponse == nil || r.HTTPResponse.Code == nil {
+					t.Fatalf("%s row %d: %+v", k, i, r)
+				}
+				if i > 0 && r.Time.Before(*rows[i-1].Time) {
+					t.Fatalf("%s: row %d before row %d in time", k, i, i-1)
+				}
+				id := *r.HTTPRequest.UID
+				m, ok := want[id]
+				if !ok {
+					t.Fatalf("%s: hit %s is not the tenant's", k, id)
+				}
+				md := m["metadata"].(map[string]any)
+				req := m["http_request"].(map[string]any)
+				unmapped, _ := json.Marshal(m["unmapped"])
+				var gotUnmapped any
+				_ = json.Unmarshal([]byte(str(r.Unmapped)), &gotUnmapped)
+				gotU, _ := json.Marshal(gotUnmapped)
+				if r.Time.UnixMilli() != int64(m["time"].(float64)) || *r.ClassUID != 4002 || *r.TypeUID != int64(m["type_uid"].(float64)) ||
+					str(r.Metadata.UID) != md["uid"] || strings.Join(r.Metadata.Profiles, ",") != "security_control" ||
+					r.HTTPRequest.URL == nil || str(r.HTTPRequest.URL.Path) != req["url"].(map[string]any)["path"] ||
+					*r.HTTPResponse.Code != int32(m["http_response"].(map[string]any)["code"].(float64)) ||
+					string(gotU) != string(unmapped) || r.Extra != nil {
+					t.Fatalf("%s: hit %s row %+v, want %v", k, id, r, m)
+				}
+				seen[id]++
+			}
+		}
+		return seen, keys
+	}
+	waitFor(t, 90*time.Second, "every hit of the tenant in its ocsf-parquet files", func() bool {
+		seen, _ := read()
+		return len(seen) == len(want)
+	})
+	seen, keys := read()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("hit %s in %d rows", id, n)
+		}
+	}
+	for _, k := range keys {
+		if !regexp.MustCompile(`^hits/wallarm_hits_\d+(_late_\d+)?\.parquet$`).MatchString(k) {
+			t.Errorf("key %s", k)
+		}
+	}
+	sample, err := sink.SampleObject(sink.FormatOCSFParquet, sink.CompressionNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := pq.Read[pqOCSF](bytes.NewReader(sample), int64(len(sample))); err != nil || len(rows) != 2 || rows[0].HTTPRequest == nil {
+		t.Fatalf("the sample object: %d rows, %v", len(rows), err)
+	}
+}

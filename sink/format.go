@@ -3,6 +3,8 @@ package sink
 import (
 	"fmt"
 	"strings"
+
+	"hitship/sink/parquet"
 )
 
 // Format is the layout of an object's records: how they are framed (a JSON
@@ -24,10 +26,15 @@ const (
 	// (package sink/parquet, HitSchema): "parquet". A Parquet buffer takes
 	// the file's bytes (Buffer.Write), not records.
 	FormatParquet
+	// FormatOCSFParquet is the hits' OCSF records as one Parquet file in
+	// OCSF's nesting (http_request.url.path), typed, ordered by time
+	// (parquet.OCSFSchema): "ocsf-parquet", for Amazon Security Lake and
+	// Athena. Its buffer takes the file's bytes, as FormatParquet's.
+	FormatOCSFParquet
 )
 
 // ParseFormat parses a configured format: "json", "ndjson", "ocsf" (NDJSON of
-// OCSF records), "ocsf-json" or "parquet" (case-insensitive).
+// OCSF records), "ocsf-json", "parquet" or "ocsf-parquet" (case-insensitive).
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "json":
@@ -40,8 +47,10 @@ func ParseFormat(s string) (Format, error) {
 		return FormatOCSFJSON, nil
 	case "parquet":
 		return FormatParquet, nil
+	case "ocsf-parquet":
+		return FormatOCSFParquet, nil
 	}
-	return 0, fmt.Errorf("sink: unknown format %q (want \"json\", \"ndjson\", \"ocsf\", \"ocsf-json\" or \"parquet\"): %w", s, ErrInvalid)
+	return 0, fmt.Errorf("sink: unknown format %q (want \"json\", \"ndjson\", \"ocsf\", \"ocsf-json\", \"parquet\" or \"ocsf-parquet\"): %w", s, ErrInvalid)
 }
 
 // String returns the configuration name of f.
@@ -57,6 +66,8 @@ func (f Format) String() string {
 		return "ocsf-json"
 	case FormatParquet:
 		return "parquet"
+	case FormatOCSFParquet:
+		return "ocsf-parquet"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
@@ -67,20 +78,36 @@ func (f Format) Framing() Format {
 	switch f {
 	case FormatNDJSON, FormatOCSFNDJSON:
 		return FormatNDJSON
-	case FormatParquet:
+	case FormatParquet, FormatOCSFParquet:
 		return FormatParquet
 	}
 	return FormatJSON
 }
 
-// Parquet reports whether f's objects are Parquet files.
-func (f Format) Parquet() bool { return f == FormatParquet }
+// Parquet reports whether f's objects are Parquet files (ParquetSchema
+// says of which records).
+func (f Format) Parquet() bool { return f == FormatParquet || f == FormatOCSFParquet }
+
+// ParquetSchema returns the schema of f's Parquet files: parquet.HitSchema
+// for FormatParquet, parquet.OCSFSchema for FormatOCSFParquet, nil for the
+// formats that are not Parquet.
+func (f Format) ParquetSchema() *parquet.Schema {
+	switch f {
+	case FormatParquet:
+		return parquet.HitSchema()
+	case FormatOCSFParquet:
+		return parquet.OCSFSchema()
+	}
+	return nil
+}
 
 // OCSF reports whether f's records are OCSF records, mapped from the hits
 // when an object is assembled (staging; package ocsf).
-func (f Format) OCSF() bool { return f == FormatOCSFNDJSON || f == FormatOCSFJSON }
+func (f Format) OCSF() bool {
+	return f == FormatOCSFNDJSON || f == FormatOCSFJSON || f == FormatOCSFParquet
+}
 
-func (f Format) valid() bool { return f >= FormatJSON && f <= FormatParquet }
+func (f Format) valid() bool { return f >= FormatJSON && f <= FormatOCSFParquet }
 
 // Ext returns the file extension of f without the dot: "json", "jsonl" or
 // "parquet".
@@ -90,6 +117,8 @@ func (f Format) Ext() string {
 		return "jsonl"
 	case FormatParquet:
 		return "parquet"
+	case FormatOCSFParquet:
+		return "ocsf-parquet"
 	}
 	return "json"
 }

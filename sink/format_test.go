@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"hitship/sink"
+	"hitship/sink/parquet"
 )
 
 func TestParseFormat(t *testing.T) {
@@ -20,6 +21,8 @@ func TestParseFormat(t *testing.T) {
 		{name: "upper case", in: "NDJSON", ok: true, want: sink.FormatNDJSON, ext: "jsonl", contentType: "application/x-ndjson"},
 		{name: "ocsf", in: "ocsf", ok: true, want: sink.FormatOCSFNDJSON, ext: "jsonl", contentType: "application/x-ndjson"},
 		{name: "ocsf-json", in: "OCSF-JSON", ok: true, want: sink.FormatOCSFJSON, ext: "json", contentType: "application/json"},
+		{name: "parquet", in: "parquet", ok: true, want: sink.FormatParquet, ext: "parquet", contentType: "application/vnd.apache.parquet"},
+		{name: "ocsf-parquet", in: "Ocsf-Parquet", ok: true, want: sink.FormatOCSFParquet, ext: "parquet", contentType: "application/vnd.apache.parquet"},
 		{name: "jsonl is not a format name", in: "jsonl"},
 		{name: "empty", in: ""},
 		{name: "csv", in: "csv"},
@@ -43,6 +46,30 @@ func TestParseFormat(t *testing.T) {
 				t.Errorf("String() %q does not parse back", f.String())
 			}
 		})
+	}
+}
+
+// TestFormatKinds: which formats map hits to OCSF, which are Parquet files
+// and of which schema.
+func TestFormatKinds(t *testing.T) {
+	for _, tc := range []struct {
+		f             sink.Format
+		ocsf, parquet bool
+		schema        *parquet.Schema
+	}{
+		{sink.FormatJSON, false, false, nil},
+		{sink.FormatNDJSON, false, false, nil},
+		{sink.FormatOCSFNDJSON, true, false, nil},
+		{sink.FormatOCSFJSON, true, false, nil},
+		{sink.FormatParquet, false, true, parquet.HitSchema()},
+		{sink.FormatOCSFParquet, true, true, parquet.OCSFSchema()},
+	} {
+		if tc.f.OCSF() != tc.ocsf || tc.f.Parquet() != tc.parquet || tc.f.ParquetSchema() != tc.schema {
+			t.Errorf("%s: OCSF %v Parquet %v schema %v", tc.f, tc.f.OCSF(), tc.f.Parquet(), tc.f.ParquetSchema())
+		}
+		if tc.parquet && tc.f.Framing() != sink.FormatParquet {
+			t.Errorf("%s: framing %s", tc.f, tc.f.Framing())
+		}
 	}
 }
 

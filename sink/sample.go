@@ -19,7 +19,8 @@ var sampleHits []byte
 // SampleObject returns the two sample hits encoded exactly as the spool
 // encodes them in format f with compression c (for FormatJSON without
 // compression: the bytes of testdata/sample_hits.json; for the OCSF formats
-// their OCSF records, as an assembled object holds them).
+// their OCSF records, as an assembled object holds them; for the Parquet
+// formats the file of the format's schema, which is not compressed again).
 func SampleObject(f Format, c Compression) ([]byte, error) {
 	if !f.valid() {
 		return nil, invalidf("unknown format %d", int(f))
@@ -27,15 +28,8 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 	if !c.valid() {
 		return nil, invalidf("unknown compression %d", int(c))
 	}
-	if f.Parquet() {
-		if c != CompressionNone {
-			return nil, invalidf("a Parquet object is not compressed again (zstd inside)")
-		}
-		var out bytes.Buffer
-		if _, err := parquet.Encode(context.Background(), &out, bytes.NewReader(sampleHits), parquet.HitSchema(), parquet.Options{}); err != nil {
-			return nil, fmt.Errorf("sink: sample object: %w", err)
-		}
-		return out.Bytes(), nil
+	if f.Parquet() && c != CompressionNone {
+		return nil, invalidf("a Parquet object is not compressed again (zstd inside)")
 	}
 	var raw bytes.Buffer
 	lines := bytes.Split(bytes.TrimRight(sampleHits, "\n"), newline)
@@ -47,6 +41,10 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 			}
 		}
 		switch {
+		case f.Parquet(): // NDJSON, the encoder's input
+			raw.Write(rec)
+			raw.Write(newline)
+			continue
 		case f.Framing() == FormatNDJSON:
 			raw.Write(rec)
 			raw.Write(newline)
@@ -57,6 +55,13 @@ func SampleObject(f Format, c Compression) ([]byte, error) {
 			raw.Write(sepJSON)
 		}
 		raw.Write(rec)
+	}
+	if f.Parquet() {
+		var out bytes.Buffer
+		if _, err := parquet.Encode(context.Background(), &out, &raw, f.ParquetSchema(), parquet.Options{}); err != nil {
+			return nil, fmt.Errorf("sink: sample object: %w", err)
+		}
+		return out.Bytes(), nil
 	}
 	if f.Framing() == FormatJSON {
 		raw.Write(trailerJSON)
@@ -85,7 +90,7 @@ func EmptyObject(f Format, c Compression) ([]byte, error) {
 		return nil, invalidf("no empty object of format %s with compression %s: only Parquet formats, uncompressed", f, c)
 	}
 	var out bytes.Buffer
-	enc, err := parquet.NewEncoder(&out, parquetSchema(f), parquet.Options{})
+	enc, err := parquet.NewEncoder(&out, f.ParquetSchema(), parquet.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("sink: empty object: %w", err)
 	}
@@ -94,6 +99,3 @@ func EmptyObject(f Format, c Compression) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
-
-// parquetSchema is the schema of a Parquet format's files.
-func parquetSchema(Format) *parquet.Schema { return parquet.HitSchema() }

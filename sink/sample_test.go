@@ -138,7 +138,7 @@ func TestSampleObjectOCSF(t *testing.T) {
 // TestEmptyObject: a Parquet file of the format's schema without rows, and
 // no empty object of the other formats.
 func TestEmptyObject(t *testing.T) {
-	for _, f := range []sink.Format{sink.FormatParquet} {
+	for _, f := range []sink.Format{sink.FormatParquet, sink.FormatOCSFParquet} {
 		data, err := sink.EmptyObject(f, sink.CompressionNone)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
@@ -169,5 +169,31 @@ func TestEmptyObject(t *testing.T) {
 	}
 	if _, err := sink.EmptyObject(sink.FormatParquet, sink.CompressionGzip); err == nil {
 		t.Error("gzipped Parquet: an empty object")
+	}
+}
+
+// TestSampleObjectParquet: the Parquet sample objects are the encoder's
+// golden files (sink/parquet/testdata), so the bytes a test write shows a
+// customer are the ones pinned there: format ocsf-parquet holds the sample
+// hits' OCSF records of OCSFProduct.
+func TestSampleObjectParquet(t *testing.T) {
+	for f, file := range map[sink.Format]string{
+		sink.FormatParquet:     "parquet/testdata/sample_hits.parquet",
+		sink.FormatOCSFParquet: "parquet/testdata/sample_hits.ocsf.parquet",
+	} {
+		got, err := sink.SampleObject(f, sink.CompressionNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: SampleObject differs from %s", f, file)
+		}
+		if _, err := sink.SampleObject(f, sink.CompressionGzip); !sink.IsInvalid(err) {
+			t.Errorf("%s gzipped: err = %v, want IsInvalid", f, err)
+		}
 	}
 }

@@ -479,19 +479,6 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 	buf := a.d.Spool.NewBufferWith(f, sink.BufferOptions{MemoryBytes: assemblyMemory, Digest: true})
 	ids := Offsets{}
 	add := buf.Append
-	if f.OCSF() {
-		// Each hit becomes its OCSF record here, deterministically: a
-		// replay of the intent writes the same bytes. A hit the mapping
-		// refuses is kept whole in a record of the window's start.
-		var rec []byte
-		add = func(hit []byte) error {
-			var err error
-			if rec, err = sink.AppendOCSFOrKeep(rec[:0], hit, in.Window); err != nil {
-				return err
-			}
-			return buf.Append(rec)
-		}
-	}
 	var enc *parquet.Encoder
 	if f.Parquet() {
 		// The encoder sorts the records by time (spilling past
@@ -499,7 +486,7 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 		// canonical (partition, offset) position, breaks ties, so a replay
 		// writes the same bytes.
 		var err error
-		if enc, err = parquet.NewEncoder(buf, parquet.HitSchema(), parquet.Options{MemoryBytes: assemblyMemory, TempDir: a.d.Spool.Dir()}); err != nil {
+		if enc, err = parquet.NewEncoder(buf, f.ParquetSchema(), parquet.Options{MemoryBytes: assemblyMemory, TempDir: a.d.Spool.Dir()}); err != nil {
 			buf.Discard()
 			return nil, nil, err
 		}
@@ -507,6 +494,20 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 		add = func(rec []byte) error {
 			seq++
 			return enc.Add(rec, seq)
+		}
+	}
+	if f.OCSF() {
+		// Each hit becomes its OCSF record here, deterministically: a
+		// replay of the intent writes the same bytes. A hit the mapping
+		// refuses is kept whole in a record of the window's start.
+		var rec []byte
+		next := add
+		add = func(hit []byte) error {
+			var err error
+			if rec, err = sink.AppendOCSFOrKeep(rec[:0], hit, in.Window); err != nil {
+				return err
+			}
+			return next(rec)
 		}
 	}
 	for _, p := range parts {

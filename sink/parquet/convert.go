@@ -219,18 +219,24 @@ type colState struct {
 // to record; the values of a row point into the record and into scratch
 // space that lives until the next convert.
 type converter struct {
-	s     *Schema
-	cols  []colState
-	extra []byte
-	row   pq.Row
-	owned [][]byte // unescaped strings of the current record
+	s       *Schema
+	cols    []colState
+	present []bool // per group of a Nested schema: a leaf under it has a value
+	extra   []byte
+	row     pq.Row
+	owned   [][]byte // unescaped strings of the current record
 }
 
 func newConverter(s *Schema) *converter {
-	return &converter{s: s, cols: make([]colState, len(s.spec.Columns))}
+	return &converter{s: s, cols: make([]colState, len(s.spec.Columns)), present: make([]bool, s.groups)}
 }
 
 // convert builds the row of rec (a validated JSON object).
+//
+// Definition levels: a value is at its leaf's def (the optional nodes on its
+// path); an empty list too, a list's elements one deeper. A group is present
+// when a leaf under it has a value, so a null is at the number of its
+// leaf's present ancestor groups (0 in a flat schema).
 func (c *converter) convert(rec []byte) pq.Row {
 	for i := range c.cols {
 		c.cols[i].set, c.cols[i].null = false, false
@@ -239,33 +245,50 @@ func (c *converter) convert(rec []byte) pq.Row {
 	c.owned = c.owned[:0]
 	c.extra = c.extra[:0]
 	c.extra, _ = c.object(rec, skipWS(rec, 0), c.s.root, c.extra)
+	if len(c.present) > 0 {
+		clear(c.present)
+		for _, l := range c.s.leaves {
+			if l.col < len(c.cols) && c.cols[l.col].set && !c.cols[l.col].null {
+				for _, g := range l.groups {
+					c.present[g] = true
+				}
+			}
+		}
+	}
 	c.row = c.row[:0]
-	for leaf, ci := range c.s.leaves {
-		if ci == len(c.cols) {
+	for li, l := range c.s.leaves {
+		if l.col == len(c.cols) {
 			if len(c.extra) == 0 {
-				c.row = append(c.row, pq.NullValue().Level(0, 0, leaf))
+				c.row = append(c.row, pq.NullValue().Level(0, 0, li))
 			} else {
-				c.row = append(c.row, pq.ByteArrayValue(c.extra).Level(0, 1, leaf))
+				c.row = append(c.row, pq.ByteArrayValue(c.extra).Level(0, l.def, li))
 			}
 			continue
 		}
-		st := &c.cols[ci]
+		st := &c.cols[l.col]
 		switch {
 		case !st.set || st.null:
-			c.row = append(c.row, pq.NullValue().Level(0, 0, leaf))
-		case c.s.spec.Columns[ci].Type.isList():
+			def := 0
+			for _, g := range l.groups {
+				if !c.present[g] {
+					break
+				}
+				def++
+			}
+			c.row = append(c.row, pq.NullValue().Level(0, def, li))
+		case c.s.spec.Columns[l.col].Type.isList():
 			if len(st.items) == 0 {
-				c.row = append(c.row, pq.NullValue().Level(0, 1, leaf))
+				c.row = append(c.row, pq.NullValue().Level(0, l.def, li))
 			}
 			for j, v := range st.items {
 				rep := 1
 				if j == 0 {
 					rep = 0
 				}
-				c.row = append(c.row, v.Level(rep, 2, leaf))
+				c.row = append(c.row, v.Level(rep, l.def+1, li))
 			}
 		default:
-			c.row = append(c.row, st.val.Level(0, 1, leaf))
+			c.row = append(c.row, st.val.Level(0, l.def, li))
 		}
 	}
 	return c.row

@@ -20,7 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/sample_hits.parquet")
+var update = flag.Bool("update", false, "rewrite the golden files testdata/sample_hits.parquet and testdata/sample_hits.ocsf.parquet")
 
 func sampleHits(t testing.TB) []byte {
 	t.Helper()

@@ -120,6 +120,16 @@ type SchemaSpec struct {
 	// Time names the column (of type TimeSeconds or TimeMillis) records are
 	// ordered by within an object.
 	Time string
+	// Nested lays the columns out as the records are: a tree of optional
+	// groups following the Paths (["http_request", "url", "path"] is the
+	// leaf "path" in the group "url" in the group "http_request"), so that
+	// an engine reads http_request.url.path. Leaves are named by their
+	// path's last element; Column.Name then only identifies the column in
+	// the spec (Time names it). The extra column stays a top-level leaf, and
+	// no path may start with its name. A group is null when no leaf under it
+	// has a value, and non-null otherwise (an empty list is a value).
+	// Without Nested every column is a top-level leaf named Column.Name.
+	Nested bool
 }
 
 // Schema is a validated SchemaSpec with its Parquet schema. It is immutable
@@ -129,16 +139,30 @@ type Schema struct {
 	pq   *pq.Schema
 	root *node
 	time int // index in spec.Columns
-	// leaves are the Parquet leaf columns in file order: an index into
-	// spec.Columns, or len(spec.Columns) for the extra column.
-	leaves []int
+	// leaves are the Parquet leaf columns in file order.
+	leaves []leaf
+	groups int // optional groups above the leaves (Nested), numbered 0..groups-1
+}
+
+// leaf is one Parquet leaf column.
+type leaf struct {
+	col int // index into spec.Columns, or len(spec.Columns) for extra
+	// def is the definition level of a present value (of an empty list; a
+	// list's elements are one level deeper): the optional nodes on the
+	// leaf's path, itself included.
+	def int
+	// groups are the leaf's ancestor groups, outermost first: the
+	// definition level of a null value is the number of them that are
+	// present.
+	groups []int
 }
 
 // node is one step of the column paths: a leaf names a column (col >= 0),
-// an inner node has kids.
+// an inner node has kids; group numbers it among the inner nodes.
 type node struct {
-	col  int
-	kids map[string]*node
+	col   int
+	group int
+	kids  map[string]*node
 }
 
 // NewSchema validates spec and builds its Parquet schema. Column names are
@@ -155,9 +179,13 @@ func NewSchema(spec SchemaSpec) (*Schema, error) {
 		return bad("no extra column")
 	}
 	spec.Columns = slices.Clone(spec.Columns)
-	s := &Schema{spec: spec, root: &node{col: -1}, time: -1}
+	s := &Schema{spec: spec, root: &node{col: -1, group: -1}, time: -1}
+	names := map[string]struct{}{}
 	group := pq.Group{spec.Extra: pq.Optional(pq.String())}
 	for i, c := range spec.Columns {
+		if spec.Nested && len(c.Path) > 0 && c.Path[0] == spec.Extra {
+			return bad("path %s starts with the extra column's name", strings.Join(c.Path, "."))
+		}
 		switch {
 		case c.Name == "":
 			return bad("column %d has no name", i)
@@ -166,10 +194,13 @@ func NewSchema(spec SchemaSpec) (*Schema, error) {
 		case len(c.Path) == 0:
 			return bad("column %q has no path", c.Name)
 		}
-		if _, dup := group[c.Name]; dup {
+		if _, dup := names[c.Name]; dup || c.Name == spec.Extra {
 			return bad("column name %q used twice", c.Name)
 		}
-		group[c.Name] = pq.Optional(c.Type.node())
+		names[c.Name] = struct{}{}
+		if !spec.Nested {
+			group[c.Name] = pq.Optional(c.Type.node())
+		}
 		spec.Columns[i].Path = slices.Clone(c.Path)
 		n := s.root
 		for j, k := range c.Path {
@@ -181,7 +212,7 @@ func NewSchema(spec SchemaSpec) (*Schema, error) {
 			}
 			next := n.kids[k]
 			if next == nil {
-				next = &node{col: -1}
+				next = &node{col: -1, group: -1}
 				n.kids[k] = next
 			}
 			n = next
@@ -202,15 +233,61 @@ func NewSchema(spec SchemaSpec) (*Schema, error) {
 	if s.time < 0 {
 		return bad("time column %q is not a column", spec.Time)
 	}
-	s.pq = pq.NewSchema(spec.Name, group)
-	byName := map[string]int{spec.Extra: len(spec.Columns)}
-	for i, c := range spec.Columns {
-		byName[c.Name] = i
+	if spec.Nested {
+		for k, kid := range s.root.kids {
+			group[k] = s.nest(kid)
+		}
 	}
+	s.pq = pq.NewSchema(spec.Name, group)
 	for _, path := range s.pq.Columns() {
-		s.leaves = append(s.leaves, byName[path[0]])
+		l, ok := s.leafAt(path)
+		if !ok {
+			return bad("Parquet leaf %s is not a column", strings.Join(path, ".")) // unreachable: s.pq is built from the same tree
+		}
+		s.leaves = append(s.leaves, l)
 	}
 	return s, nil
+}
+
+// nest returns the Parquet node of n (Nested): an optional group of its
+// kids, or the optional leaf of its column. It numbers the groups.
+func (s *Schema) nest(n *node) pq.Node {
+	if n.col >= 0 {
+		return pq.Optional(s.spec.Columns[n.col].Type.node())
+	}
+	n.group = s.groups
+	s.groups++
+	g := pq.Group{}
+	for k, kid := range n.kids {
+		g[k] = s.nest(kid)
+	}
+	return pq.Optional(g)
+}
+
+// leafAt describes the Parquet leaf at path (a path of s.pq.Columns(): the
+// list levels of a list column are below its own name).
+func (s *Schema) leafAt(path []string) (leaf, bool) {
+	if path[0] == s.spec.Extra {
+		return leaf{col: len(s.spec.Columns), def: 1}, true
+	}
+	if !s.spec.Nested {
+		i := slices.IndexFunc(s.spec.Columns, func(c Column) bool { return c.Name == path[0] })
+		return leaf{col: i, def: 1}, i >= 0
+	}
+	var l leaf
+	n := s.root
+	for _, k := range path {
+		if n = n.kids[k]; n == nil {
+			return l, false
+		}
+		l.def++
+		if n.col >= 0 {
+			l.col = n.col
+			return l, true
+		}
+		l.groups = append(l.groups, n.group)
+	}
+	return l, false
 }
 
 // Name returns the schema's root name.
@@ -269,6 +346,84 @@ func HitSchema() *Schema {
 	s, err := hitSchema()
 	if err != nil {
 		panic(err) // hitSpec is a constant; TestHitSchema covers it
+	}
+	return s
+}
+
+// OCSFColumn is the catch-all column of OCSFSchema. OCSF has no attribute of
+// that name (its attributes are lowercase words without a vendor prefix).
+const OCSFColumn = "hitship_extra"
+
+// ocsfCol is a column of OCSFSchema: named by its dotted path.
+func ocsfCol(t Type, path ...string) Column {
+	return Column{Name: strings.Join(path, "."), Path: path, Type: t}
+}
+
+// ocsfSpec is every attribute package ocsf's mapper can emit (OCSF 1.1.0
+// HTTP Activity, class 4002), in the record's order, with the OCSF type:
+// integer_t (and port_t) Int32, long_t Int64, timestamp_t TimeMillis,
+// string_t and its subtypes (ip_t, hostname_t, ...) String, arrays of them
+// lists, and the open object unmapped JSON text. The ocsf package's tests
+// check it against the OCSF schema files and the mapper's output.
+var ocsfSpec = SchemaSpec{
+	Name: "ocsf_http_activity",
+	Columns: []Column{
+		ocsfCol(Int32, "activity_id"),
+		ocsfCol(String, "activity_name"),
+		ocsfCol(String, "category_name"),
+		ocsfCol(Int32, "category_uid"),
+		ocsfCol(String, "class_name"),
+		ocsfCol(Int32, "class_uid"),
+		ocsfCol(String, "type_name"),
+		ocsfCol(Int64, "type_uid"),
+		ocsfCol(Int32, "severity_id"),
+		ocsfCol(String, "severity"),
+		ocsfCol(TimeMillis, "time"),
+		ocsfCol(Int32, "timezone_offset"),
+		ocsfCol(Int32, "action_id"),
+		ocsfCol(String, "action"),
+		ocsfCol(Int32, "disposition_id"),
+		ocsfCol(String, "disposition"),
+		ocsfCol(String, "metadata", "version"),
+		ocsfCol(String, "metadata", "product", "name"),
+		ocsfCol(String, "metadata", "product", "vendor_name"),
+		ocsfCol(String, "metadata", "product", "version"),
+		ocsfCol(StringList, "metadata", "profiles"),
+		ocsfCol(String, "metadata", "uid"),
+		ocsfCol(String, "metadata", "tenant_uid"),
+		ocsfCol(String, "metadata", "original_time"),
+		ocsfCol(String, "src_endpoint", "ip"),
+		ocsfCol(String, "src_endpoint", "name"),
+		ocsfCol(String, "src_endpoint", "location", "country"),
+		ocsfCol(String, "dst_endpoint", "hostname"),
+		ocsfCol(Int32, "dst_endpoint", "port"),
+		ocsfCol(String, "dst_endpoint", "name"),
+		ocsfCol(String, "http_request", "http_method"),
+		ocsfCol(String, "http_request", "uid"),
+		ocsfCol(String, "http_request", "url", "hostname"),
+		ocsfCol(Int32, "http_request", "url", "port"),
+		ocsfCol(String, "http_request", "url", "path"),
+		ocsfCol(String, "http_request", "url", "query_string"),
+		ocsfCol(Int32, "http_response", "code"),
+		ocsfCol(String, "firewall_rule", "name"),
+		ocsfCol(String, "firewall_rule", "condition"),
+		ocsfCol(StringList, "firewall_rule", "match_details"),
+		ocsfCol(JSON, "unmapped"),
+	},
+	Extra:  OCSFColumn,
+	Time:   "time",
+	Nested: true,
+}
+
+var ocsfSchema = sync.OnceValues(func() (*Schema, error) { return NewSchema(ocsfSpec) })
+
+// OCSFSchema returns the schema of format "ocsf-parquet": OCSF 1.1.0 HTTP
+// Activity records (package ocsf) in OCSF's own nesting (see the package
+// doc). It is the same value on every call.
+func OCSFSchema() *Schema {
+	s, err := ocsfSchema()
+	if err != nil {
+		panic(err) // ocsfSpec is a constant; TestOCSFSchema covers it
 	}
 	return s
 }

@@ -1,0 +1,76 @@
+package parquet
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"hitship/ocsf"
+)
+
+// ocsfProduct is sink.OCSFProduct (sink imports this package, so the test
+// cannot import sink); TestSampleObjectOCSFParquet in sink compares its
+// sample object with the golden file below.
+var ocsfProduct = ocsf.Options{ProductName: "Wallarm", VendorName: "Wallarm"}
+
+// toOCSF maps NDJSON hits to NDJSON OCSF records.
+func toOCSF(t testing.TB, hits []byte) []byte {
+	t.Helper()
+	m, err := ocsf.NewMapper(ocsfProduct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, h := range bytes.Split(bytes.TrimSpace(hits), []byte("\n")) {
+		if out, err = m.AppendRecord(out, h); err != nil {
+			t.Fatalf("%s: %v", h, err)
+		}
+		out = append(out, '\n')
+	}
+	return out
+}
+
+func TestOCSFSchema(t *testing.T) {
+	s := OCSFSchema()
+	if s != OCSFSchema() || s.Name() != "ocsf_http_activity" || s.Extra() != "hitship_extra" {
+		t.Fatalf("OCSFSchema %s extra %s", s.Name(), s.Extra())
+	}
+	var names []string
+	for _, f := range s.Parquet().Fields() {
+		names = append(names, f.Name())
+	}
+	want := "action action_id activity_id activity_name category_name category_uid class_name class_uid disposition disposition_id dst_endpoint firewall_rule hitship_extra http_request http_response metadata severity severity_id src_endpoint time timezone_offset type_name type_uid unmapped"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("top-level fields\n got %s\nwant %s", got, want)
+	}
+	leaves := map[string]bool{}
+	for _, p := range s.Parquet().Columns() {
+		leaves[strings.Join(p, ".")] = true
+	}
+	for _, p := range []string{"http_request.url.path", "metadata.product.vendor_name", "metadata.profiles.list.element", "src_endpoint.location.country"} {
+		if !leaves[p] {
+			t.Errorf("no leaf %s in %v", p, leaves)
+		}
+	}
+}
+
+// TestGoldenOCSF pins the bytes of the two sample hits in format
+// ocsf-parquet (regenerate with go test -update).
+func TestGoldenOCSF(t *testing.T) {
+	data, _ := encode(t, toOCSF(t, sampleHits(t)), OCSFSchema(), Options{})
+	path := filepath.Join("testdata", "sample_hits.ocsf.parquet")
+	if *update {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(data, want) {
+		t.Fatalf("bytes differ from %s (%d vs %d bytes); if the change is intended, run go test -update and say so in the commit", path, len(data), len(want))
+	}
+}
