@@ -50,11 +50,13 @@ test-short:
 
 # Each e2e mode takes 30 s to 5 min (bench/README.md); the soak has its own target.
 # -staged runs the mode's per-partition figure, then the same with staged delivery
-# (issue #12), and prints the staged targets' verdicts beside it.
+# (issue #12), and prints the staged targets' verdicts beside it; -formats makes one
+# staged run per format, with records/s per core of each (ocsf-parquet beside ndjson,
+# issue #15).
 bench:
 	$(GO) test -run '^$$' -bench 'HotPath|JSONValid' -benchmem ./consumer/
 	$(GO) test -run '^$$' -bench . -benchmem ./hit/ ./window/ ./sink/ ./sink/parquet/ ./ocsf/
-	$(GO) run ./bench/e2e -staged
+	$(GO) run ./bench/e2e -staged -formats ndjson,ocsf-parquet
 	$(GO) run ./bench/e2e -tenants 1000 -keyed -s3 https
 	$(GO) run ./bench/e2e -tenants 1000 -windows 3 -s3 https -staged
 	$(GO) run ./bench/e2e -catchup

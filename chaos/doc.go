@@ -95,6 +95,15 @@
 //     (such a record is in a buffer that could not be staged), and the
 //     replicas logged the refused segments.
 //
+// On the staged path one integration (tenant 5's) is in format ocsf-parquet:
+// its objects are read as Parquet (parquet_test.go), their rows must be in
+// time order and, within one time, in (partition, offset) order, and every
+// hit must be there once like in any other integration. On both paths a
+// ledger in front of the customers' store (putLedger) keeps the SHA-256 of
+// every object written: a key written again with other bytes fails the run
+// (a replay, of a Parquet file too, must write the same bytes), and the
+// report counts the keys written again with the same ones.
+//
 // The runtime changes keep the rules of timeline_test.go, but for the moved
 // integration: on the staged path the segments staged for its old
 // destination go to the integration as configured when they are assembled,

@@ -38,7 +38,7 @@ const windowSecs = 10
 // stagedKeyRE is config.DefaultStagedKeyTemplate,
 // "{prefix}wallarm_hits_{window_start}{late}.{ext}", with {late} "" for a
 // window's main object and "_late_N" (N from 1) for its late ones.
-var stagedKeyRE = regexp.MustCompile(`^(.*)wallarm_hits_(\d+)(?:_late_([1-9]\d*))?\.(json|jsonl)$`)
+var stagedKeyRE = regexp.MustCompile(`^(.*)wallarm_hits_(\d+)(?:_late_([1-9]\d*))?\.(json|jsonl|parquet)$`)
 
 // stagingPrefix is where the staging bucket keeps segments (seg/) and
 // intents and manifests (obj/).
@@ -333,7 +333,7 @@ var eventTimeRE = regexp.MustCompile(`^\{"time":"(\d+)"`)
 // without a gap or a number twice (one window, one numbering, wherever its
 // objects went).
 func (r *report) checkStagedObjects(ex *expected, in integration, prefixes []string, objs map[string][]byte) {
-	ext := map[string]string{"json": "json", "ndjson": "jsonl"}[in.format]
+	ext := map[string]string{"json": "json", "ndjson": "jsonl", ocsfParquet: "parquet"}[in.format]
 	mains := make(map[int64][]string)
 	lates := make(map[int64][]int)
 	for key, data := range objs {
@@ -361,6 +361,7 @@ func (r *report) checkStagedObjects(ex *expected, in integration, prefixes []str
 			continue // verify reports it
 		}
 		prev := srcPos{-1, -1}
+		prevTime := int64(-1)
 		for _, rec := range recs {
 			id, ok := requestID(rec)
 			h, known := ex.hits[id]
@@ -370,6 +371,18 @@ func (r *report) checkStagedObjects(ex *expected, in integration, prefixes []str
 			r.stats.ordered++
 			if tm := eventTimeRE.FindSubmatch(rec); tm != nil {
 				t, _ := strconv.ParseInt(string(tm[1]), 10, 64)
+				if in.format == ocsfParquet {
+					// Parquet rows are ordered by time, and records of
+					// one time in (partition, offset) order.
+					switch {
+					case t < prevTime:
+						r.stagedBreaks++
+						r.example("%s/%s: hit %x of time %d after one of time %d: not in time order", in.bucket, key, id, t, prevTime)
+					case t > prevTime:
+						prev = srcPos{-1, -1}
+					}
+					prevTime = t
+				}
 				if t > h.time.Unix()+300 { // max_future_skew, 5m
 					t = h.time.Unix()
 				}

@@ -172,6 +172,10 @@ type report struct {
 	staged       bool
 	stagedBreaks int64 // breaks of the staged path's rules (staged_test.go)
 	stats        stagedStats
+	// rewrites counts customer keys written again with the same bytes;
+	// differ names those written again with other bytes (putLedger).
+	rewrites, rewritesParquet int
+	differ                    []string
 }
 
 // example keeps up to 5 examples of each kind (the format string).
@@ -247,9 +251,9 @@ func keyOffsets(key string) (partition int, first int64, ok bool) {
 
 func (r *report) String() string {
 	if r.staged {
-		return r.stagedString()
+		return r.stagedString() + "\n" + r.rewritesString()
 	}
-	return fmt.Sprintf("sent %d records (%d well-formed hits, %d malformed; %d extra copies from producer retries)\n"+
+	return r.rewritesString() + "\n" + fmt.Sprintf("sent %d records (%d well-formed hits, %d malformed; %d extra copies from producer retries)\n"+
 		"hits to deliver (hit x integration): %d, delivered: %d, duplicates: %d, missing: %d, misplaced: %d, objects: %d\n"+
 		"documented duplicates (replays without the state Redis lost: %d without the window snapshot, %d without routing state): %d\n"+
 		"dead-lettered: %d of %d malformed (missing %d, extra copies %d, unknown %d)\n"+
@@ -264,7 +268,13 @@ func (r *report) String() string {
 // failed reports a loss or a duplicate.
 func (r *report) failed() bool {
 	return r.missing > 0 || r.duplicates > 0 || r.foreign > 0 || r.misrouted > 0 || r.deadMissing > 0 || r.deadUnknown > 0 ||
-		r.stagedBreaks > 0 || r.staged && r.documented > 0
+		r.stagedBreaks > 0 || r.staged && r.documented > 0 || len(r.differ) > 0
+}
+
+// rewritesString says what the ledger of customer PUTs saw.
+func (r *report) rewritesString() string {
+	return fmt.Sprintf("customer keys written again: %d with the same bytes (%d of them Parquet), %d with other bytes %q",
+		r.rewrites, r.rewritesParquet, len(r.differ), r.differ)
 }
 
 // stagedString is String on the staged path.
@@ -303,6 +313,7 @@ func replayCount(m map[int][]int64) (n int) {
 // replayed without the state Redis lost.
 func (w *world) verify(ctx context.Context, ex *expected, tl *timeline, replays stateless) (*report, error) {
 	r := &report{records: ex.records, wellFormed: ex.wellShape, malformed: int64(len(ex.malformed)), replays: replays, staged: w.staged}
+	r.rewrites, r.rewritesParquet, r.differ = w.puts.counts()
 	for _, h := range ex.hits {
 		r.topicCopies += int64(h.copies - 1)
 	}
@@ -411,6 +422,11 @@ func tail(b []byte) []byte { return b[max(0, len(b)-120):] }
 // splitRecords splits an object into records by its format.
 func splitRecords(key, format string, data []byte) ([][]byte, error) {
 	switch format {
+	case ocsfParquet:
+		if !strings.HasSuffix(key, ".parquet") {
+			return nil, errors.New("Parquet object without .parquet")
+		}
+		return parquetRecords(data)
 	case "ndjson":
 		if !strings.HasSuffix(key, ".jsonl") {
 			return nil, errors.New("NDJSON object without .jsonl")

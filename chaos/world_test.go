@@ -53,8 +53,10 @@ func (in integration) keyPrefix() string {
 }
 
 // integrations gives tenants 1..20 one or two integrations (json and ndjson);
-// tenants 21..50 have none (their hits are read and skipped).
-func integrations() []integration {
+// tenants 21..50 have none (their hits are read and skipped). On the staged
+// path tenant 5's is ocsf-parquet (OCSF records in Parquet, ordered by time),
+// which only staged delivery makes.
+func integrations(staged bool) []integration {
 	var out []integration
 	for c := int64(1); c <= 20; c++ {
 		formats := []string{"json"}
@@ -63,6 +65,8 @@ func integrations() []integration {
 			formats = []string{"json", "ndjson"}
 		case c%2 == 0:
 			formats = []string{"ndjson"}
+		case c == 5 && staged:
+			formats = []string{ocsfParquet}
 		}
 		for _, f := range formats {
 			name := fmt.Sprintf("t%d-%s", c, f)
@@ -98,11 +102,13 @@ type world struct {
 	// manifests is what the taps saw written.
 	staged    bool
 	manifests sync.Map
+	// puts sees every PUT that reaches the customers' store.
+	puts *putLedger
 }
 
 func newWorld(t *testing.T, faults FaultConfig, staged bool) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), ins: integrations(), staged: staged}
+	w := &world{t: t, dir: t.TempDir(), ins: integrations(staged), staged: staged}
 	w.after = reloaded(w.ins)
 	w.bin = buildBinary(t, w.dir)
 	w.kafka = testenv.MustKafka(t, testenv.KafkaOptions{Partitions: partitions, Topics: []string{topic, dlqTopic},
@@ -124,8 +130,11 @@ func newWorld(t *testing.T, faults FaultConfig, staged bool) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every object written to a customer's bucket passes the ledger, which
+	// checks that a key written again gets the same bytes.
+	w.puts = &putLedger{next: upstream}
 	cf := faults
-	w.custFaults, err = NewInjector(upstream, cf)
+	w.custFaults, err = NewInjector(w.puts, cf)
 	if err != nil {
 		t.Fatal(err)
 	}

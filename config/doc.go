@@ -144,7 +144,15 @@
 //	integrations[].bucket          S3 bucket name rules (required)
 //	integrations[].prefix          key prefix: no leading "/", no "." or ".." segments,
 //	                               no control characters, <= 512 bytes ("")
-//	integrations[].format          json | ndjson (json)
+//	integrations[].type            s3 | security_lake (s3): security_lake is a custom
+//	                               source of Amazon Security Lake (needs staged delivery)
+//	integrations[].security_lake.source_name     the custom source's name, <= 20 chars
+//	integrations[].security_lake.source_version  its version, when it has one ("")
+//	integrations[].security_lake.account_id      the accountId= partition (the account
+//	                               of credentials.role_arn)
+//	integrations[].format          json | ndjson | ocsf | ocsf-json | parquet | ocsf-parquet
+//	                               (json; security_lake: ocsf-parquet, the only one it takes);
+//	                               all but json and ndjson need staged delivery
 //	integrations[].compression     none | gzip (none)
 //	integrations[].events          subset of [hits], non-empty ([hits])
 //	integrations[].endpoint        per-integration override of s3.endpoint

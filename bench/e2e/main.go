@@ -64,6 +64,7 @@ type options struct {
 	bin           string
 	staged        bool
 	stagedOnly    bool
+	formats       string
 	// stagingScheme is how hitship reaches the staging bucket: https (a TLS
 	// front) or http.
 	stagingScheme string
@@ -86,6 +87,7 @@ func main() {
 	flag.DurationVar(&o.backlog, "backlog", 10*time.Minute, "catch-up: the backlog's event-time span")
 	flag.BoolVar(&o.staged, "staged", false, "also run hitship with staged delivery (issue #12) after the per-partition run(s) of the mode, and print the targets' verdicts")
 	flag.BoolVar(&o.stagedOnly, "staged-only", false, "run only the staged variant (implies -staged)")
+	flag.StringVar(&o.formats, "formats", "ndjson", "throughput, staged: the integrations' formats, one staged run each, in order (ndjson, ocsf-parquet, ...), with records/s per core of each")
 	flag.StringVar(&o.stagingScheme, "staging", "https", "staged: reach the staging bucket (gofakes3) over https (the production path: a TLS front) or http")
 	flag.StringVar(&o.bin, "bin", "", "run this hitship binary instead of building ./cmd/hitship (to compare builds)")
 	drainMode := flag.String("drain-child", "", "internal: run as a drain-only child (reader or batch)")
@@ -306,13 +308,36 @@ func (b *bench) throughput(ctx context.Context) error {
 	if b.o.stagedOnly {
 		rc.profile = b.o.cpuprofile
 	}
-	fmt.Printf("hitship, staged delivery -> staging bucket gofakes3 (in memory, %s); customers' buckets: discarding S3 over HTTPS:\n", strings.ToUpper(b.o.stagingScheme))
-	r, s3, d, _, err := b.stagedRun(ctx, rc, n, exp, false)
-	if err != nil {
-		return err
+	perCore := map[string]float64{}
+	formats := strings.Split(b.o.formats, ",")
+	for i, f := range formats {
+		rc.format = f
+		if i > 0 {
+			rc.profile = "" // the first run's
+		}
+		fmt.Printf("hitship, staged delivery, format %s -> staging bucket gofakes3 (in memory, %s); customers' buckets: discarding S3 over HTTPS:\n", f, strings.ToUpper(b.o.stagingScheme))
+		r, s3, d, _, err := b.stagedRun(ctx, rc, n, exp, false)
+		if err != nil {
+			return err
+		}
+		b.stagedReport(n, drains, r, d, pp)
+		perCore[f] = float64(n) / r.cpu.Seconds()
+		fmt.Printf("  records/s per core (records / hitship CPU seconds, Kafka read to customer object): %.0f\n", perCore[f])
+		if err := objectsPerWindow(s3.arrivals(), exp); err != nil {
+			return err
+		}
 	}
-	b.stagedReport(n, drains, r, d, pp)
-	return objectsPerWindow(s3.arrivals(), exp)
+	if len(formats) > 1 {
+		fmt.Printf("records/s per core, same run:")
+		for _, f := range formats {
+			fmt.Printf(" %s %.0f (%.2f of %s);", f, perCore[f], perCore[f]/perCore[formats[0]], formats[0])
+		}
+		fmt.Println()
+		if v, ok := perCore["ocsf-parquet"]; ok {
+			fmt.Printf("ocsf-parquet: %.0f records/s per core (target >= 100000: %s)\n", v, metOrNot(v >= 100_000))
+		}
+	}
+	return nil
 }
 
 func partitioning(keyed bool) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -31,6 +32,8 @@ type runCfg struct {
 	// staging bucket (parking.bucket stagingBucket) on this S3 endpoint; the
 	// customers' buckets stay on endpoint.
 	staging string
+	// format is the integrations' format (default ndjson).
+	format string
 	// delivered, when set, is also awaited (duration 0): the run ends once
 	// the committed offsets reached the end and delivered reports true (with
 	// staged delivery, offsets are committed once staged, before the
@@ -100,7 +103,7 @@ parking:
 	}
 	var ins strings.Builder
 	for c := 1; c <= tenants; c++ {
-		fmt.Fprintf(&ins, "  - {name: tenant-%d, client_id: %d, region: us-east-1, bucket: bench-%d, format: ndjson, credentials: {access_key_id: BENCHACCESSKEY01, secret_access_key_env: BENCH_SECRET}}\n", c, c, c)
+		fmt.Fprintf(&ins, "  - {name: tenant-%d, client_id: %d, region: us-east-1, bucket: bench-%d, format: %s, credentials: {access_key_id: BENCHACCESSKEY01, secret_access_key_env: BENCH_SECRET}}\n", c, c, c, cmp.Or(rc.format, "ndjson"))
 	}
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%s]
