@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"hitship/ocsf"
 )
 
-// BenchmarkEncode measures records/s on one goroutine for the hit schema,
-// beside NDJSON concatenation (what format ndjson costs) as the baseline.
+// BenchmarkEncode measures records/s on one goroutine for the hit schema
+// and for OCSF mapping plus the OCSF schema (format ocsf-parquet), beside
+// NDJSON concatenation (what format ndjson costs) as the baseline.
 // Run with -cpu 1 for records/s per core:
 //
 //	go test -run '^$' -bench Encode -cpu 1 ./sink/parquet/
@@ -29,6 +32,39 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		}
 		report(b)
+	})
+	b.Run("ocsf-parquet", func(b *testing.B) {
+		// What format ocsf-parquet costs per window: each hit mapped to its
+		// OCSF record (as the assembler does), then encoded with OCSFSchema.
+		m, err := ocsf.NewMapper(ocsfProduct)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir := b.TempDir()
+		var out bytes.Buffer
+		var rec []byte
+		var size int
+		for b.Loop() {
+			out.Reset()
+			enc, err := NewEncoder(&out, OCSFSchema(), Options{TempDir: dir})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, r := range recs {
+				if rec, err = m.AppendRecord(rec[:0], bytes.TrimSuffix(r, []byte("\n"))); err != nil {
+					b.Fatal(err)
+				}
+				if err := enc.Add(rec, uint64(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := enc.Finish(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			size = out.Len()
+		}
+		report(b)
+		b.ReportMetric(float64(size)/float64(n), "out-bytes/record")
 	})
 	for _, bc := range []struct {
 		name   string

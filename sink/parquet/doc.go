@@ -27,13 +27,39 @@
 // STRING; application_id LIST<INT64>; status_code INT32; payload
 // LIST<STRING>; point and tags STRING holding JSON text (point mixes strings
 // and arrays; tags values are strings or numbers, which a map<string,string>
-// would flatten); extra STRING holding a JSON object. The OCSF schema
-// (format "ocsf-parquet") is another SchemaSpec over the same mechanism,
-// nested paths included (["http_request", "url", "path"]).
+// would flatten); extra STRING holding a JSON object.
+//
+// # Nested schemas
+//
+// A SchemaSpec with Nested lays the columns out as the records are: a tree
+// of OPTIONAL groups following the columns' Paths, each leaf named by its
+// path's last element (["http_request", "url", "path"] is read as
+// http_request.url.path), the catch-all column a top-level leaf. A group is
+// non-null exactly when at least one leaf under it has a non-null value (an
+// empty list counts as a value); so a null leaf's definition level is the
+// number of its present ancestor groups, a value's is the number of optional
+// nodes on its path, and a list's elements are one level deeper. An empty or
+// all-null object is therefore read back as a null group, and a group whose
+// only values went to extra is null. A value where a group belongs (a
+// string, a number, null) does not fit it and goes to extra.
+//
+// OCSFSchema is format "ocsf-parquet": OCSF 1.1.0 HTTP Activity records of
+// package ocsf, nested, one column per attribute the mapper can emit, typed
+// as OCSF types them: timestamp_t time TIMESTAMP(MILLIS, UTC) and the
+// ordering column; integer_t and port_t INT32; long_t (type_uid) INT64;
+// string_t and its subtypes STRING; string arrays (metadata.profiles,
+// firewall_rule.match_details) LIST<STRING>; unmapped, an open object in
+// OCSF, STRING holding its JSON text. The mapper emits no arrays of objects
+// (observables, enrichments); one it starts emitting needs a column (a JSON
+// column, or repeated groups), and package ocsf's TestParquetSchemaMatchesMapper
+// fails until it has one, as for any other new attribute path. The catch-all
+// column is hitship_extra, a name OCSF does not use; it is null for every
+// record the mapper makes.
 //
 // Every column is optional, and the columns are the same for every window
-// whatever fields its records have (Parquet orders them by name). A column is
-// null when its field is absent or JSON null (the two are not told apart).
+// whatever fields its records have (Parquet orders them by name, within each
+// group too). A column is null when its field is absent or JSON null (the
+// two are not told apart).
 //
 // # Conversion rules: nothing is dropped
 //
@@ -73,8 +99,10 @@
 // encoder's history never shows), and page and row-group boundaries are
 // decided from the rows alone (see pageWriter), never from the memory
 // budget, timing or where temporary files are. The
-// golden file testdata/sample_hits.parquet pins the bytes across versions of
-// this code and of its dependencies (regenerate with go test -update).
+// golden files testdata/sample_hits.parquet (HitSchema) and
+// testdata/sample_hits.ocsf.parquet (OCSFSchema, the sample hits' OCSF
+// records) pin the bytes across versions of this code and of its
+// dependencies (regenerate with go test -update).
 //
 // # Memory
 //
