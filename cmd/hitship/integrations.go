@@ -390,7 +390,11 @@ func printTable(w io.Writer, list any) {
 		if r, ok := v["reason"].(string); ok && r != "" {
 			state += " (" + r + ")"
 		}
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%s\t%v\t%v\t%v\t%v\n", v["name"], jsonInt(v["client_id"]), v["source"], state, v["bucket"], v["prefix"], v["format"], auth["method"])
+		prefix := fmt.Sprint(v["prefix"])
+		if loc, _ := v["location"].(string); loc != "" { // a security_lake source: its partitions
+			prefix = strings.TrimPrefix(loc, fmt.Sprintf("s3://%v/", v["bucket"]))
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%s\t%v\t%v\t%v\t%v\n", v["name"], jsonInt(v["client_id"]), v["source"], state, v["bucket"], prefix, v["format"], auth["method"])
 	}
 	_ = tw.Flush()
 }

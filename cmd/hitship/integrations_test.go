@@ -17,6 +17,7 @@ import (
 	"hitship/config"
 	"hitship/internal/testenv"
 	"hitship/service"
+	s3sink "hitship/sink/s3"
 )
 
 // TestIntegrationsCommand: `hitship integrations` creates, lists, tests,
@@ -43,6 +44,8 @@ func TestIntegrationsCommand(t *testing.T) {
 	cfg.S3.Endpoint, cfg.S3.PathStyle, cfg.S3.IfNoneMatch = s3.URL(), true, false
 	cfg.HTTP.AdminTokenEnv, cfg.HTTP.Listen = "HITSHIP_CLITEST_TOKEN", "127.0.0.1:0"
 	cfg.Secrets.KeysEnv = "HITSHIP_CLITEST_KEYS"
+	t.Setenv("HITSHIP_CLITEST_EXTID", "cli-external-id-secret-0123456789")
+	cfg.ExternalID.SecretEnv, cfg.ExternalID.AccountID = "HITSHIP_CLITEST_EXTID", "111122223333"
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatal(config.AsError(ps))
 	}
@@ -120,6 +123,15 @@ credentials:
 	}
 	if code, _, errs := cli("show", "acme"); code != 1 || !strings.Contains(errs, "no integration") {
 		t.Fatalf("show after delete: exit %d %q", code, errs)
+	}
+	// What a Security Lake source's customer passes to CreateCustomLogSource.
+	extID := s3sink.ExternalID([]byte("cli-external-id-secret-0123456789"), 31)
+	if code, out, errs := cli("onboarding", "--client", "31", "--source-name", "wallarm"); code != 0 || !strings.Contains(out, "CreateCustomLogSource") ||
+		!strings.Contains(out, "HTTP_ACTIVITY") || !strings.Contains(out, "externalId="+extID+",principal=111122223333") || !strings.Contains(out, "wallarm") {
+		t.Fatalf("onboarding of a Security Lake source: exit %d %q %q", code, out, errs)
+	}
+	if code, out, errs := cli("onboarding", "--client", "31"); code != 0 || !strings.Contains(out, "trust policy") || strings.Contains(out, "CreateCustomLogSource") {
+		t.Fatalf("onboarding of a role: exit %d %q %q", code, out, errs)
 	}
 	t.Setenv("HITSHIP_ADMIN_TOKEN", "wrong-token-0000000000")
 	if code, _, errs := cli("list"); code != 1 || !strings.Contains(errs, "HITSHIP_ADMIN_TOKEN") {
