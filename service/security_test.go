@@ -103,26 +103,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	t.Setenv("HITSHIP_TEST_ADMIN_TOKEN", secrets["admin token"])
 	t.Setenv("HITSHIP_TEST_EXTID_SECRET", secrets["external-ID server secret"])
 	t.Setenv("HITSHIP_TEST_REDIS_PASSWORD", secrets["redis password"])
-	t.Setenv("AWS_ACCESS_KEY_ID", fakests.DefaultBaseKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", fakests.DefaultBaseSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-
 	// The role integrations' buckets sit behind the authenticating S3 proxy,
 	// which forwards to the PutObject-only proxy.
-	sts, err := fakests.Start(fakests.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sts.Close() })
-	authS3, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, STS: sts, Region: testenv.S3Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = authS3.Close() })
+	sts, authS3 := fakeAWS(t, e)
 	extSecret := []byte(secrets["external-ID server secret"])
 	sts.Trust(securityRoleARN, s3sink.ExternalID(extSecret, 2))
 	authS3.AllowRole("b-role", securityRoleARN)
@@ -378,4 +361,31 @@ integrations:
 		fmt.Fprintf(&out, "== %s\n%s\n", run.name, b)
 	}
 	return out.String()
+}
+
+// fakeAWS makes hitship's own identity fakests' base key (the environment,
+// and nothing of the machine's AWS configuration), and starts a fake STS and
+// the authenticating S3 proxy in front of e's PutObject-only proxy: buckets
+// behind it take only the roles the test allows, assumed with the external
+// ID the test trusts.
+func fakeAWS(t *testing.T, e *env) (*fakests.STS, *fakests.S3) {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", fakests.DefaultBaseKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", fakests.DefaultBaseSecret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	sts, err := fakests.Start(fakests.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sts.Close() })
+	authS3, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, STS: sts, Region: testenv.S3Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = authS3.Close() })
+	return sts, authS3
 }

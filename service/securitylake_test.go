@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,19 +17,8 @@ import (
 
 	"hitship/config"
 	"hitship/internal/testenv"
-	"hitship/internal/testenv/fakests"
 	s3sink "hitship/sink/s3"
 )
-
-// lakeRow is what TestSecurityLake reads of an OCSF record in Parquet.
-type lakeRow struct {
-	Time     *time.Time `parquet:"time,optional,timestamp(millisecond)"`
-	ClassUID *int32     `parquet:"class_uid,optional"`
-	TypeUID  *int64     `parquet:"type_uid,optional"`
-	Metadata *struct {
-		UID *string `parquet:"uid,optional"`
-	} `parquet:"metadata,optional"`
-}
 
 // TestSecurityLake (issue #15): an integration of type security_lake,
 // created through the admin API, is a custom source of Amazon Security
@@ -59,26 +47,9 @@ func TestSecurityLake(t *testing.T) {
 	_, _ = rand.Read(key)
 	t.Setenv("HITSHIP_TEST_KEYS", "k1:"+base64.StdEncoding.EncodeToString(key))
 	t.Setenv("HITSHIP_TEST_EXTID", extSecret)
-	t.Setenv("AWS_ACCESS_KEY_ID", fakests.DefaultBaseKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", fakests.DefaultBaseSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-
 	const parts = 4
 	e := newEnv(t, parts, lake, "b-other", parkBucket)
-	sts, err := fakests.Start(fakests.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sts.Close() })
-	authS3, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, STS: sts, Region: testenv.S3Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = authS3.Close() })
+	sts, authS3 := fakeAWS(t, e)
 	sts.Trust(role, s3sink.ExternalID([]byte(extSecret), 1))
 	sts.Trust(otherRole, s3sink.ExternalID([]byte(extSecret), 2)) // client 2's, not client 3's
 	authS3.AllowRole(lake, role)
@@ -162,7 +133,7 @@ func TestSecurityLake(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, data := range objs {
-			rows, err := pq.Read[lakeRow](bytes.NewReader(data), int64(len(data)))
+			rows, err := pq.Read[pqOCSF](bytes.NewReader(data), int64(len(data)))
 			if err != nil {
 				t.Fatalf("%s: %v", k, err)
 			}
