@@ -94,7 +94,7 @@ func targetID(cfg *config.Config, in config.Integration) string {
 var securityLakeKeys = func() *sink.KeyTemplate {
 	t, err := sink.ParseStagedKeyTemplate(sink.SecurityLakeKeyTemplate)
 	if err != nil {
-		panic(err) // a constant; TestSecurityLakeTarget covers it
+		panic(err) // a constant: every test of the package would panic
 	}
 	return t
 }()
