@@ -271,6 +271,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, action := segs[2], segs[3]
+	if action == "events" {
+		if allow(w, r, http.MethodGet) {
+			a.events(w, r, name)
+		}
+		return
+	}
 	if action == "retries" && a.deps.Retries != nil {
 		if !allow(w, r, http.MethodGet) {
 			return

@@ -202,6 +202,7 @@ func TestUnauthorized(t *testing.T) {
 		{name: "bare token", method: "GET", path: "/v1/integrations", auth: token},
 		{name: "empty bearer", method: "GET", path: "/v1/integrations", auth: "Bearer "},
 		{name: "disable without token", method: "POST", path: "/v1/integrations/acme/disable"},
+		{name: "events without token", method: "GET", path: "/v1/integrations/acme/events"},
 		{name: "unknown path still 401", method: "GET", path: "/nope"},
 		{name: "unknown integration still 401", method: "GET", path: "/v1/integrations/ghost", auth: "Bearer wrong"},
 	}
@@ -382,6 +383,53 @@ func TestDisableEnable(t *testing.T) {
 	}
 	if st, _ := e.store.Status(ctx, "off"); st.State != registry.Enabled {
 		t.Errorf("a refused body changed the state: %+v", st)
+	}
+}
+
+// TestEvents: an integration's history through the API is its own events,
+// oldest first, with who, when and why; limit bounds it.
+func TestEvents(t *testing.T) {
+	e := newEnv(t)
+	for _, step := range []struct{ path, body string }{
+		{"/v1/integrations/acme/disable", `{"reason": "customer asked"}`},
+		{"/v1/integrations/keys/disable", `{"reason": "not acme"}`},
+		{"/v1/integrations/acme/enable", ""},
+	} {
+		if status, _, body := e.do(t, "POST", step.path, step.body, bearer); status != 200 {
+			t.Fatalf("%s = %d %v", step.path, status, body)
+		}
+	}
+	status, _, body := e.do(t, "GET", "/v1/integrations/acme/events", "", bearer)
+	if status != 200 || body["integration"] != "acme" {
+		t.Fatalf("events = %d %v", status, body)
+	}
+	var got []string
+	for _, ev := range body["events"].([]any) {
+		m := ev.(map[string]any)
+		by, _ := m["by"].(string)
+		if m["integration"] != "acme" || !strings.HasPrefix(by, "admin-api@127.0.0.1:") || m["at"] == nil {
+			t.Errorf("event %v", m)
+		}
+		got = append(got, fmt.Sprint(m["state"], ":", m["reason"]))
+	}
+	if want := "disabled:customer asked enabled:<nil>"; strings.Join(got, " ") != want {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+	status, _, body = e.do(t, "GET", "/v1/integrations/acme/events?limit=1", "", bearer)
+	if evs, _ := body["events"].([]any); status != 200 || len(evs) != 1 || evs[0].(map[string]any)["state"] != "enabled" {
+		t.Errorf("events?limit=1 = %d %v, want the latest one", status, body)
+	}
+	status, _, body = e.do(t, "GET", "/v1/integrations/ghost/events", "", bearer)
+	if evs, ok := body["events"].([]any); status != 200 || !ok || len(evs) != 0 {
+		t.Errorf("events of a name without any = %d %v, want an empty list", status, body)
+	}
+	for _, q := range []string{"limit=0", "limit=x", "limit=1001"} {
+		if status, _, _ := e.do(t, "GET", "/v1/integrations/acme/events?"+q, "", bearer); status != http.StatusBadRequest {
+			t.Errorf("events?%s = %d, want 400", q, status)
+		}
+	}
+	if status, _, _ := e.do(t, "POST", "/v1/integrations/acme/events", "", bearer); status != http.StatusMethodNotAllowed {
+		t.Errorf("POST events = %d, want 405", status)
 	}
 }
 
