@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"hitship/admin"
+	"hitship/health"
 	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/sink"
@@ -500,5 +501,64 @@ func TestNamedTokens(t *testing.T) {
 	}
 	if status, _, _ := e.do(t, "GET", "/v1/integrations", "", "Bearer nobody-token-000000001"); status != http.StatusUnauthorized {
 		t.Fatalf("an unknown token: %d", status)
+	}
+}
+
+// TestHealthInViews: list and show carry each integration's latest
+// outcomes, 12-hour ledger and last hour's deliveries from Deps.Health; a
+// failing Health leaves them out of that integration only.
+func TestHealthInViews(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	store, err := registry.New(r.Client(), "hitship:", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 5, 9, 12, 0, 0, time.UTC)
+	api, err := admin.New(admin.Config{Token: token}, admin.Deps{
+		Registry:     store,
+		Integrations: func() []admin.Integration { return integrations },
+		Tester:       func(context.Context, string) (s3sink.Answer, error) { return s3sink.Answer{}, nil },
+		Health: func(_ context.Context, name string) (admin.Health, error) {
+			if name == "off" {
+				return admin.Health{}, errors.New("redis down")
+			}
+			h := admin.Health{Ledger: admin.Ledger{Attempts: 10, Failures: 3, CustomerFailures: 2},
+				Delivered1h: health.Delivered{Objects: 6, Hits: 1234}}
+			h.SuccessAt = at
+			if name == "keys" {
+				h.Error = &health.Failure{At: at, Class: "customer", Problem: "no_such_bucket", Message: "the bucket does not exist", Fix: "create it"}
+			}
+			return h, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	e := &env{api: api, srv: srv, store: store, redis: r}
+	status, _, body := e.do(t, "GET", "/v1/integrations", "", bearer)
+	if status != 200 {
+		t.Fatalf("list = %d %v", status, body)
+	}
+	byName := map[string]map[string]any{}
+	for _, v := range body["integrations"].([]any) {
+		byName[v.(map[string]any)["name"].(string)] = v.(map[string]any)
+	}
+	for _, name := range []string{"acme", "keys"} {
+		v := byName[name]
+		if fmt.Sprint(v["delivered_1h"]) != "map[hits:1234 objects:6]" || fmt.Sprint(v["ledger_12h"]) != "map[attempts:10 customer_failures:2 failures:3]" ||
+			v["last_success_at"] != "2026-12-05T09:12:00Z" {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	if le := byName["keys"]["last_error"]; fmt.Sprint(le) != "map[at:2026-12-05T09:12:00Z class:customer fix:create it message:the bucket does not exist problem:no_such_bucket]" {
+		t.Errorf("keys last_error = %v", le)
+	}
+	if off := byName["off"]; off["delivered_1h"] != nil || off["ledger_12h"] != nil || off["last_error"] != nil {
+		t.Errorf("off (health failed) = %v, want no health fields", off)
+	}
+	if status, _, body := e.do(t, "GET", "/v1/integrations/acme", "", bearer); status != 200 || fmt.Sprint(body["delivered_1h"]) != "map[hits:1234 objects:6]" {
+		t.Errorf("show = %d %v", status, body)
 	}
 }
