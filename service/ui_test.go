@@ -25,7 +25,6 @@ import (
 
 	"hitship/config"
 	"hitship/internal/testenv"
-	"hitship/internal/testenv/fakests"
 	s3sink "hitship/sink/s3"
 )
 
@@ -192,6 +191,26 @@ func (b *browser) click(sel string) {
 	b.run("clicking "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
+// rows names the integrations the list shows, in its order.
+func (b *browser) rows() string {
+	b.t.Helper()
+	var names []string
+	b.eval(`[...document.querySelectorAll("#rows tr")].map(r => r.dataset.name)`, &names)
+	return strings.Join(names, ",")
+}
+
+// filtered names the rows shown for a state filter and a search, then
+// clears both.
+func (b *browser) filtered(state, search string) string {
+	b.t.Helper()
+	b.choose("#state-filter", state)
+	b.typeInto("#search", search)
+	got := b.rows()
+	b.choose("#state-filter", "")
+	b.typeInto("#search", "")
+	return got
+}
+
 func (b *browser) focused() string {
 	b.t.Helper()
 	var id string
@@ -259,25 +278,9 @@ func TestConsole(t *testing.T) {
 	_, _ = rand.Read(key)
 	t.Setenv("HITSHIP_TEST_KEYS", "k1:"+base64.StdEncoding.EncodeToString(key))
 	t.Setenv("HITSHIP_TEST_EXTID", extSecret)
-	t.Setenv("AWS_ACCESS_KEY_ID", fakests.DefaultBaseKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", fakests.DefaultBaseSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 	e := newEnv(t, 1, "b-file", "b-role", "b-key")
-	sts, err := fakests.Start(fakests.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sts.Close() })
-	authS3, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, STS: sts, Region: testenv.S3Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = authS3.Close() })
+	sts, authS3 := e.fakeAWS(t)
 	sts.Trust(roleARN, s3sink.ExternalID([]byte(extSecret), 2))
 	authS3.AllowRole("b-role", roleARN)
 	authS3.AllowRole("b-gone", roleARN) // allowed, but no such bucket upstream
@@ -462,13 +465,9 @@ func TestConsole(t *testing.T) {
 	if got := b.text(rowSel("initech-broken", "success")); got != "never" {
 		t.Errorf("initech-broken's last success = %q, want never", got)
 	}
-	b.choose("#state-filter", "failing")
-	var failingRows []string
-	b.eval(`[...document.querySelectorAll("#rows tr")].map(r => r.dataset.name)`, &failingRows)
-	if strings.Join(failingRows, ",") != "initech-broken" {
-		t.Errorf("filter failing shows %v", failingRows)
+	if got := b.filtered("failing", ""); got != "initech-broken" {
+		t.Errorf("filter failing shows %q", got)
 	}
-	b.choose("#state-filter", "")
 	b.screenshot("console-list", "")
 
 	// Disable with a reason, seen in the row and the history; enable.
@@ -483,24 +482,16 @@ func TestConsole(t *testing.T) {
 	if got := b.text(rowSel("acme-role", "state")); !strings.Contains(got, "Disabled") || !strings.Contains(got, "customer rotates the role") || !strings.Contains(got, "admin-api@") {
 		t.Errorf("acme-role's state cell = %q", got)
 	}
-	b.choose("#state-filter", "disabled")
-	var shown []string
-	b.eval(`[...document.querySelectorAll("#rows tr")].map(r => r.dataset.name)`, &shown)
-	if strings.Join(shown, ",") != "acme-role" {
-		t.Errorf("filter disabled shows %v", shown)
+	for _, f := range []struct{ state, search, want string }{
+		{"disabled", "", "acme-role"},
+		{"", "3", "globex-key"},
+		{"", "acme", "file-acme,acme-role"},
+		{"enabled", "acme", "file-acme"},
+	} {
+		if got := b.filtered(f.state, f.search); got != f.want {
+			t.Errorf("state %q, search %q shows %q, want %q", f.state, f.search, got, f.want)
+		}
 	}
-	b.choose("#state-filter", "")
-	b.typeInto("#search", "3")
-	b.eval(`[...document.querySelectorAll("#rows tr")].map(r => r.dataset.name)`, &shown)
-	if strings.Join(shown, ",") != "globex-key" {
-		t.Errorf("search for client 3 shows %v", shown)
-	}
-	b.typeInto("#search", "acme")
-	b.eval(`[...document.querySelectorAll("#rows tr")].map(r => r.dataset.name)`, &shown)
-	if strings.Join(shown, ",") != "file-acme,acme-role" && strings.Join(shown, ",") != "acme-role,file-acme" {
-		t.Errorf("search for acme shows %v", shown)
-	}
-	b.typeInto("#search", "")
 
 	b.click(`button[data-action="history"][data-name="acme-role"]`)
 	b.waitJS(10*time.Second, "the history", `document.querySelectorAll("#history-list li").length >= 2`)
