@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"hitship/config"
+	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	s3sink "hitship/sink/s3"
 )
@@ -468,7 +469,31 @@ func TestConsole(t *testing.T) {
 	if got := b.filtered("failing", ""); got != "initech-broken" {
 		t.Errorf("filter failing shows %q", got)
 	}
+	// The health check's auto-disable (as health.Ledger makes it after
+	// hours of failures): the row says so, why and since when, and offers
+	// to re-enable.
+	st, err := registry.New(e.redis.Client(), cfg.Redis.KeyPrefix, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const why = "60% of 20 attempts in 12 h failed on the customer's side: The bucket b-gone does not exist."
+	if _, changed, err := st.AutoDisable(t.Context(), "initech-broken", why, "health"); err != nil || !changed {
+		t.Fatalf("auto-disable: %v, changed %v", err, changed)
+	}
+	b.waitJS(15*time.Second, "initech-broken auto-disabled", `document.querySelector('#rows tr[data-name="initech-broken"]').dataset.state === "auto-disabled" && document.querySelector('button[data-action="enable"][data-name="initech-broken"]')`)
+	if got := b.text(rowSel("initech-broken", "state")); !strings.Contains(got, "Auto-disabled") || !strings.Contains(got, why) || !strings.Contains(got, "since") {
+		t.Errorf("initech-broken's state cell = %q", got)
+	}
+	if got := b.text(`button[data-action="enable"][data-name="initech-broken"]`); got != "Re-enable" {
+		t.Errorf("the auto-disabled row's button says %q", got)
+	}
 	b.screenshot("console-list", "")
+	b.click(`button[data-action="enable"][data-name="initech-broken"]`)
+	if got := b.text("#confirm-text"); !strings.Contains(got, why) {
+		t.Errorf("the re-enable confirmation = %q, want the reason it was switched off", got)
+	}
+	b.click("#confirm-ok")
+	b.waitJS(10*time.Second, "initech-broken re-enabled", `document.querySelector('#rows tr[data-name="initech-broken"]').dataset.state === "enabled"`)
 
 	// Disable with a reason, seen in the row and the history; enable.
 	b.click(`button[data-action="disable"][data-name="acme-role"]`)
