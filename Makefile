@@ -14,7 +14,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS  := -X hitship/internal/buildinfo.revision=$(REVISION) -X hitship/internal/buildinfo.version=$(VERSION)
 
-.PHONY: run test test-short bench bench-soak redis-sizing lint tools build fuzz fuzz-short isolation deploy-check image chaos chaos-redis
+.PHONY: run test test-short bench bench-soak redis-sizing lint tools build fuzz fuzz-short isolation deploy-check image chaos chaos-redis screenshots
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hitship ./cmd/hitship
@@ -123,3 +123,10 @@ chaos:
 chaos-redis:
 	HITSHIP_CHAOS=long HITSHIP_CHAOS_REDIS=sentinel $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/
 	HITSHIP_CHAOS=long HITSHIP_CHAOS_REDIS=cluster $(GO) test -count=1 -timeout 3h -v -run TestChaos ./chaos/
+
+# The console's pictures in the README (docs/console-list.png, console-dialog.png):
+# the browser test (service TestConsole, about 40 s) writes them as it goes. It
+# needs Debian's chromium (apt-get install --no-install-recommends chromium, as
+# .ci/run does); without it `make test` skips that test, and fails it under CI=true.
+screenshots:
+	HITSHIP_UI_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestConsole$$' ./service/

@@ -190,6 +190,10 @@ type View struct {
 	LastSuccessAt time.Time       `json:"last_success_at,omitzero"`
 	LastError     *health.Failure `json:"last_error,omitempty"`
 	Ledger        *Ledger         `json:"ledger_12h,omitempty"`
+	// Delivered1h is what reached the bucket in the last hour: objects
+	// written and the hits in them (replays that found an object there
+	// excluded).
+	Delivered1h *health.Delivered `json:"delivered_1h,omitempty"`
 	// Onboarding is in the answer of a create or replace of a role
 	// integration: what the customer pastes (GET /v1/clients/{id}/onboarding).
 	Onboarding *s3sink.Onboarding `json:"onboarding,omitempty"`
@@ -207,7 +211,8 @@ type Ledger struct {
 // Health is what Deps.Health answers for one integration.
 type Health struct {
 	health.Last
-	Ledger Ledger
+	Ledger      Ledger
+	Delivered1h health.Delivered
 }
 
 // StateChange answers disable and enable.
@@ -282,6 +287,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, action := segs[2], segs[3]
+	if action == "events" {
+		if allow(w, r, http.MethodGet) {
+			a.events(w, r, name)
+		}
+		return
+	}
 	if action == "retries" && a.deps.Retries != nil {
 		if !allow(w, r, http.MethodGet) {
 			return
@@ -545,7 +556,7 @@ func (a *API) withHealth(ctx context.Context, v View) View {
 		a.log.Warn("admin: health of an integration not read", "integration", v.Name, "err", err)
 		return v
 	}
-	v.LastSuccessAt, v.LastError, v.Ledger = h.SuccessAt, h.Error, &h.Ledger
+	v.LastSuccessAt, v.LastError, v.Ledger, v.Delivered1h = h.SuccessAt, h.Error, &h.Ledger, &h.Delivered1h
 	return v
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"hitship/admin"
+	"hitship/health"
 	"hitship/integrations/registry"
 	"hitship/internal/testenv"
 	"hitship/sink"
@@ -202,6 +203,7 @@ func TestUnauthorized(t *testing.T) {
 		{name: "bare token", method: "GET", path: "/v1/integrations", auth: token},
 		{name: "empty bearer", method: "GET", path: "/v1/integrations", auth: "Bearer "},
 		{name: "disable without token", method: "POST", path: "/v1/integrations/acme/disable"},
+		{name: "events without token", method: "GET", path: "/v1/integrations/acme/events"},
 		{name: "unknown path still 401", method: "GET", path: "/nope"},
 		{name: "unknown integration still 401", method: "GET", path: "/v1/integrations/ghost", auth: "Bearer wrong"},
 	}
@@ -385,6 +387,53 @@ func TestDisableEnable(t *testing.T) {
 	}
 }
 
+// TestEvents: an integration's history through the API is its own events,
+// oldest first, with who, when and why; limit bounds it.
+func TestEvents(t *testing.T) {
+	e := newEnv(t)
+	for _, step := range []struct{ path, body string }{
+		{"/v1/integrations/acme/disable", `{"reason": "customer asked"}`},
+		{"/v1/integrations/keys/disable", `{"reason": "not acme"}`},
+		{"/v1/integrations/acme/enable", ""},
+	} {
+		if status, _, body := e.do(t, "POST", step.path, step.body, bearer); status != 200 {
+			t.Fatalf("%s = %d %v", step.path, status, body)
+		}
+	}
+	status, _, body := e.do(t, "GET", "/v1/integrations/acme/events", "", bearer)
+	if status != 200 || body["integration"] != "acme" {
+		t.Fatalf("events = %d %v", status, body)
+	}
+	var got []string
+	for _, ev := range body["events"].([]any) {
+		m := ev.(map[string]any)
+		by, _ := m["by"].(string)
+		if m["integration"] != "acme" || !strings.HasPrefix(by, "admin-api@127.0.0.1:") || m["at"] == nil {
+			t.Errorf("event %v", m)
+		}
+		got = append(got, fmt.Sprint(m["state"], ":", m["reason"]))
+	}
+	if want := "disabled:customer asked enabled:<nil>"; strings.Join(got, " ") != want {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+	status, _, body = e.do(t, "GET", "/v1/integrations/acme/events?limit=1", "", bearer)
+	if evs, _ := body["events"].([]any); status != 200 || len(evs) != 1 || evs[0].(map[string]any)["state"] != "enabled" {
+		t.Errorf("events?limit=1 = %d %v, want the latest one", status, body)
+	}
+	status, _, body = e.do(t, "GET", "/v1/integrations/ghost/events", "", bearer)
+	if evs, ok := body["events"].([]any); status != 200 || !ok || len(evs) != 0 {
+		t.Errorf("events of a name without any = %d %v, want an empty list", status, body)
+	}
+	for _, q := range []string{"limit=0", "limit=x", "limit=1001"} {
+		if status, _, _ := e.do(t, "GET", "/v1/integrations/acme/events?"+q, "", bearer); status != http.StatusBadRequest {
+			t.Errorf("events?%s = %d, want 400", q, status)
+		}
+	}
+	if status, _, _ := e.do(t, "POST", "/v1/integrations/acme/events", "", bearer); status != http.StatusMethodNotAllowed {
+		t.Errorf("POST events = %d, want 405", status)
+	}
+}
+
 func TestTestEndpoint(t *testing.T) {
 	e := newEnv(t)
 	cases := []struct {
@@ -452,5 +501,64 @@ func TestNamedTokens(t *testing.T) {
 	}
 	if status, _, _ := e.do(t, "GET", "/v1/integrations", "", "Bearer nobody-token-000000001"); status != http.StatusUnauthorized {
 		t.Fatalf("an unknown token: %d", status)
+	}
+}
+
+// TestHealthInViews: list and show carry each integration's latest
+// outcomes, 12-hour ledger and last hour's deliveries from Deps.Health; a
+// failing Health leaves them out of that integration only.
+func TestHealthInViews(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	store, err := registry.New(r.Client(), "hitship:", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 5, 9, 12, 0, 0, time.UTC)
+	api, err := admin.New(admin.Config{Token: token}, admin.Deps{
+		Registry:     store,
+		Integrations: func() []admin.Integration { return integrations },
+		Tester:       func(context.Context, string) (s3sink.Answer, error) { return s3sink.Answer{}, nil },
+		Health: func(_ context.Context, name string) (admin.Health, error) {
+			if name == "off" {
+				return admin.Health{}, errors.New("redis down")
+			}
+			h := admin.Health{Ledger: admin.Ledger{Attempts: 10, Failures: 3, CustomerFailures: 2},
+				Delivered1h: health.Delivered{Objects: 6, Hits: 1234}}
+			h.SuccessAt = at
+			if name == "keys" {
+				h.Error = &health.Failure{At: at, Class: "customer", Problem: "no_such_bucket", Message: "the bucket does not exist", Fix: "create it"}
+			}
+			return h, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	e := &env{api: api, srv: srv, store: store, redis: r}
+	status, _, body := e.do(t, "GET", "/v1/integrations", "", bearer)
+	if status != 200 {
+		t.Fatalf("list = %d %v", status, body)
+	}
+	byName := map[string]map[string]any{}
+	for _, v := range body["integrations"].([]any) {
+		byName[v.(map[string]any)["name"].(string)] = v.(map[string]any)
+	}
+	for _, name := range []string{"acme", "keys"} {
+		v := byName[name]
+		if fmt.Sprint(v["delivered_1h"]) != "map[hits:1234 objects:6]" || fmt.Sprint(v["ledger_12h"]) != "map[attempts:10 customer_failures:2 failures:3]" ||
+			v["last_success_at"] != "2026-12-05T09:12:00Z" {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	if le := byName["keys"]["last_error"]; fmt.Sprint(le) != "map[at:2026-12-05T09:12:00Z class:customer fix:create it message:the bucket does not exist problem:no_such_bucket]" {
+		t.Errorf("keys last_error = %v", le)
+	}
+	if off := byName["off"]; off["delivered_1h"] != nil || off["ledger_12h"] != nil || off["last_error"] != nil {
+		t.Errorf("off (health failed) = %v, want no health fields", off)
+	}
+	if status, _, body := e.do(t, "GET", "/v1/integrations/acme", "", bearer); status != 200 || fmt.Sprint(body["delivered_1h"]) != "map[hits:1234 objects:6]" {
+		t.Errorf("show = %d %v", status, body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"hitship/config"
+	"hitship/integrations/registry"
 	s3sink "hitship/sink/s3"
 )
 
@@ -154,6 +155,42 @@ func (a *API) onboarding(w http.ResponseWriter, r *http.Request, id string) {
 		o.SecurityLake = &sl
 	}
 	writeJSON(w, http.StatusOK, o)
+}
+
+// DefaultEvents and MaxEvents bound GET /v1/integrations/{name}/events's
+// ?limit=.
+const (
+	DefaultEvents = 100
+	MaxEvents     = 1000
+)
+
+// events answers GET /v1/integrations/{name}/events[?limit=N]: the latest
+// events of the name (state changes, create, update, delete: who, when,
+// why), oldest first. A deleted integration's history is answered too: the
+// name need not be configured.
+func (a *API) events(w http.ResponseWriter, r *http.Request, name string) {
+	n := DefaultEvents
+	if v := r.URL.Query().Get("limit"); v != "" {
+		l, err := strconv.Atoi(v)
+		if err != nil || l < 1 || l > MaxEvents {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit must be a number from 1 to %d", MaxEvents))
+			return
+		}
+		n = l
+	}
+	evs, err := a.deps.Registry.EventsOf(r.Context(), name, n)
+	switch {
+	case registry.IsInvalid(err):
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid integration name "+quote(name))
+		return
+	case err != nil:
+		a.redisDown(w, "events", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Integration string           `json:"integration"`
+		Events      []registry.Event `json:"events"`
+	}{name, append([]registry.Event{}, evs...)})
 }
 
 // etag is the entity tag of an integration's version.

@@ -12,6 +12,7 @@
 //	POST /v1/integrations/{name}/test   write the sample hits, answer in plain words
 //	POST /v1/integrations/{name}/disable  body {"reason": "..."} (optional)
 //	POST /v1/integrations/{name}/enable
+//	GET  /v1/integrations/{name}/events[?limit=N]  its latest events (who, when, why)
 //	DELETE /v1/integrations/{name}[?purge=true]  forget an integration that left the config
 //
 // # Guarantees

@@ -307,6 +307,9 @@ func (d *Inline) upload(ctx context.Context, j *Job, obj *sink.Object, opts sink
 	m.ObjectsWritten.WithLabelValues(name, result).Inc()
 	m.HitsDelivered.WithLabelValues(name, result).Add(float64(obj.Records))
 	m.UploadBytes.WithLabelValues(name).Add(float64(obj.Size()))
+	if d.deps.Health != nil && result == metrics.ResultOK {
+		countDelivered(ctx, log, d.deps.Health, name, obj.Records, d.deps.Now())
+	}
 	if !j.Late {
 		m.DeliveryLatency.WithLabelValues(name).Observe(max(0, d.deps.Now().Sub(time.UnixMilli(j.WindowEnd)).Seconds()))
 	}
@@ -474,6 +477,17 @@ func note(ctx context.Context, log *slog.Logger, hb *health.Buffered, name strin
 	}
 	if nerr := hb.Note(ctx, name, o, at, problem, message, fix); nerr != nil {
 		log.Debug("latest outcome not noted", "integration", name, "err", nerr)
+	}
+}
+
+// countDelivered counts an object that reached its customer in the
+// integration's last hour (the console's "objects and hits in the last
+// hour"); best effort, as note.
+func countDelivered(ctx context.Context, log *slog.Logger, hb *health.Buffered, name string, records int, at time.Time) {
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := hb.Delivered(hctx, name, records, at); err != nil {
+		log.Debug("delivery not counted", "integration", name, "err", err)
 	}
 }
 

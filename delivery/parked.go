@@ -238,6 +238,9 @@ func (p *Parked) handleParked(ctx context.Context, c retry.Claimed) error {
 	p.deps.Metrics.ObjectsWritten.WithLabelValues(c.Integration, result).Inc()
 	p.deps.Metrics.HitsDelivered.WithLabelValues(c.Integration, result).Add(float64(c.Records))
 	p.deps.Metrics.UploadBytes.WithLabelValues(c.Integration).Add(float64(obj.Size()))
+	if result == metrics.ResultOK {
+		countDelivered(ctx, p.deps.Logger, p.deps.Health, c.Integration, c.Records, p.now())
+	}
 	p.deps.Logger.Info("parked object delivered", entryAttrs(c), "key", c.Key, "attempt", c.Position().String(), "result", result)
 	return nil
 }

@@ -117,6 +117,15 @@ func (b *Buffered) Note(ctx context.Context, integration string, o Outcome, at t
 	return b.l.Note(ctx, integration, o, at, problem, message, fix)
 }
 
+// Delivered counts a delivered object (Ledger.Delivered); while Redis is
+// away it counts nothing (the count is for display).
+func (b *Buffered) Delivered(ctx context.Context, integration string, hits int, at time.Time) error {
+	if b.Degraded() {
+		return nil
+	}
+	return b.l.Delivered(ctx, integration, hits, at)
+}
+
 // addLocked counts one outcome in memory. At the bound it first forgets
 // cells that are out of the window ending at at, then drops the outcome.
 func (b *Buffered) addLocked(integration string, o Outcome, at time.Time) {

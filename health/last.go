@@ -19,6 +19,9 @@ import (
 type Last struct {
 	SuccessAt time.Time `json:"last_success_at,omitzero"`
 	Error     *Failure  `json:"last_error,omitempty"`
+	// deliveries are the last hour's per-minute delivery counts
+	// (DeliveredInHour).
+	deliveries [deliverySlots]minuteCount
 }
 
 // Failure is the last failed attempt of an integration.
@@ -93,7 +96,7 @@ func (l *Ledger) Last(ctx context.Context, integration string) (Last, error) {
 	if err != nil {
 		return Last{}, fmt.Errorf("health: last %s: %w", integration, err)
 	}
-	var out Last
+	out := Last{deliveries: parseDeliveries(m)}
 	if ms, err := strconv.ParseInt(m["ok"], 10, 64); err == nil && ms > 0 {
 		out.SuccessAt = time.UnixMilli(ms).UTC()
 	}

@@ -185,17 +185,19 @@ func afterEnable(ctx context.Context, ledger *health.Ledger, queue *retry.Queue,
 	return queue.Wake(ctx, name, now)
 }
 
-// adminHealth is an integration's latest outcomes and 12-hour ledger, for
-// the admin API.
+// adminHealth is an integration's latest outcomes, 12-hour ledger and last
+// hour's deliveries, for the admin API.
 func (s *Service) adminHealth(ctx context.Context, name string) (admin.Health, error) {
 	l := s.health.Ledger()
 	last, err := l.Last(ctx, name)
 	if err != nil {
 		return admin.Health{}, err
 	}
-	c, err := l.Counts(ctx, name, s.now())
+	now := s.now()
+	c, err := l.Counts(ctx, name, now)
 	if err != nil {
 		return admin.Health{}, err
 	}
-	return admin.Health{Last: last, Ledger: admin.Ledger{Attempts: c.Attempts, Failures: c.Failures, CustomerFailures: c.CustomerFailures}}, nil
+	return admin.Health{Last: last, Ledger: admin.Ledger{Attempts: c.Attempts, Failures: c.Failures, CustomerFailures: c.CustomerFailures},
+		Delivered1h: last.DeliveredInHour(now)}, nil
 }

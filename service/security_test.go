@@ -73,6 +73,33 @@ const (
 	securityUntrustedARN = "arn:aws:iam::777788889999:role/not-trusting-hitship"
 )
 
+// fakeAWS starts a fake STS and, in front of e's S3, a proxy that checks
+// SigV4 signatures and who may write to which bucket (fakests), and gives
+// hitship its own AWS identity for them (the AWS_* environment; nothing from
+// the machine's files or instance metadata). Not for parallel tests
+// (t.Setenv).
+func (e *env) fakeAWS(t *testing.T) (*fakests.STS, *fakests.S3) {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", fakests.DefaultBaseKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", fakests.DefaultBaseSecret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	sts, err := fakests.Start(fakests.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sts.Close() })
+	authS3, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, STS: sts, Region: testenv.S3Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = authS3.Close() })
+	return sts, authS3
+}
+
 // TestSecretsNeverLeak runs a replica with every kind of secret configured —
 // an integration's static secret key, the parking bucket's secret key, the
 // external-ID server secret, the admin token, the Redis password
@@ -105,7 +132,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	t.Setenv("HITSHIP_TEST_REDIS_PASSWORD", secrets["redis password"])
 	// The role integrations' buckets sit behind the authenticating S3 proxy,
 	// which forwards to the PutObject-only proxy.
-	sts, authS3 := fakeAWS(t, e)
+	sts, authS3 := e.fakeAWS(t)
 	extSecret := []byte(secrets["external-ID server secret"])
 	sts.Trust(securityRoleARN, s3sink.ExternalID(extSecret, 2))
 	authS3.AllowRole("b-role", securityRoleARN)
@@ -361,31 +388,4 @@ integrations:
 		fmt.Fprintf(&out, "== %s\n%s\n", run.name, b)
 	}
 	return out.String()
-}
-
-// fakeAWS makes hitship's own identity fakests' base key (the environment,
-// and nothing of the machine's AWS configuration), and starts a fake STS and
-// the authenticating S3 proxy in front of e's PutObject-only proxy: buckets
-// behind it take only the roles the test allows, assumed with the external
-// ID the test trusts.
-func fakeAWS(t *testing.T, e *env) (*fakests.STS, *fakests.S3) {
-	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", fakests.DefaultBaseKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", fakests.DefaultBaseSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	sts, err := fakests.Start(fakests.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sts.Close() })
-	authS3, err := fakests.StartS3(fakests.S3Options{Upstream: e.s3URL, STS: sts, Region: testenv.S3Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = authS3.Close() })
-	return sts, authS3
 }

@@ -49,7 +49,7 @@ func TestSecurityLake(t *testing.T) {
 	t.Setenv("HITSHIP_TEST_EXTID", extSecret)
 	const parts = 4
 	e := newEnv(t, parts, lake, "b-other", parkBucket)
-	sts, authS3 := fakeAWS(t, e)
+	sts, authS3 := e.fakeAWS(t)
 	sts.Trust(role, s3sink.ExternalID([]byte(extSecret), 1))
 	sts.Trust(otherRole, s3sink.ExternalID([]byte(extSecret), 2)) // client 2's, not client 3's
 	authS3.AllowRole(lake, role)

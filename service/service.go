@@ -39,6 +39,7 @@ import (
 	s3sink "hitship/sink/s3"
 	"hitship/staging"
 	"hitship/state"
+	"hitship/ui"
 	"hitship/window"
 )
 
@@ -91,6 +92,7 @@ type Service struct {
 	watcher  *registry.Watcher // this replica's view of it
 	intstore *kstore.Map       // the durable copy of it (kafka.integrations_topic)
 	admin    *admin.API        // nil when no admin token is configured
+	console  *ui.Handler       // the console over admin (nil with it)
 	parked   *delivery.Parked  // nil when no parking bucket is configured
 	// assembler is staged delivery's half that makes customer objects (nil
 	// unless delivery.staged).
@@ -169,6 +171,9 @@ func New(cfg *config.Config, deps Deps) (_ *Service, err error) {
 		ad.Onboarding = s.onboarding
 		ad.Health = s.adminHealth
 		if s.admin, err = admin.New(admin.Config{Token: token, Tokens: named}, ad); err != nil {
+			return nil, err
+		}
+		if s.console, err = ui.New(); err != nil {
 			return nil, err
 		}
 	}
@@ -423,12 +428,15 @@ func (s *Service) close() {
 	}
 }
 
-// Handler serves /metrics, /healthz and /readyz.
+// Handler serves /metrics, /healthz and /readyz, and with an admin token
+// the admin API under /v1/ and its console under /ui/.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{Registry: s.deps.Registry}))
 	if s.admin != nil {
 		mux.Handle("/v1/", s.admin)
+		mux.Handle(ui.Prefix, s.console)
+		mux.Handle("GET /ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

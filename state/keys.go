@@ -72,7 +72,8 @@ func RetryQueueKeys(prefix, name string) RetryKeyset {
 func HealthKey(prefix, integration string) string { return prefix + "health:" + integration }
 
 // LastKey returns the key of integration's latest success and failure (a
-// hash, health.Ledger.Note).
+// hash, health.Ledger.Note), with its last hour's deliveries per minute in
+// the same hash (health.Ledger.Delivered).
 func LastKey(prefix, integration string) string { return prefix + "last:" + integration }
 
 // IntegrationsKey returns the key of the integrations' runtime state (a hash).

@@ -206,6 +206,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
   redis   %s; this run's keys under %s
   spool   %s
   metrics http://%s/metrics   (also /healthz, /readyz)%s
+  console http://%s/ui/   sign in with the admin token:
   admin   http://%s/v1/integrations, token %s
           HITSHIP_ADMIN_URL=http://%s HITSHIP_ADMIN_TOKEN=%s hitship integrations list
           (globex-ndjson is created there once the replica runs; events go to topic %q)
@@ -214,7 +215,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
   windows %s, grace %s: the first objects land about %s after a window ends. Ctrl-C stops.
 
 `, run, k.Addrs()[0], topic, dlqTopic, st.URL(), s3dir, objPrefix, s3dir, stagingBucket, cfg.Parking.Prefix+"staging/", redisWhere, prefix, cfg.Spool.Dir, ln.Addr(), metricsNote,
-		ln.Addr(), token, ln.Addr(), token, eventsTopic, *rate, *win, *grace, *grace)
+		ln.Addr(), ln.Addr(), token, ln.Addr(), token, eventsTopic, *rate, *win, *grace, *grace)
 	go demoCreate(ctx, "http://"+ln.Addr().String(), token, globex, stdout, stderr)
 
 	feedCtx, stopFeed := context.WithCancel(ctx)

@@ -311,6 +311,9 @@ func TestDemoSmoke(t *testing.T) {
 	if !strings.Contains(out, "stopped cleanly;") {
 		t.Errorf("demo did not report a clean stop; stdout:\n%s", out)
 	}
+	if !regexp.MustCompile(`(?m)^  console http://127\.0\.0\.1:\d+/ui/ .*\n  admin .* token \S+$`).MatchString(out) {
+		t.Errorf("demo did not print the console's URL and the token to sign in with; stdout:\n%s", out)
+	}
 	printed := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^    -> (\S+)$`).FindAllStringSubmatch(out, -1) {
 		printed[m[1]] = true

@@ -502,6 +502,42 @@ func (s *Store) Events(ctx context.Context, n int) ([]Event, error) {
 	return out, nil
 }
 
+// eventsPage is how many stream entries EventsOf reads per round trip.
+const eventsPage = 512
+
+// EventsOf returns the latest n events of one integration (state changes,
+// create, update and delete), oldest first. The stream has no index by
+// integration: it is read backwards a page at a time until n are found or
+// it ends, so a call costs at most about MaxEvents/eventsPage round trips.
+// The history is the stream's: what its cap left of it.
+func (s *Store) EventsOf(ctx context.Context, name string, n int) ([]Event, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	var out []Event // newest first until the end
+	end := "+"
+	for len(out) < n {
+		msgs, err := s.rdb.XRevRangeN(ctx, s.stream, end, "-", eventsPage).Result()
+		if err != nil {
+			return nil, fmt.Errorf("registry: events of %s: %w", name, err)
+		}
+		for _, m := range msgs {
+			if in, _ := m.Values["integration"].(string); in == name && len(out) < n {
+				out = append(out, eventOf(m))
+			}
+		}
+		if len(msgs) < eventsPage {
+			break
+		}
+		end = "(" + msgs[len(msgs)-1].ID
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
 // decode parses a stored Status. An entry that does not parse (written by
 // hand, or by a future version) counts as disabled, never silently enabled.
 func decode(name, v string) Status {

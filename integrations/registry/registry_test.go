@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,6 +188,60 @@ func TestDisableEnableEvents(t *testing.T) {
 		if fields[k] != v {
 			t.Errorf("field %s = %v, want %v", k, fields[k], v)
 		}
+	}
+}
+
+// TestEventsOf: an integration's history is its own events only, oldest
+// first, found across pages of other integrations' events, the latest n.
+func TestEventsOf(t *testing.T) {
+	r := testenv.MustRedis(t, testenv.RedisOptions{})
+	c := newClock(t0)
+	s, _ := replica(t, r, c)
+	ctx := ctxT(t)
+	var want []registry.Event
+	for i := range 1200 { // more than two pages, acme's events spread over them
+		c.Add(time.Millisecond)
+		name := "other"
+		if i%400 == 7 {
+			name = "acme"
+		}
+		ev, err := s.Record(ctx, registry.UpdateEventType, name, fmt.Sprint("change ", i), "op")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "acme" {
+			want = append(want, ev)
+		}
+	}
+	c.Add(time.Second)
+	ev, _, err := s.Disable(ctx, "acme", "customer asked", "admin-api@1.2.3.4:5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, ev)
+	check := func(name string, n int, want []registry.Event) {
+		t.Helper()
+		got, err := s.EventsOf(ctx, name, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("EventsOf(%q, %d) = %d events %+v, want %d", name, n, len(got), got, len(want))
+		}
+		for i := range want {
+			if got[i].ID != want[i].ID || got[i].Integration != name || got[i].Reason != want[i].Reason || got[i].By != want[i].By || !got[i].At.Equal(want[i].At) {
+				t.Errorf("EventsOf(%q, %d)[%d] = %+v, want %+v", name, n, i, got[i], want[i])
+			}
+		}
+	}
+	check("acme", 100, want)
+	check("acme", 2, want[len(want)-2:])
+	check("nobody", 10, nil)
+	if got, _ := s.EventsOf(ctx, "acme", 0); len(got) != 0 {
+		t.Errorf("EventsOf(n=0) = %+v", got)
+	}
+	if _, err := s.EventsOf(ctx, "", 10); !registry.IsInvalid(err) {
+		t.Errorf("EventsOf of an empty name: %v, want invalid", err)
 	}
 }
 
