@@ -263,6 +263,14 @@ func demoCreate(ctx context.Context, base, token string, req admin.Request, stdo
 		case err == nil && a.status != http.StatusServiceUnavailable && a.status != http.StatusNotFound:
 			fmt.Fprintf(stderr, "hitship demo: creating %s through the admin API: %s\n", req.Name, problem(a))
 			return
+		case err != nil || a.status == http.StatusServiceUnavailable:
+			// The replica answered (or may have: a timeout), so the create's
+			// test write may have happened: say why it is tried again.
+			why := "no answer"
+			if err == nil {
+				why = problem(a)
+			}
+			fmt.Fprintf(stdout, "%s  retrying the create of %s: %s\n", time.Now().Format("15:04:05"), req.Name, why)
 		}
 		select {
 		case <-ctx.Done():

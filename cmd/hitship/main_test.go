@@ -371,8 +371,11 @@ func TestDemoSmoke(t *testing.T) {
 			}
 			checkObject(t, f, b.ext, data)
 		}
-		if b.bucket == "globex-hits" && testWrites != 1 {
-			t.Errorf("globex-hits holds %d test writes, want the one of its create through the admin API", testWrites)
+		// Each create the replica answered wrote its test object first; the
+		// demo tries again after a 503 or no answer (a loaded machine), and
+		// says so.
+		if retries := strings.Count(out, "retrying the create of globex-ndjson"); b.bucket == "globex-hits" && (testWrites < 1 || testWrites > 1+retries) {
+			t.Errorf("globex-hits holds %d test writes, want the one of its create through the admin API (plus at most one per retry: %d)", testWrites, retries)
 		}
 		if b.bucket == "globex-hits" && !strings.Contains(out, "created integration globex-ndjson") {
 			t.Errorf("stdout does not say globex-ndjson was created through the admin API:\n%s", out)
