@@ -490,10 +490,16 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 			buf.Discard()
 			return nil, nil, err
 		}
+		// OCSF records come from the mapper, which validated the hit and
+		// writes compact JSON: the encoder need not check them again.
+		addTo := enc.Add
+		if f.OCSF() {
+			addTo = enc.AddTrusted
+		}
 		var seq uint64
 		add = func(rec []byte) error {
 			seq++
-			return enc.Add(rec, seq)
+			return addTo(rec, seq)
 		}
 	}
 	if f.OCSF() {

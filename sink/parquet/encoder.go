@@ -146,6 +146,22 @@ func (e *Encoder) Add(rec []byte, seq uint64) error {
 	if _, err := hit.Scan(rec, maxDepth); err != nil {
 		return fmt.Errorf("%w: %w", ErrRecord, err)
 	}
+	return e.add(rec, seq)
+}
+
+// AddTrusted is Add for a record its caller has just produced as one valid
+// JSON object, such as ocsf.Mapper's output (AppendRecord validates the hit
+// and writes compact JSON): it skips Add's validating pass, a tenth of
+// encoding an OCSF record. Given anything else the file is wrong, or
+// Finish panics.
+func (e *Encoder) AddTrusted(rec []byte, seq uint64) error {
+	if e.done {
+		return fmt.Errorf("parquet: add after finish: %w", ErrInvalid)
+	}
+	return e.add(rec, seq)
+}
+
+func (e *Encoder) add(rec []byte, seq uint64) error {
 	rec = bytes.TrimSpace(rec)
 	if len(e.ents) > 0 && (e.arena.held+e.arena.need(len(rec)) > e.arenaMax || len(e.ents) >= e.entsMax) {
 		if err := e.spill(); err != nil {
