@@ -332,20 +332,13 @@ func (c *converter) object(b []byte, i int, n *node, out []byte) ([]byte, int) {
 		rawKey := b[i:kend]
 		i = skipWS(b, kend)
 		i = skipWS(b, i+1) // ':'
-		vend := valueEnd(b, i)
-		val := b[i:vend]
 		var kid *node
 		if n.kids != nil {
 			kid = n.kids[string(unquote(rawKey, esc))]
 		}
-		switch {
-		case kid == nil:
-			member(rawKey, val)
-		case kid.col >= 0:
-			if !c.take(kid.col, val) {
-				member(rawKey, val)
-			}
-		case val[0] == '{':
+		var vend int
+		if kid != nil && kid.col < 0 && b[i] == '{' {
+			// A group: walked once, by the recursion, which finds its end.
 			save := len(out)
 			if !empty {
 				out = append(out, ',')
@@ -353,14 +346,18 @@ func (c *converter) object(b []byte, i int, n *node, out []byte) ([]byte, int) {
 			out = append(out, rawKey...)
 			out = append(out, ':')
 			before := len(out)
-			out, _ = c.object(b, i, kid, out)
+			out, vend = c.object(b, i, kid, out)
 			if len(out) == before {
 				out = out[:save]
 			} else {
 				empty = false
 			}
-		default:
-			member(rawKey, val)
+		} else {
+			vend = valueEnd(b, i)
+			val := b[i:vend]
+			if kid == nil || kid.col < 0 || !c.take(kid.col, val) {
+				member(rawKey, val)
+			}
 		}
 		i = skipWS(b, vend)
 		if i < len(b) && b[i] == ',' {
