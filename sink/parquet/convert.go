@@ -10,7 +10,8 @@ import (
 )
 
 // The walker below reads records that hit.Scan has already validated (Add
-// does), so it does not check syntax: it only finds where values end.
+// does; AddTrusted's callers vouch for theirs), so it does not check syntax:
+// it only finds where values end.
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
