@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,15 @@ type AssemblerConfig struct {
 	LeaseTTL time.Duration
 	// Concurrency bounds the assemblies at once (default 16).
 	Concurrency int
+	// ParquetBuilds bounds the assemblies at once that encode Parquet
+	// (default GOMAXPROCS): each holds its records for sorting (up to
+	// assemblyMemory) and parquet-go's column buffers, and encoding is
+	// CPU-bound, so more at once than there are cores only adds memory
+	// (16 at once took ocsf-parquet past the soft memory limit, where the
+	// runtime spent a third of hitship's CPU collecting and returning memory;
+	// bench/README.md, "ocsf-parquet"). A build holds its slot from its
+	// first segment read to the finished file.
+	ParquetBuilds int
 }
 
 // AssemblerDeps are an Assembler's collaborators.
@@ -81,6 +91,8 @@ type Assembler struct {
 	wg      sync.WaitGroup
 	// warned holds the targets whose segments wait for a configured integration.
 	warned map[string]bool
+	// parquetBuilds holds a token per Parquet build running (ParquetBuilds).
+	parquetBuilds chan struct{}
 }
 
 // NewAssembler returns an Assembler.
@@ -101,7 +113,11 @@ func NewAssembler(cfg AssemblerConfig, d AssemblerDeps) (*Assembler, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
-	return &Assembler{cfg: cfg, d: d, q: newQueue(cfg.Concurrency), busy: map[string]bool{}, started: map[int64]int{}, warned: map[string]bool{}}, nil
+	if cfg.ParquetBuilds <= 0 {
+		cfg.ParquetBuilds = runtime.GOMAXPROCS(0)
+	}
+	return &Assembler{cfg: cfg, d: d, q: newQueue(cfg.Concurrency), busy: map[string]bool{}, started: map[int64]int{}, warned: map[string]bool{},
+		parquetBuilds: make(chan struct{}, cfg.ParquetBuilds)}, nil
 }
 
 // Run assembles until ctx ends, then waits for the assemblies it started.
@@ -481,6 +497,13 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 	add := buf.Append
 	var enc *parquet.Encoder
 	if f.Parquet() {
+		select {
+		case a.parquetBuilds <- struct{}{}:
+		case <-ctx.Done():
+			buf.Discard()
+			return nil, nil, ctx.Err()
+		}
+		defer func() { <-a.parquetBuilds }()
 		// The encoder sorts the records by time (spilling past
 		// assemblyMemory) and writes the file into buf at Finish; seq, the
 		// canonical (partition, offset) position, breaks ties, so a replay
@@ -490,10 +513,16 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 			buf.Discard()
 			return nil, nil, err
 		}
+		// OCSF records come from the mapper, which validated the hit and
+		// writes compact JSON: the encoder need not check them again.
+		addTo := enc.Add
+		if f.OCSF() {
+			addTo = enc.AddTrusted
+		}
 		var seq uint64
 		add = func(rec []byte) error {
 			seq++
-			return enc.Add(rec, seq)
+			return addTo(rec, seq)
 		}
 	}
 	if f.OCSF() {

@@ -10,7 +10,8 @@ import (
 )
 
 // The walker below reads records that hit.Scan has already validated (Add
-// does), so it does not check syntax: it only finds where values end.
+// does; AddTrusted's callers vouch for theirs), so it does not check syntax:
+// it only finds where values end.
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -215,15 +216,18 @@ type colState struct {
 	items []pq.Value // list columns, nil slice kept for reuse
 }
 
-// converter turns one record into one Parquet row. It is reused from record
-// to record; the values of a row point into the record and into scratch
-// space that lives until the next convert.
+// converter turns records into Parquet rows. It is reused from record to
+// record; the values of a row point into the record and into scratch space
+// (the extra column's JSON, the rows' values) that lives until reset, so
+// that a batch of rows can be written at once. Scratch space grows by
+// appending: a row already returned keeps pointing at the old bytes, which
+// nothing writes again before reset.
 type converter struct {
 	s       *Schema
 	cols    []colState
 	present []bool // per group of a Nested schema: a leaf under it has a value
-	extra   []byte
-	row     pq.Row
+	extra   []byte // the extra column's JSON of the rows since reset
+	vals    []pq.Value
 	owned   [][]byte // unescaped strings of the current record
 }
 
@@ -231,7 +235,15 @@ func newConverter(s *Schema) *converter {
 	return &converter{s: s, cols: make([]colState, len(s.spec.Columns)), present: make([]bool, s.groups)}
 }
 
-// convert builds the row of rec (a validated JSON object).
+// reset lets the next convert reuse the scratch space of the rows returned
+// so far: call it once they are written.
+func (c *converter) reset() {
+	c.extra = c.extra[:0]
+	c.vals = c.vals[:0]
+}
+
+// convert builds the row of rec (a validated JSON object). The row stays
+// valid until reset, as long as rec does not change.
 //
 // Definition levels: a value is at its leaf's def (the optional nodes on its
 // path); an empty list too, a list's elements one deeper. A group is present
@@ -243,8 +255,9 @@ func (c *converter) convert(rec []byte) pq.Row {
 		c.cols[i].items = c.cols[i].items[:0]
 	}
 	c.owned = c.owned[:0]
-	c.extra = c.extra[:0]
+	mark := len(c.extra)
 	c.extra, _ = c.object(rec, skipWS(rec, 0), c.s.root, c.extra)
+	extra := c.extra[mark:len(c.extra):len(c.extra)]
 	if len(c.present) > 0 {
 		clear(c.present)
 		for _, l := range c.s.leaves {
@@ -255,13 +268,14 @@ func (c *converter) convert(rec []byte) pq.Row {
 			}
 		}
 	}
-	c.row = c.row[:0]
+	start := len(c.vals)
+	row := c.vals
 	for li, l := range c.s.leaves {
 		if l.col == len(c.cols) {
-			if len(c.extra) == 0 {
-				c.row = append(c.row, pq.NullValue().Level(0, 0, li))
+			if len(extra) == 0 {
+				row = append(row, pq.NullValue().Level(0, 0, li))
 			} else {
-				c.row = append(c.row, pq.ByteArrayValue(c.extra).Level(0, l.def, li))
+				row = append(row, pq.ByteArrayValue(extra).Level(0, l.def, li))
 			}
 			continue
 		}
@@ -275,23 +289,24 @@ func (c *converter) convert(rec []byte) pq.Row {
 				}
 				def++
 			}
-			c.row = append(c.row, pq.NullValue().Level(0, def, li))
+			row = append(row, pq.NullValue().Level(0, def, li))
 		case c.s.spec.Columns[l.col].Type.isList():
 			if len(st.items) == 0 {
-				c.row = append(c.row, pq.NullValue().Level(0, l.def, li))
+				row = append(row, pq.NullValue().Level(0, l.def, li))
 			}
 			for j, v := range st.items {
 				rep := 1
 				if j == 0 {
 					rep = 0
 				}
-				c.row = append(c.row, v.Level(rep, l.def+1, li))
+				row = append(row, v.Level(rep, l.def+1, li))
 			}
 		default:
-			c.row = append(c.row, st.val.Level(0, l.def, li))
+			row = append(row, st.val.Level(0, l.def, li))
 		}
 	}
-	return c.row
+	c.vals = row
+	return row[start:len(row):len(row)]
 }
 
 // object walks the object at b[i] whose keys are looked up under n, takes
@@ -318,20 +333,13 @@ func (c *converter) object(b []byte, i int, n *node, out []byte) ([]byte, int) {
 		rawKey := b[i:kend]
 		i = skipWS(b, kend)
 		i = skipWS(b, i+1) // ':'
-		vend := valueEnd(b, i)
-		val := b[i:vend]
 		var kid *node
 		if n.kids != nil {
 			kid = n.kids[string(unquote(rawKey, esc))]
 		}
-		switch {
-		case kid == nil:
-			member(rawKey, val)
-		case kid.col >= 0:
-			if !c.take(kid.col, val) {
-				member(rawKey, val)
-			}
-		case val[0] == '{':
+		var vend int
+		if kid != nil && kid.col < 0 && b[i] == '{' {
+			// A group: walked once, by the recursion, which finds its end.
 			save := len(out)
 			if !empty {
 				out = append(out, ',')
@@ -339,14 +347,18 @@ func (c *converter) object(b []byte, i int, n *node, out []byte) ([]byte, int) {
 			out = append(out, rawKey...)
 			out = append(out, ':')
 			before := len(out)
-			out, _ = c.object(b, i, kid, out)
+			out, vend = c.object(b, i, kid, out)
 			if len(out) == before {
 				out = out[:save]
 			} else {
 				empty = false
 			}
-		default:
-			member(rawKey, val)
+		} else {
+			vend = valueEnd(b, i)
+			val := b[i:vend]
+			if kid == nil || kid.col < 0 || !c.take(kid.col, val) {
+				member(rawKey, val)
+			}
 		}
 		i = skipWS(b, vend)
 		if i < len(b) && b[i] == ',' {

@@ -80,7 +80,8 @@
 // string-or-number form of a coerced integer or time is not kept.
 //
 // Add refuses (ErrRecord) only input that is not one JSON object, which
-// staging never passes on.
+// staging never passes on. AddTrusted skips that check for records their
+// caller has just written as valid JSON (ocsf.Mapper's, in the assembler).
 //
 // # Order
 //
@@ -113,7 +114,10 @@
 // Writing holds one open page per column (at most PageBytes each) and, when
 // the input is larger than MemoryBytes, keeps the compressed pages of the
 // open row group in temporary files (parquet-go's file buffer pool) instead
-// of memory. Peak memory is therefore about MemoryBytes + columns x
+// of memory. Rows reach parquet-go in batches of up to 128 (their values,
+// and, when merging runs, copies of their records: about 1 MiB more, or
+// one larger record).
+// Peak memory is therefore about MemoryBytes + columns x
 // PageBytes (x2 while a page is encoded) + a zstd encoder (a few MiB,
 // pooled) + merge buffers, whatever the window's size (TestBoundedMemory:
 // 200,000 hits, 90 MB, with a 1 MiB budget and 256 KiB pages grow the heap by

@@ -2,6 +2,8 @@ package parquet
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +74,33 @@ func TestGoldenOCSF(t *testing.T) {
 	}
 	if !bytes.Equal(data, want) {
 		t.Fatalf("bytes differ from %s (%d vs %d bytes); if the change is intended, run go test -update and say so in the commit", path, len(data), len(want))
+	}
+}
+
+// TestAddTrustedOCSF: the mapper's records added without the check give the
+// golden bytes, as the assembler adds them.
+func TestAddTrustedOCSF(t *testing.T) {
+	var out bytes.Buffer
+	e, err := NewEncoder(&out, OCSFSchema(), Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range bytes.Split(bytes.TrimSpace(toOCSF(t, sampleHits(t))), []byte("\n")) {
+		if err := e.AddTrusted(rec, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddTrusted([]byte("{}"), 9); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("AddTrusted after Finish: %v, want ErrInvalid", err)
+	}
+	want, err := os.ReadFile(filepath.Join("testdata", "sample_hits.ocsf.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("AddTrusted: %d bytes, the golden file %d: they differ", out.Len(), len(want))
 	}
 }
