@@ -122,15 +122,7 @@ func TestStagedParquet(t *testing.T) {
 		t.Skip("end to end")
 	}
 	t.Parallel()
-	const parts = 4
-	e := newEnv(t, parts, "b-pq", "b-other", parkBucket)
-	cfg := e.config(t, integ("other", 2, "b-other", config.FormatNDJSON))
-	cfg.Integrations = append(cfg.Integrations, integ("pq", 1, "b-pq", config.FormatParquet)) // validated with staged delivery on
-	cfg.Window.IdleTimeout = time.Second
-	cfg = stagedConfig(t, e, cfg)
-	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
-	hits := produceHitsAt(t, e, 62, spreadHits(500, []int64{1, 2}, parts, base, 10*time.Minute, 2, 62))
-	e.startMember(t, "a", cfg)
+	e, hits := startStagedFormat(t, "pq", "b-pq", config.FormatParquet, 500, 62)
 	want := map[string]sent{}
 	for _, h := range hits {
 		if h.client == 1 {
@@ -229,15 +221,7 @@ func TestStagedOCSFParquet(t *testing.T) {
 		t.Skip("end to end")
 	}
 	t.Parallel()
-	const parts = 4
-	e := newEnv(t, parts, "b-opq", "b-other", parkBucket)
-	cfg := e.config(t, integ("other", 2, "b-other", config.FormatNDJSON))
-	cfg.Integrations = append(cfg.Integrations, integ("opq", 1, "b-opq", config.FormatOCSFParquet)) // validated with staged delivery on
-	cfg.Window.IdleTimeout = time.Second
-	cfg = stagedConfig(t, e, cfg)
-	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
-	hits := produceHitsAt(t, e, 63, spreadHits(400, []int64{1, 2}, parts, base, 10*time.Minute, 2, 63))
-	e.startMember(t, "a", cfg)
+	e, hits := startStagedFormat(t, "opq", "b-opq", config.FormatOCSFParquet, 400, 63)
 	want := map[string]map[string]any{} // request id -> the hit's OCSF record
 	for _, h := range hits {
 		if h.client != 1 {
@@ -324,4 +308,22 @@ func TestStagedOCSFParquet(t *testing.T) {
 	if rows, err := pq.Read[pqOCSF](bytes.NewReader(sample), int64(len(sample))); err != nil || len(rows) != 2 || rows[0].HTTPRequest == nil {
 		t.Fatalf("the sample object: %d rows, %v", len(rows), err)
 	}
+}
+
+// startStagedFormat starts a replica with staged delivery, integration name
+// of client 1 in format into bucket (validated with staged delivery on)
+// beside an ndjson one of client 2, after n hits of both clients over two
+// 10-minute windows of 2023-06-20 in 4 partitions.
+func startStagedFormat(t *testing.T, name, bucket, format string, n int, seed int64) (*env, []sent) {
+	t.Helper()
+	const parts = 4
+	e := newEnv(t, parts, bucket, "b-other", parkBucket)
+	cfg := e.config(t, integ("other", 2, "b-other", config.FormatNDJSON))
+	cfg.Integrations = append(cfg.Integrations, integ(name, 1, bucket, format))
+	cfg.Window.IdleTimeout = time.Second
+	cfg = stagedConfig(t, e, cfg)
+	base := time.Date(2023, 6, 20, 6, 0, 0, 0, time.UTC)
+	hits := produceHitsAt(t, e, seed, spreadHits(n, []int64{1, 2}, parts, base, 10*time.Minute, 2, seed))
+	e.startMember(t, "a", cfg)
+	return e, hits
 }
