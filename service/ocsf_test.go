@@ -163,21 +163,7 @@ func TestStagedParquet(t *testing.T) {
 		}
 		return seen, keys
 	}
-	waitFor(t, 90*time.Second, "every hit of the tenant in its Parquet files", func() bool {
-		seen, _ := read()
-		return len(seen) == len(want)
-	})
-	seen, keys := read()
-	for id, n := range seen {
-		if n != 1 {
-			t.Errorf("hit %s in %d rows", id, n)
-		}
-	}
-	for _, k := range keys {
-		if !regexp.MustCompile(`^hits/wallarm_hits_\d+(_late_\d+)?\.parquet$`).MatchString(k) {
-			t.Errorf("key %s", k)
-		}
-	}
+	awaitParquetOnce(t, "Parquet", len(want), read)
 	sample, err := sink.SampleObject(sink.FormatParquet, sink.CompressionNone)
 	if err != nil {
 		t.Fatal(err)
@@ -286,21 +272,7 @@ func TestStagedOCSFParquet(t *testing.T) {
 		}
 		return seen, keys
 	}
-	waitFor(t, 90*time.Second, "every hit of the tenant in its ocsf-parquet files", func() bool {
-		seen, _ := read()
-		return len(seen) == len(want)
-	})
-	seen, keys := read()
-	for id, n := range seen {
-		if n != 1 {
-			t.Errorf("hit %s in %d rows", id, n)
-		}
-	}
-	for _, k := range keys {
-		if !regexp.MustCompile(`^hits/wallarm_hits_\d+(_late_\d+)?\.parquet$`).MatchString(k) {
-			t.Errorf("key %s", k)
-		}
-	}
+	awaitParquetOnce(t, "ocsf-parquet", len(want), read)
 	sample, err := sink.SampleObject(sink.FormatOCSFParquet, sink.CompressionNone)
 	if err != nil {
 		t.Fatal(err)
@@ -326,4 +298,26 @@ func startStagedFormat(t *testing.T, name, bucket, format string, n int, seed in
 	hits := produceHitsAt(t, e, seed, spreadHits(n, []int64{1, 2}, parts, base, 10*time.Minute, 2, seed))
 	e.startMember(t, "a", cfg)
 	return e, hits
+}
+
+// awaitParquetOnce waits until read finds all want hits of the tenant in its
+// objects of format what, then checks each is in one row and every key is a
+// staged Parquet key under hits/.
+func awaitParquetOnce(t *testing.T, what string, want int, read func() (map[string]int, []string)) {
+	t.Helper()
+	waitFor(t, 90*time.Second, "every hit of the tenant in its "+what+" files", func() bool {
+		seen, _ := read()
+		return len(seen) == want
+	})
+	seen, keys := read()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("hit %s in %d rows", id, n)
+		}
+	}
+	for _, k := range keys {
+		if !regexp.MustCompile(`^hits/wallarm_hits_\d+(_late_\d+)?\.parquet$`).MatchString(k) {
+			t.Errorf("key %s", k)
+		}
+	}
 }

@@ -540,7 +540,13 @@ func TestContextCancelled(t *testing.T) {
 // code and its dependencies: a change here changes every replayed object.
 func TestGolden(t *testing.T) {
 	data, _ := encode(t, sampleHits(t), HitSchema(), Options{})
-	path := filepath.Join("testdata", "sample_hits.parquet")
+	checkGolden(t, data, filepath.Join("testdata", "sample_hits.parquet"))
+}
+
+// checkGolden compares data with the golden file at path, writing it first
+// with -update.
+func checkGolden(t *testing.T, data []byte, path string) {
+	t.Helper()
 	if *update {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)

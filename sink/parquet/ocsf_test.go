@@ -62,19 +62,7 @@ func TestOCSFSchema(t *testing.T) {
 // ocsf-parquet (regenerate with go test -update).
 func TestGoldenOCSF(t *testing.T) {
 	data, _ := encode(t, toOCSF(t, sampleHits(t)), OCSFSchema(), Options{})
-	path := filepath.Join("testdata", "sample_hits.ocsf.parquet")
-	if *update {
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(data, want) {
-		t.Fatalf("bytes differ from %s (%d vs %d bytes); if the change is intended, run go test -update and say so in the commit", path, len(data), len(want))
-	}
+	checkGolden(t, data, filepath.Join("testdata", "sample_hits.ocsf.parquet"))
 }
 
 // TestAddTrustedOCSF: the mapper's records added without the check give the

@@ -338,17 +338,26 @@ var hitSpec = SchemaSpec{
 	Time:  "time",
 }
 
-var hitSchema = sync.OnceValues(func() (*Schema, error) { return NewSchema(hitSpec) })
+// constSchema returns the accessor of the schema of spec, a constant of
+// this package: built once, the same value on every call; it panics if spec
+// is invalid, which the schema's own test covers.
+func constSchema(spec SchemaSpec) func() *Schema {
+	get := sync.OnceValues(func() (*Schema, error) { return NewSchema(spec) })
+	return func() *Schema {
+		s, err := get()
+		if err != nil {
+			panic(err)
+		}
+		return s
+	}
+}
 
 // HitSchema returns the schema of format "parquet": the hit's own fields,
-// typed (see the package doc). It is the same value on every call.
-func HitSchema() *Schema {
-	s, err := hitSchema()
-	if err != nil {
-		panic(err) // hitSpec is a constant; TestHitSchema covers it
-	}
-	return s
-}
+// typed (see the package doc). It is the same value on every call
+// (TestHitSchema checks hitSpec).
+func HitSchema() *Schema { return hitSchema() }
+
+var hitSchema = constSchema(hitSpec)
 
 // OCSFColumn is the catch-all column of OCSFSchema. OCSF has no attribute of
 // that name (its attributes are lowercase words without a vendor prefix).
@@ -415,15 +424,9 @@ var ocsfSpec = SchemaSpec{
 	Nested: true,
 }
 
-var ocsfSchema = sync.OnceValues(func() (*Schema, error) { return NewSchema(ocsfSpec) })
-
 // OCSFSchema returns the schema of format "ocsf-parquet": OCSF 1.1.0 HTTP
 // Activity records (package ocsf) in OCSF's own nesting (see the package
-// doc). It is the same value on every call.
-func OCSFSchema() *Schema {
-	s, err := ocsfSchema()
-	if err != nil {
-		panic(err) // ocsfSpec is a constant; TestOCSFSchema covers it
-	}
-	return s
-}
+// doc). It is the same value on every call (TestOCSFSchema checks ocsfSpec).
+func OCSFSchema() *Schema { return ocsfSchema() }
+
+var ocsfSchema = constSchema(ocsfSpec)
