@@ -113,6 +113,23 @@ var writes = map[string]func(ctx context.Context, c redis.UniversalClient, k str
 	},
 }
 
+// probe writes through c until the replica acknowledges a write within c's
+// wait timeout, for 10 s at most: a timed-out try is what a slow replica
+// looks like, and makes c probe the replicas again at its next write.
+func probe(t *testing.T, c redis.UniversalClient) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := writes["command"](t.Context(), c, "probe")
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, redisconn.ErrNotAcknowledged) || time.Now().After(deadline) {
+			t.Fatalf("probe: %v", err)
+		}
+	}
+}
+
 // TestWritesWaitForTheReplica: with a replica connected, each kind of write
 // returns only once the replica holds it (it is there when the call
 // returns), and with the replication link stalled every kind of write fails
@@ -123,9 +140,14 @@ func TestWritesWaitForTheReplica(t *testing.T) {
 	p := startPair(t)
 	c, stalled := client(t, p.master.Addr(), nil, patient), client(t, p.master.Addr(), nil, quick)
 	ctx := t.Context()
-	if err := writes["command"](ctx, stalled, "probe"); err != nil { // it probes the replica now, not stalled
-		t.Fatal(err)
-	}
+	// The quick client learns of the replica now, while the link moves.
+	// Its 300 ms may be shorter than a loaded machine's replication
+	// (CI once took longer): the link is held for 500 ms here so that
+	// the first tries always time out, and the probe goes on until one
+	// is acknowledged.
+	p.link.Stall(true)
+	time.AfterFunc(500*time.Millisecond, func() { p.link.Stall(false) })
+	probe(t, stalled)
 	for name, write := range writes {
 		k := "acked:" + name
 		if err := write(ctx, c, k); err != nil {
