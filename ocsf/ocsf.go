@@ -66,6 +66,7 @@ type Mapper struct {
 	// metaHead is `"metadata":{"version":"1.1.0","product":{...},"profiles":[...]`,
 	// the part of metadata that is the same for every record.
 	metaHead []byte
+	opts     Options
 }
 
 // NewMapper returns a Mapper for opts (defaults filled in).
@@ -83,7 +84,7 @@ func NewMapper(opts Options) (*Mapper, error) {
 		b = appendString(b, opts.ProductVersion)
 	}
 	b = append(b, `},"profiles":["security_control"]`...)
-	return &Mapper{metaHead: b}, nil
+	return &Mapper{metaHead: b, opts: opts}, nil
 }
 
 // Map maps one hit with opts. It builds a Mapper per call; on a hot path
@@ -177,37 +178,50 @@ type member struct {
 
 // activity is the per-method classification prefix, precomputed.
 type activity struct {
-	method string // http_method; empty for Unknown/Other
-	head   string // from `{"activity_id"` through `"type_uid":N,`
+	method   string // http_method; empty for Unknown/Other
+	head     string // from `{"activity_id"` through `"type_uid":N,`
+	id       int
+	name     string // activity_name
+	typeName string
 }
 
-func classHead(id int, name string) string {
-	return `{"activity_id":` + strconv.Itoa(id) + `,"activity_name":"` + name +
-		`","category_name":"Network Activity","category_uid":4,"class_name":"HTTP Activity","class_uid":4002,"type_name":"HTTP Activity: ` +
-		name + `","type_uid":` + strconv.Itoa(ClassUID*100+id) + `,`
+// The class's names.
+const (
+	categoryName = "Network Activity"
+	className    = "HTTP Activity"
+)
+
+func newActivity(method string, id int, name string) activity {
+	return activity{
+		method: method, id: id, name: name, typeName: className + ": " + name,
+		head: `{"activity_id":` + strconv.Itoa(id) + `,"activity_name":"` + name +
+			`","category_name":"` + categoryName + `","category_uid":4,"class_name":"` + className + `","class_uid":4002,"type_name":"` + className + `: ` +
+			name + `","type_uid":` + strconv.Itoa(ClassUID*100+id) + `,`,
+	}
 }
 
 // HTTP Activity activity_id at OCSF 1.1.0 (events/network/http.json plus
 // includes/classification.json): Unknown 0, Connect 1 ... Trace 8, Other 99.
 var (
-	actUnknown = activity{head: classHead(0, "Unknown")}
+	actUnknown = newActivity("", 0, "Unknown")
 	activities = [...]activity{
-		{"CONNECT", classHead(1, "Connect")},
-		{"DELETE", classHead(2, "Delete")},
-		{"GET", classHead(3, "Get")},
-		{"HEAD", classHead(4, "Head")},
-		{"OPTIONS", classHead(5, "Options")},
-		{"POST", classHead(6, "Post")},
-		{"PUT", classHead(7, "Put")},
-		{"TRACE", classHead(8, "Trace")},
+		newActivity("CONNECT", 1, "Connect"),
+		newActivity("DELETE", 2, "Delete"),
+		newActivity("GET", 3, "Get"),
+		newActivity("HEAD", 4, "Head"),
+		newActivity("OPTIONS", 5, "Options"),
+		newActivity("POST", 6, "Post"),
+		newActivity("PUT", 7, "Put"),
+		newActivity("TRACE", 8, "Trace"),
 	}
 )
 
 // otherHead is the classification prefix of activity_id 99 up to the
 // activity_name value, which is the hit's method as the source gave it.
 const (
-	otherHead = `{"activity_id":99,"activity_name":`
-	otherTail = `,"category_name":"Network Activity","category_uid":4,"class_name":"HTTP Activity","class_uid":4002,"type_name":"HTTP Activity: Other","type_uid":400299,`
+	otherHead     = `{"activity_id":99,"activity_name":`
+	otherTail     = `,"category_name":"` + categoryName + `","category_uid":4,"class_name":"` + className + `","class_uid":4002,"type_name":"` + typeNameOther + `","type_uid":400299,`
+	typeNameOther = className + ": Other"
 )
 
 // outcome is what block_status says: severity, action and disposition.
@@ -215,15 +229,209 @@ type outcome struct {
 	status string // the block_status value; empty for the fallbacks
 	text   string // `"severity_id":...,"severity":...` (time goes between)
 	ctl    string // `"action_id":...,"disposition":"..."` without the leading comma
+
+	severityID, actionID, dispositionID int
+	severity, action, disposition       string
+}
+
+func newOutcome(status string, severityID int, severity string, actionID int, action string, dispositionID int, disposition string) outcome {
+	return outcome{
+		status: status,
+		text:   `"severity_id":` + strconv.Itoa(severityID) + `,"severity":"` + severity + `",`,
+		ctl: `"action_id":` + strconv.Itoa(actionID) + `,"action":"` + action + `","disposition_id":` +
+			strconv.Itoa(dispositionID) + `,"disposition":"` + disposition + `"`,
+		severityID: severityID, severity: severity, actionID: actionID, action: action,
+		dispositionID: dispositionID, disposition: disposition,
+	}
 }
 
 var (
 	outcomes = [...]outcome{
-		{"blocked", `"severity_id":2,"severity":"Low",`, `"action_id":2,"action":"Denied","disposition_id":2,"disposition":"Blocked"`},
-		{"monitored", `"severity_id":3,"severity":"Medium",`, `"action_id":1,"action":"Allowed","disposition_id":15,"disposition":"Detected"`},
+		newOutcome("blocked", 2, "Low", 2, "Denied", 2, "Blocked"),
+		newOutcome("monitored", 3, "Medium", 1, "Allowed", 15, "Detected"),
 	}
-	outcomeUnknown = outcome{"", `"severity_id":0,"severity":"Unknown",`, `"action_id":0,"action":"Unknown","disposition_id":0,"disposition":"Unknown"`}
+	outcomeUnknown = newOutcome("", 0, "Unknown", 0, "Unknown", 0, "Unknown")
 )
+
+// fields are the decisions of mapping one hit, which AppendRecord writes
+// as JSON and MapColumns as column values: one set of decisions, so the
+// two cannot differ (TestColumnsMatchJSON checks the outcome).
+type fields struct {
+	ms int64
+	tv []byte // the time's raw value, quoted or not
+
+	act      activity // the classification when found or unknown
+	actFound bool
+	other    []byte // the raw method when activity_id is 99 (Other)
+
+	oc          outcome
+	otherStatus []byte // the raw block_status when disposition_id is 99
+
+	reqID    []byte // raw, when hasReqID
+	hasReqID bool
+	clientID []byte // digits, or nil
+
+	ip      []byte // raw, or nil (name "unknown")
+	country []byte // raw, or nil
+
+	host, port, domain []byte // host != nil: hostname (and port); else domain when hasDomain
+	hasDomain          bool
+
+	uri    []byte // raw, when hasURI
+	hasURI bool
+
+	code int32
+
+	attack  []byte // raw, or nil (no firewall_rule)
+	payload []byte // a string array, or nil
+
+}
+
+// decide maps hit into f and returns its members, the unmapped ones marked,
+// appended to ms (scratch space the caller keeps on its stack).
+func (m *Mapper) decide(hit []byte, f *fields, ms []member) ([]member, error) {
+	if !utf8.Valid(hit) {
+		return nil, &Error{Msg: "not valid UTF-8"}
+	}
+	var idx [nKnown]int
+	for i := range idx {
+		idx[i] = -1
+	}
+	members, ok := splitObject(hit, ms, &idx)
+	if !ok {
+		return nil, &Error{Msg: "not a valid JSON object"}
+	}
+	for i := range members {
+		if members[i].field < 0 {
+			members[i].unmapped = true
+		}
+	}
+	val := func(fi int) []byte {
+		if idx[fi] < 0 {
+			return nil
+		}
+		return members[idx[fi]].val
+	}
+	// toUnmapped marks a known field whose value has no OCSF home.
+	toUnmapped := func(fi int) {
+		if idx[fi] >= 0 {
+			members[idx[fi]].unmapped = true
+		}
+	}
+	// str returns the raw contents of a string field, or ok=false (and the
+	// field goes to unmapped) when the field is present but not a string.
+	str := func(fi int) (raw []byte, ok bool) {
+		v := val(fi)
+		if v == nil {
+			return nil, false
+		}
+		if v[0] != '"' {
+			toUnmapped(fi)
+			return nil, false
+		}
+		return v[1 : len(v)-1], true
+	}
+
+	// time: required.
+	tv := val(fTime)
+	if tv == nil {
+		return nil, &Error{Field: "time", Msg: "missing"}
+	}
+	timeRaw := tv
+	if tv[0] == '"' {
+		timeRaw = tv[1 : len(tv)-1]
+	}
+	if f.ms, ok = parseUnixSeconds(timeRaw); !ok {
+		return nil, &Error{Field: "time", Msg: "not Unix seconds (DIGITS or DIGITS.DIGITS, as a string or a number)"}
+	}
+	f.tv = tv
+
+	// Classification, from method.
+	f.act = actUnknown
+	if raw, ok := str(fMethod); ok {
+		act, found := activityOf(raw)
+		switch {
+		case found:
+			f.act, f.actFound = act, true
+		case len(raw) == 0:
+			toUnmapped(fMethod)
+		default:
+			f.other = raw
+		}
+	}
+
+	// Outcome, from block_status.
+	f.oc = outcomeUnknown
+	if raw, ok := str(fBlockStatus); ok {
+		found := false
+		for _, o := range outcomes {
+			if rawEq(raw, o.status) {
+				f.oc, found = o, true
+				break
+			}
+		}
+		if !found {
+			f.otherStatus = raw
+		}
+	}
+
+	// metadata
+	f.reqID, f.hasReqID = str(fRequestID)
+	if v := val(fClientID); v != nil {
+		if id, ok := clientIDOf(v); ok {
+			f.clientID = id
+		} else {
+			toUnmapped(fClientID)
+		}
+	}
+
+	// src_endpoint
+	if raw, ok := str(fIP); ok && isIP(raw) {
+		f.ip = raw
+	} else {
+		toUnmapped(fIP)
+	}
+	if raw, ok := str(fRemoteCountry); ok && len(raw) > 0 {
+		f.country = raw
+	} else {
+		toUnmapped(fRemoteCountry)
+	}
+
+	// dst_endpoint: a hostname (with an optional :port) goes to hostname
+	// (and port); any other domain string is the endpoint's name.
+	f.domain, f.hasDomain = str(fDomain)
+	if f.hasDomain && len(f.domain) == 0 {
+		f.hasDomain = false
+		toUnmapped(fDomain)
+	}
+	if f.hasDomain {
+		f.host, f.port = splitHostPort(f.domain)
+	}
+
+	f.uri, f.hasURI = str(fURI)
+
+	code, ok := int32Of(val(fStatusCode))
+	if !ok {
+		toUnmapped(fStatusCode)
+	}
+	f.code = code
+
+	// firewall_rule
+	if at, ok := str(fAttackType); ok && len(at) > 0 {
+		f.attack = at
+		if p := val(fPayload); p != nil {
+			if isStringArray(p) {
+				f.payload = p
+			} else {
+				toUnmapped(fPayload)
+			}
+		}
+	} else {
+		toUnmapped(fAttackType)
+		toUnmapped(fPayload)
+	}
+	return members, nil
+}
 
 // AppendRecord appends the OCSF HTTP Activity record of hit to dst and
 // returns the extended slice. The record is one line of compact JSON whose
@@ -233,180 +441,88 @@ var (
 // It does not block, does not retain hit or dst, and is safe for concurrent
 // use.
 func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
-	if !utf8.Valid(hit) {
-		return dst, &Error{Msg: "not valid UTF-8"}
-	}
+	var f fields
 	var buf [24]member
-	var idx [nKnown]int
-	for i := range idx {
-		idx[i] = -1
+	members, err := m.decide(hit, &f, buf[:0])
+	if err != nil {
+		return dst, err
 	}
-	members, ok := splitObject(hit, buf[:0], &idx)
-	if !ok {
-		return dst, &Error{Msg: "not a valid JSON object"}
-	}
-	for i := range members {
-		if members[i].field < 0 {
-			members[i].unmapped = true
-		}
-	}
-	val := func(f int) []byte {
-		if idx[f] < 0 {
-			return nil
-		}
-		return members[idx[f]].val
-	}
-	// toUnmapped marks a known field whose value has no OCSF home.
-	toUnmapped := func(f int) {
-		if idx[f] >= 0 {
-			members[idx[f]].unmapped = true
-		}
-	}
-	// str returns the raw contents of a string field, or ok=false (and the
-	// field goes to unmapped) when the field is present but not a string.
-	str := func(f int) (raw []byte, ok bool) {
-		v := val(f)
-		if v == nil {
-			return nil, false
-		}
-		if v[0] != '"' {
-			toUnmapped(f)
-			return nil, false
-		}
-		return v[1 : len(v)-1], true
-	}
-
-	// time: required.
-	tv := val(fTime)
-	if tv == nil {
-		return dst, &Error{Field: "time", Msg: "missing"}
-	}
-	timeRaw := tv
-	if tv[0] == '"' {
-		timeRaw = tv[1 : len(tv)-1]
-	}
-	ms, ok := parseUnixSeconds(timeRaw)
-	if !ok {
-		return dst, &Error{Field: "time", Msg: "not Unix seconds (DIGITS or DIGITS.DIGITS, as a string or a number)"}
-	}
-
 	b := dst
 
-	// Classification, from method.
-	if raw, ok := str(fMethod); ok {
-		act, found := activityOf(raw)
-		switch {
-		case found:
-			b = append(b, act.head...)
-		case len(raw) == 0:
-			toUnmapped(fMethod)
-			b = append(b, actUnknown.head...)
-		default:
-			b = append(b, otherHead...)
-			b = appendRawString(b, raw)
-			b = append(b, otherTail...)
-		}
+	// Classification.
+	if f.other != nil {
+		b = append(b, otherHead...)
+		b = appendRawString(b, f.other)
+		b = append(b, otherTail...)
 	} else {
-		b = append(b, actUnknown.head...)
+		b = append(b, f.act.head...)
 	}
 
-	// Outcome, from block_status.
-	oc := outcomeUnknown
-	otherStatus := []byte(nil)
-	if raw, ok := str(fBlockStatus); ok {
-		found := false
-		for _, o := range outcomes {
-			if rawEq(raw, o.status) {
-				oc, found = o, true
-				break
-			}
-		}
-		if !found {
-			otherStatus = raw
-		}
-	}
-	b = append(b, oc.text...)
+	// Outcome.
+	b = append(b, f.oc.text...)
 	b = append(b, `"time":`...)
-	b = strconv.AppendInt(b, ms, 10)
+	b = strconv.AppendInt(b, f.ms, 10)
 	b = append(b, `,"timezone_offset":0,`...)
-	if otherStatus != nil {
+	if f.otherStatus != nil {
 		b = append(b, `"action_id":0,"action":"Unknown","disposition_id":99,"disposition":`...)
-		b = appendRawString(b, otherStatus)
+		b = appendRawString(b, f.otherStatus)
 	} else {
-		b = append(b, oc.ctl...)
+		b = append(b, f.oc.ctl...)
 	}
 
 	// metadata
 	b = append(b, ',')
 	b = append(b, m.metaHead...)
-	reqID, hasReqID := str(fRequestID)
-	if hasReqID {
+	if f.hasReqID {
 		b = append(b, `,"uid":"`...)
-		b = append(b, reqID...)
+		b = append(b, f.reqID...)
 		b = append(b, '"')
 	}
-	if v := val(fClientID); v != nil {
-		if id, ok := clientIDOf(v); ok {
-			b = append(b, `,"tenant_uid":"`...)
-			b = append(b, id...)
-			b = append(b, '"')
-		} else {
-			toUnmapped(fClientID)
-		}
+	if f.clientID != nil {
+		b = append(b, `,"tenant_uid":"`...)
+		b = append(b, f.clientID...)
+		b = append(b, '"')
 	}
 	b = append(b, `,"original_time":`...)
-	if tv[0] == '"' {
-		b = append(b, tv...)
+	if f.tv[0] == '"' {
+		b = append(b, f.tv...)
 	} else {
 		b = append(b, '"')
-		b = append(b, tv...)
+		b = append(b, f.tv...)
 		b = append(b, '"')
 	}
 	b = append(b, '}')
 
 	// src_endpoint
 	b = append(b, `,"src_endpoint":{`...)
-	if raw, ok := str(fIP); ok && isIP(raw) {
+	if f.ip != nil {
 		b = append(b, `"ip":"`...)
-		b = append(b, raw...)
+		b = append(b, f.ip...)
 		b = append(b, '"')
 	} else {
-		toUnmapped(fIP)
 		b = append(b, `"name":"unknown"`...)
 	}
-	if raw, ok := str(fRemoteCountry); ok && len(raw) > 0 {
+	if f.country != nil {
 		b = append(b, `,"location":{"country":"`...)
-		b = append(b, raw...)
+		b = append(b, f.country...)
 		b = append(b, `"}`...)
-	} else {
-		toUnmapped(fRemoteCountry)
 	}
 	b = append(b, '}')
 
-	// dst_endpoint: a hostname (with an optional :port) goes to hostname
-	// (and port); any other domain string is the endpoint's name.
-	domain, hasDomain := str(fDomain)
-	if hasDomain && len(domain) == 0 {
-		hasDomain = false
-		toUnmapped(fDomain)
-	}
-	var host, port []byte
-	if hasDomain {
-		host, port = splitHostPort(domain)
-	}
+	// dst_endpoint
 	b = append(b, `,"dst_endpoint":{`...)
 	switch {
-	case host != nil:
+	case f.host != nil:
 		b = append(b, `"hostname":"`...)
-		b = append(b, host...)
+		b = append(b, f.host...)
 		b = append(b, '"')
-		if port != nil {
+		if f.port != nil {
 			b = append(b, `,"port":`...)
-			b = append(b, port...)
+			b = append(b, f.port...)
 		}
-	case hasDomain:
+	case f.hasDomain:
 		b = append(b, `"name":"`...)
-		b = append(b, domain...)
+		b = append(b, f.domain...)
 		b = append(b, '"')
 	default:
 		b = append(b, `"name":"unknown"`...)
@@ -422,91 +538,93 @@ func (m *Mapper) AppendRecord(dst, hit []byte) ([]byte, error) {
 		}
 		n++
 	}
-	if raw, ok := str(fMethod); ok {
-		if act, found := activityOf(raw); found {
-			comma()
-			b = append(b, `"http_method":"`...)
-			b = append(b, act.method...)
-			b = append(b, '"')
-		}
-	}
-	if hasReqID {
+	if f.actFound {
 		comma()
-		b = append(b, `"uid":"`...)
-		b = append(b, reqID...)
+		b = append(b, `"http_method":"`...)
+		b = append(b, f.act.method...)
 		b = append(b, '"')
 	}
-	if uri, ok := str(fURI); ok {
+	if f.hasReqID {
+		comma()
+		b = append(b, `"uid":"`...)
+		b = append(b, f.reqID...)
+		b = append(b, '"')
+	}
+	if f.hasURI {
 		comma()
 		b = append(b, `"url":{`...)
-		if host != nil {
+		if f.host != nil {
 			b = append(b, `"hostname":"`...)
-			b = append(b, host...)
+			b = append(b, f.host...)
 			b = append(b, `",`...)
-			if port != nil {
+			if f.port != nil {
 				b = append(b, `"port":`...)
-				b = append(b, port...)
+				b = append(b, f.port...)
 				b = append(b, ',')
 			}
 		}
-		b = appendPathQuery(b, uri)
+		b = appendPathQuery(b, f.uri)
 		b = append(b, '}')
 	}
 	b = append(b, '}')
 
 	// http_response
 	b = append(b, `,"http_response":{"code":`...)
-	code, ok := int32Of(val(fStatusCode))
-	if !ok {
-		toUnmapped(fStatusCode)
-	}
-	b = strconv.AppendInt(b, int64(code), 10)
+	b = strconv.AppendInt(b, int64(f.code), 10)
 	b = append(b, '}')
 
 	// firewall_rule
-	if at, ok := str(fAttackType); ok && len(at) > 0 {
+	if f.attack != nil {
 		b = append(b, `,"firewall_rule":{"name":"`...)
-		b = append(b, at...)
+		b = append(b, f.attack...)
 		b = append(b, `","condition":"`...)
-		b = append(b, at...)
+		b = append(b, f.attack...)
 		b = append(b, '"')
-		if p := val(fPayload); p != nil {
-			if isStringArray(p) {
-				b = append(b, `,"match_details":`...)
-				b = appendCompact(b, p)
-			} else {
-				toUnmapped(fPayload)
-			}
+		if f.payload != nil {
+			b = append(b, `,"match_details":`...)
+			b = appendCompact(b, f.payload)
 		}
 		b = append(b, '}')
-	} else {
-		toUnmapped(fAttackType)
-		toUnmapped(fPayload)
 	}
 
 	// unmapped: every member without an OCSF home, in the hit's order.
+	if anyUnmapped(members) {
+		b = append(b, `,"unmapped":`...)
+		b = appendUnmapped(b, members)
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
+func anyUnmapped(members []member) bool {
+	for i := range members {
+		if members[i].unmapped {
+			return true
+		}
+	}
+	return false
+}
+
+// appendUnmapped appends the unmapped members as a JSON object, in the hit's
+// order.
+func appendUnmapped(b []byte, members []member) []byte {
+	b = append(b, '{')
 	first := true
 	for i := range members {
 		mb := &members[i]
 		if !mb.unmapped {
 			continue
 		}
-		if first {
-			b = append(b, `,"unmapped":{`...)
-			first = false
-		} else {
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = append(b, '"')
 		b = append(b, mb.key...)
 		b = append(b, `":`...)
 		b = appendCompact(b, mb.val)
 	}
-	if !first {
-		b = append(b, '}')
-	}
-	b = append(b, '}')
-	return b, nil
+	return append(b, '}')
 }
 
 func activityOf(raw []byte) (activity, bool) {
