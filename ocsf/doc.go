@@ -84,6 +84,13 @@
 // needs a look (Medium). Without a known outcome the severity is Unknown
 // rather than a guess.
 //
+// Two outputs: AppendRecord writes a record as one line of JSON (formats
+// ocsf, ocsf-json); MapColumns gives the same record's values column by
+// column (Attributes, the columns of sink/parquet's OCSF schema) to a
+// columnar writer (format ocsf-parquet). Both write what one function
+// decided (fields), so they cannot map a hit differently; sink/parquet's
+// TestColumnsMatchJSON checks the files they make are the same.
+//
 // Left out: url.scheme and url.url_string (a hit carries no scheme; its
 // "protocol" is the API protocol, kept in unmapped), ports, user agent and
 // headers (not in a hit), MITRE "attacks" (attack_type is not an ATT&CK

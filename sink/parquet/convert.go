@@ -249,15 +249,31 @@ func (c *converter) reset() {
 // path); an empty list too, a list's elements one deeper. A group is present
 // when a leaf under it has a value, so a null is at the number of its
 // leaf's present ancestor groups (0 in a flat schema).
+//
+// A record that starts with valuesTag is not JSON but column values (see
+// Values): they are taken as they are, with no extra column.
 func (c *converter) convert(rec []byte) pq.Row {
+	c.clearCols()
+	if len(rec) > 0 && rec[0] == valuesTag {
+		c.takeValues(rec[1:])
+		return c.row(nil)
+	}
+	mark := len(c.extra)
+	c.extra, _ = c.object(rec, skipWS(rec, 0), c.s.root, c.extra)
+	return c.row(c.extra[mark:len(c.extra):len(c.extra)])
+}
+
+func (c *converter) clearCols() {
 	for i := range c.cols {
 		c.cols[i].set, c.cols[i].null = false, false
 		c.cols[i].items = c.cols[i].items[:0]
 	}
 	c.owned = c.owned[:0]
-	mark := len(c.extra)
-	c.extra, _ = c.object(rec, skipWS(rec, 0), c.s.root, c.extra)
-	extra := c.extra[mark:len(c.extra):len(c.extra)]
+}
+
+// row builds the row of the columns taken, with extra as the extra column's
+// JSON (none when empty).
+func (c *converter) row(extra []byte) pq.Row {
 	if len(c.present) > 0 {
 		clear(c.present)
 		for _, l := range c.s.leaves {

@@ -161,14 +161,37 @@ func (e *Encoder) AddTrusted(rec []byte, seq uint64) error {
 	return e.add(rec, seq)
 }
 
+// AddValues is Add for a record given as column values (see Values): its
+// row is the one Add makes of the JSON object with those values. The values
+// are copied; v may be reset and reused after the call.
+func (e *Encoder) AddValues(v *Values, seq uint64) error {
+	if e.done {
+		return fmt.Errorf("parquet: add after finish: %w", ErrInvalid)
+	}
+	if v.s != e.s {
+		return fmt.Errorf("parquet: values of schema %s for an encoder of %s: %w", v.s.spec.Name, e.s.spec.Name, ErrInvalid)
+	}
+	if v.err == nil && v.left > 0 {
+		v.fail(v.list, "%d elements of the list still due", v.left)
+	}
+	if v.err != nil {
+		return v.err
+	}
+	return e.addTimed(v.b, v.time, seq)
+}
+
 func (e *Encoder) add(rec []byte, seq uint64) error {
 	rec = bytes.TrimSpace(rec)
+	return e.addTimed(rec, e.s.sortTime(rec), seq)
+}
+
+func (e *Encoder) addTimed(rec []byte, time int64, seq uint64) error {
 	if len(e.ents) > 0 && (e.arena.held+e.arena.need(len(rec)) > e.arenaMax || len(e.ents) >= e.entsMax) {
 		if err := e.spill(); err != nil {
 			return err
 		}
 	}
-	e.ents = append(e.ents, entry{time: e.s.sortTime(rec), seq: seq, idx: uint64(e.stats.Records), rec: e.arena.copy(rec)})
+	e.ents = append(e.ents, entry{time: time, seq: seq, idx: uint64(e.stats.Records), rec: e.arena.copy(rec)})
 	e.stats.Records++
 	e.total += int64(len(rec))
 	return nil
