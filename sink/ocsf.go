@@ -40,6 +40,35 @@ func AppendOCSFOrKeep(dst, hit []byte, fallbackMs int64) ([]byte, error) {
 	if err == nil || !ocsf.IsBadHit(err) {
 		return out, err
 	}
+	b, err := keepHit(hit, err, fallbackMs)
+	if err != nil {
+		return dst, err
+	}
+	return AppendOCSF(dst, b)
+}
+
+// OCSFColumns is AppendOCSFOrKeep for a columnar writer: it gives c the
+// columns of the record AppendOCSFOrKeep would write (ocsf.Mapper.MapColumns),
+// and returns scratch, space for the values, to be passed again.
+func OCSFColumns(c ocsf.Columns, hit []byte, fallbackMs int64, scratch []byte) ([]byte, error) {
+	m, err := ocsfMapper()
+	if err != nil {
+		return scratch, err
+	}
+	_, scratch, err = m.MapColumns(hit, c, scratch)
+	if err == nil || !ocsf.IsBadHit(err) {
+		return scratch, err
+	}
+	b, err := keepHit(hit, err, fallbackMs)
+	if err != nil {
+		return scratch, err
+	}
+	_, scratch, err = m.MapColumns(b, c, scratch)
+	return scratch, err
+}
+
+// keepHit is the hit that stands for one the mapping refused with err.
+func keepHit(hit []byte, err error, fallbackMs int64) ([]byte, error) {
 	keep := map[string]string{
 		"time":                  strconv.FormatInt(fallbackMs/1000, 10),
 		"hitship_mapping_error": err.Error(),
@@ -49,9 +78,5 @@ func AppendOCSFOrKeep(dst, hit []byte, fallbackMs int64) ([]byte, error) {
 	} else {
 		keep["hitship_unmapped_hit_base64"] = base64.StdEncoding.EncodeToString(hit)
 	}
-	b, merr := json.Marshal(keep) // sorted keys: deterministic
-	if merr != nil {
-		return dst, merr
-	}
-	return AppendOCSF(dst, b)
+	return json.Marshal(keep) // sorted keys: deterministic
 }

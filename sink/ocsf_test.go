@@ -2,11 +2,13 @@ package sink_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"testing"
 
 	"hitship/sink"
+	"hitship/sink/parquet"
 )
 
 // TestAppendOCSFOrKeep: a hit the OCSF mapping refuses is kept whole in a
@@ -49,6 +51,46 @@ func TestAppendOCSFOrKeep(t *testing.T) {
 		}
 		if r.ClassUID != 4002 || r.Time != 1687241400000 || !bytes.Equal(kept, hit) || r.Unmapped["hitship_mapping_error"] == "" {
 			t.Errorf("%s: %s", name, rec)
+		}
+	}
+}
+
+// TestOCSFColumnsOrKeep: OCSFColumns makes the Parquet row AppendOCSFOrKeep's
+// record makes, for a good hit and for each kind the mapping refuses (kept
+// whole at the fallback time).
+func TestOCSFColumnsOrKeep(t *testing.T) {
+	s := parquet.OCSFSchema()
+	for name, hit := range map[string][]byte{
+		"good":       []byte(`{"time":"1687241470","request_id":"r1","ip":"10.0.0.1","method":"GET","domain":"a.example","uri":"/x?y","status_code":200,"block_status":"blocked","tor":"none"}`),
+		"no time":    []byte(`{"request_id":"r2","method":"GET"}`),
+		"not json":   []byte(`{"time":`),
+		"not utf-8":  []byte("{\"time\":\"1\",\"x\":\"\xff\"}"),
+		"not object": []byte(`[1,2]`),
+	} {
+		var a, b bytes.Buffer
+		ej, _ := parquet.NewEncoder(&a, s, parquet.Options{})
+		ec, _ := parquet.NewEncoder(&b, s, parquet.Options{})
+		rec, err := sink.AppendOCSFOrKeep(nil, hit, 1687241400000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ej.AddTrusted(rec, 0); err != nil {
+			t.Fatal(err)
+		}
+		v := parquet.NewValues(s)
+		if _, err := sink.OCSFColumns(v, hit, 1687241400000, nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := ec.AddValues(v, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []*parquet.Encoder{ej, ec} {
+			if err := e.Finish(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("%s: the columns' file differs from the JSON record's", name)
 		}
 	}
 }

@@ -513,19 +513,31 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 			buf.Discard()
 			return nil, nil, err
 		}
-		// OCSF records come from the mapper, which validated the hit and
-		// writes compact JSON: the encoder need not check them again.
-		addTo := enc.Add
-		if f.OCSF() {
-			addTo = enc.AddTrusted
-		}
 		var seq uint64
 		add = func(rec []byte) error {
 			seq++
-			return addTo(rec, seq)
+			return enc.Add(rec, seq)
+		}
+		if f.OCSF() {
+			// Each hit's OCSF record goes to the encoder as column values,
+			// never as JSON to be read back (bench/README.md,
+			// "ocsf-parquet"); the row is the one its JSON record makes,
+			// and a hit the mapping refuses is kept as AppendOCSFOrKeep
+			// keeps it.
+			vals := parquet.NewValues(f.ParquetSchema())
+			var scratch []byte
+			add = func(hit []byte) error {
+				seq++
+				vals.Reset()
+				var err error
+				if scratch, err = sink.OCSFColumns(vals, hit, in.Window, scratch); err != nil {
+					return err
+				}
+				return enc.AddValues(vals, seq)
+			}
 		}
 	}
-	if f.OCSF() {
+	if f.OCSF() && !f.Parquet() {
 		// Each hit becomes its OCSF record here, deterministically: a
 		// replay of the intent writes the same bytes. A hit the mapping
 		// refuses is kept whole in a record of the window's start.
