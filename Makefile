@@ -89,6 +89,7 @@ fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZ_SHORT) ./secrets/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyring$$' -fuzztime $(FUZZ_SHORT) ./secrets/
 	$(GO) test -run '^$$' -fuzz '^FuzzMap$$' -fuzztime $(FUZZ_SHORT) ./ocsf/
+	$(GO) test -run '^$$' -fuzz '^FuzzColumnsMatchJSON$$' -fuzztime $(FUZZ_SHORT) ./sink/parquet/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
