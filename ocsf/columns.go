@@ -1,9 +1,6 @@
 package ocsf
 
-import (
-	"bytes"
-	"strconv"
-)
+import "bytes"
 
 // The attributes a record can have, as column numbers: Attributes[i] is the
 // dotted path of column i. They are in the record's order, which is the
@@ -242,9 +239,12 @@ func (m *Mapper) MapColumns(hit []byte, c Columns, scratch []byte) (ms int64, _ 
 
 func hasEscape(raw []byte) bool { return bytes.IndexByte(raw, '\\') >= 0 }
 
-// portOf reads a port isPort accepted.
+// portOf reads a port isPort accepted (1 to 5 digits).
 func portOf(p []byte) int64 {
-	n, _ := strconv.ParseInt(string(p), 10, 32)
+	var n int64
+	for _, c := range p {
+		n = n*10 + int64(c-'0')
+	}
 	return n
 }
 

@@ -16,9 +16,8 @@ const valuesTag = 0
 // has them at hand (package ocsf's mapper does): the Encoder then skips
 // writing JSON and reading it back, the most of encoding such a record
 // (bench/README.md, "ocsf-parquet"). The row is the one Add would make of
-// the JSON object with the same values: a column set twice keeps its first
-// value (a list column takes every element), a column not set is null, and
-// there is nothing for the extra column.
+// the JSON object with the same values: a column not set is null, and there
+// is nothing for the extra column. A column takes one value (or one list).
 //
 // Columns are the indexes of Schema.Columns. The setters check a value
 // against its column's type; the first mismatch is the error AddValues
@@ -31,11 +30,12 @@ type Values struct {
 	// list is the list column whose elements are being added, and left
 	// how many more List announced.
 	list, left int
+	set        []bool // per column: given a value (or a list)
 }
 
 // NewValues returns an empty Values of schema s.
 func NewValues(s *Schema) *Values {
-	v := &Values{s: s}
+	v := &Values{s: s, set: make([]bool, len(s.spec.Columns))}
 	v.Reset()
 	return v
 }
@@ -45,6 +45,7 @@ func (v *Values) Reset() {
 	v.b = append(v.b[:0], valuesTag)
 	v.time, v.err = noTime, nil
 	v.list, v.left = -1, 0
+	clear(v.set)
 }
 
 func (v *Values) fail(col int, format string, args ...any) {
@@ -72,7 +73,11 @@ func (v *Values) column(col int) Type {
 	case t.isList():
 		v.fail(col, "an element of a list not announced with List")
 		return 0
+	case v.set[col]:
+		v.fail(col, "a second value (a record has one per column)")
+		return 0
 	}
+	v.set[col] = true
 	v.b = binary.AppendUvarint(v.b, uint64(col))
 	return t
 }
@@ -81,10 +86,11 @@ func (v *Values) column(col int) Type {
 // calls of String (StringList) or Int (Int64List) on col give. A list of 0
 // is an empty list, not a null.
 func (v *Values) List(col, n int) {
-	if col < 0 || col >= len(v.s.spec.Columns) || !v.s.spec.Columns[col].Type.isList() || n < 0 || v.left > 0 {
-		v.fail(col, "not a list column, a negative length, or a list's elements still due")
+	if col < 0 || col >= len(v.s.spec.Columns) || !v.s.spec.Columns[col].Type.isList() || n < 0 || v.left > 0 || v.set[col] {
+		v.fail(col, "not a list column, a negative length, a list's elements still due, or a second list")
 		return
 	}
+	v.set[col] = true
 	v.b = binary.AppendUvarint(v.b, uint64(col))
 	v.b = binary.AppendUvarint(v.b, uint64(n))
 	v.list, v.left = col, n
@@ -119,20 +125,12 @@ func (v *Values) Int(col int, n int64) {
 // String sets a String column to s (the value itself, valid UTF-8, not JSON),
 // or a JSON column to the JSON text s, or adds the element s to a
 // StringList column. s is copied.
-func (v *Values) String(col int, s []byte) {
-	switch t := v.column(col); t {
-	case 0:
-		return
-	case String, JSON, StringList:
-	default:
-		v.fail(col, "a string for a column of type %v", t)
-	}
-	v.b = binary.AppendUvarint(v.b, uint64(len(s)))
-	v.b = append(v.b, s...)
-}
+func (v *Values) String(col int, s []byte) { setString(v, col, s) }
 
 // Text is String for a string.
-func (v *Values) Text(col int, s string) {
+func (v *Values) Text(col int, s string) { setString(v, col, s) }
+
+func setString[S string | []byte](v *Values, col int, s S) {
 	switch t := v.column(col); t {
 	case 0:
 		return
@@ -169,20 +167,15 @@ func (c *converter) takeValues(frames []byte) {
 		i += n
 		st := &c.cols[col]
 		t := c.s.spec.Columns[col].Type
+		st.set = true // once per column: Values refuses a second value
 		if !t.isList() {
-			if v := value(t); !st.set {
-				st.set, st.val = true, v
-			}
+			st.val = value(t)
 			continue
 		}
 		items, n := binary.Uvarint(frames[i:])
 		i += n
-		keep := !st.set
-		st.set = true
 		for range items {
-			if v := value(t); keep {
-				st.items = append(st.items, v)
-			}
+			st.items = append(st.items, value(t))
 		}
 	}
 }

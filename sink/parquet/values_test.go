@@ -146,6 +146,11 @@ func TestValuesRefused(t *testing.T) {
 		"list elements due":    func(v *Values) { v.List(ocsf.AttrMetadataProfiles, 2); v.Text(ocsf.AttrMetadataProfiles, "x") },
 		"other column in list": func(v *Values) { v.List(ocsf.AttrMetadataProfiles, 1); v.Text(ocsf.AttrSeverity, "x") },
 		"List of a scalar":     func(v *Values) { v.List(ocsf.AttrSeverity, 1) },
+		"a column set twice":   func(v *Values) { v.Int(ocsf.AttrActivityID, 1); v.Int(ocsf.AttrActivityID, 2) },
+		"a list given twice": func(v *Values) {
+			v.List(ocsf.AttrMetadataProfiles, 0)
+			v.List(ocsf.AttrMetadataProfiles, 0)
+		},
 	} {
 		v := NewValues(s)
 		fill(v)
