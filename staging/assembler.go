@@ -55,7 +55,9 @@ type AssemblerConfig struct {
 	// (16 at once took ocsf-parquet past the soft memory limit, where the
 	// runtime spent a third of hitship's CPU collecting and returning memory;
 	// bench/README.md, "ocsf-parquet"). A build holds its slot from its
-	// first segment read to the finished file.
+	// first segment read to the finished file; its segments are opened
+	// together, ahead of their merge (openAhead), so the slot waits about
+	// one round trip to the staging bucket, not one per segment.
 	ParquetBuilds int
 }
 
@@ -551,8 +553,14 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 			return next(rec)
 		}
 	}
+	ahead := a.openAhead(ctx, parts, byPart)
+	defer ahead.stop()
 	for _, p := range parts {
-		if err := a.mergePartition(ctx, p, byPart[p], keep, add, ids); err != nil {
+		readers, err := ahead.next()
+		if err == nil {
+			err = a.mergePartition(p, readers, keep, add, ids)
+		}
+		if err != nil {
 			if enc != nil {
 				enc.Discard()
 			}
@@ -574,25 +582,119 @@ func (a *Assembler) build(ctx context.Context, f sink.Format, c sink.Compression
 	return obj, ids, nil
 }
 
-// mergePartition merges one partition's segments by offset.
-func (a *Assembler) mergePartition(ctx context.Context, p int, keys []string, keep func(int, int64) bool, add func([]byte) error, ids Offsets) error {
-	readers := make([]*segReader, 0, len(keys))
-	defer func() {
-		for _, r := range readers {
-			r.close()
+// Segments are opened ahead of their merge: a GET's answer takes a round
+// trip to the staging bucket (tens of milliseconds on S3) before its first
+// byte, and opened one after the other the segments of a window spread over
+// many partitions cost one round trip each, during which a Parquet build
+// holds one of its few slots (AssemblerConfig.ParquetBuilds). openAhead
+// opens each partition's segments at once (up to openAtOnce), and up to
+// openAheadParts partitions ahead of the one being merged, so a build waits
+// about one round trip in all, and holds at most that many partitions'
+// readers (16 KiB each) open.
+const (
+	openAtOnce     = 8
+	openAheadParts = 2
+)
+
+// opened is one partition's segments, open and at their first record, or
+// the error that stopped opening them.
+type opened struct {
+	readers []*segReader
+	err     error
+}
+
+// ahead opens partitions' segments in the background, in the order of the
+// merge.
+type ahead struct {
+	ch     chan opened
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (a *Assembler) openAhead(ctx context.Context, parts []int, byPart map[int][]string) *ahead {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &ahead{ch: make(chan opened, openAheadParts), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		defer close(h.ch)
+		for _, p := range parts {
+			o := a.openSegments(ctx, byPart[p])
+			select {
+			case h.ch <- o:
+			case <-ctx.Done():
+				closeReaders(o.readers)
+				return
+			}
+			if o.err != nil {
+				return
+			}
 		}
 	}()
-	for _, k := range keys {
-		rc, err := a.d.Store.Open(ctx, k)
-		if err != nil {
-			return err
-		}
-		r := newSegReader(k, rc)
-		readers = append(readers, r)
-		if _, err := r.next(); err != nil {
-			return err
+	return h
+}
+
+// next returns the next partition's readers, which the caller closes.
+func (h *ahead) next() ([]*segReader, error) {
+	o, ok := <-h.ch
+	if !ok {
+		return nil, errors.New("staging: segments: opened fewer partitions than merged") // a bug
+	}
+	return o.readers, o.err
+}
+
+// stop ends the opening and closes what was opened and not taken.
+func (h *ahead) stop() {
+	h.cancel()
+	<-h.done
+	for o := range h.ch {
+		closeReaders(o.readers)
+	}
+}
+
+func closeReaders(rs []*segReader) {
+	for _, r := range rs {
+		r.close()
+	}
+}
+
+// openSegments opens keys (one partition's segments) at once, up to
+// openAtOnce at a time, each read to its first record.
+func (a *Assembler) openSegments(ctx context.Context, keys []string) opened {
+	readers := make([]*segReader, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, openAtOnce)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			rc, err := a.d.Store.Open(ctx, k)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			readers[i] = newSegReader(k, rc)
+			_, errs[i] = readers[i].next()
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil { // the first key's, as opened one by one
+			for _, r := range readers {
+				if r != nil {
+					r.close()
+				}
+			}
+			return opened{err: err}
 		}
 	}
+	return opened{readers: readers}
+}
+
+// mergePartition merges one partition's segments by offset, and closes
+// their readers.
+func (a *Assembler) mergePartition(p int, readers []*segReader, keep func(int, int64) bool, add func([]byte) error, ids Offsets) error {
+	defer closeReaders(readers)
 	last := int64(-1)
 	for {
 		var cur *segReader

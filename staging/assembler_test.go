@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,10 +47,13 @@ type world struct {
 	parts  int
 }
 
-func newWorld(t *testing.T, parts int) *world {
+func newWorld(t *testing.T, parts int) *world { return newWorldWrap(t, parts, nil) }
+
+// newWorldWrap is newWorld with the S3 server's handler wrapped by wrap.
+func newWorldWrap(t *testing.T, parts int, wrap func(http.Handler) http.Handler) *world {
 	t.Helper()
 	w := &world{t: t, parts: parts, layout: staging.Layout{Prefix: "hitship/"}}
-	w.s3 = testenv.MustS3(t, testenv.S3Options{Buckets: []string{stageBkt, custBkt}})
+	w.s3 = testenv.MustS3(t, testenv.S3Options{Buckets: []string{stageBkt, custBkt}, Wrap: wrap})
 	r := testenv.MustRedis(t, testenv.RedisOptions{})
 	w.rdb = r.Client()
 	creds := credentials.NewStaticCredentialsProvider(testenv.S3AccessKey, testenv.S3SecretKey, "")
@@ -244,6 +249,112 @@ func TestAssembleOneObjectInCanonicalOrder(t *testing.T) {
 	}
 	if _, ok := st[w.layout.IntentKey(staging.Namespace(a1.ID), w0, "main")]; !ok {
 		t.Errorf("no intent kept: %v", keysOf(st))
+	}
+}
+
+// slowSegments answers each GET of a segment after delay, and counts the
+// most such GETs in flight at once.
+type slowSegments struct {
+	delay         time.Duration
+	mu            sync.Mutex
+	inFlight, max int
+	fail          map[string]int // key suffix -> status, answered at once
+}
+
+func (s *slowSegments) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/staging/seg/") || r.URL.Query().Has("list-type") {
+			next.ServeHTTP(rw, r)
+			return
+		}
+		s.mu.Lock()
+		for suffix, status := range s.fail {
+			if strings.HasSuffix(r.URL.Path, suffix) {
+				s.mu.Unlock()
+				http.Error(rw, "injected", status)
+				return
+			}
+		}
+		s.inFlight++
+		s.max = max(s.max, s.inFlight)
+		s.mu.Unlock()
+		time.Sleep(s.delay)
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// TestSegmentsOpenedAhead: a window's segments over many partitions are not
+// opened one after the other (each GET waits a round trip for its first
+// byte, during which a Parquet build holds one of its few slots): they are
+// opened together, ahead of their merge, and the object is the same.
+func TestSegmentsOpenedAhead(t *testing.T) {
+	slow := &slowSegments{delay: 150 * time.Millisecond}
+	w := newWorldWrap(t, 6, slow.wrap)
+	a1 := w.target("a:1:aaaa", "a", 1, sink.FormatNDJSON)
+	w.configure(a1)
+	end := w0 + win
+	var want [][2]int64
+	for p := range 6 {
+		w.segment(a1, w0, end, p, uint64(p), 10, 11)
+		want = append(want, [2]int64{int64(p), 10}, [2]int64{int64(p), 11})
+		if p == 3 {
+			w.segment(a1, w0, end, p, 99, 12)
+			want = append(want, [2]int64{int64(p), 12})
+		}
+	}
+	w.passAll(end)
+	w.tick(w.assembler(nil))
+	if objs := w.objects(custBkt, ""); len(objs) != 1 || objs["a/wallarm_hits_1687240800.jsonl"] != ndjson(want...) {
+		t.Fatalf("objects %v, want one holding\n%s", objs, ndjson(want...))
+	}
+	if slow.max < 2 {
+		t.Errorf("at most %d segment GET in flight at once: the segments were opened one after the other", slow.max)
+	}
+}
+
+// TestSegmentOpenFails: a segment that cannot be read fails the assembly
+// (no object, the segments stay), whatever partition it is in, and the next
+// tick assembles the window once it can be read.
+func TestSegmentOpenFails(t *testing.T) {
+	slow := &slowSegments{delay: 10 * time.Millisecond, fail: map[string]int{}}
+	w := newWorldWrap(t, 4, slow.wrap)
+	a1 := w.target("a:1:aaaa", "a", 1, sink.FormatNDJSON)
+	w.configure(a1)
+	end := w0 + win
+	var want [][2]int64
+	var bad string
+	for p := range 4 {
+		k := w.segment(a1, w0, end, p, uint64(p), 10)
+		want = append(want, [2]int64{int64(p), 10})
+		if p == 2 {
+			bad = k[strings.LastIndexByte(k, '/'):]
+		}
+	}
+	slow.mu.Lock()
+	slow.fail[bad] = http.StatusInternalServerError
+	slow.mu.Unlock()
+	w.passAll(end)
+	a := w.assembler(nil)
+	w.tick(a)
+	if objs := w.objects(custBkt, ""); len(objs) != 0 {
+		t.Fatalf("an object with a segment unread: %v", objs)
+	}
+	if n := len(w.objects(stageBkt, "hitship/staging/seg/")); n != 4 {
+		t.Fatalf("%d segments left, want 4", n)
+	}
+	slow.mu.Lock()
+	clear(slow.fail)
+	slow.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.objects(custBkt, "")) == 0 && time.Now().Before(deadline) {
+		w.tick(a)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if objs := w.objects(custBkt, ""); len(objs) != 1 || objs["a/wallarm_hits_1687240800.jsonl"] != ndjson(want...) {
+		t.Fatalf("objects %v, want one holding\n%s", objs, ndjson(want...))
 	}
 }
 

@@ -54,9 +54,11 @@ func TestLeaseIsExclusive(t *testing.T) {
 		r()
 	}
 	release()
-	if _, err := c.Lease(ctx, "a:1:x", 0, time.Minute); err != nil {
+	again, err := c.Lease(ctx, "a:1:x", 0, time.Minute)
+	if err != nil {
 		t.Fatalf("lease after release: %v", err)
 	}
+	again() // its renewer stops (goleak)
 }
 
 func TestOffsetsRoundTrip(t *testing.T) {
