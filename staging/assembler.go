@@ -607,13 +607,14 @@ type opened struct {
 // merge.
 type ahead struct {
 	ch     chan opened
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func (a *Assembler) openAhead(ctx context.Context, parts []int, byPart map[int][]string) *ahead {
 	ctx, cancel := context.WithCancel(ctx)
-	h := &ahead{ch: make(chan opened, openAheadParts), cancel: cancel, done: make(chan struct{})}
+	h := &ahead{ch: make(chan opened, openAheadParts), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		defer close(h.ch)
@@ -637,6 +638,9 @@ func (a *Assembler) openAhead(ctx context.Context, parts []int, byPart map[int][
 func (h *ahead) next() ([]*segReader, error) {
 	o, ok := <-h.ch
 	if !ok {
+		if err := h.ctx.Err(); err != nil {
+			return nil, err // the build's context ended (stop was not called yet)
+		}
 		return nil, errors.New("staging: segments: opened fewer partitions than merged") // a bug
 	}
 	return o.readers, o.err
