@@ -74,7 +74,7 @@ func TestOCSFColumnsOrKeep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ej.AddTrusted(rec, 0); err != nil {
+		if err := ej.Add(rec, 0); err != nil {
 			t.Fatal(err)
 		}
 		v := parquet.NewValues(s)

@@ -10,7 +10,7 @@ import (
 )
 
 // The walker below reads records that hit.Scan has already validated (Add
-// does; AddTrusted's callers vouch for theirs), so it does not check syntax:
+// does), so it does not check syntax:
 // it only finds where values end.
 
 func skipWS(b []byte, i int) int {

@@ -80,8 +80,7 @@
 // string-or-number form of a coerced integer or time is not kept.
 //
 // Add refuses (ErrRecord) only input that is not one JSON object, which
-// staging never passes on. AddTrusted skips that check for records their
-// caller has just written as valid JSON.
+// staging never passes on.
 //
 // # Column values
 //

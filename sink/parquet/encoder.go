@@ -149,18 +149,6 @@ func (e *Encoder) Add(rec []byte, seq uint64) error {
 	return e.add(rec, seq)
 }
 
-// AddTrusted is Add for a record its caller has just produced as one valid
-// JSON object, such as ocsf.Mapper's output (AppendRecord validates the hit
-// and writes compact JSON): it skips Add's validating pass, a tenth of
-// encoding an OCSF record. Given anything else the file is wrong, or
-// Finish panics.
-func (e *Encoder) AddTrusted(rec []byte, seq uint64) error {
-	if e.done {
-		return fmt.Errorf("parquet: add after finish: %w", ErrInvalid)
-	}
-	return e.add(rec, seq)
-}
-
 // AddValues is Add for a record given as column values (see Values): its
 // row is the one Add makes of the JSON object with those values. The values
 // are copied; v may be reset and reused after the call.

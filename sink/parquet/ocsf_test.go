@@ -65,30 +65,39 @@ func TestGoldenOCSF(t *testing.T) {
 	checkGolden(t, data, filepath.Join("testdata", "sample_hits.ocsf.parquet"))
 }
 
-// TestAddTrustedOCSF: the mapper's records added without the check give the
-// golden bytes, as the assembler adds them.
-func TestAddTrustedOCSF(t *testing.T) {
+// TestAddValuesOCSF: the sample hits' records given as column values, as the
+// assembler gives them, make the golden bytes.
+func TestAddValuesOCSF(t *testing.T) {
 	var out bytes.Buffer
 	e, err := NewEncoder(&out, OCSFSchema(), Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, rec := range bytes.Split(bytes.TrimSpace(toOCSF(t, sampleHits(t))), []byte("\n")) {
-		if err := e.AddTrusted(rec, uint64(i)); err != nil {
+	m, err := ocsf.NewMapper(ocsfProduct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewValues(OCSFSchema())
+	for i, hit := range bytes.Split(bytes.TrimSpace(sampleHits(t)), []byte("\n")) {
+		v.Reset()
+		if _, _, err := m.MapColumns(hit, v, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.AddValues(v, uint64(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := e.Finish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.AddTrusted([]byte("{}"), 9); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("AddTrusted after Finish: %v, want ErrInvalid", err)
+	if err := e.AddValues(v, 9); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("AddValues after Finish: %v, want ErrInvalid", err)
 	}
 	want, err := os.ReadFile(filepath.Join("testdata", "sample_hits.ocsf.parquet"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(out.Bytes(), want) {
-		t.Fatalf("AddTrusted: %d bytes, the golden file %d: they differ", out.Len(), len(want))
+		t.Fatalf("AddValues: %d bytes, the golden file %d: they differ", out.Len(), len(want))
 	}
 }

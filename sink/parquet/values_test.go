@@ -33,7 +33,7 @@ func columnsCorpus(t testing.TB) []string {
 
 // TestColumnsMatchJSON: a hit's OCSF record given as column values
 // (ocsf.Mapper.MapColumns into Values, AddValues) makes the bytes its JSON
-// record makes (AppendRecord, AddTrusted): for all the hits in one file of
+// record makes (AppendRecord, Add): for all the hits in one file of
 // several pages and spilled runs, and for each hand-written one alone (a
 // difference then names its hit), with and without a product version.
 func TestColumnsMatchJSON(t *testing.T) {
@@ -97,7 +97,7 @@ func encodeBoth(t testing.TB, m *ocsf.Mapper, hits [][]byte, opts Options) (viaJ
 		if rec, err = m.AppendRecord(rec[:0], h); err != nil {
 			t.Fatal(err)
 		}
-		if err := ej.AddTrusted(rec, uint64(i%7)); err != nil {
+		if err := ej.Add(rec, uint64(i%7)); err != nil {
 			t.Fatal(err)
 		}
 		v.Reset()
